@@ -64,6 +64,7 @@
 //! ```
 
 pub mod ids;
+pub mod relay;
 pub mod sync;
 pub mod token;
 pub mod wire;

@@ -1,0 +1,558 @@
+//! One document on the relay: its change graph and the sync state of every
+//! connection that has it open.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use automerge::ChangeHash;
+use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
+
+use super::chunks::split_changes;
+use super::graph::{ChangeGraph, StoredChange};
+use super::peer::{PeerSync, advance_heads};
+use crate::ids::{DocumentId, PeerId};
+use crate::sync::SyncError;
+use crate::wire::{DocMessage, DocUnavailable, Message, RejectReason, Rejected};
+
+/// Changes held in memory while their dependencies have not arrived. They
+/// are neither stored nor acknowledged; past this many the oldest go (the
+/// sender still has them and sends them again once it learns what we lack).
+pub const MAX_QUEUED_CHANGES: usize = 10_000;
+
+/// The relay's own handle for one connection; peer ids are chosen by peers
+/// and may repeat, connection ids are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Something for the relay's driver to do.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RelayEffect {
+    /// Send `message` on connection `conn`.
+    Send { conn: ConnId, message: Message },
+}
+
+/// A received sync message, checked and split, waiting for its new changes
+/// to become durable. Hand it back to [`RelayDoc::commit`] once they are
+/// stored, or to [`RelayDoc::abort`] if storing failed.
+#[derive(Debug)]
+#[must_use = "commit or abort a prepared message"]
+pub struct Prepared {
+    conn: ConnId,
+    message: sync::Message,
+    is_request: bool,
+    had_changes: bool,
+    /// New changes to store before anything is acknowledged or forwarded, in
+    /// dependency order.
+    pub to_store: Vec<StoredChange>,
+    /// Changes refused by the policy (and changes that depend on them).
+    pub refused: Vec<(ChangeHash, RejectReason)>,
+    queued: Vec<StoredChange>,
+}
+
+/// The sync engine of one document on the relay. See the module docs.
+#[derive(Debug)]
+pub struct RelayDoc {
+    id: DocumentId,
+    local: PeerId,
+    graph: ChangeGraph,
+    queue: Vec<StoredChange>,
+    /// Changes refused here: never asked for again.
+    refused: BTreeSet<ChangeHash>,
+    peers: BTreeMap<ConnId, PeerSync>,
+    effects: VecDeque<RelayEffect>,
+}
+
+/// How many refused hashes a document remembers; past this it forgets them
+/// all, and a peer still holding one is simply asked for it once more.
+const MAX_REFUSED_REMEMBERED: usize = 100_000;
+
+impl RelayDoc {
+    /// A document the relay has no changes of yet.
+    pub fn new(id: DocumentId, local: PeerId) -> Self {
+        Self {
+            id,
+            local,
+            graph: ChangeGraph::new(),
+            queue: Vec::new(),
+            refused: BTreeSet::new(),
+            peers: BTreeMap::new(),
+            effects: VecDeque::new(),
+        }
+    }
+
+    /// A document from its stored changes, in the order they were stored.
+    /// Returns the document and how many changes could not be placed (a
+    /// dependency missing), which should be zero.
+    pub fn from_stored(
+        id: DocumentId,
+        local: PeerId,
+        changes: impl IntoIterator<Item = StoredChange>,
+    ) -> (Self, usize) {
+        let mut doc = Self::new(id, local);
+        let mut orphans = 0;
+        for change in changes {
+            if !doc.graph.add(&change) && !doc.graph.contains(&change.hash) {
+                orphans += 1;
+            }
+        }
+        (doc, orphans)
+    }
+
+    /// The document's id.
+    pub fn id(&self) -> DocumentId {
+        self.id
+    }
+
+    /// How many changes the relay holds.
+    pub fn len(&self) -> usize {
+        self.graph.len()
+    }
+
+    /// True when the relay holds no change of the document.
+    pub fn is_empty(&self) -> bool {
+        self.graph.is_empty()
+    }
+
+    /// The current heads.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.graph.heads()
+    }
+
+    /// Nodes of the change graph visited so far by the sync answers: what
+    /// they cost, independent of the machine (see [`ChangeGraph::nodes_walked`]).
+    pub fn nodes_walked(&self) -> u64 {
+        self.graph.nodes_walked()
+    }
+
+    /// How many connections have the document open.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether `conn` has the document open.
+    pub fn has_peer(&self, conn: ConnId) -> bool {
+        self.peers.contains_key(&conn)
+    }
+
+    /// Opens the document for a connection whose peer calls itself `remote`.
+    /// Nothing is sent until the peer sends its first message.
+    pub fn add_peer(&mut self, conn: ConnId, remote: PeerId) {
+        self.peers
+            .entry(conn)
+            .or_insert_with(|| PeerSync::new(remote));
+    }
+
+    /// Closes the document for a connection.
+    pub fn remove_peer(&mut self, conn: ConnId) {
+        self.peers.remove(&conn);
+    }
+
+    /// The next effect, or `None`.
+    pub fn poll_effect(&mut self) -> Option<RelayEffect> {
+        self.effects.pop_front()
+    }
+
+    /// Reads a `sync` or `request` from `conn` (which must have been added)
+    /// and decides which of its changes to keep: `check` is asked about the
+    /// actor of every new change and refuses it by returning a reason.
+    pub fn receive(
+        &mut self,
+        conn: ConnId,
+        message: &DocMessage,
+        is_request: bool,
+        mut check: impl FnMut(&[u8]) -> Result<(), RejectReason>,
+    ) -> Result<Prepared, SyncError> {
+        let bad = |reason: String| SyncError::BadSyncMessage {
+            document: self.id,
+            peer: message.sender_id.clone(),
+            reason,
+        };
+        let mut decoded = sync::Message::decode(&message.data).map_err(|e| bad(e.to_string()))?;
+        let incoming = split_changes(decoded.changes.iter()).map_err(|e| bad(e.to_string()))?;
+        decoded.changes = sync::ChunkList::empty();
+        let had_changes = !incoming.is_empty();
+
+        let mut refused = Vec::new();
+        let mut refused_set = BTreeSet::new();
+        let mut candidates = Vec::new();
+        let mut seen = BTreeSet::new();
+        for change in incoming {
+            if self.graph.contains(&change.hash)
+                || self.refused.contains(&change.hash)
+                || !seen.insert(change.hash)
+            {
+                continue;
+            }
+            let verdict = if let Some(dep) = change.deps.iter().find(|d| refused_set.contains(*d)) {
+                Err((RejectReason::InvalidChange, *dep))
+            } else {
+                check(&change.actor).map_err(|reason| (reason, change.hash))
+            };
+            match verdict {
+                Ok(()) => candidates.push(change),
+                Err((reason, _)) => {
+                    refused_set.insert(change.hash);
+                    refused.push((change.hash, reason));
+                }
+            }
+        }
+        // Queued changes from earlier messages may be placeable now.
+        candidates.extend(
+            self.queue
+                .iter()
+                .filter(|c| !seen.contains(&c.hash))
+                .cloned(),
+        );
+        let (to_store, queued) = self.order_by_dependencies(candidates);
+        Ok(Prepared {
+            conn,
+            message: decoded,
+            is_request,
+            had_changes,
+            to_store,
+            refused,
+            queued,
+        })
+    }
+
+    /// Applies a prepared message whose `to_store` changes are now durable:
+    /// updates the sender's sync state, answers it, and forwards the new
+    /// changes to every other connection that has the document open.
+    pub fn commit(&mut self, prepared: Prepared) {
+        let before = self.graph.heads();
+        for change in &prepared.to_store {
+            self.graph.add(change);
+        }
+        self.queue = prepared.queued;
+        if self.queue.len() > MAX_QUEUED_CHANGES {
+            let excess = self.queue.len() - MAX_QUEUED_CHANGES;
+            self.queue.drain(..excess);
+        }
+        if self.refused.len() + prepared.refused.len() > MAX_REFUSED_REMEMBERED {
+            self.refused.clear();
+        }
+        self.refused
+            .extend(prepared.refused.iter().map(|(hash, _)| *hash));
+        let stored_any = !prepared.to_store.is_empty();
+        self.update_peer(
+            prepared.conn,
+            prepared.message,
+            prepared.had_changes,
+            &before,
+        );
+        self.send_rejected(prepared.conn, prepared.refused);
+        if stored_any {
+            let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+            for conn in conns {
+                self.generate(conn);
+            }
+        } else {
+            self.generate(prepared.conn);
+        }
+        if prepared.is_request && self.graph.is_empty() {
+            self.send_unavailable(prepared.conn);
+        }
+    }
+
+    /// Gives up on a prepared message because its changes could not be
+    /// stored: nothing is applied, and the sender is told which of its
+    /// changes were refused and why.
+    pub fn abort(&mut self, prepared: Prepared, reason: RejectReason) {
+        let mut refused = prepared.refused;
+        refused.extend(prepared.to_store.iter().map(|c| (c.hash, reason.clone())));
+        self.send_rejected(prepared.conn, refused);
+    }
+
+    /// Splits `candidates` into changes whose dependencies are all present
+    /// (in dependency order) and changes still waiting for some.
+    fn order_by_dependencies(
+        &self,
+        mut candidates: Vec<StoredChange>,
+    ) -> (Vec<StoredChange>, Vec<StoredChange>) {
+        let mut placed: BTreeSet<ChangeHash> = BTreeSet::new();
+        let mut ordered = Vec::new();
+        loop {
+            let before = candidates.len();
+            candidates.retain(|change| {
+                let ready = change
+                    .deps
+                    .iter()
+                    .all(|d| self.graph.contains(d) || placed.contains(d));
+                if ready {
+                    placed.insert(change.hash);
+                    ordered.push(change.clone());
+                }
+                !ready
+            });
+            if candidates.len() == before {
+                return (ordered, candidates);
+            }
+        }
+    }
+
+    /// automerge's `receive_sync_message`, minus applying the changes (the
+    /// graph already has them).
+    fn update_peer(
+        &mut self,
+        conn: ConnId,
+        message: sync::Message,
+        had_changes: bool,
+        before: &[ChangeHash],
+    ) {
+        let after = self.graph.heads();
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        peer.in_flight = false;
+        if let Some(flags) = message.flags {
+            peer.supports_v2 = true;
+            if flags.contains(MessageFlags::SYNC_RESET) {
+                peer.sent_hashes.clear();
+            }
+            peer.read_only = flags.contains(MessageFlags::READ_ONLY);
+        }
+        if had_changes && after != before {
+            peer.shared_heads = advance_heads(before, &after, &peer.shared_heads);
+        }
+        self.graph
+            .remove_ancestors(&mut peer.sent_hashes, &message.heads);
+        if !had_changes && message.heads == before {
+            peer.last_sent_heads.clone_from(&message.heads);
+        }
+        let known: Vec<ChangeHash> = message
+            .heads
+            .iter()
+            .filter(|h| self.graph.contains(h))
+            .copied()
+            .collect();
+        if known.len() == message.heads.len() {
+            peer.shared_heads.clone_from(&message.heads);
+            if message.heads.is_empty() {
+                peer.last_sent_heads.clear();
+                peer.sent_hashes.clear();
+            }
+        } else {
+            let mut shared: BTreeSet<ChangeHash> = peer.shared_heads.iter().copied().collect();
+            shared.extend(known);
+            peer.shared_heads = shared.into_iter().collect();
+        }
+        peer.their_have = Some(message.have);
+        peer.their_heads = Some(message.heads);
+        peer.their_need = Some(message.need);
+    }
+
+    /// automerge's `generate_sync_message`, answered from the change graph.
+    fn generate(&mut self, conn: ConnId) {
+        let our_heads = self.graph.heads();
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        let their_heads = peer.their_heads.clone().unwrap_or_default();
+        let our_need = self.missing(&their_heads);
+        let our_have = if our_need.iter().all(|h| their_heads.contains(h)) {
+            let since = self.graph.not_ancestors_of(&peer.shared_heads);
+            vec![Have {
+                last_sync: peer.shared_heads.clone(),
+                bloom: BloomFilter::from_hashes(since.iter()),
+            }]
+        } else {
+            Vec::new()
+        };
+        if let Some(first) = peer.their_have.as_ref().and_then(|h| h.first())
+            && !first.last_sync.iter().all(|h| self.graph.contains(h))
+        {
+            self.send_sync(conn, reset_message(our_heads), Vec::new());
+            return;
+        }
+        let hashes = match (&peer.their_have, &peer.their_need) {
+            (Some(have), Some(need)) if !peer.read_only => self
+                .hashes_to_send(have, need)
+                .into_iter()
+                .filter(|h| !peer.sent_hashes.contains(h))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let heads_unchanged = peer.last_sent_heads == our_heads;
+        let heads_equal = peer.their_heads.as_ref() == Some(&our_heads);
+        // Unlike automerge, also stay quiet when the peer told us nothing new
+        // since our last answer: heads that can never become equal (the peer
+        // holds a change we refused) must not make the two sides answer each
+        // other forever.
+        let nothing_new = peer.their_heads == peer.last_answered_heads;
+        if heads_unchanged
+            && peer.have_responded
+            && (((heads_equal || nothing_new) && hashes.is_empty()) || peer.in_flight)
+        {
+            return;
+        }
+        let changes = self.graph.bytes_of(&hashes);
+        let supports_v2 = peer.supports_v2;
+        let mut flags = MessageFlags::new();
+        flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+        let (version, chunks) = if supports_v2 && !changes.is_empty() {
+            (MessageVersion::V2, vec![changes.concat()])
+        } else {
+            (
+                MessageVersion::V1,
+                changes.iter().map(|c| c.to_vec()).collect(),
+            )
+        };
+        let message = sync::Message {
+            heads: our_heads.clone(),
+            need: our_need,
+            have: our_have,
+            changes: sync::ChunkList::from(chunks),
+            flags: Some(flags),
+            version,
+        };
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.have_responded = true;
+            peer.last_sent_heads = our_heads;
+            peer.last_answered_heads.clone_from(&peer.their_heads);
+        }
+        self.send_sync(conn, message, hashes);
+    }
+
+    fn send_sync(&mut self, conn: ConnId, message: sync::Message, hashes: Vec<ChangeHash>) {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        peer.sent_hashes.extend(hashes);
+        peer.in_flight = true;
+        let message = Message::Sync(DocMessage {
+            sender_id: self.local.clone(),
+            target_id: peer.remote.clone(),
+            document_id: self.id,
+            data: message.encode(),
+        });
+        self.effects.push_back(RelayEffect::Send { conn, message });
+    }
+
+    /// Hashes among `their_heads` we cannot place: unknown ones, and the
+    /// missing dependencies of queued ones.
+    fn missing(&self, their_heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        let mut need = BTreeSet::new();
+        let mut stack: Vec<ChangeHash> = their_heads.to_vec();
+        let mut seen = BTreeSet::new();
+        while let Some(hash) = stack.pop() {
+            if self.graph.contains(&hash) || self.refused.contains(&hash) || !seen.insert(hash) {
+                continue;
+            }
+            match self.queue.iter().find(|c| c.hash == hash) {
+                Some(queued) => stack.extend(queued.deps.iter().copied()),
+                None => {
+                    need.insert(hash);
+                }
+            }
+        }
+        need.into_iter().collect()
+    }
+
+    /// automerge's `get_hashes_to_send`: what a peer lacks given its bloom
+    /// filters and explicit needs.
+    fn hashes_to_send(&self, have: &[Have], need: &[ChangeHash]) -> Vec<ChangeHash> {
+        let need: Vec<ChangeHash> = need
+            .iter()
+            .filter(|h| self.graph.contains(h))
+            .copied()
+            .collect();
+        if have.is_empty() {
+            return need;
+        }
+        let last_sync: Vec<ChangeHash> = have
+            .iter()
+            .flat_map(|h| h.last_sync.iter().copied())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let candidates = self.graph.not_ancestors_of(&last_sync);
+        let mut to_send: BTreeSet<ChangeHash> = BTreeSet::new();
+        // Candidates come in dependency order, so one pass also picks up
+        // every change that depends on one being sent.
+        for hash in &candidates {
+            let missing_from_blooms = have.iter().all(|h| !h.bloom.contains_hash(hash));
+            let depends_on_sent = self
+                .graph
+                .deps_of(hash)
+                .is_some_and(|mut deps| deps.any(|d| to_send.contains(&d)));
+            if missing_from_blooms || depends_on_sent {
+                to_send.insert(*hash);
+            }
+        }
+        let mut result: Vec<ChangeHash> =
+            need.into_iter().filter(|h| !to_send.contains(h)).collect();
+        result.extend(candidates.into_iter().filter(|h| to_send.contains(h)));
+        result
+    }
+
+    fn send_rejected(&mut self, conn: ConnId, refused: Vec<(ChangeHash, RejectReason)>) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        let mut by_reason: BTreeMap<String, (RejectReason, Vec<crate::ids::ChangeHash>)> =
+            BTreeMap::new();
+        for (hash, reason) in refused {
+            by_reason
+                .entry(reason.code().to_owned())
+                .or_insert_with(|| (reason, Vec::new()))
+                .1
+                .push(hash.into());
+        }
+        for (_, (reason, changes)) in by_reason {
+            let message = Message::Rejected(Rejected {
+                sender_id: self.local.clone(),
+                target_id: peer.remote.clone(),
+                document_id: self.id,
+                message: describe(&reason, changes.len()),
+                changes,
+                reason,
+            });
+            self.effects.push_back(RelayEffect::Send { conn, message });
+        }
+    }
+
+    fn send_unavailable(&mut self, conn: ConnId) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        let message = Message::DocUnavailable(DocUnavailable {
+            sender_id: self.local.clone(),
+            target_id: peer.remote.clone(),
+            document_id: self.id,
+        });
+        self.effects.push_back(RelayEffect::Send { conn, message });
+    }
+}
+
+/// The message automerge sends when the peer's `last_sync` names changes we
+/// do not have: start over from nothing.
+fn reset_message(heads: Vec<ChangeHash>) -> sync::Message {
+    let mut flags = MessageFlags::new();
+    flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+    sync::Message {
+        heads,
+        need: Vec::new(),
+        have: vec![Have::default()],
+        changes: sync::ChunkList::empty(),
+        flags: Some(flags),
+        version: MessageVersion::V1,
+    }
+}
+
+fn describe(reason: &RejectReason, count: usize) -> String {
+    let what = if count == 1 {
+        "1 change was"
+    } else {
+        "changes were"
+    };
+    let why = match reason {
+        RejectReason::ActorOfAnotherKey => "its actor id belongs to another person's key",
+        RejectReason::ReadOnly => "you may read this document but not change it",
+        RejectReason::StorageUnavailable => {
+            "the relay cannot store changes right now; they stay on your device and sync later"
+        }
+        RejectReason::InvalidChange => "it depends on a refused change",
+        RejectReason::Unrecognized(_) => "the relay refused it",
+    };
+    format!("{what} refused: {why}")
+}

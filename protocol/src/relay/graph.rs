@@ -1,0 +1,339 @@
+//! The change graph of one document: hashes, dependencies, actors and the
+//! raw change bytes, without the document itself.
+//!
+//! Nodes are numbered in the order they were added, which is a topological
+//! order (a change is added only after its dependencies). Each node also has
+//! a generation: one more than the largest generation of its dependencies,
+//! so an ancestor always has a smaller generation than its descendants.
+//! Generations let the questions the sync protocol asks ("which changes are
+//! not ancestors of these heads?") be answered by walking back only as far
+//! as the heads in question reach, instead of over the whole history.
+
+use std::cell::Cell;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::sync::Arc;
+
+use automerge::ChangeHash;
+
+/// A deterministic hasher: the keys are SHA-256 hashes, which nobody can
+/// choose to collide, so no random seed is needed.
+type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+
+/// One change as the relay keeps it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredChange {
+    pub hash: ChangeHash,
+    pub deps: Vec<ChangeHash>,
+    /// The actor id's bytes.
+    pub actor: Vec<u8>,
+    /// The change chunk as it arrived.
+    pub bytes: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for StoredChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredChange")
+            .field("hash", &self.hash)
+            .field("deps", &self.deps.len())
+            .field("actor", &self.actor.len())
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct Node {
+    hash: ChangeHash,
+    deps: Box<[u32]>,
+    generation: u32,
+    bytes: Arc<[u8]>,
+}
+
+/// The change graph. See the module documentation.
+#[derive(Debug, Default)]
+pub struct ChangeGraph {
+    nodes: Vec<Node>,
+    by_hash: Map<ChangeHash, u32>,
+    heads: BTreeSet<u32>,
+    /// Nodes visited by walks so far: the work the sync answers cost.
+    walked: Cell<u64>,
+}
+
+/// Painting flags of the walk in [`ChangeGraph::not_ancestors_of`].
+const FROM_HEADS: u8 = 1;
+const FROM_BASE: u8 = 2;
+
+impl ChangeGraph {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of changes.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when there are no changes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Whether the graph holds `hash`.
+    pub fn contains(&self, hash: &ChangeHash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// The current heads, sorted.
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        let mut heads: Vec<_> = self.heads.iter().map(|&i| self.hash_of(i)).collect();
+        heads.sort_unstable();
+        heads
+    }
+
+    /// Adds a change whose dependencies are all present. Returns false (and
+    /// changes nothing) if a dependency is missing, the change is known, or
+    /// the document already holds 2^32 changes.
+    pub fn add(&mut self, change: &StoredChange) -> bool {
+        if self.contains(&change.hash) {
+            return false;
+        }
+        let Some(deps) = change
+            .deps
+            .iter()
+            .map(|d| self.by_hash.get(d).copied())
+            .collect::<Option<Box<[u32]>>>()
+        else {
+            return false;
+        };
+        let generation = deps
+            .iter()
+            .map(|&d| self.nodes[d as usize].generation + 1)
+            .max()
+            .unwrap_or(0);
+        let Ok(index) = u32::try_from(self.nodes.len()) else {
+            return false; // 2^32 changes in one document: refuse more
+        };
+        for dep in deps.iter() {
+            self.heads.remove(dep);
+        }
+        self.heads.insert(index);
+        self.by_hash.insert(change.hash, index);
+        self.nodes.push(Node {
+            hash: change.hash,
+            deps,
+            generation,
+            bytes: Arc::clone(&change.bytes),
+        });
+        true
+    }
+
+    /// The bytes of the changes with these hashes, in topological order;
+    /// unknown hashes are skipped.
+    pub fn bytes_of(&self, hashes: &[ChangeHash]) -> Vec<Arc<[u8]>> {
+        let mut indices: Vec<u32> = hashes
+            .iter()
+            .filter_map(|h| self.by_hash.get(h).copied())
+            .collect();
+        indices.sort_unstable();
+        indices.dedup();
+        indices
+            .iter()
+            .map(|&i| Arc::clone(&self.nodes[i as usize].bytes))
+            .collect()
+    }
+
+    /// Every change that is not an ancestor of (or in) `base`, in
+    /// topological order: what a peer whose heads are `base` lacks.
+    /// Unknown hashes in `base` are ignored.
+    ///
+    /// Cost: the walk from the heads and from `base` stops as soon as every
+    /// open path is known to lead into `base`'s ancestry, so it visits the
+    /// changes since `base` and the few around them, not the whole history.
+    pub fn not_ancestors_of(&self, base: &[ChangeHash]) -> Vec<ChangeHash> {
+        let base: Vec<u32> = base
+            .iter()
+            .filter_map(|h| self.by_hash.get(h).copied())
+            .collect();
+        if base.is_empty() {
+            return self.nodes.iter().map(|n| n.hash).collect();
+        }
+        let mut flags: Map<u32, u8> = Map::default();
+        let mut queue = BinaryHeap::new();
+        let mut open = 0usize; // queued nodes not known to be in base's ancestry
+        for &i in &self.heads {
+            flags.insert(i, FROM_HEADS);
+        }
+        for &i in &base {
+            *flags.entry(i).or_default() |= FROM_BASE;
+        }
+        for (&i, &f) in &flags {
+            queue.push((self.nodes[i as usize].generation, i));
+            if f & FROM_BASE == 0 {
+                open += 1;
+            }
+        }
+        let mut result = Vec::new();
+        while open > 0 {
+            let Some((_, i)) = queue.pop() else { break };
+            self.walked.set(self.walked.get() + 1);
+            let f = flags[&i];
+            if f & FROM_BASE == 0 {
+                open -= 1;
+                result.push(i);
+            }
+            for &dep in self.nodes[i as usize].deps.iter() {
+                match flags.get_mut(&dep) {
+                    None => {
+                        flags.insert(dep, f);
+                        queue.push((self.nodes[dep as usize].generation, dep));
+                        if f & FROM_BASE == 0 {
+                            open += 1;
+                        }
+                    }
+                    Some(existing) => {
+                        let before = *existing;
+                        *existing |= f;
+                        if before & FROM_BASE == 0 && *existing & FROM_BASE != 0 {
+                            open -= 1;
+                        }
+                    }
+                }
+            }
+        }
+        result.sort_unstable();
+        result.into_iter().map(|i| self.hash_of(i)).collect()
+    }
+
+    /// Removes from `set` every hash that is `heads` or an ancestor of them.
+    pub fn remove_ancestors(&self, set: &mut BTreeSet<ChangeHash>, heads: &[ChangeHash]) {
+        if set.is_empty() {
+            return;
+        }
+        let Some(floor) = set
+            .iter()
+            .filter_map(|h| self.by_hash.get(h))
+            .map(|&i| self.nodes[i as usize].generation)
+            .min()
+        else {
+            return;
+        };
+        let mut seen: BTreeSet<u32> = BTreeSet::new();
+        let mut stack: Vec<u32> = heads
+            .iter()
+            .filter_map(|h| self.by_hash.get(h).copied())
+            .collect();
+        while let Some(i) = stack.pop() {
+            let node = &self.nodes[i as usize];
+            if node.generation < floor || !seen.insert(i) {
+                continue;
+            }
+            self.walked.set(self.walked.get() + 1);
+            set.remove(&node.hash);
+            stack.extend(node.deps.iter().copied());
+        }
+    }
+
+    /// The dependencies of `hash`, if the graph holds it.
+    pub fn deps_of(&self, hash: &ChangeHash) -> Option<impl Iterator<Item = ChangeHash> + '_> {
+        let &i = self.by_hash.get(hash)?;
+        Some(self.nodes[i as usize].deps.iter().map(|&d| self.hash_of(d)))
+    }
+
+    /// How many nodes the graph's walks have visited since it was made: a
+    /// measure of work that does not depend on the machine.
+    pub fn nodes_walked(&self) -> u64 {
+        self.walked.get()
+    }
+
+    /// Every change's hash, in topological order.
+    pub fn hashes(&self) -> impl Iterator<Item = ChangeHash> + '_ {
+        self.nodes.iter().map(|n| n.hash)
+    }
+
+    fn hash_of(&self, index: u32) -> ChangeHash {
+        self.nodes[index as usize].hash
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(n: u8, deps: &[u8]) -> StoredChange {
+        StoredChange {
+            hash: ChangeHash([n; 32]),
+            deps: deps.iter().map(|&d| ChangeHash([d; 32])).collect(),
+            actor: vec![1],
+            bytes: Arc::from(vec![n]),
+        }
+    }
+
+    fn hashes(ns: &[u8]) -> Vec<ChangeHash> {
+        ns.iter().map(|&n| ChangeHash([n; 32])).collect()
+    }
+
+    /// 1 ← 2 ← 3 ← 5, 2 ← 4 ← 5 (4 concurrent with 3), 6 on 1 alone.
+    fn diamond() -> ChangeGraph {
+        let mut g = ChangeGraph::new();
+        for (n, deps) in [
+            (1, &[][..]),
+            (2, &[1]),
+            (3, &[2]),
+            (4, &[2]),
+            (5, &[3, 4]),
+            (6, &[1]),
+        ] {
+            assert!(g.add(&change(n, deps)));
+        }
+        g
+    }
+
+    #[test]
+    fn heads_follow_additions() {
+        let g = diamond();
+        assert_eq!(g.heads(), hashes(&[5, 6]));
+        assert_eq!(g.len(), 6);
+    }
+
+    #[test]
+    fn a_change_with_a_missing_dependency_is_not_added() {
+        let mut g = diamond();
+        assert!(!g.add(&change(9, &[8])));
+        assert!(
+            !g.add(&change(5, &[3, 4])),
+            "a known change is not added twice"
+        );
+        assert_eq!(g.len(), 6);
+    }
+
+    #[test]
+    fn not_ancestors_of_matches_a_full_walk() {
+        let g = diamond();
+        let cases: [(&[u8], &[u8]); 7] = [
+            (&[], &[1, 2, 3, 4, 5, 6]),
+            (&[5, 6], &[]),
+            (&[3], &[4, 5, 6]),
+            (&[4], &[3, 5, 6]),
+            (&[3, 4], &[5, 6]),
+            (&[6], &[2, 3, 4, 5]),
+            (&[1], &[2, 3, 4, 5, 6]),
+        ];
+        for (base, expected) in cases {
+            assert_eq!(
+                g.not_ancestors_of(&hashes(base)),
+                hashes(expected),
+                "base {base:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn remove_ancestors_keeps_the_rest() {
+        let g = diamond();
+        let mut set: BTreeSet<_> = hashes(&[3, 4, 6]).into_iter().collect();
+        g.remove_ancestors(&mut set, &hashes(&[3]));
+        assert_eq!(set.into_iter().collect::<Vec<_>>(), hashes(&[4, 6]));
+    }
+}

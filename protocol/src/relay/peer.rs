@@ -1,0 +1,69 @@
+//! What the relay knows about one peer's copy of one document: the fields
+//! of `automerge::sync::State`, kept by the relay itself because it syncs
+//! from its change graph rather than from a materialized document.
+
+use std::collections::BTreeSet;
+
+use automerge::ChangeHash;
+use automerge::sync::Have;
+
+use crate::ids::PeerId;
+
+#[derive(Debug)]
+pub(super) struct PeerSync {
+    /// The peer id to address messages to.
+    pub(super) remote: PeerId,
+    /// Heads both sides are known to have.
+    pub(super) shared_heads: Vec<ChangeHash>,
+    /// Our heads when we last sent a message.
+    pub(super) last_sent_heads: Vec<ChangeHash>,
+    pub(super) their_heads: Option<Vec<ChangeHash>>,
+    /// `their_heads` when we last sent a message.
+    pub(super) last_answered_heads: Option<Vec<ChangeHash>>,
+    pub(super) their_need: Option<Vec<ChangeHash>>,
+    pub(super) their_have: Option<Vec<Have>>,
+    /// Changes sent in this session and not yet known to be received.
+    pub(super) sent_hashes: BTreeSet<ChangeHash>,
+    /// A message is on its way and no answer came yet.
+    pub(super) in_flight: bool,
+    pub(super) have_responded: bool,
+    /// The peer reads v2 sync messages (changes concatenated in one entry).
+    pub(super) supports_v2: bool,
+    /// The peer does not apply incoming changes.
+    pub(super) read_only: bool,
+}
+
+impl PeerSync {
+    pub(super) fn new(remote: PeerId) -> Self {
+        Self {
+            remote,
+            shared_heads: Vec::new(),
+            last_sent_heads: Vec::new(),
+            their_heads: None,
+            last_answered_heads: None,
+            their_need: None,
+            their_have: None,
+            sent_hashes: BTreeSet::new(),
+            in_flight: false,
+            have_responded: false,
+            supports_v2: false,
+            read_only: false,
+        }
+    }
+}
+
+/// automerge's `advance_heads`: after we applied changes, the heads both
+/// sides have are our new heads plus the old shared heads still current.
+pub(super) fn advance_heads(
+    old_heads: &[ChangeHash],
+    new_heads: &[ChangeHash],
+    old_shared: &[ChangeHash],
+) -> Vec<ChangeHash> {
+    let mut advanced: BTreeSet<ChangeHash> = new_heads
+        .iter()
+        .filter(|h| !old_heads.contains(h))
+        .copied()
+        .collect();
+    advanced.extend(old_shared.iter().filter(|h| new_heads.contains(h)).copied());
+    advanced.into_iter().collect()
+}
