@@ -1,1 +1,141 @@
-//! rapport's relay: a self-hosted WebSocket sync server on redb. Being built; nothing here yet.
+//! rapport's relay: a self-hosted WebSocket sync server on redb.
+//!
+//! Peers connect to `/sync` with a signed token (or without one in
+//! `--open` mode), speak the automerge-repo protocol "1", and every change
+//! one of them sends reaches every other peer that has the document open,
+//! after it is durable in the relay's redb file. The relay never
+//! materializes documents on this path: it answers from each document's
+//! change graph (see `rapport_protocol::relay`), so a keystroke costs the
+//! same on a long history as on a short one.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), rapport_server::ServerError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3030").await?;
+//! let config = rapport_server::Config::new("./relay-data");
+//! rapport_server::serve(listener, config, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+//!
+//! Endpoints: `GET /healthz` (200 `ok`), `GET /metrics` (Prometheus text),
+//! `GET /api/info` (JSON: `relay_id`, the token audience; `version`;
+//! `protocol`), and `/sync`, the WebSocket. A missing or bad token is
+//! answered `401` before any WebSocket exists.
+
+mod access;
+mod actors;
+pub mod cli;
+mod config;
+mod connection;
+mod http;
+mod metrics;
+mod relay;
+pub mod storage;
+mod transport;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use access::{Access, Identity};
+pub use config::{AuthMode, Config, Limits};
+use tracing::{info, warn};
+
+/// Why the relay could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error(transparent)]
+    Storage(#[from] storage::StoreError),
+    #[error("network error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A relay opened on its data folder, ready to serve.
+#[derive(Debug)]
+pub struct Server {
+    relay: Arc<relay::Relay>,
+}
+
+impl Server {
+    /// Opens the relay's storage.
+    pub fn open(config: Config) -> Result<Self, ServerError> {
+        Ok(Self {
+            relay: Arc::new(relay::Relay::open(config)?),
+        })
+    }
+
+    /// The relay's id: the audience its tokens must name.
+    pub fn relay_id(&self) -> &str {
+        &self.relay.relay_id
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then stops
+    /// accepting, closes every connection with a close frame, waits for the
+    /// connection tasks (and with them every pending write) and returns.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let relay = self.relay;
+        if relay.config.auth == AuthMode::Open {
+            warn!("open mode: no tokens, anyone may read and write every document");
+        }
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let tracker = http::ConnTracker::new();
+        let state = http::AppState {
+            relay: Arc::clone(&relay),
+            shutdown: stop_rx.clone(),
+            tracker: tracker.clone(),
+        };
+        let sweeper = tokio::spawn(sweep(Arc::clone(&relay), stop_rx.clone()));
+        info!(addr = %listener.local_addr()?, relay_id = %relay.relay_id, data = %relay.store().path().display(), "rapport-server listening");
+        let mut graceful = stop_rx.clone();
+        let app = http::router(state);
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+        });
+        let signal = tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let served = server.await;
+        signal.abort();
+        if tokio::time::timeout(Duration::from_secs(10), tracker.wait_idle())
+            .await
+            .is_err()
+        {
+            warn!("connections still open after 10 s; stopping anyway");
+        }
+        sweeper.abort();
+        info!("rapport-server stopped");
+        served.map_err(ServerError::Io)
+    }
+}
+
+/// Opens a relay on `config` and serves on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    Server::open(config)?.serve(listener, shutdown).await
+}
+
+async fn sweep(relay: Arc<relay::Relay>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let every = relay
+        .config
+        .limits
+        .unload_idle_documents_after
+        .max(Duration::from_millis(100))
+        / 2;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => relay.unload_idle_documents(),
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -129,6 +129,11 @@ impl RelayDoc {
         self.peers.len()
     }
 
+    /// Every connection with the document open, and the peer id it uses.
+    pub fn peers(&self) -> impl Iterator<Item = (ConnId, &PeerId)> {
+        self.peers.iter().map(|(conn, peer)| (*conn, &peer.remote))
+    }
+
     /// Whether `conn` has the document open.
     pub fn has_peer(&self, conn: ConnId) -> bool {
         self.peers.contains_key(&conn)

@@ -1,0 +1,45 @@
+//! The one place that decides who may read and write which document.
+
+use rapport_protocol::ids::{DocumentId, PublicKey};
+
+/// Who is on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// `--open` mode: nobody is identified.
+    Anonymous,
+    /// A verified key.
+    Key(PublicKey),
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Anonymous => f.write_str("anonymous"),
+            Self::Key(key) => key.fmt(f),
+        }
+    }
+}
+
+/// What a connection may do with one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// The document does not exist for this connection: answered exactly as
+    /// a document that does not exist.
+    None,
+    /// Receive changes; changes sent are refused.
+    Read,
+    /// Read and write.
+    Write,
+}
+
+/// The access policy. Until workspaces and members exist, every
+/// authenticated key (and, in `--open` mode, everyone) may read and write
+/// every document.
+#[derive(Debug, Default)]
+pub(crate) struct Policy;
+
+impl Policy {
+    pub(crate) fn document_access(&self, _identity: &Identity, _document: DocumentId) -> Access {
+        Access::Write
+    }
+}

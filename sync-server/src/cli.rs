@@ -1,0 +1,113 @@
+//! The relay's command line, shared by `rapport-server` and `rapport serve`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::{AuthMode, Config, Limits, ServerError};
+
+/// Run the rapport relay: WebSocket sync on redb.
+///
+/// Examples:
+///   rapport-server --listen 0.0.0.0:3030 --data /var/lib/rapport
+///   rapport-server --listen 127.0.0.1:3030 --data ./relay --open   # development only
+///
+/// Clients connect to ws://HOST:PORT/sync with a signed token; the token's
+/// audience is the relay id shown at start and on GET /api/info.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:3030")]
+    pub listen: SocketAddr,
+    /// Folder for the relay's data (one redb file, created if missing).
+    #[arg(long, env = "RAPPORT_DATA")]
+    pub data: PathBuf,
+    /// No tokens: anyone may read and write every document, as with the JS
+    /// sync server. For development and benchmarks only.
+    #[arg(long)]
+    pub open: bool,
+    /// Largest WebSocket message accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_frame_bytes)]
+    pub max_frame_bytes: usize,
+    /// Most documents one connection may have open.
+    #[arg(long, default_value_t = Limits::default().max_documents_per_connection)]
+    pub max_documents_per_connection: usize,
+    /// Frames queued for one connection before it counts as too slow and is cut off.
+    #[arg(long, default_value_t = Limits::default().send_queue_frames)]
+    pub send_queue_frames: usize,
+    /// Seconds without any traffic before a connection is closed.
+    #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
+    pub idle_timeout_secs: u64,
+    /// Seconds between pings to each connection.
+    #[arg(long, default_value_t = Limits::default().ping_interval.as_secs())]
+    pub ping_interval_secs: u64,
+}
+
+impl ServeArgs {
+    /// The relay configuration these arguments describe.
+    pub fn config(&self) -> Config {
+        Config {
+            data_dir: self.data.clone(),
+            auth: if self.open {
+                AuthMode::Open
+            } else {
+                AuthMode::Token
+            },
+            limits: Limits {
+                max_frame_bytes: self.max_frame_bytes,
+                max_documents_per_connection: self.max_documents_per_connection,
+                send_queue_frames: self.send_queue_frames.max(1),
+                idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+                ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
+                ..Limits::default()
+            },
+        }
+    }
+
+    /// Runs the relay until SIGINT or SIGTERM, logging to stderr
+    /// (`RUST_LOG` filters, default `info`).
+    pub fn run(&self) -> Result<(), ServerError> {
+        init_logging();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(self.listen).await?;
+            crate::serve(listener, self.config(), shutdown_signal()).await
+        })
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,65 @@
+//! How a relay is set up.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Who may connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every connection presents a signed token naming its key (the default).
+    Token,
+    /// No token, anyone reads and writes anything: for development and
+    /// benchmarks, behaving like the JS sync server.
+    Open,
+}
+
+/// Bounds that protect the relay and the other peers from one connection.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest WebSocket message accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// How many documents one connection may have open.
+    pub max_documents_per_connection: usize,
+    /// Frames waiting to be written to one connection; a peer that lets
+    /// more pile up is too slow and is disconnected.
+    pub send_queue_frames: usize,
+    /// A connection with no traffic (not even a pong) for this long is closed.
+    pub idle_timeout: Duration,
+    /// How often the relay pings each connection.
+    pub ping_interval: Duration,
+    /// How long a document nobody has open stays in memory.
+    pub unload_idle_documents_after: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024 * 1024,
+            max_documents_per_connection: 100_000,
+            send_queue_frames: 4_096,
+            idle_timeout: Duration::from_secs(60),
+            ping_interval: Duration::from_secs(20),
+            unload_idle_documents_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Everything a relay needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The folder holding `relay.redb`.
+    pub data_dir: PathBuf,
+    pub auth: AuthMode,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A relay storing its data in `data_dir`, with tokens and default limits.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            auth: AuthMode::Token,
+            limits: Limits::default(),
+        }
+    }
+}

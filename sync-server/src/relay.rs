@@ -1,0 +1,402 @@
+//! The relay's shared state: open documents, live connections, the actor
+//! registry, the token verifier, and what happens to a sync message.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
+use rapport_protocol::relay::{ConnId, Prepared, RelayDoc, RelayEffect, StoredChange};
+use rapport_protocol::sync::SyncError;
+use rapport_protocol::token::{AuthError, Verifier, VerifierConfig};
+use rapport_protocol::wire::{DocMessage, DocUnavailable, Ephemeral, Message, RejectReason};
+use tokio::sync::{Mutex as AsyncMutex, Notify, mpsc};
+use tracing::{debug, info, warn};
+
+use crate::access::{Access, Identity, Policy};
+use crate::actors::ActorRegistry;
+use crate::config::{AuthMode, Config};
+use crate::metrics::Metrics;
+use crate::storage::{Store, StoreError};
+
+/// Locks a std mutex, carrying on past a poisoned one: the data behind each
+/// lock stays consistent between statements, so a panic elsewhere does not
+/// leave it half-changed.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn now() -> UnixMillis {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    UnixMillis(u64::try_from(millis).unwrap_or(u64::MAX))
+}
+
+/// A live connection, as other connections' tasks reach it.
+#[derive(Debug)]
+struct ConnHandle {
+    tx: mpsc::Sender<Bytes>,
+    kill: Arc<Notify>,
+}
+
+/// One document's place in memory.
+#[derive(Debug, Default)]
+struct DocSlot {
+    doc: Option<RelayDoc>,
+    idle_since: Option<Instant>,
+    /// The last `count` per `senderId:sessionId` of ephemeral messages.
+    ephemeral: HashMap<(PeerId, String), u64>,
+}
+
+/// What a connection's driver should do after a message.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    Continue,
+    /// Send `error` with this text, then close with a protocol-error code.
+    ProtocolError(String),
+}
+
+/// The relay's state, shared by every connection task.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    pub(crate) config: Config,
+    pub(crate) relay_id: String,
+    pub(crate) peer_id: PeerId,
+    store: Store,
+    policy: Policy,
+    docs: Mutex<HashMap<DocumentId, Arc<AsyncMutex<DocSlot>>>>,
+    conns: Mutex<HashMap<ConnId, ConnHandle>>,
+    actors: Mutex<ActorRegistry>,
+    verifier: Mutex<Verifier>,
+    pub(crate) metrics: Metrics,
+    next_conn: AtomicU64,
+}
+
+impl Relay {
+    pub(crate) fn open(config: Config) -> Result<Self, StoreError> {
+        let store = Store::open(&config.data_dir)?;
+        let relay_id = store.relay_id(|| {
+            let bytes: [u8; 12] = rand::random();
+            format!("relay-{}", bs58::encode(bytes).into_string())
+        })?;
+        let actors = ActorRegistry::from_stored(store.actors()?);
+        // Never empty, so always a valid peer id.
+        let peer_id: PeerId = format!("rapport-{relay_id}")
+            .parse()
+            .expect("a non-empty peer id");
+        Ok(Self {
+            verifier: Mutex::new(Verifier::new(VerifierConfig::new(relay_id.clone()))),
+            config,
+            peer_id,
+            relay_id,
+            store,
+            policy: Policy,
+            docs: Mutex::new(HashMap::new()),
+            conns: Mutex::new(HashMap::new()),
+            actors: Mutex::new(actors),
+            metrics: Metrics::default(),
+            next_conn: AtomicU64::new(1),
+        })
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Checks the token of an upgrade request.
+    pub(crate) fn authenticate(&self, token: Option<&str>) -> Result<Identity, AuthRefusal> {
+        if self.config.auth == AuthMode::Open {
+            return Ok(Identity::Anonymous);
+        }
+        let token = token.ok_or(AuthRefusal::Missing)?;
+        let verified = lock(&self.verifier)
+            .verify(token, now())
+            .map_err(AuthRefusal::Invalid)?;
+        Ok(Identity::Key(verified.public_key()))
+    }
+
+    pub(crate) fn next_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn register(&self, conn: ConnId, tx: mpsc::Sender<Bytes>, kill: Arc<Notify>) {
+        lock(&self.conns).insert(conn, ConnHandle { tx, kill });
+        Metrics::add(&self.metrics.connections, 1);
+        Metrics::add(&self.metrics.connections_total, 1);
+    }
+
+    /// Forgets a connection and closes its documents.
+    pub(crate) async fn unregister(&self, conn: ConnId, open_docs: &BTreeSet<DocumentId>) {
+        if lock(&self.conns).remove(&conn).is_some() {
+            Metrics::sub(&self.metrics.connections, 1);
+        }
+        for id in open_docs {
+            let slot = self.slot(*id);
+            let mut slot = slot.lock().await;
+            if let Some(doc) = slot.doc.as_mut() {
+                doc.remove_peer(conn);
+                if doc.peer_count() == 0 {
+                    slot.idle_since = Some(Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Queues a message on a connection; a connection whose queue is full is
+    /// too slow to keep and is told to close.
+    pub(crate) fn send(&self, conn: ConnId, message: &Message) {
+        let frame = Bytes::from(message.encode());
+        let len = frame.len() as u64;
+        let conns = lock(&self.conns);
+        let Some(handle) = conns.get(&conn) else {
+            return;
+        };
+        match handle.tx.try_send(frame) {
+            Ok(()) => {
+                Metrics::add(&self.metrics.messages_out, 1);
+                Metrics::add(&self.metrics.bytes_out, len);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                warn!(
+                    conn = conn.0,
+                    "send queue full: disconnecting a peer that does not read"
+                );
+                Metrics::add(&self.metrics.slow_peers_disconnected, 1);
+                handle.kill.notify_one();
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    fn slot(&self, id: DocumentId) -> Arc<AsyncMutex<DocSlot>> {
+        Arc::clone(lock(&self.docs).entry(id).or_default())
+    }
+
+    /// Handles `sync` and `request` for one document.
+    pub(crate) async fn handle_sync(
+        &self,
+        conn: ConnId,
+        remote: &PeerId,
+        identity: Identity,
+        message: DocMessage,
+        is_request: bool,
+        open_docs: &mut BTreeSet<DocumentId>,
+    ) -> Verdict {
+        let started = Instant::now();
+        let id = message.document_id;
+        let access = self.policy.document_access(&identity, id);
+        if access == Access::None {
+            self.send(conn, &self.unavailable(id, remote));
+            return Verdict::Continue;
+        }
+        if !open_docs.contains(&id)
+            && open_docs.len() >= self.config.limits.max_documents_per_connection
+        {
+            return Verdict::ProtocolError(format!(
+                "too many documents open on one connection (the limit is {})",
+                self.config.limits.max_documents_per_connection
+            ));
+        }
+        let slot = self.slot(id);
+        let mut slot = slot.lock().await;
+        if let Err(e) = self.load(&mut slot, id).await {
+            warn!(document = %id, error = %e, "cannot load a document");
+            return Verdict::ProtocolError(format!(
+                "the relay cannot load document {id} right now"
+            ));
+        }
+        slot.idle_since = None;
+        let Some(doc) = slot.doc.as_mut() else {
+            return Verdict::ProtocolError(format!(
+                "the relay cannot load document {id} right now"
+            ));
+        };
+        if !doc.has_peer(conn) {
+            doc.add_peer(conn, remote.clone());
+            open_docs.insert(id);
+        }
+        let prepared = {
+            let mut actors = lock(&self.actors);
+            doc.receive(conn, &message, is_request, |actor| {
+                match (identity, access) {
+                    (_, Access::Read) => Err(RejectReason::ReadOnly),
+                    (Identity::Anonymous, _) => Ok(()),
+                    (Identity::Key(key), _) => actors.check(actor, key),
+                }
+            })
+        };
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(SyncError::BadSyncMessage { reason, .. }) => {
+                return Verdict::ProtocolError(format!(
+                    "malformed sync message for {id}: {reason}"
+                ));
+            }
+            Err(other) => return Verdict::ProtocolError(other.to_string()),
+        };
+        self.store_and_commit(doc, prepared, identity).await;
+        self.metrics.observe_sync_latency(started.elapsed());
+        Verdict::Continue
+    }
+
+    /// Makes the new changes durable, then lets the document answer and
+    /// forward them; if storing fails the sender is told, and nothing is
+    /// acknowledged or forwarded.
+    async fn store_and_commit(&self, doc: &mut RelayDoc, prepared: Prepared, identity: Identity) {
+        let id = doc.id();
+        if !prepared.refused.is_empty() {
+            Metrics::add(&self.metrics.refused_changes, prepared.refused.len() as u64);
+            info!(document = %id, identity = %identity, count = prepared.refused.len(),
+                reason = prepared.refused[0].1.code(), "refused changes");
+        }
+        if prepared.to_store.is_empty() {
+            doc.commit(prepared);
+            self.flush(doc);
+            return;
+        }
+        let bindings =
+            lock(&self.actors).unstored(prepared.to_store.iter().map(|c| c.actor.as_slice()));
+        let changes: Vec<StoredChange> = prepared.to_store.clone();
+        let store = self.store.clone();
+        let to_bind = bindings.clone();
+        let written =
+            tokio::task::spawn_blocking(move || store.append(id, &changes, &to_bind)).await;
+        match written {
+            Ok(Ok(())) => {
+                lock(&self.actors).mark_stored(&bindings);
+                Metrics::add(&self.metrics.changes_stored, prepared.to_store.len() as u64);
+                doc.commit(prepared);
+            }
+            Ok(Err(e)) => {
+                warn!(document = %id, error = %e, "storing changes failed; refusing them");
+                self.refuse_unstored(doc, prepared);
+            }
+            Err(join) => {
+                warn!(document = %id, error = %join, "the storage task failed; refusing the changes");
+                self.refuse_unstored(doc, prepared);
+            }
+        }
+        self.flush(doc);
+    }
+
+    fn refuse_unstored(&self, doc: &mut RelayDoc, prepared: Prepared) {
+        Metrics::add(&self.metrics.storage_errors, 1);
+        Metrics::add(
+            &self.metrics.refused_changes,
+            prepared.to_store.len() as u64,
+        );
+        doc.abort(prepared, RejectReason::StorageUnavailable);
+    }
+
+    /// Carries out a document's effects.
+    fn flush(&self, doc: &mut RelayDoc) {
+        while let Some(RelayEffect::Send { conn, message }) = doc.poll_effect() {
+            self.send(conn, &message);
+        }
+    }
+
+    /// Loads the slot's document from storage, unless it is loaded.
+    async fn load(&self, slot: &mut DocSlot, id: DocumentId) -> Result<(), StoreError> {
+        if slot.doc.is_none() {
+            let store = self.store.clone();
+            let changes = tokio::task::spawn_blocking(move || store.load_document(id))
+                .await
+                .map_err(|_| StoreError::Corrupt {
+                    path: self.store.path().to_owned(),
+                    table: "changes",
+                })??;
+            let (doc, orphans) = RelayDoc::from_stored(id, self.peer_id.clone(), changes);
+            if orphans > 0 {
+                warn!(document = %id, orphans, "stored changes whose dependencies are missing");
+            }
+            debug!(document = %id, changes = doc.len(), "document loaded");
+            Metrics::add(&self.metrics.documents_loaded, 1);
+            slot.doc = Some(doc);
+        }
+        Ok(())
+    }
+
+    /// Forwards an ephemeral message to every other connection with the
+    /// document open, dropping stale ones.
+    pub(crate) async fn forward_ephemeral(
+        &self,
+        conn: ConnId,
+        identity: Identity,
+        message: Ephemeral,
+    ) {
+        let id = message.document_id;
+        if self.policy.document_access(&identity, id) == Access::None {
+            return;
+        }
+        let slot = self.slot(id);
+        let mut slot = slot.lock().await;
+        let key = (message.sender_id.clone(), message.session_id.clone());
+        if slot
+            .ephemeral
+            .get(&key)
+            .is_some_and(|&last| message.count <= last)
+        {
+            Metrics::add(&self.metrics.dropped_messages, 1);
+            return;
+        }
+        slot.ephemeral.insert(key, message.count);
+        let Some(doc) = slot.doc.as_ref() else {
+            return;
+        };
+        for (other, remote) in doc.peers() {
+            if other != conn {
+                let mut forwarded = message.clone();
+                forwarded.target_id = remote.clone();
+                self.send(other, &Message::Ephemeral(forwarded));
+            }
+        }
+    }
+
+    fn unavailable(&self, id: DocumentId, remote: &PeerId) -> Message {
+        Message::DocUnavailable(DocUnavailable {
+            sender_id: self.peer_id.clone(),
+            target_id: remote.clone(),
+            document_id: id,
+        })
+    }
+
+    /// Drops documents nobody has had open for a while.
+    pub(crate) fn unload_idle_documents(&self) {
+        let after = self.config.limits.unload_idle_documents_after;
+        let mut docs = lock(&self.docs);
+        let before = docs.len();
+        docs.retain(|_, slot| {
+            let Ok(slot) = slot.try_lock() else {
+                return true;
+            };
+            match (&slot.doc, slot.idle_since) {
+                (Some(doc), Some(since)) => doc.peer_count() > 0 || since.elapsed() < after,
+                (None, _) => false,
+                (Some(doc), None) => doc.peer_count() > 0,
+            }
+        });
+        let unloaded = before - docs.len();
+        if unloaded > 0 {
+            debug!(unloaded, "idle documents left memory");
+        }
+        self.metrics.documents_loaded.store(
+            docs.values()
+                .filter(|s| s.try_lock().map(|s| s.doc.is_some()).unwrap_or(true))
+                .count() as u64,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Why an upgrade was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AuthRefusal {
+    #[error("a token is required: send `Authorization: Bearer <token>` or `?token=<token>`")]
+    Missing,
+    #[error("the token was refused: {0}")]
+    Invalid(AuthError),
+}

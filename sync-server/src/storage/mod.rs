@@ -1,0 +1,291 @@
+//! The relay's storage: one redb file holding every document's changes and
+//! the relay's own tables (see [`schema`]).
+//!
+//! Every method is blocking: call it from `spawn_blocking`. Each logical
+//! operation is one write transaction, committed durably before it returns,
+//! so a crash leaves either all of it or none of it.
+
+mod codec;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rapport_protocol::ids::{DocumentId, PublicKey};
+use rapport_protocol::relay::StoredChange;
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use schema::{ACTORS, CHANGES, META, SCHEMA_VERSION};
+
+/// The file name of the database inside the data folder.
+pub const DATABASE_FILE: &str = "relay.redb";
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("cannot create the data folder {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::DatabaseError>,
+    },
+    #[error(
+        "{path} was written by a newer rapport (schema {found}, this one reads up to {SCHEMA_VERSION})"
+    )]
+    NewerSchema { path: PathBuf, found: u32 },
+    #[error("{path} holds a damaged record in `{table}`")]
+    Corrupt { path: PathBuf, table: &'static str },
+    #[error("storage error in {path}: {source}")]
+    Database {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::Error>,
+    },
+}
+
+/// The relay's database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: Arc<PathBuf>,
+}
+
+impl Store {
+    /// Opens (or creates) `relay.redb` in `data_dir`, creating the folder.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source: Box::new(source),
+        })?;
+        let store = Self {
+            db: Arc::new(db),
+            path: Arc::new(path),
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: impl Into<redb::Error>) -> StoreError {
+        StoreError::Database {
+            path: self.path.to_path_buf(),
+            source: Box::new(source.into()),
+        }
+    }
+
+    fn corrupt(&self, table: &'static str) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.to_path_buf(),
+            table,
+        }
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            let found = match meta.get("schema_version").map_err(|e| self.err(e))? {
+                Some(v) => Some(u32::from_le_bytes(
+                    v.value().try_into().map_err(|_| self.corrupt("meta"))?,
+                )),
+                None => None,
+            };
+            match found {
+                Some(found) if found > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path: self.path.to_path_buf(),
+                        found,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION.to_le_bytes().as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+            tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+            tx.open_table(ACTORS).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The relay's id, made with `make` and stored the first time.
+    pub fn relay_id(&self, make: impl FnOnce() -> String) -> Result<String, StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let id = {
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            let existing = meta
+                .get("relay_id")
+                .map_err(|e| self.err(e))?
+                .map(|v| String::from_utf8(v.value().to_vec()));
+            match existing {
+                Some(Ok(id)) => id,
+                Some(Err(_)) => return Err(self.corrupt("meta")),
+                None => {
+                    let id = make();
+                    meta.insert("relay_id", id.as_bytes())
+                        .map_err(|e| self.err(e))?;
+                    id
+                }
+            }
+        };
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
+    /// Every change of a document, in the order stored.
+    pub fn load_document(&self, id: DocumentId) -> Result<Vec<StoredChange>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+        let key = id.as_bytes();
+        let mut changes = Vec::new();
+        for row in table
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            let (_, value) = row.map_err(|e| self.err(e))?;
+            changes.push(codec::decode(value.value()).ok_or_else(|| self.corrupt("changes"))?);
+        }
+        Ok(changes)
+    }
+
+    /// The key an actor is bound to, if any.
+    pub fn actor_key(&self, actor: &[u8]) -> Result<Option<PublicKey>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
+        let key = table.get(actor).map_err(|e| self.err(e))?;
+        Ok(key.map(|k| PublicKey::from_bytes(*k.value())))
+    }
+
+    /// Every actor binding.
+    pub fn actors(&self) -> Result<Vec<(Vec<u8>, PublicKey)>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (actor, key) = row.map_err(|e| self.err(e))?;
+            out.push((actor.value().to_vec(), PublicKey::from_bytes(*key.value())));
+        }
+        Ok(out)
+    }
+
+    /// Appends changes to a document and records new actor bindings, in one
+    /// durable transaction.
+    pub fn append(
+        &self,
+        id: DocumentId,
+        changes: &[StoredChange],
+        bindings: &[(Vec<u8>, PublicKey)],
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+            let key = id.as_bytes();
+            let first = match table
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(|e| self.err(e))?
+                .next_back()
+            {
+                Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
+                None => 0,
+            };
+            for (seq, change) in (first..).zip(changes) {
+                table
+                    .insert((key, seq), codec::encode(change).as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+            let mut actors = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
+            for (actor, key) in bindings {
+                actors
+                    .insert(actor.as_slice(), key.as_bytes())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::ChangeHash;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rapport-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn change(n: u8, deps: &[u8]) -> StoredChange {
+        StoredChange {
+            hash: ChangeHash([n; 32]),
+            deps: deps.iter().map(|&d| ChangeHash([d; 32])).collect(),
+            actor: vec![n; 16],
+            bytes: Arc::from(vec![n; 10]),
+        }
+    }
+
+    #[test]
+    fn changes_and_bindings_survive_reopening() {
+        let dir = temp_dir("reopen");
+        let doc = DocumentId::from_bytes([1; 16]);
+        let other = DocumentId::from_bytes([2; 16]);
+        let key = PublicKey::from_bytes([9; 32]);
+        {
+            let store = Store::open(&dir).unwrap();
+            store
+                .append(
+                    doc,
+                    &[change(1, &[]), change(2, &[1])],
+                    &[(vec![1; 16], key)],
+                )
+                .unwrap();
+            store.append(other, &[change(7, &[])], &[]).unwrap();
+            store.append(doc, &[change(3, &[2])], &[]).unwrap();
+            assert_eq!(store.relay_id(|| "relay-a".into()).unwrap(), "relay-a");
+        }
+        let store = Store::open(&dir).unwrap();
+        let hashes: Vec<u8> = store
+            .load_document(doc)
+            .unwrap()
+            .iter()
+            .map(|c| c.hash.0[0])
+            .collect();
+        assert_eq!(hashes, [1, 2, 3]);
+        assert_eq!(store.load_document(other).unwrap().len(), 1);
+        assert_eq!(store.actor_key(&[1; 16]).unwrap(), Some(key));
+        assert_eq!(store.actor_key(&[2; 16]).unwrap(), None);
+        assert_eq!(
+            store.relay_id(|| "relay-b".into()).unwrap(),
+            "relay-a",
+            "kept"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_foreign_file_is_a_clear_error() {
+        let dir = temp_dir("foreign");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(DATABASE_FILE), b"not a database at all, just text").unwrap();
+        let err = Store::open(&dir).unwrap_err();
+        assert!(err.to_string().contains(DATABASE_FILE), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

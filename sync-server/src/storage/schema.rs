@@ -1,0 +1,22 @@
+//! Every table of the relay's redb file.
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | name | bytes: `relay_id`, `schema_version` |
+//! | `changes` | (document id, sequence number) | one change: hash, dependencies, actor, bytes ([`super::codec`]) |
+//! | `actors` | actor id bytes | the ed25519 public key the actor is bound to |
+//!
+//! A document is the run of `changes` rows under its id, in the order they
+//! were stored, which is a dependency order.
+
+use redb::TableDefinition;
+
+/// The layout version this code writes; a file with a newer one is refused.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+pub(crate) const CHANGES: TableDefinition<(&[u8; 16], u64), &[u8]> =
+    TableDefinition::new("changes");
+
+pub(crate) const ACTORS: TableDefinition<&[u8], &[u8; 32]> = TableDefinition::new("actors");

@@ -1,0 +1,683 @@
+//! Real automerge-repo 2.5.6 peers and servers, driven from Rust tests.
+//!
+//! - [`JsSyncServer`] runs `tests/js/sync-server.mjs`: the reference JS sync
+//!   server, set up like the official automerge-repo example (`ws` server,
+//!   `NodeWSServerAdapter`, `NodeFSStorageAdapter`, `sharePolicy: false`),
+//!   on `127.0.0.1` and a free port.
+//! - [`JsPeer`] runs `tests/js/peer.mjs`: a storage-less `Repo` with a
+//!   `WebSocketClientAdapter` on a given URL (query string such as
+//!   `?token=…` passed unchanged), scripted with JSON commands over
+//!   stdin/stdout. The protocol is documented at the top of `peer.mjs`; the
+//!   methods here ([`JsPeer::create`], [`JsPeer::find`], …) wrap it, and
+//!   [`JsPeer::request`] sends any command.
+//!
+//! Both children are killed when their Rust value is dropped, and both exit
+//! by themselves when their stdin closes, so a test process that dies leaves
+//! no node process behind. Each child's stderr is collected (see
+//! [`JsPeer::stderr`]) and included in errors; set `RAPPORT_JS_LOG=1` to also
+//! echo it to the test's stderr as it comes.
+
+use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader, Read, Write as _};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use serde_json::{Value, json};
+
+/// How long a child may take to print `LISTENING`/`READY`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The `timeoutMs` given to commands that wait (find, waitFor, flush) when
+/// the caller does not choose one.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+/// Slack on top of a command's own `timeoutMs` before Rust gives up on the
+/// answer.
+const ANSWER_SLACK: Duration = Duration::from_secs(5);
+/// At most this much of a child's stderr is kept.
+const STDERR_CAP: usize = 64 * 1024;
+
+/// A node child with its stdout lines on a channel and its stderr collected.
+#[derive(Debug)]
+struct NodeChild {
+    what: String,
+    child: Child,
+    /// Held open: node exits when it closes.
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl NodeChild {
+    fn spawn(script: &str, args: &[&str]) -> Result<Self> {
+        let dir = crate::js::ensure_installed()?;
+        let what = format!("node {script} {}", args.join(" "));
+        let mut child = Command::new("node")
+            .arg(script)
+            .args(args)
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting `{what}` in {}", dir.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("node's stdout was not piped")?;
+        let stderr_pipe = child.stderr.take().context("node's stderr was not piped")?;
+
+        let (tx, lines) = mpsc::channel();
+        thread::Builder::new()
+            .name(format!("{script} stdout"))
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("spawning the stdout reader thread")?;
+
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&stderr);
+        let echo = std::env::var_os("RAPPORT_JS_LOG").is_some_and(|v| !v.is_empty() && v != "0");
+        let tag = script.to_owned();
+        thread::Builder::new()
+            .name(format!("{script} stderr"))
+            .spawn(move || collect_stderr(stderr_pipe, &sink, echo, &tag))
+            .context("spawning the stderr reader thread")?;
+
+        Ok(Self {
+            what,
+            child,
+            stdin,
+            lines,
+            stderr,
+        })
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits for the first stdout line starting with `prefix` and returns
+    /// the rest of it.
+    fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return Ok(rest.trim().to_owned());
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!(
+                        "`{}` printed no `{prefix}` line within {timeout:?}; stderr:\n{}",
+                        self.what,
+                        self.stderr()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.wait_briefly();
+                    bail!(
+                        "`{}` exited ({status}) before printing `{prefix}`; stderr:\n{}",
+                        self.what,
+                        self.stderr()
+                    )
+                }
+            }
+        }
+    }
+
+    /// The exit status if the child ends within a moment, for messages.
+    fn wait_briefly(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.to_string(),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Ok(None) => return "still running".to_owned(),
+                Err(e) => return format!("status unknown: {e}"),
+            }
+        }
+    }
+
+    /// Closes stdin (the scripts exit on EOF) and waits up to `timeout`,
+    /// then kills.
+    fn stop(&mut self, timeout: Duration) -> Result<()> {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    bail!(
+                        "`{}` exited with {status}; stderr:\n{}",
+                        self.what,
+                        self.stderr()
+                    );
+                }
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        bail!(
+            "`{}` did not exit within {timeout:?} of stdin closing; killed",
+            self.what
+        )
+    }
+
+    fn kill(&mut self) {
+        drop(self.stdin.take());
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for NodeChild {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn collect_stderr(pipe: impl Read, sink: &Mutex<String>, echo: bool, tag: &str) {
+    for line in BufReader::new(pipe).lines() {
+        let Ok(line) = line else { break };
+        if echo {
+            eprintln!("[{tag}] {line}");
+        }
+        let mut buf = sink.lock().unwrap_or_else(PoisonError::into_inner);
+        if buf.len() < STDERR_CAP {
+            let _ = writeln!(buf, "{line}");
+        }
+    }
+}
+
+/// The reference automerge-repo JS sync server (`tests/js/sync-server.mjs`)
+/// on `127.0.0.1` and a free port, storing documents under a data folder.
+/// Killed on drop; [`JsSyncServer::stop`] shuts it down cleanly (saving
+/// every document) instead.
+#[derive(Debug)]
+pub struct JsSyncServer {
+    node: NodeChild,
+    port: u16,
+}
+
+impl JsSyncServer {
+    /// Starts the server with its documents in `data_dir` (created if
+    /// missing) and waits until it listens.
+    pub fn start(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let data = data_dir
+            .to_str()
+            .with_context(|| format!("{} is not UTF-8", data_dir.display()))?;
+        let mut node = NodeChild::spawn("sync-server.mjs", &["--port", "0", "--data", data])?;
+        let port = node.wait_for_line("LISTENING ", START_TIMEOUT)?;
+        let port = port
+            .parse()
+            .with_context(|| format!("sync-server.mjs printed a bad port {port:?}"))?;
+        Ok(Self { node, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `ws://127.0.0.1:PORT`: the URL for [`JsPeer::start`] and for our own
+    /// client.
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// What the server printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.node.stderr()
+    }
+
+    /// Closes the server's stdin, which makes it disconnect its peers, save
+    /// every document and exit; waits for that (killing it after 10 s).
+    pub fn stop(mut self) -> Result<()> {
+        self.node.stop(Duration::from_secs(10))
+    }
+}
+
+/// What `read` answers: the document as JSON (text as strings) and its
+/// heads as hex change hashes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocState {
+    pub doc: Value,
+    pub heads: Vec<String>,
+}
+
+/// How [`JsPeer::start_with`] starts a peer.
+#[derive(Debug, Clone)]
+pub struct JsPeerOptions {
+    /// The automerge-repo peer id; automerge-repo picks a random one if
+    /// `None`.
+    pub peer_id: Option<String>,
+    /// How long to wait for the server's `peer` answer before failing.
+    pub connect_timeout: Duration,
+}
+
+impl Default for JsPeerOptions {
+    fn default() -> Self {
+        Self {
+            peer_id: None,
+            connect_timeout: DEFAULT_WAIT,
+        }
+    }
+}
+
+/// A scripted automerge-repo JS client (`tests/js/peer.mjs`) connected to a
+/// sync server. Killed on drop.
+#[derive(Debug)]
+pub struct JsPeer {
+    node: NodeChild,
+    peer_id: String,
+    next_id: u64,
+}
+
+impl JsPeer {
+    /// Starts a peer on `url` (e.g. [`JsSyncServer::url`], or a relay URL
+    /// with `?token=…`) and waits until the server answered its `join`. A
+    /// refused connection (HTTP 401, nothing listening) is an error carrying
+    /// the peer's stderr.
+    pub fn start(url: &str) -> Result<Self> {
+        Self::start_with(url, &JsPeerOptions::default())
+    }
+
+    /// [`JsPeer::start`] with a chosen automerge-repo peer id.
+    pub fn start_with_peer_id(url: &str, peer_id: &str) -> Result<Self> {
+        let options = JsPeerOptions {
+            peer_id: Some(peer_id.to_owned()),
+            ..JsPeerOptions::default()
+        };
+        Self::start_with(url, &options)
+    }
+
+    /// [`JsPeer::start`] with options.
+    pub fn start_with(url: &str, options: &JsPeerOptions) -> Result<Self> {
+        let connect_ms = millis(options.connect_timeout).to_string();
+        let mut args = vec!["--url", url, "--connect-timeout-ms", &connect_ms];
+        if let Some(id) = &options.peer_id {
+            args.extend(["--peer-id", id]);
+        }
+        let mut node = NodeChild::spawn("peer.mjs", &args)?;
+        let peer_id = node.wait_for_line("READY ", START_TIMEOUT + options.connect_timeout)?;
+        Ok(Self {
+            node,
+            peer_id,
+            next_id: 1,
+        })
+    }
+
+    /// This peer's automerge-repo peer id.
+    pub fn peer_id(&self) -> &str {
+        &self.peer_id
+    }
+
+    /// What the peer printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.node.stderr()
+    }
+
+    /// Sends one command (a JSON object; its `id` is assigned here) and
+    /// returns the whole answer object (`{"id", "ok": true, …}`). An
+    /// `ok: false` answer becomes an error with the JS error text. Waits for
+    /// the command's `timeoutMs` (default 10 s) plus a few seconds.
+    pub fn request(&mut self, mut cmd: Value) -> Result<Value> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let Some(obj) = cmd.as_object_mut() else {
+            bail!("a peer command must be a JSON object, not {cmd}");
+        };
+        obj.insert("id".into(), json!(id));
+        let op = obj.get("op").cloned().unwrap_or(Value::Null);
+        let wait = obj
+            .get("timeoutMs")
+            .and_then(Value::as_u64)
+            .map_or(DEFAULT_WAIT, Duration::from_millis)
+            + ANSWER_SLACK;
+
+        let stdin = self
+            .node
+            .stdin
+            .as_mut()
+            .context("the peer's stdin is closed")?;
+        writeln!(stdin, "{cmd}")
+            .and_then(|()| stdin.flush())
+            .with_context(|| {
+                format!("sending {op} to peer.mjs; stderr:\n{}", self.node.stderr())
+            })?;
+
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.node.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(RecvTimeoutError::Timeout) => {
+                    bail!(
+                        "no answer to {op} #{id} within {wait:?}; peer stderr:\n{}",
+                        self.stderr()
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.node.wait_briefly();
+                    bail!(
+                        "peer.mjs exited ({status}) before answering {op} #{id}; stderr:\n{}",
+                        self.stderr()
+                    )
+                }
+            };
+            let answer: Value = serde_json::from_str(&line)
+                .with_context(|| format!("peer.mjs printed a non-JSON line: {line}"))?;
+            // An answer to an earlier command that timed out on our side.
+            if answer.get("id") != Some(&json!(id)) {
+                continue;
+            }
+            if answer.get("ok") == Some(&Value::Bool(true)) {
+                return Ok(answer);
+            }
+            let error = answer
+                .get("error")
+                .and_then(Value::as_str)
+                .map_or_else(|| answer.to_string(), str::to_owned);
+            bail!("{op} failed in the JS peer: {error}");
+        }
+    }
+
+    /// Creates a document with `doc` as its initial content; returns its
+    /// `automerge:` URL. The peer announces it to the server right away; call
+    /// [`JsPeer::flush`] before another peer looks for it.
+    pub fn create(&mut self, doc: Value) -> Result<String> {
+        let answer = self.request(json!({"op": "create", "doc": doc}))?;
+        string_field(&answer, "url")
+    }
+
+    /// Finds a document (waiting up to [`DEFAULT_WAIT`]) and returns its
+    /// content. A document no peer has is an error whose text contains
+    /// "unavailable".
+    pub fn find(&mut self, url: &str) -> Result<Value> {
+        self.find_within(url, DEFAULT_WAIT)
+    }
+
+    /// [`JsPeer::find`] with a chosen timeout.
+    pub fn find_within(&mut self, url: &str, timeout: Duration) -> Result<Value> {
+        let mut answer =
+            self.request(json!({"op": "find", "url": url, "timeoutMs": millis(timeout)}))?;
+        Ok(answer["doc"].take())
+    }
+
+    /// Sets `value` at `path`, creating intermediate maps; returns the new
+    /// heads. A string value becomes collaborative text (automerge 3's
+    /// default), so [`JsPeer::splice`] can edit it.
+    pub fn put(&mut self, url: &str, path: &[&str], value: Value) -> Result<Vec<String>> {
+        let answer =
+            self.request(json!({"op": "put", "url": url, "path": path, "value": value}))?;
+        heads(&answer)
+    }
+
+    /// Deletes the key at `path`; returns the new heads.
+    pub fn delete(&mut self, url: &str, path: &[&str]) -> Result<Vec<String>> {
+        let answer = self.request(json!({"op": "delete", "url": url, "path": path}))?;
+        heads(&answer)
+    }
+
+    /// `Automerge.splice` on the text at `path`: deletes `delete` characters
+    /// at `index` and inserts `insert` there; returns the new heads.
+    pub fn splice(
+        &mut self,
+        url: &str,
+        path: &[&str],
+        index: usize,
+        delete: usize,
+        insert: &str,
+    ) -> Result<Vec<String>> {
+        let answer = self.request(json!({
+            "op": "splice", "url": url, "path": path,
+            "index": index, "delete": delete, "insert": insert,
+        }))?;
+        heads(&answer)
+    }
+
+    /// The document's content and heads as this peer has them now.
+    pub fn read(&mut self, url: &str) -> Result<DocState> {
+        let mut answer = self.request(json!({"op": "read", "url": url}))?;
+        Ok(DocState {
+            heads: heads(&answer)?,
+            doc: answer["doc"].take(),
+        })
+    }
+
+    /// Waits until the value at `path` equals `equals` (JSON deep equality)
+    /// and returns the whole document; an error after `timeout`.
+    pub fn wait_for(
+        &mut self,
+        url: &str,
+        path: &[&str],
+        equals: Value,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let mut answer = self.request(json!({
+            "op": "waitFor", "url": url, "path": path,
+            "equals": equals, "timeoutMs": millis(timeout),
+        }))?;
+        Ok(answer["doc"].take())
+    }
+
+    /// Waits until every connected peer has acknowledged all of this peer's
+    /// documents (their sync states' shared heads include our heads).
+    pub fn flush(&mut self, timeout: Duration) -> Result<()> {
+        self.request(json!({"op": "flush", "timeoutMs": millis(timeout)}))?;
+        Ok(())
+    }
+
+    /// The peer ids this peer is connected to.
+    pub fn peers(&mut self) -> Result<Vec<String>> {
+        let answer = self.request(json!({"op": "peers"}))?;
+        strings(&answer, "peers")
+    }
+
+    /// Errors thrown inside the peer since it was ready and kept from ending
+    /// it, e.g. `Unexpected server response: 401` when the stock
+    /// `WebSocketClientAdapter` is refused on reconnect.
+    pub fn errors(&mut self) -> Result<Vec<String>> {
+        let answer = self.request(json!({"op": "errors"}))?;
+        strings(&answer, "errors")
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn string_field(answer: &Value, key: &str) -> Result<String> {
+    answer
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("the peer's answer has no string `{key}`: {answer}"))
+}
+
+fn strings(answer: &Value, key: &str) -> Result<Vec<String>> {
+    answer
+        .get(key)
+        .and_then(Value::as_array)
+        .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+        .with_context(|| format!("the peer's answer has no string array `{key}`: {answer}"))
+}
+
+fn heads(answer: &Value) -> Result<Vec<String>> {
+    strings(answer, "heads")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// A folder under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Result<Self> {
+            let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+            let path =
+                std::env::temp_dir().join(format!("rapport-{name}-{}-{nanos}", std::process::id()));
+            std::fs::create_dir_all(&path)?;
+            Ok(Self(path))
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    fn sorted(mut heads: Vec<String>) -> Vec<String> {
+        heads.sort();
+        heads
+    }
+
+    #[test]
+    fn two_js_peers_converge_through_the_js_sync_server() -> Result<()> {
+        let dir = TempDir::new("js-sync-server")?;
+        let server = JsSyncServer::start(&dir.0)?;
+        let mut a = JsPeer::start_with_peer_id(&server.url(), "interop-a")?;
+        let mut b = JsPeer::start(&server.url())?;
+        assert_eq!(a.peer_id(), "interop-a");
+        assert_eq!(a.errors()?, Vec::<String>::new());
+        assert!(
+            a.peers()?.iter().any(|p| p.starts_with("storage-server-")),
+            "A should be connected to the sync server"
+        );
+
+        let initial = json!({"customers": {}, "notes": "Kickoff"});
+        let url = a.create(initial.clone())?;
+        assert!(url.starts_with("automerge:"), "{url}");
+        a.flush(WAIT)?;
+        assert_eq!(b.find(&url)?, initial);
+
+        // Edits on both sides, without waiting for each other (B may or may
+        // not have A's edits yet). The splice positions hold either way: A
+        // appends before B edits, B inserts at the front.
+        a.put(&url, &["customers", "c1", "name"], json!("Acme"))?;
+        a.splice(&url, &["notes"], 7, 0, " call")?;
+        b.put(&url, &["customers", "c2", "name"], json!("Globex"))?;
+        b.splice(&url, &["notes"], 0, 0, "Q3 ")?;
+
+        a.wait_for(&url, &["customers", "c2", "name"], json!("Globex"), WAIT)?;
+        b.wait_for(&url, &["customers", "c1", "name"], json!("Acme"), WAIT)?;
+        a.wait_for(&url, &["notes"], json!("Q3 Kickoff call"), WAIT)?;
+        b.wait_for(&url, &["notes"], json!("Q3 Kickoff call"), WAIT)?;
+
+        let (ra, rb) = (a.read(&url)?, b.read(&url)?);
+        let expected = json!({
+            "customers": {"c1": {"name": "Acme"}, "c2": {"name": "Globex"}},
+            "notes": "Q3 Kickoff call",
+        });
+        assert_eq!(ra.doc, expected);
+        assert_eq!(rb.doc, expected);
+        assert!(!ra.heads.is_empty());
+        assert!(ra.heads.iter().all(|h| h.len() == 64), "{:?}", ra.heads);
+        assert_eq!(sorted(ra.heads), sorted(rb.heads));
+
+        // The JS error text comes through.
+        let err = a
+            .wait_for(&url, &["notes"], json!("never"), Duration::from_millis(200))
+            .expect_err("the value never appears");
+        assert!(format!("{err:#}").contains("timeout"), "{err:#}");
+
+        // The server stored the document: a restarted server still serves it.
+        a.flush(WAIT)?;
+        b.flush(WAIT)?;
+        drop((a, b));
+        server.stop()?;
+        let server = JsSyncServer::start(&dir.0)?;
+        let mut c = JsPeer::start(&server.url())?;
+        assert_eq!(c.find(&url)?, expected);
+        Ok(())
+    }
+
+    #[test]
+    fn finding_an_unknown_document_reports_unavailable() -> Result<()> {
+        let dir = TempDir::new("js-sync-server-unavailable")?;
+        let server = JsSyncServer::start(&dir.0)?;
+        let mut peer = JsPeer::start(&server.url())?;
+        let started = Instant::now();
+        // A valid URL (bs58check of 16 bytes) that nobody has.
+        let err = peer
+            .find("automerge:2j9knpCseyhnK8izDmLpGP5WMdZQ")
+            .expect_err("nobody has this document");
+        assert!(format!("{err:#}").contains("unavailable"), "{err:#}");
+        assert!(
+            started.elapsed() < DEFAULT_WAIT,
+            "unavailable should be fast"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_refused_upgrade_fails_start_with_the_status_and_keeps_the_query() -> Result<()> {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let server = thread::spawn(move || -> Result<String> {
+            let (stream, _) = listener.accept()?;
+            let mut reader = BufReader::new(stream.try_clone()?);
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line)?;
+            let mut line = String::new();
+            while reader.read_line(&mut line)? > 2 {
+                line.clear();
+            }
+            (&stream).write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")?;
+            Ok(request_line)
+        });
+        let err = JsPeer::start(&format!("ws://127.0.0.1:{port}/sync?token=abc.def-ghi"))
+            .expect_err("the upgrade is refused");
+        assert!(
+            format!("{err:#}").contains("Unexpected server response: 401"),
+            "{err:#}"
+        );
+        let request_line = server
+            .join()
+            .map_err(|_| anyhow::anyhow!("server panicked"))??;
+        assert!(
+            request_line.starts_with("GET /sync?token=abc.def-ghi HTTP/1.1"),
+            "{request_line:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_peer_that_cannot_connect_fails_to_start() -> Result<()> {
+        // A port nothing listens on: bind one, then free it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let options = JsPeerOptions {
+            connect_timeout: Duration::from_secs(2),
+            ..JsPeerOptions::default()
+        };
+        let err = JsPeer::start_with(&format!("ws://127.0.0.1:{port}"), &options)
+            .expect_err("nothing listens");
+        assert!(format!("{err:#}").contains("no peer answered"), "{err:#}");
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! A relay on 127.0.0.1:0 in the test's own runtime, on a data folder that
+//! outlives restarts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{Context, Result};
+use rapport_server::{AuthMode, Config, Limits, Server};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A folder under the system's temp dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("rapport-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running relay.
+#[derive(Debug)]
+pub struct TestRelay {
+    pub addr: SocketAddr,
+    pub relay_id: String,
+    data: PathBuf,
+    auth: AuthMode,
+    limits: Limits,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), rapport_server::ServerError>>>,
+}
+
+impl TestRelay {
+    /// Starts a relay with tokens required.
+    pub async fn start(data: &Path) -> Result<Self> {
+        Self::start_with(data, AuthMode::Token, Limits::default()).await
+    }
+
+    pub async fn start_with(data: &Path, auth: AuthMode, limits: Limits) -> Result<Self> {
+        let config = Config {
+            data_dir: data.to_owned(),
+            auth,
+            limits: limits.clone(),
+        };
+        let server = Server::open(config)?;
+        let relay_id = server.relay_id().to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            relay_id,
+            data: data.to_owned(),
+            auth,
+            limits,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// The WebSocket URL, without a token.
+    pub fn url(&self) -> String {
+        format!("ws://{}/sync", self.addr)
+    }
+
+    /// Stops gracefully and waits until the relay has finished.
+    pub async fn stop(&mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.context("the relay task panicked")??;
+        }
+        Ok(())
+    }
+
+    /// Stops and starts again on the same data folder (a new port).
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop().await?;
+        *self = Self::start_with(&self.data, self.auth, self.limits.clone()).await?;
+        Ok(())
+    }
+
+    /// `GET path`, returning the status code and body.
+    pub async fn get(&self, path: &str) -> Result<(u16, String)> {
+        http_get(self.addr, path).await
+    }
+}
+
+/// A minimal HTTP/1.1 GET, enough for the relay's plain endpoints.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .context("no status line")?
+        .parse()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
