@@ -4,6 +4,7 @@
 //! in its own module and calls the library crates.
 
 use clap::{Parser, Subcommand};
+use rapport_server::cli::ServeArgs;
 
 mod demo;
 
@@ -22,15 +23,24 @@ enum Command {
     ///
     /// Everything runs in this process, in memory; nothing is installed or
     /// written to disk.
-    ///
-    /// Example:
-    ///   rapport demo
+    #[command(after_help = "Example:\n  rapport demo")]
     Demo,
+    /// Run the relay (the same as `rapport-server`).
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
 }
+
+const SERVE_EXAMPLES: &str = "Examples:
+  rapport serve --listen 0.0.0.0:3030 --data /var/lib/rapport
+  rapport serve --data ./relay --open     # no tokens: development only
+
+Clients connect to ws://HOST:PORT/sync with a signed token whose audience is
+the relay id (printed at start, and on GET /api/info).";
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo => demo::run(),
+        Command::Serve(args) => Ok(args.run()?),
     }
 }

@@ -8,14 +8,7 @@ use clap::Args;
 
 use crate::{AuthMode, Config, Limits, ServerError};
 
-/// Run the rapport relay: WebSocket sync on redb.
-///
-/// Examples:
-///   rapport-server --listen 0.0.0.0:3030 --data /var/lib/rapport
-///   rapport-server --listen 127.0.0.1:3030 --data ./relay --open   # development only
-///
-/// Clients connect to ws://HOST:PORT/sync with a signed token; the token's
-/// audience is the relay id shown at start and on GET /api/info.
+/// The relay's flags.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.

@@ -88,7 +88,8 @@ pub(crate) async fn drive<T>(
         let kill = Arc::new(Notify::new());
 
         let mut session = None;
-        let ending = match handshake(&relay, &mut stream, &tx, conn, identity).await {
+        let mut shutdown = shutdown;
+        let ending = match handshake(&relay, &mut stream, &tx, conn, identity, &mut shutdown).await {
             Ok(remote) => {
                 relay.register(conn, tx.clone(), Arc::clone(&kill));
                 info!(peer = %remote, "connected");
@@ -99,7 +100,7 @@ pub(crate) async fn drive<T>(
                     open_docs: BTreeSet::new(),
                     logged_unknown: BTreeSet::new(),
                 };
-                let ending = read_loop(&relay, &mut stream, &mut s, &kill, shutdown).await;
+                let ending = read_loop(&relay, &mut stream, &mut s, &kill, &mut shutdown).await;
                 session = Some(s);
                 ending
             }
@@ -132,6 +133,7 @@ async fn handshake<S>(
     tx: &mpsc::Sender<Bytes>,
     conn: ConnId,
     identity: Identity,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Result<PeerId, Ending>
 where
     S: Stream<Item = Result<Incoming, TransportError>> + Unpin,
@@ -144,7 +146,11 @@ where
     let deadline =
         Instant::now() + Duration::from_millis(rapport_protocol::sync::HANDSHAKE_TIMEOUT_MILLIS);
     loop {
-        let frame = match timeout_at(deadline, stream.next()).await {
+        let frame = tokio::select! {
+            _ = shutdown.changed() => return Err(Ending::quiet(GOING_AWAY, "the relay is shutting down")),
+            frame = timeout_at(deadline, stream.next()) => frame,
+        };
+        let frame = match frame {
             Err(_) => {
                 return Err(Ending::protocol(
                     PROTOCOL_ERROR,
@@ -191,7 +197,7 @@ async fn read_loop<S>(
     stream: &mut S,
     session: &mut Session,
     kill: &Notify,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: &mut watch::Receiver<bool>,
 ) -> Ending
 where
     S: Stream<Item = Result<Incoming, TransportError>> + Unpin,

@@ -4,11 +4,19 @@ use clap::Parser;
 use rapport_server::cli::ServeArgs;
 
 #[derive(Debug, Parser)]
-#[command(name = "rapport-server", version, about, long_about = None)]
+#[command(name = "rapport-server", version, about, long_about = None, after_help = EXAMPLES)]
 struct Cli {
     #[command(flatten)]
     serve: ServeArgs,
 }
+
+const EXAMPLES: &str = "Examples:
+  rapport-server --listen 0.0.0.0:3030 --data /var/lib/rapport
+  rapport-server --listen 127.0.0.1:3030 --data ./relay --open   # development only
+
+Clients connect to ws://HOST:PORT/sync with a signed token (Authorization:
+Bearer, or ?token=) whose audience is the relay id, printed at start and
+served on GET /api/info. SIGINT or SIGTERM stops the relay gracefully.";
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -1,0 +1,406 @@
+//! Whatever a peer sends, the relay answers with a typed refusal or drops the
+//! message, and every other connection keeps working.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ROOT, ReadDoc};
+use futures_util::{SinkExt, StreamExt};
+use rapport_protocol::ids::DocumentId;
+use rapport_protocol::wire::{Join, Leave, Message, PeerMetadata};
+use rapport_server::{AuthMode, Limits};
+use rapport_tests::peer::{TestPeer, actor_of, key, mint_token, open_socket};
+use rapport_tests::relay::{TempDir, TestRelay};
+use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn join(name: &str) -> tungstenite::Message {
+    let join = Message::Join(Join {
+        sender_id: name.parse().unwrap(),
+        peer_metadata: Some(PeerMetadata::default()),
+        supported_protocol_versions: vec!["1".into()],
+    });
+    tungstenite::Message::binary(join.encode())
+}
+
+/// Connects and joins as `name`, returning the socket after the `peer` answer.
+async fn joined(relay: &TestRelay, name: &str) -> Result<Socket> {
+    let token = mint_token(&key(7), &relay.relay_id);
+    let mut socket = open_socket(&relay.url(), Some(&token)).await?;
+    socket.send(join(name)).await?;
+    let answer = next_message(&mut socket)
+        .await?
+        .context("no answer to join")?;
+    assert!(matches!(answer, Message::Peer(_)), "{answer:?}");
+    Ok(socket)
+}
+
+/// The next protocol message, or `None` once the relay closed.
+async fn next_message(socket: &mut Socket) -> Result<Option<Message>> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await? {
+            None | Some(Ok(tungstenite::Message::Close(_))) => return Ok(None),
+            Some(Ok(tungstenite::Message::Binary(bytes))) => {
+                return Ok(Some(Message::decode(&bytes)?));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) => return Ok(None),
+        }
+    }
+}
+
+/// Reads until the relay closes; returns the `error` text it sent and the
+/// close code.
+async fn refusal(socket: &mut Socket) -> Result<(String, Option<CloseCode>)> {
+    let mut error = String::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await? {
+            Some(Ok(tungstenite::Message::Binary(bytes))) => {
+                if let Ok(Message::Error(e)) = Message::decode(&bytes) {
+                    error = e.message;
+                }
+            }
+            Some(Ok(tungstenite::Message::Close(frame))) => {
+                return Ok((error, frame.map(|f| f.code)));
+            }
+            None | Some(Err(_)) => return Ok((error, None)),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// A bystander that keeps syncing while others misbehave.
+struct Bystander {
+    writer: TestPeer,
+    reader: TestPeer,
+    id: DocumentId,
+    n: i64,
+}
+
+impl Bystander {
+    async fn start(relay: &TestRelay) -> Result<Self> {
+        let id = DocumentId::from_bytes([42; 16]);
+        let writer =
+            TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(1), "bystander-w").await?;
+        let reader =
+            TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(2), "bystander-r").await?;
+        writer.open(id, Automerge::new().with_actor(actor_of(&key(1), 1)));
+        reader.open(id, Automerge::new().with_actor(actor_of(&key(2), 1)));
+        let mut b = Self {
+            writer,
+            reader,
+            id,
+            n: 0,
+        };
+        b.still_syncs().await?;
+        Ok(b)
+    }
+
+    /// One more edit reaches the reader.
+    async fn still_syncs(&mut self) -> Result<()> {
+        self.n += 1;
+        let n = self.n;
+        self.writer.change(self.id, |tx| tx.put(ROOT, "n", n))?;
+        let id = self.id;
+        self.reader
+            .wait_until(|s| {
+                s.doc(id)
+                    .get(ROOT, "n")
+                    .ok()
+                    .flatten()
+                    .and_then(|(v, _)| v.as_i64())
+                    == Some(n)
+            })
+            .await
+    }
+}
+
+async fn upgrade_status(relay: &TestRelay, token: Option<&str>) -> Option<u16> {
+    match open_socket(&relay.url(), token).await {
+        Ok(_) => None,
+        Err(e) => match e.downcast_ref::<tungstenite::Error>() {
+            Some(tungstenite::Error::Http(response)) => Some(response.status().as_u16()),
+            _ => Some(0),
+        },
+    }
+}
+
+#[tokio::test]
+async fn missing_forged_misdirected_and_replayed_tokens_get_401() -> Result<()> {
+    let dir = TempDir::new("tokens");
+    let relay = TestRelay::start(dir.path()).await?;
+    assert_eq!(upgrade_status(&relay, None).await, Some(401));
+    assert_eq!(upgrade_status(&relay, Some("not.a.token")).await, Some(401));
+    let other_relay = mint_token(&key(1), "relay-somewhere-else");
+    assert_eq!(upgrade_status(&relay, Some(&other_relay)).await, Some(401));
+    // Signed by key 2 but naming key 1: swap the signature segment.
+    let genuine = mint_token(&key(1), &relay.relay_id);
+    let other = mint_token(&key(2), &relay.relay_id);
+    let forged = format!(
+        "{}.{}",
+        genuine.rsplit_once('.').unwrap().0,
+        other.rsplit_once('.').unwrap().1
+    );
+    assert_eq!(upgrade_status(&relay, Some(&forged)).await, Some(401));
+    let once = mint_token(&key(1), &relay.relay_id);
+    assert_eq!(
+        upgrade_status(&relay, Some(&once)).await,
+        None,
+        "a fresh token is accepted"
+    );
+    assert_eq!(
+        upgrade_status(&relay, Some(&once)).await,
+        Some(401),
+        "and never twice"
+    );
+    let (status, body) = relay.get("/metrics").await?;
+    assert_eq!(status, 200);
+    assert!(body.contains("rapport_auth_failures_total 5"), "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_token_may_come_in_the_query() -> Result<()> {
+    let dir = TempDir::new("query-token");
+    let relay = TestRelay::start(dir.path()).await?;
+    let token = mint_token(&key(1), &relay.relay_id);
+    let url = format!("{}?token={token}", relay.url());
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    socket.send(join("by-query")).await?;
+    assert!(matches!(
+        next_message(&mut socket).await?,
+        Some(Message::Peer(_))
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn protocol_violations_close_only_the_offender() -> Result<()> {
+    let dir = TempDir::new("violations");
+    let relay = TestRelay::start(dir.path()).await?;
+    let mut bystander = Bystander::start(&relay).await?;
+
+    // A text frame.
+    let mut s = joined(&relay, "texter").await?;
+    s.send(tungstenite::Message::text("{\"type\":\"sync\"}"))
+        .await?;
+    let (error, code) = refusal(&mut s).await?;
+    assert!(error.contains("text frames"), "{error}");
+    assert_eq!(code, Some(CloseCode::Unsupported));
+    bystander.still_syncs().await?;
+
+    // A message before `join`.
+    let token = mint_token(&key(7), &relay.relay_id);
+    let mut s = open_socket(&relay.url(), Some(&token)).await?;
+    let leave = Message::Leave(Leave {
+        sender_id: "early".parse()?,
+    });
+    s.send(tungstenite::Message::binary(leave.encode())).await?;
+    let (error, code) = refusal(&mut s).await?;
+    assert!(error.contains("expected `join`"), "{error}");
+    assert_eq!(code, Some(CloseCode::Protocol));
+
+    // A second `join`.
+    let mut s = joined(&relay, "twice").await?;
+    s.send(join("twice")).await?;
+    let (error, _) = refusal(&mut s).await?;
+    assert!(error.contains("only once"), "{error}");
+
+    // A senderId other than the one joined.
+    let mut s = joined(&relay, "honest").await?;
+    let leave = Message::Leave(Leave {
+        sender_id: "someone-else".parse()?,
+    });
+    s.send(tungstenite::Message::binary(leave.encode())).await?;
+    let (error, _) = refusal(&mut s).await?;
+    assert!(error.contains("senderId"), "{error}");
+
+    // Bytes that are not CBOR, and CBOR that is not a message.
+    for garbage in [
+        vec![0xff, 0x00, 0x13],
+        vec![0x83, 0x01, 0x02, 0x03],
+        vec![0xa1, 0x61],
+    ] {
+        let mut s = joined(&relay, "garbage").await?;
+        s.send(tungstenite::Message::binary(garbage.clone()))
+            .await?;
+        let (error, code) = refusal(&mut s).await?;
+        assert!(!error.is_empty(), "no error for {garbage:02x?}");
+        assert_eq!(code, Some(CloseCode::Protocol));
+    }
+
+    // A sync message whose data is not an automerge sync message.
+    let mut s = joined(&relay, "bad-sync").await?;
+    let bad = Message::Sync(rapport_protocol::wire::DocMessage {
+        sender_id: "bad-sync".parse()?,
+        target_id: "relay".parse()?,
+        document_id: DocumentId::from_bytes([5; 16]),
+        data: vec![0x42, 0xff, 0xff],
+    });
+    s.send(tungstenite::Message::binary(bad.encode())).await?;
+    let (error, _) = refusal(&mut s).await?;
+    assert!(error.contains("malformed sync message"), "{error}");
+
+    bystander.still_syncs().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_message_types_are_dropped_and_the_connection_lives() -> Result<()> {
+    let dir = TempDir::new("unknown");
+    let relay = TestRelay::start(dir.path()).await?;
+    let mut s = joined(&relay, "future").await?;
+    // {"type": "presence-v9", "senderId": "future"}
+    let mut frame = vec![0xa2, 0x64];
+    frame.extend(b"type");
+    frame.push(0x6b);
+    frame.extend(b"presence-v9");
+    frame.push(0x68);
+    frame.extend(b"senderId");
+    frame.push(0x66);
+    frame.extend(b"future");
+    for _ in 0..100 {
+        s.send(tungstenite::Message::binary(frame.clone())).await?;
+    }
+    // Still open: a request is answered.
+    let request = Message::Request(rapport_protocol::wire::DocMessage {
+        sender_id: "future".parse()?,
+        target_id: "relay".parse()?,
+        document_id: DocumentId::from_bytes([6; 16]),
+        data: automerge::sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![automerge::sync::Have::default()],
+            changes: automerge::sync::ChunkList::empty(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        }
+        .encode(),
+    });
+    s.send(tungstenite::Message::binary(request.encode()))
+        .await?;
+    let answer = next_message(&mut s).await?;
+    assert!(matches!(answer, Some(Message::Sync(_))), "{answer:?}");
+    let (_, body) = relay.get("/metrics").await?;
+    assert!(
+        body.contains("rapport_dropped_messages_total 100"),
+        "{body}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_oversize_frame_is_refused_and_others_keep_syncing() -> Result<()> {
+    let dir = TempDir::new("oversize");
+    let limits = Limits {
+        max_frame_bytes: 64 * 1024,
+        ..Limits::default()
+    };
+    let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
+    let mut bystander = Bystander::start(&relay).await?;
+    let mut s = joined(&relay, "big").await?;
+    let _ = s
+        .send(tungstenite::Message::binary(vec![0xa0; 200 * 1024]))
+        .await;
+    let (error, code) = refusal(&mut s).await?;
+    assert!(
+        error.contains("too large") || code == Some(CloseCode::Size),
+        "{error} {code:?}"
+    );
+    bystander.still_syncs().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_cut_off_without_slowing_others() -> Result<()> {
+    let dir = TempDir::new("slow");
+    let limits = Limits {
+        send_queue_frames: 8,
+        ..Limits::default()
+    };
+    let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
+    let mut bystander = Bystander::start(&relay).await?;
+    // The sluggard opens the bystanders' document and never reads again.
+    let mut slow = joined(&relay, "sluggard").await?;
+    let request = Message::Request(rapport_protocol::wire::DocMessage {
+        sender_id: "sluggard".parse()?,
+        target_id: "relay".parse()?,
+        document_id: bystander.id,
+        data: automerge::sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![automerge::sync::Have::default()],
+            changes: automerge::sync::ChunkList::empty(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        }
+        .encode(),
+    });
+    slow.send(tungstenite::Message::binary(request.encode()))
+        .await?;
+    // Large edits (random, so that compression does not shrink them) fill
+    // its TCP buffers and then its queue.
+    for _ in 0..400 {
+        let big: String = (0..64 * 1024)
+            .map(|_| rand::random_range(b'a'..=b'z') as char)
+            .collect();
+        bystander
+            .writer
+            .change(bystander.id, |tx| tx.put(ROOT, "blob", big.as_str()))?;
+        bystander.still_syncs().await?;
+        let (_, body) = relay.get("/metrics").await?;
+        if body.contains("rapport_slow_peers_disconnected_total 1") {
+            return Ok(());
+        }
+    }
+    let (_, body) = relay.get("/metrics").await?;
+    anyhow::bail!("the slow peer was never disconnected: {body}")
+}
+
+#[tokio::test]
+async fn endpoints_answer() -> Result<()> {
+    let dir = TempDir::new("endpoints");
+    let relay = TestRelay::start(dir.path()).await?;
+    let (status, body) = relay.get("/healthz").await?;
+    assert_eq!((status, body.trim()), (200, "ok"));
+    let (status, body) = relay.get("/api/info").await?;
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(info["relay_id"], relay.relay_id);
+    assert_eq!(info["protocol"], "1");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    let (status, body) = relay.get("/metrics").await?;
+    assert_eq!(status, 200);
+    for name in [
+        "rapport_connections ",
+        "rapport_documents_loaded ",
+        "rapport_messages_in_total ",
+        "rapport_bytes_out_total ",
+        "rapport_refused_changes_total ",
+        "rapport_sync_latency_seconds_bucket",
+    ] {
+        assert!(body.contains(name), "{name} missing from /metrics");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn open_mode_needs_no_token() -> Result<()> {
+    let dir = TempDir::new("open");
+    let relay = TestRelay::start_with(dir.path(), AuthMode::Open, Limits::default()).await?;
+    let id = DocumentId::from_bytes([8; 16]);
+    let a = TestPeer::connect(&relay.url(), None, "a").await?;
+    let b = TestPeer::connect(&relay.url(), None, "b").await?;
+    let mut doc = Automerge::new();
+    doc.transact(|tx| tx.put(ROOT, "hello", "world")).unwrap();
+    a.open(id, doc);
+    b.open(id, Automerge::new());
+    b.wait_until(|s| s.doc(id).get(ROOT, "hello").ok().flatten().is_some())
+        .await?;
+    let (_, body) = relay.get("/api/info").await?;
+    assert!(body.contains("\"auth\":\"open\""), "{body}");
+    Ok(())
+}
