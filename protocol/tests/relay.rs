@@ -9,7 +9,9 @@ use proptest::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
-use rapport_protocol::relay::{ConnId, RelayDoc, RelayEffect};
+use std::sync::Arc;
+
+use rapport_protocol::relay::{ConnId, RelayDoc, RelayEffect, StoredDocument, split_changes};
 use rapport_protocol::sync::{DocumentSync, Effect};
 use rapport_protocol::wire::{Message, RejectReason};
 
@@ -39,9 +41,13 @@ struct Sim {
 
 impl Sim {
     fn new(docs: Vec<Automerge>, seed: u64) -> Self {
+        Self::with_relay(RelayDoc::new(DOC, relay_id()), docs, seed)
+    }
+
+    fn with_relay(relay: RelayDoc, docs: Vec<Automerge>, seed: u64) -> Self {
         let n = docs.len();
         Self {
-            relay: RelayDoc::new(DOC, relay_id()),
+            relay,
             clients: docs
                 .into_iter()
                 .enumerate()
@@ -263,6 +269,69 @@ fn a_new_change_costs_the_same_on_a_long_history() {
         cost_at[0], cost_at[1],
         "the cost grew with the history: {cost_at:?}"
     );
+}
+
+/// A relay document as storage holds it after compaction: the first
+/// `compacted` changes of `source` in a snapshot, the rest as changes.
+fn compacted_relay_doc(source: &Automerge, compacted: usize) -> RelayDoc {
+    let all = source.get_changes(&[]);
+    let mut snapshot_doc = Automerge::new();
+    for change in &all[..compacted] {
+        snapshot_doc.load_incremental(change.raw_bytes()).unwrap();
+    }
+    let stored = StoredDocument {
+        snapshot: Some(Arc::from(snapshot_doc.save())),
+        compacted: all[..compacted]
+            .iter()
+            .map(|c| (c.hash(), c.deps().to_vec()))
+            .collect(),
+        changes: split_changes(all[compacted..].iter().map(|c| c.raw_bytes())).unwrap(),
+    };
+    let (doc, orphans) = RelayDoc::from_stored(DOC, relay_id(), stored);
+    assert_eq!(orphans, 0);
+    doc
+}
+
+fn counted(n: i64) -> Automerge {
+    let mut doc = Automerge::new();
+    for i in 0..n {
+        doc.transact(|tx| tx.put(ROOT, format!("k{}", i % 7), i))
+            .unwrap();
+    }
+    doc
+}
+
+#[test]
+fn a_fresh_peer_gets_the_snapshot_and_the_newer_changes() {
+    let source = counted(40);
+    let relay = compacted_relay_doc(&source, 30);
+    let mut sim = Sim::with_relay(relay, vec![Automerge::new()], 6);
+    sim.connect(0);
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(
+        sim.clients[0].heads(),
+        source
+            .get_heads()
+            .into_iter()
+            .map(Into::into)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_peer_with_part_of_the_history_gets_the_rest_out_of_the_snapshot() {
+    let source = counted(40);
+    let relay = compacted_relay_doc(&source, 30);
+    let mut partial = Automerge::new();
+    for change in &source.get_changes(&[])[..10] {
+        partial.load_incremental(change.raw_bytes()).unwrap();
+    }
+    let mut sim = Sim::with_relay(relay, vec![partial], 7);
+    sim.connect(0);
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[0], "k4"), Some(39));
 }
 
 #[derive(Debug, Clone)]

@@ -33,6 +33,10 @@ pub struct ServeArgs {
     /// Seconds without any traffic before a connection is closed.
     #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
     pub idle_timeout_secs: u64,
+    /// Fold a document's stored changes into its snapshot once this many
+    /// have accumulated.
+    #[arg(long, default_value_t = crate::COMPACT_AFTER_CHANGES)]
+    pub compact_after_changes: usize,
     /// Seconds between pings to each connection.
     #[arg(long, default_value_t = Limits::default().ping_interval.as_secs())]
     pub ping_interval_secs: u64,
@@ -56,6 +60,7 @@ impl ServeArgs {
                 ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
                 ..Limits::default()
             },
+            compact_after_changes: self.compact_after_changes.max(1),
         }
     }
 

@@ -51,7 +51,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub auth: AuthMode,
     pub limits: Limits,
+    /// A document's stored changes are folded into its snapshot once there
+    /// are this many.
+    pub compact_after_changes: usize,
 }
+
+/// The default of [`Config::compact_after_changes`].
+pub const COMPACT_AFTER_CHANGES: usize = 1_000;
 
 impl Config {
     /// A relay storing its data in `data_dir`, with tokens and default limits.
@@ -60,6 +66,7 @@ impl Config {
             data_dir: data_dir.into(),
             auth: AuthMode::Token,
             limits: Limits::default(),
+            compact_after_changes: COMPACT_AFTER_CHANGES,
         }
     }
 }

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use access::{Access, Identity};
-pub use config::{AuthMode, Config, Limits};
+pub use config::{AuthMode, COMPACT_AFTER_CHANGES, Config, Limits};
 use tracing::{info, warn};
 
 /// Why the relay could not start or stopped with an error.
@@ -111,6 +111,7 @@ impl Server {
             warn!("connections still open after 10 s; stopping anyway");
         }
         sweeper.abort();
+        relay.finish_background().await;
         info!("rapport-server stopped");
         served.map_err(ServerError::Io)
     }

@@ -13,7 +13,7 @@ use rapport_protocol::sync::SyncError;
 use rapport_protocol::token::{AuthError, Verifier, VerifierConfig};
 use rapport_protocol::wire::{DocMessage, DocUnavailable, Ephemeral, Message, RejectReason};
 use tokio::sync::{Mutex as AsyncMutex, Notify, mpsc};
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use crate::access::{Access, Identity, Policy};
 use crate::actors::ActorRegistry;
@@ -47,6 +47,9 @@ struct ConnHandle {
 #[derive(Debug, Default)]
 struct DocSlot {
     doc: Option<RelayDoc>,
+    /// Changes stored since the last compaction started (or since loading).
+    since_compaction: usize,
+    compacting: Arc<std::sync::atomic::AtomicBool>,
     idle_since: Option<Instant>,
     /// The last `count` per `senderId:sessionId` of ephemeral messages.
     ephemeral: HashMap<(PeerId, String), u64>,
@@ -74,6 +77,8 @@ pub(crate) struct Relay {
     verifier: Mutex<Verifier>,
     pub(crate) metrics: Metrics,
     next_conn: AtomicU64,
+    /// Compactions in progress, awaited at shutdown.
+    background: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Relay {
@@ -100,6 +105,7 @@ impl Relay {
             actors: Mutex::new(actors),
             metrics: Metrics::default(),
             next_conn: AtomicU64::new(1),
+            background: Mutex::new(tokio::task::JoinSet::new()),
         })
     }
 
@@ -176,8 +182,24 @@ impl Relay {
         Arc::clone(lock(&self.docs).entry(id).or_default())
     }
 
-    /// Handles `sync` and `request` for one document.
+    /// Handles `sync` and `request` for one document, in the document's
+    /// tracing span.
     pub(crate) async fn handle_sync(
+        &self,
+        conn: ConnId,
+        remote: &PeerId,
+        identity: Identity,
+        message: DocMessage,
+        is_request: bool,
+        open_docs: &mut BTreeSet<DocumentId>,
+    ) -> Verdict {
+        let span = tracing::debug_span!("doc", id = %message.document_id);
+        self.handle_sync_in_span(conn, remote, identity, message, is_request, open_docs)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_sync_in_span(
         &self,
         conn: ConnId,
         remote: &PeerId,
@@ -238,15 +260,48 @@ impl Relay {
             }
             Err(other) => return Verdict::ProtocolError(other.to_string()),
         };
-        self.store_and_commit(doc, prepared, identity).await;
+        let stored = self.store_and_commit(doc, prepared, identity).await;
         self.metrics.observe_sync_latency(started.elapsed());
+        slot.since_compaction += stored;
+        if slot.since_compaction >= self.config.compact_after_changes {
+            self.compact_in_background(id, &slot.compacting);
+            slot.since_compaction = 0;
+        }
         Verdict::Continue
+    }
+
+    /// Folds the document's stored changes into its snapshot, off the
+    /// document's lock: the relay keeps serving it meanwhile.
+    fn compact_in_background(&self, id: DocumentId, running: &Arc<std::sync::atomic::AtomicBool>) {
+        if running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let store = self.store.clone();
+        let threshold = self.config.compact_after_changes;
+        let running = Arc::clone(running);
+        let span = tracing::info_span!("compaction", document = %id);
+        let mut background = lock(&self.background);
+        while background.try_join_next().is_some() {}
+        background.spawn_blocking(move || {
+            let _entered = span.enter();
+            match store.compact(id, threshold) {
+                Ok(0) => {}
+                Ok(folded) => debug!(folded, "changes folded into the snapshot"),
+                Err(e) => warn!(error = %e, "compaction failed; the changes stay as they are"),
+            }
+            running.store(false, Ordering::Release);
+        });
     }
 
     /// Makes the new changes durable, then lets the document answer and
     /// forward them; if storing fails the sender is told, and nothing is
     /// acknowledged or forwarded.
-    async fn store_and_commit(&self, doc: &mut RelayDoc, prepared: Prepared, identity: Identity) {
+    async fn store_and_commit(
+        &self,
+        doc: &mut RelayDoc,
+        prepared: Prepared,
+        identity: Identity,
+    ) -> usize {
         let id = doc.id();
         if !prepared.refused.is_empty() {
             Metrics::add(&self.metrics.refused_changes, prepared.refused.len() as u64);
@@ -256,8 +311,9 @@ impl Relay {
         if prepared.to_store.is_empty() {
             doc.commit(prepared);
             self.flush(doc);
-            return;
+            return 0;
         }
+        let count = prepared.to_store.len();
         let bindings =
             lock(&self.actors).unstored(prepared.to_store.iter().map(|c| c.actor.as_slice()));
         let changes: Vec<StoredChange> = prepared.to_store.clone();
@@ -268,8 +324,10 @@ impl Relay {
         match written {
             Ok(Ok(())) => {
                 lock(&self.actors).mark_stored(&bindings);
-                Metrics::add(&self.metrics.changes_stored, prepared.to_store.len() as u64);
+                Metrics::add(&self.metrics.changes_stored, count as u64);
                 doc.commit(prepared);
+                self.flush(doc);
+                return count;
             }
             Ok(Err(e)) => {
                 warn!(document = %id, error = %e, "storing changes failed; refusing them");
@@ -281,6 +339,7 @@ impl Relay {
             }
         }
         self.flush(doc);
+        0
     }
 
     fn refuse_unstored(&self, doc: &mut RelayDoc, prepared: Prepared) {
@@ -362,6 +421,12 @@ impl Relay {
             target_id: remote.clone(),
             document_id: id,
         })
+    }
+
+    /// Waits for background work (compactions) to finish.
+    pub(crate) async fn finish_background(&self) {
+        let mut tasks = std::mem::take(&mut *lock(&self.background));
+        while tasks.join_next().await.is_some() {}
     }
 
     /// Drops documents nobody has had open for a while.

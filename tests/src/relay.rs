@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
@@ -39,9 +40,7 @@ impl Drop for TempDir {
 pub struct TestRelay {
     pub addr: SocketAddr,
     pub relay_id: String,
-    data: PathBuf,
-    auth: AuthMode,
-    limits: Limits,
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), rapport_server::ServerError>>>,
 }
@@ -53,12 +52,15 @@ impl TestRelay {
     }
 
     pub async fn start_with(data: &Path, auth: AuthMode, limits: Limits) -> Result<Self> {
-        let config = Config {
-            data_dir: data.to_owned(),
-            auth,
-            limits: limits.clone(),
-        };
-        let server = Server::open(config)?;
+        let mut config = Config::new(data);
+        config.auth = auth;
+        config.limits = limits;
+        Self::start_config(config).await
+    }
+
+    /// Starts a relay on a full configuration.
+    pub async fn start_config(config: Config) -> Result<Self> {
+        let server = Server::open(config.clone())?;
         let relay_id = server.relay_id().to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -69,9 +71,7 @@ impl TestRelay {
         Ok(Self {
             addr,
             relay_id,
-            data: data.to_owned(),
-            auth,
-            limits,
+            config,
             stop: Some(stop),
             task: Some(task),
         })
@@ -96,7 +96,7 @@ impl TestRelay {
     /// Stops and starts again on the same data folder (a new port).
     pub async fn restart(&mut self) -> Result<()> {
         self.stop().await?;
-        *self = Self::start_with(&self.data, self.auth, self.limits.clone()).await?;
+        *self = Self::start_config(self.config.clone()).await?;
         Ok(())
     }
 

@@ -231,9 +231,12 @@ async fn the_redb_file_holds_every_acknowledged_change_after_shutdown() -> Resul
     relay.stop().await?;
 
     let store = Store::open(dir.path())?;
-    let changes = store.load_document(id)?;
-    let mut doc = Automerge::new();
-    for change in &changes {
+    let stored = store.load_document(id)?;
+    let mut doc = match &stored.snapshot {
+        Some(snapshot) => Automerge::load(snapshot)?,
+        None => Automerge::new(),
+    };
+    for change in &stored.changes {
         doc.load_incremental(&change.bytes)?;
     }
     assert_eq!(doc.get_heads(), heads);
@@ -255,5 +258,48 @@ async fn an_unknown_document_is_unavailable_and_arrives_when_it_appears() -> Res
     waiter
         .wait_until(|w| text_of(w.doc(id), "notes").is_some())
         .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn compaction_folds_changes_into_a_snapshot_and_loses_nothing() -> Result<()> {
+    let dir = TempDir::new("compaction");
+    let mut config = rapport_server::Config::new(dir.path());
+    config.compact_after_changes = 10;
+    let mut relay = TestRelay::start_config(config).await?;
+    let id = DocumentId::from_bytes([7; 16]);
+    let a = peer(&relay, 1, "a").await?;
+    a.open(id, record(1));
+    for n in 0..45i64 {
+        a.change(id, |tx| tx.put(ROOT, "n", n))?;
+    }
+    let heads = a.with(|a| a.doc(id).get_heads());
+    // Wait until the relay has everything, then for compaction to run.
+    let b = peer(&relay, 2, "b").await?;
+    b.open(id, empty_doc(2, 1));
+    b.wait_until(|b| b.doc(id).get_heads() == heads).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        relay.stop().await?;
+        let stored = Store::open(dir.path())?.load_document(id)?;
+        if stored.snapshot.is_some() && stored.changes.len() < 10 {
+            assert_eq!(stored.compacted.len() + stored.changes.len(), 46);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compaction happened"
+        );
+        relay.restart().await?;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // After a restart, a fresh peer and a peer with part of the history
+    // both get everything, from the snapshot.
+    relay.restart().await?;
+    let fresh = peer(&relay, 3, "fresh").await?;
+    fresh.open(id, empty_doc(3, 1));
+    fresh.wait_until(|f| f.doc(id).get_heads() == heads).await?;
+    assert_eq!(fresh.with(|f| int_of(f.doc(id), "n")), Some(44));
     Ok(())
 }

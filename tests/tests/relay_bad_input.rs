@@ -404,3 +404,72 @@ async fn open_mode_needs_no_token() -> Result<()> {
     assert!(body.contains("\"auth\":\"open\""), "{body}");
     Ok(())
 }
+
+#[tokio::test]
+async fn too_many_open_documents_is_a_clear_error() -> Result<()> {
+    let dir = TempDir::new("max-docs");
+    let limits = Limits {
+        max_documents_per_connection: 2,
+        ..Limits::default()
+    };
+    let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
+    let mut s = joined(&relay, "greedy").await?;
+    for n in 0..3u8 {
+        let request = Message::Request(rapport_protocol::wire::DocMessage {
+            sender_id: "greedy".parse()?,
+            target_id: "relay".parse()?,
+            document_id: DocumentId::from_bytes([100 + n; 16]),
+            data: automerge::sync::Message {
+                heads: vec![],
+                need: vec![],
+                have: vec![automerge::sync::Have::default()],
+                changes: automerge::sync::ChunkList::empty(),
+                flags: None,
+                version: automerge::sync::MessageVersion::V1,
+            }
+            .encode(),
+        });
+        s.send(tungstenite::Message::binary(request.encode()))
+            .await?;
+    }
+    let (error, _) = refusal(&mut s).await?;
+    assert!(error.contains("too many documents open"), "{error}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn idle_documents_leave_memory() -> Result<()> {
+    let dir = TempDir::new("idle");
+    let limits = Limits {
+        unload_idle_documents_after: Duration::from_millis(100),
+        ..Limits::default()
+    };
+    let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
+    let id = DocumentId::from_bytes([9; 16]);
+    let a = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(1), "a").await?;
+    let mut doc = Automerge::new().with_actor(actor_of(&key(1), 1));
+    doc.transact(|tx| tx.put(ROOT, "k", 1)).unwrap();
+    a.open(id, doc);
+    a.wait_until(|s| s.received.len() >= 2).await?;
+    let loaded = |body: &str| body.lines().any(|l| l == "rapport_documents_loaded 1");
+    assert!(loaded(&relay.get("/metrics").await?.1), "loaded while open");
+    a.close().await;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if relay
+            .get("/metrics")
+            .await?
+            .1
+            .lines()
+            .any(|l| l == "rapport_documents_loaded 0")
+        {
+            // And it comes back from storage when wanted.
+            let b = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(2), "b").await?;
+            b.open(id, Automerge::new().with_actor(actor_of(&key(2), 1)));
+            b.wait_until(|s| s.doc(id).get(ROOT, "k").ok().flatten().is_some())
+                .await?;
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the idle document stayed in memory")
+}

@@ -86,6 +86,13 @@ fn read_leb128(bytes: &[u8]) -> Option<(u64, usize)> {
 fn load_change(chunk: &[u8]) -> Result<StoredChange, ChunkError> {
     let change =
         Change::from_bytes(chunk.to_vec()).map_err(|e| ChunkError::BadChange(e.to_string()))?;
+    // The header's checksum is the start of the change's hash: a chunk whose
+    // bytes were damaged no longer matches it.
+    if change.hash().0[..4] != chunk[4..8] {
+        return Err(ChunkError::BadChange(
+            "the checksum does not match the contents".into(),
+        ));
+    }
     Ok(StoredChange {
         hash: change.hash(),
         deps: change.deps().to_vec(),
@@ -146,6 +153,21 @@ mod tests {
         let hashes: Vec<_> = changes.iter().map(|c| c.hash).collect();
         let expected: Vec<_> = doc.get_changes(&[]).iter().map(|c| c.hash()).collect();
         assert_eq!(hashes, expected);
+    }
+
+    #[test]
+    fn compressed_change_chunks_load_and_pass_the_checksum() {
+        let mut doc = Automerge::new();
+        doc.transact(|tx| tx.put(ROOT, "big", "x".repeat(10_000)))
+            .unwrap();
+        let mut change = doc.get_changes(&[])[0].clone();
+        let chunk = change.bytes().into_owned();
+        assert_eq!(
+            chunk[8], COMPRESSED_CHANGE,
+            "a large change goes compressed"
+        );
+        let split = split_changes(std::iter::once(chunk.as_slice())).unwrap();
+        assert_eq!(split[0].hash, change.hash());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! connection that has it open.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use automerge::ChangeHash;
 use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
@@ -49,12 +50,29 @@ pub struct Prepared {
     queued: Vec<StoredChange>,
 }
 
+/// A document as storage holds it: a snapshot (a saved automerge document)
+/// with the hashes and dependencies of the changes it contains, and the
+/// changes stored since, each with its bytes.
+#[derive(Debug, Default)]
+pub struct StoredDocument {
+    pub snapshot: Option<Arc<[u8]>>,
+    /// The changes inside the snapshot: `(hash, dependencies)`, in
+    /// dependency order.
+    pub compacted: Vec<(ChangeHash, Vec<ChangeHash>)>,
+    /// The changes stored after the snapshot, in dependency order.
+    pub changes: Vec<StoredChange>,
+}
+
 /// The sync engine of one document on the relay. See the module docs.
 #[derive(Debug)]
 pub struct RelayDoc {
     id: DocumentId,
     local: PeerId,
     graph: ChangeGraph,
+    /// The saved document holding the changes the graph has no bytes for.
+    snapshot: Option<Arc<[u8]>>,
+    /// How many changes have no bytes but the snapshot's.
+    in_snapshot_only: usize,
     queue: Vec<StoredChange>,
     /// Changes refused here: never asked for again.
     refused: BTreeSet<ChangeHash>,
@@ -73,6 +91,8 @@ impl RelayDoc {
             id,
             local,
             graph: ChangeGraph::new(),
+            snapshot: None,
+            in_snapshot_only: 0,
             queue: Vec::new(),
             refused: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -80,17 +100,21 @@ impl RelayDoc {
         }
     }
 
-    /// A document from its stored changes, in the order they were stored.
-    /// Returns the document and how many changes could not be placed (a
-    /// dependency missing), which should be zero.
-    pub fn from_stored(
-        id: DocumentId,
-        local: PeerId,
-        changes: impl IntoIterator<Item = StoredChange>,
-    ) -> (Self, usize) {
+    /// A document as storage holds it. Returns the document and how many
+    /// changes could not be placed (a dependency missing), which should be
+    /// zero.
+    pub fn from_stored(id: DocumentId, local: PeerId, stored: StoredDocument) -> (Self, usize) {
         let mut doc = Self::new(id, local);
         let mut orphans = 0;
-        for change in changes {
+        for (hash, deps) in &stored.compacted {
+            if doc.graph.add_without_bytes(*hash, deps) {
+                doc.in_snapshot_only += 1;
+            } else if !doc.graph.contains(hash) {
+                orphans += 1;
+            }
+        }
+        doc.snapshot = stored.snapshot;
+        for change in stored.changes {
             if !doc.graph.add(&change) && !doc.graph.contains(&change.hash) {
                 orphans += 1;
             }
@@ -390,18 +414,10 @@ impl RelayDoc {
         {
             return;
         }
-        let changes = self.graph.bytes_of(&hashes);
         let supports_v2 = peer.supports_v2;
         let mut flags = MessageFlags::new();
         flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
-        let (version, chunks) = if supports_v2 && !changes.is_empty() {
-            (MessageVersion::V2, vec![changes.concat()])
-        } else {
-            (
-                MessageVersion::V1,
-                changes.iter().map(|c| c.to_vec()).collect(),
-            )
-        };
+        let (version, chunks) = self.encode_changes(&hashes, supports_v2);
         let message = sync::Message {
             heads: our_heads.clone(),
             need: our_need,
@@ -416,6 +432,69 @@ impl RelayDoc {
             peer.last_answered_heads.clone_from(&peer.their_heads);
         }
         self.send_sync(conn, message, hashes);
+    }
+
+    /// The `changes` of a sync message carrying `hashes`. When they include
+    /// every change that lives only in the snapshot, the snapshot itself
+    /// goes (a document chunk, smaller than its changes), followed by the
+    /// newer changes; otherwise each change goes on its own, taken out of
+    /// the snapshot first if needed.
+    fn encode_changes(
+        &mut self,
+        hashes: &[ChangeHash],
+        supports_v2: bool,
+    ) -> (MessageVersion, Vec<Vec<u8>>) {
+        if hashes.is_empty() {
+            return (MessageVersion::V1, Vec::new());
+        }
+        let in_snapshot = self.graph.count_without_bytes(hashes);
+        if let Some(snapshot) = &self.snapshot
+            && in_snapshot > 0
+            && in_snapshot == self.in_snapshot_only
+        {
+            let mut entry = snapshot.to_vec();
+            for bytes in self.graph.bytes_of(hashes) {
+                entry.extend_from_slice(&bytes);
+            }
+            let version = if supports_v2 {
+                MessageVersion::V2
+            } else {
+                MessageVersion::V1
+            };
+            return (version, vec![entry]);
+        }
+        if in_snapshot > 0 {
+            self.unpack_snapshot();
+        }
+        let changes = self.graph.bytes_of(hashes);
+        if supports_v2 {
+            (MessageVersion::V2, vec![changes.concat()])
+        } else {
+            (
+                MessageVersion::V1,
+                changes.iter().map(|c| c.to_vec()).collect(),
+            )
+        }
+    }
+
+    /// Gives every change of the snapshot its own bytes. Costs one load of
+    /// the snapshot, once per document in memory.
+    fn unpack_snapshot(&mut self) {
+        let Some(snapshot) = self.snapshot.take() else {
+            return;
+        };
+        match automerge::Automerge::load(&snapshot) {
+            Ok(doc) => {
+                for change in doc.get_changes(&[]) {
+                    self.graph
+                        .fill_bytes(&change.hash(), Arc::from(change.raw_bytes()));
+                }
+                self.in_snapshot_only = 0;
+            }
+            // Storage checked the snapshot when it wrote it; if it no longer
+            // loads, keep it and send what has bytes.
+            Err(_) => self.snapshot = Some(snapshot),
+        }
     }
 
     fn send_sync(&mut self, conn: ConnId, message: sync::Message, hashes: Vec<ChangeHash>) {

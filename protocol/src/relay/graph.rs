@@ -47,7 +47,8 @@ struct Node {
     hash: ChangeHash,
     deps: Box<[u32]>,
     generation: u32,
-    bytes: Arc<[u8]>,
+    /// `None` for a change whose bytes live only in the document's snapshot.
+    bytes: Option<Arc<[u8]>>,
 }
 
 /// The change graph. See the module documentation.
@@ -96,11 +97,26 @@ impl ChangeGraph {
     /// changes nothing) if a dependency is missing, the change is known, or
     /// the document already holds 2^32 changes.
     pub fn add(&mut self, change: &StoredChange) -> bool {
-        if self.contains(&change.hash) {
+        self.insert(change.hash, &change.deps, Some(Arc::clone(&change.bytes)))
+    }
+
+    /// Adds a change whose bytes are in the snapshot only; as [`Self::add`].
+    pub fn add_without_bytes(&mut self, hash: ChangeHash, deps: &[ChangeHash]) -> bool {
+        self.insert(hash, deps, None)
+    }
+
+    /// Supplies the bytes of a change added without them.
+    pub fn fill_bytes(&mut self, hash: &ChangeHash, bytes: Arc<[u8]>) {
+        if let Some(&i) = self.by_hash.get(hash) {
+            self.nodes[i as usize].bytes.get_or_insert(bytes);
+        }
+    }
+
+    fn insert(&mut self, hash: ChangeHash, deps: &[ChangeHash], bytes: Option<Arc<[u8]>>) -> bool {
+        if self.contains(&hash) {
             return false;
         }
-        let Some(deps) = change
-            .deps
+        let Some(deps) = deps
             .iter()
             .map(|d| self.by_hash.get(d).copied())
             .collect::<Option<Box<[u32]>>>()
@@ -119,18 +135,26 @@ impl ChangeGraph {
             self.heads.remove(dep);
         }
         self.heads.insert(index);
-        self.by_hash.insert(change.hash, index);
+        self.by_hash.insert(hash, index);
         self.nodes.push(Node {
-            hash: change.hash,
+            hash,
             deps,
             generation,
-            bytes: Arc::clone(&change.bytes),
+            bytes,
         });
         true
     }
 
+    /// Whether every change among `hashes` has its bytes at hand.
+    pub fn has_bytes_of(&self, hashes: &[ChangeHash]) -> bool {
+        hashes
+            .iter()
+            .filter_map(|h| self.by_hash.get(h))
+            .all(|&i| self.nodes[i as usize].bytes.is_some())
+    }
+
     /// The bytes of the changes with these hashes, in topological order;
-    /// unknown hashes are skipped.
+    /// unknown hashes and changes without bytes are skipped.
     pub fn bytes_of(&self, hashes: &[ChangeHash]) -> Vec<Arc<[u8]>> {
         let mut indices: Vec<u32> = hashes
             .iter()
@@ -140,8 +164,18 @@ impl ChangeGraph {
         indices.dedup();
         indices
             .iter()
-            .map(|&i| Arc::clone(&self.nodes[i as usize].bytes))
+            .filter_map(|&i| self.nodes[i as usize].bytes.clone())
             .collect()
+    }
+
+    /// How many of `hashes` the graph holds only in the snapshot (without
+    /// bytes of their own).
+    pub fn count_without_bytes(&self, hashes: &[ChangeHash]) -> usize {
+        hashes
+            .iter()
+            .filter_map(|h| self.by_hash.get(h))
+            .filter(|&&i| self.nodes[i as usize].bytes.is_none())
+            .count()
     }
 
     /// Every change that is not an ancestor of (or in) `base`, in

@@ -22,6 +22,32 @@ pub(crate) fn encode(change: &StoredChange) -> Vec<u8> {
     out
 }
 
+/// A compacted change: `hash | dependency count | dependencies`.
+pub(crate) fn encode_meta(hash: &ChangeHash, deps: &[ChangeHash]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(36 + 32 * deps.len());
+    out.extend_from_slice(&hash.0);
+    out.extend_from_slice(&(deps.len() as u32).to_le_bytes());
+    for dep in deps {
+        out.extend_from_slice(&dep.0);
+    }
+    out
+}
+
+/// `None` when the bytes are not a compacted change.
+pub(crate) fn decode_meta(bytes: &[u8]) -> Option<(ChangeHash, Vec<ChangeHash>)> {
+    let mut rest = bytes;
+    let hash = ChangeHash(take(&mut rest, 32)?.try_into().ok()?);
+    let count = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
+    if count != rest.len() / 32 || !rest.len().is_multiple_of(32) {
+        return None;
+    }
+    let deps = rest
+        .chunks_exact(32)
+        .map(|d| d.try_into().ok().map(ChangeHash))
+        .collect::<Option<Vec<_>>>()?;
+    Some((hash, deps))
+}
+
 /// `None` when the bytes are not a stored change (a corrupt file).
 pub(crate) fn decode(bytes: &[u8]) -> Option<StoredChange> {
     let mut rest = bytes;

@@ -15,7 +15,9 @@ use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
 use redb::{Database, ReadableDatabase, ReadableTable};
 
-use schema::{ACTORS, CHANGES, META, SCHEMA_VERSION};
+use automerge::Automerge;
+use rapport_protocol::relay::StoredDocument;
+use schema::{ACTORS, CHANGES, COMPACTED, META, SCHEMA_VERSION, SNAPSHOTS};
 
 /// The file name of the database inside the data folder.
 pub const DATABASE_FILE: &str = "relay.redb";
@@ -120,6 +122,8 @@ impl Store {
                 }
             }
             tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+            tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+            tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
             tx.open_table(ACTORS).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
@@ -149,11 +153,27 @@ impl Store {
         Ok(id)
     }
 
-    /// Every change of a document, in the order stored.
-    pub fn load_document(&self, id: DocumentId) -> Result<Vec<StoredChange>, StoreError> {
+    /// A document: its snapshot, the changes inside it, and the changes
+    /// stored since, in the order stored.
+    pub fn load_document(&self, id: DocumentId) -> Result<StoredDocument, StoreError> {
         let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
         let key = id.as_bytes();
+        let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+        let snapshot = snapshots
+            .get(key)
+            .map_err(|e| self.err(e))?
+            .map(|v| Arc::from(v.value()));
+        let compacted_table = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
+        let mut compacted = Vec::new();
+        for row in compacted_table
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            let (_, value) = row.map_err(|e| self.err(e))?;
+            compacted
+                .push(codec::decode_meta(value.value()).ok_or_else(|| self.corrupt("compacted"))?);
+        }
+        let table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
         let mut changes = Vec::new();
         for row in table
             .range((key, 0)..=(key, u64::MAX))
@@ -162,7 +182,80 @@ impl Store {
             let (_, value) = row.map_err(|e| self.err(e))?;
             changes.push(codec::decode(value.value()).ok_or_else(|| self.corrupt("changes"))?);
         }
-        Ok(changes)
+        Ok(StoredDocument {
+            snapshot,
+            compacted,
+            changes,
+        })
+    }
+
+    /// Folds a document's stored changes into its snapshot when there are
+    /// at least `threshold` of them. The new snapshot is computed from a
+    /// consistent read, then written, with the folded rows removed and
+    /// their hashes recorded, in one write transaction: a crash leaves the
+    /// old state or the new one. Changes stored meanwhile stay as they are.
+    /// Returns how many changes were folded.
+    pub fn compact(&self, id: DocumentId, threshold: usize) -> Result<usize, StoreError> {
+        let key = id.as_bytes();
+        let (snapshot, rows) = {
+            let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+            let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+            let snapshot = snapshots
+                .get(key)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec());
+            let table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+            let mut rows = Vec::new();
+            for row in table
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(|e| self.err(e))?
+            {
+                let (k, value) = row.map_err(|e| self.err(e))?;
+                let change = codec::decode(value.value()).ok_or_else(|| self.corrupt("changes"))?;
+                rows.push((k.value().1, change));
+            }
+            (snapshot, rows)
+        };
+        if rows.len() < threshold.max(1) {
+            return Ok(0);
+        }
+        let mut doc = match &snapshot {
+            Some(bytes) => Automerge::load(bytes).map_err(|_| self.corrupt("snapshots"))?,
+            None => Automerge::new(),
+        };
+        for (_, change) in &rows {
+            doc.load_incremental(&change.bytes)
+                .map_err(|_| self.corrupt("changes"))?;
+        }
+        let saved = doc.save();
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
+            let first = match compacted
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(|e| self.err(e))?
+                .next_back()
+            {
+                Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
+                None => 0,
+            };
+            let mut changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+            for (seq, (row, change)) in (first..).zip(&rows) {
+                compacted
+                    .insert(
+                        (key, seq),
+                        codec::encode_meta(&change.hash, &change.deps).as_slice(),
+                    )
+                    .map_err(|e| self.err(e))?;
+                changes.remove((key, *row)).map_err(|e| self.err(e))?;
+            }
+            let mut snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
+            snapshots
+                .insert(key, saved.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(rows.len())
     }
 
     /// The key an actor is bound to, if any.
@@ -264,11 +357,12 @@ mod tests {
         let hashes: Vec<u8> = store
             .load_document(doc)
             .unwrap()
+            .changes
             .iter()
             .map(|c| c.hash.0[0])
             .collect();
         assert_eq!(hashes, [1, 2, 3]);
-        assert_eq!(store.load_document(other).unwrap().len(), 1);
+        assert_eq!(store.load_document(other).unwrap().changes.len(), 1);
         assert_eq!(store.actor_key(&[1; 16]).unwrap(), Some(key));
         assert_eq!(store.actor_key(&[2; 16]).unwrap(), None);
         assert_eq!(

@@ -4,10 +4,14 @@
 //! |---|---|---|
 //! | `meta` | name | bytes: `relay_id`, `schema_version` |
 //! | `changes` | (document id, sequence number) | one change: hash, dependencies, actor, bytes ([`super::codec`]) |
+//! | `snapshots` | document id | a saved automerge document holding the compacted changes |
+//! | `compacted` | (document id, sequence number) | hash and dependencies of a change inside the snapshot |
 //! | `actors` | actor id bytes | the ed25519 public key the actor is bound to |
 //!
-//! A document is the run of `changes` rows under its id, in the order they
-//! were stored, which is a dependency order.
+//! A document is its snapshot (if any) plus the run of `changes` rows under
+//! its id, in the order they were stored, which is a dependency order.
+//! Compaction folds `changes` rows into the snapshot and moves their hashes
+//! to `compacted`, in one write transaction.
 
 use redb::TableDefinition;
 
@@ -18,5 +22,10 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 
 pub(crate) const CHANGES: TableDefinition<(&[u8; 16], u64), &[u8]> =
     TableDefinition::new("changes");
+
+pub(crate) const SNAPSHOTS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("snapshots");
+
+pub(crate) const COMPACTED: TableDefinition<(&[u8; 16], u64), &[u8]> =
+    TableDefinition::new("compacted");
 
 pub(crate) const ACTORS: TableDefinition<&[u8], &[u8; 32]> = TableDefinition::new("actors");
