@@ -435,6 +435,11 @@ impl Relay {
         let mut docs = lock(&self.docs);
         let before = docs.len();
         docs.retain(|_, slot| {
+            // Someone holds the slot (a message on its way in): keep it, or
+            // a second copy of the document could be loaded beside it.
+            if Arc::strong_count(slot) > 1 {
+                return true;
+            }
             let Ok(slot) = slot.try_lock() else {
                 return true;
             };

@@ -452,7 +452,8 @@ async fn idle_documents_leave_memory() -> Result<()> {
     a.open(id, doc);
     a.wait_until(|s| s.received.len() >= 2).await?;
     let loaded = |body: &str| body.lines().any(|l| l == "rapport_documents_loaded 1");
-    assert!(loaded(&relay.get("/metrics").await?.1), "loaded while open");
+    let (_, body) = relay.get("/metrics").await?;
+    assert!(loaded(&body), "loaded while open: {body}");
     a.close().await;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
