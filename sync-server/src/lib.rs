@@ -111,7 +111,14 @@ impl Server {
             warn!("connections still open after 10 s; stopping anyway");
         }
         sweeper.abort();
+        let _ = sweeper.await;
         relay.finish_background().await;
+        // Connection tasks may hold the relay a moment longer; the database
+        // closes with the last holder, and the caller may reopen it at once.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&relay) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         info!("rapport-server stopped");
         served.map_err(ServerError::Io)
     }

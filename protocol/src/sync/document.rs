@@ -55,6 +55,8 @@ pub enum PeerPhase {
 
 #[derive(Debug)]
 struct PeerSync {
+    /// The peer id we use towards this peer.
+    us: PeerId,
     state: sync::State,
     phase: PeerPhase,
     /// When we last sent a message the peer has not answered.
@@ -121,18 +123,69 @@ impl DocumentSync {
     /// Starts syncing with a newly connected peer. If we hold nothing of the
     /// document the first message is a `request`, otherwise a `sync`.
     pub fn handle_peer_connected(&mut self, peer: PeerId, now: UnixMillis) {
+        self.connect(peer, self.local.clone(), sync::State::new(), now);
+    }
+
+    /// Like [`Self::handle_peer_connected`], for a connection on which we
+    /// call ourselves `us` rather than the default local peer id (a fresh
+    /// id per connection keeps a remote repo from reusing the previous
+    /// connection's sync state), resuming from a saved sync state if one is
+    /// given (see [`Self::encoded_sync_state`]; one that does not decode is
+    /// ignored).
+    pub fn handle_peer_connected_as(
+        &mut self,
+        peer: PeerId,
+        us: PeerId,
+        saved: Option<&[u8]>,
+        now: UnixMillis,
+    ) {
+        let state = saved
+            .and_then(|bytes| sync::State::decode(bytes).ok())
+            .unwrap_or_default();
+        self.connect(peer, us, state, now);
+    }
+
+    fn connect(&mut self, peer: PeerId, us: PeerId, state: sync::State, now: UnixMillis) {
         let phase = if self.doc.get_heads().is_empty() {
             PeerPhase::Requested
         } else {
             PeerPhase::Syncing
         };
         let entry = PeerSync {
-            state: sync::State::new(),
+            us,
+            state,
             phase,
             sent_at: None,
         };
         self.peers.insert(peer.clone(), entry);
         self.generate_for(&peer, now);
+    }
+
+    /// Like [`Self::handle_peer_connected`], resuming from a sync state
+    /// saved with [`Self::encoded_sync_state`] on an earlier connection to
+    /// the same peer, so that what it already has is not sent again. A
+    /// state that does not decode is ignored.
+    pub fn handle_peer_reconnected(&mut self, peer: PeerId, saved: &[u8], now: UnixMillis) {
+        let state = sync::State::decode(saved).unwrap_or_default();
+        self.connect(peer, self.local.clone(), state, now);
+    }
+
+    /// The part of the sync state with `peer` worth keeping across
+    /// connections (the heads both sides are known to share).
+    pub fn encoded_sync_state(&self, peer: &PeerId) -> Option<Vec<u8>> {
+        self.peers.get(peer).map(|p| p.state.encode())
+    }
+
+    /// True once `peer` has told us heads equal to ours (or, for a document
+    /// we lack, that it lacks it too): nothing is left to exchange with it.
+    pub fn is_in_sync_with(&self, peer: &PeerId) -> bool {
+        let ours = self.doc.get_heads();
+        // Not `in_flight`: the last message of an exchange (an acknowledgement)
+        // is never answered, so it stays "in flight" for good.
+        self.peers.get(peer).is_some_and(|p| {
+            p.state.their_heads.as_ref() == Some(&ours)
+                || (p.phase == PeerPhase::Unavailable && ours.is_empty())
+        })
     }
 
     /// Forgets a peer that went away. Its sync state is per connection.
@@ -175,6 +228,7 @@ impl DocumentSync {
         let from = message.sender_id.clone();
         let they_have_something = !decoded.heads.is_empty();
         let peer = self.peers.entry(from.clone()).or_insert_with(|| PeerSync {
+            us: self.local.clone(),
             state: sync::State::new(),
             phase: PeerPhase::Syncing,
             sent_at: None,
@@ -218,7 +272,10 @@ impl DocumentSync {
         if self.doc.get_heads().is_empty() {
             self.effects
                 .push_back(Effect::Send(Message::DocUnavailable(DocUnavailable {
-                    sender_id: self.local.clone(),
+                    sender_id: self
+                        .peers
+                        .get(&message.sender_id)
+                        .map_or_else(|| self.local.clone(), |p| p.us.clone()),
                     target_id: message.sender_id.clone(),
                     document_id: self.id,
                 })));
@@ -293,7 +350,7 @@ impl DocumentSync {
         };
         peer.sent_at = Some(now);
         let doc_message = DocMessage {
-            sender_id: self.local.clone(),
+            sender_id: peer.us.clone(),
             target_id: peer_id.clone(),
             document_id: self.id,
             data: message.encode(),

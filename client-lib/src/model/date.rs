@@ -1,0 +1,242 @@
+//! Calendar dates, stored as ISO 8601 `YYYY-MM-DD` strings.
+//!
+//! A date carries no time zone: it is the day a person means ("due on the
+//! 3rd"), the same for every reader. The text form sorts as the date does.
+
+use std::fmt;
+use std::str::FromStr;
+
+use autosurgeon::{Hydrate, HydrateError, Reconcile, Reconciler};
+
+/// A calendar date between 0000-01-01 and 9999-12-31.
+///
+/// Built only through [`Date::new`] or [`FromStr`], so it is always a real
+/// day: `2024-02-29` parses, `2023-02-29` does not.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date {
+    year: u16,
+    month: u8,
+    day: u8,
+}
+
+/// Why a piece of text, or a triple of numbers, is not a date.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DateError {
+    /// The text is not of the form `YYYY-MM-DD` (four, two and two digits).
+    #[error("`{0}` is not a date of the form YYYY-MM-DD")]
+    Format(String),
+    /// The year is above 9999.
+    #[error("year {0} is out of range 0..=9999")]
+    Year(u16),
+    /// The month is not 1 to 12.
+    #[error("month {0} is out of range 1..=12")]
+    Month(u8),
+    /// The month has no such day.
+    #[error("{year:04}-{month:02} has no day {day}")]
+    Day {
+        /// The year.
+        year: u16,
+        /// The month, 1 to 12.
+        month: u8,
+        /// The day that does not exist.
+        day: u8,
+    },
+}
+
+impl Date {
+    /// The date `year-month-day`, if it exists.
+    pub fn new(year: u16, month: u8, day: u8) -> Result<Self, DateError> {
+        if year > 9999 {
+            return Err(DateError::Year(year));
+        }
+        if !(1..=12).contains(&month) {
+            return Err(DateError::Month(month));
+        }
+        if day == 0 || day > days_in_month(year, month) {
+            return Err(DateError::Day { year, month, day });
+        }
+        Ok(Self { year, month, day })
+    }
+
+    /// The year, 0 to 9999.
+    pub const fn year(self) -> u16 {
+        self.year
+    }
+
+    /// The month, 1 to 12.
+    pub const fn month(self) -> u8 {
+        self.month
+    }
+
+    /// The day of the month, from 1.
+    pub const fn day(self) -> u8 {
+        self.day
+    }
+}
+
+fn is_leap(year: u16) -> bool {
+    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
+}
+
+fn days_in_month(year: u16, month: u8) -> u8 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// The number written by `digits`, which must all be ASCII digits.
+fn number(digits: &[u8]) -> Option<u16> {
+    digits.iter().try_fold(0u16, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + u16::from(b - b'0'))
+    })
+}
+
+impl FromStr for Date {
+    type Err = DateError;
+
+    fn from_str(text: &str) -> Result<Self, DateError> {
+        let format = || DateError::Format(text.chars().take(40).collect());
+        let bytes = text.as_bytes();
+        if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+            return Err(format());
+        }
+        let year = number(&bytes[0..4]).ok_or_else(format)?;
+        let month = number(&bytes[5..7]).ok_or_else(format)?;
+        let day = number(&bytes[8..10]).ok_or_else(format)?;
+        // Two digits are at most 99, so these conversions cannot fail; the
+        // fallback keeps the code free of unwraps all the same.
+        let month = u8::try_from(month).map_err(|_| format())?;
+        let day = u8::try_from(day).map_err(|_| format())?;
+        Self::new(year, month, day)
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+impl fmt::Debug for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Date({self})")
+    }
+}
+
+impl Reconcile for Date {
+    type Key<'a> = autosurgeon::reconcile::NoKey;
+
+    fn reconcile<R: Reconciler>(&self, mut reconciler: R) -> Result<(), R::Error> {
+        reconciler.str(self.to_string())
+    }
+}
+
+impl Hydrate for Date {
+    fn hydrate_string(text: &str) -> Result<Self, HydrateError> {
+        text.parse().map_err(|error: DateError| {
+            HydrateError::unexpected("a date YYYY-MM-DD", error.to_string())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn parses_and_prints() {
+        let date: Date = "2024-02-29".parse().unwrap();
+        assert_eq!((date.year(), date.month(), date.day()), (2024, 2, 29));
+        assert_eq!(date.to_string(), "2024-02-29");
+        assert_eq!(
+            "0001-01-01".parse::<Date>().unwrap().to_string(),
+            "0001-01-01"
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_day() {
+        let cases = [
+            (
+                "2023-02-29",
+                DateError::Day {
+                    year: 2023,
+                    month: 2,
+                    day: 29,
+                },
+            ),
+            (
+                "1900-02-29",
+                DateError::Day {
+                    year: 1900,
+                    month: 2,
+                    day: 29,
+                },
+            ),
+            (
+                "2024-04-31",
+                DateError::Day {
+                    year: 2024,
+                    month: 4,
+                    day: 31,
+                },
+            ),
+            ("2024-13-01", DateError::Month(13)),
+            ("2024-00-10", DateError::Month(0)),
+            (
+                "2024-01-00",
+                DateError::Day {
+                    year: 2024,
+                    month: 1,
+                    day: 0,
+                },
+            ),
+        ];
+        for (text, error) in cases {
+            assert_eq!(text.parse::<Date>(), Err(error), "{text}");
+        }
+        for text in [
+            "",
+            "2024-1-01",
+            "2024/01/01",
+            "20240101",
+            "2024-01-01T00",
+            "+024-01-01",
+            "２０２４-01-01",
+        ] {
+            assert!(
+                matches!(text.parse::<Date>(), Err(DateError::Format(_))),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn orders_as_the_calendar() {
+        let a: Date = "2023-12-31".parse().unwrap();
+        let b: Date = "2024-01-01".parse().unwrap();
+        assert!(a < b);
+    }
+
+    proptest! {
+        #[test]
+        fn text_round_trips(year in 0u16..=9999, month in 1u8..=12, day in 1u8..=31) {
+            if let Ok(date) = Date::new(year, month, day) {
+                prop_assert_eq!(date.to_string().parse::<Date>(), Ok(date));
+            } else {
+                prop_assert!(day > days_in_month(year, month));
+            }
+        }
+
+        #[test]
+        fn never_panics(text in "\\PC{0,12}") {
+            let _ = text.parse::<Date>();
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! The replica: documents in memory when used, in redb always.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use automerge::transaction::Transaction;
+use automerge::{Automerge, ChangeHash};
+use rapport_protocol::ids::{DocumentId, PeerId, PublicKey, UnixMillis};
+use rapport_protocol::sync::{DocumentSync, Effect, Origin};
+use rapport_protocol::wire::{DocMessage, DocUnavailable, Message, Rejected};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use tracing::warn;
+
+use crate::error::ClientError;
+use crate::identity::Identity;
+use crate::index::IndexEntry;
+use crate::store::Store;
+
+/// Change rows a document may gather before they are folded into a new
+/// snapshot.
+const COMPACT_AFTER_ROWS: usize = 64;
+
+/// Something that happened to a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocEvent {
+    pub id: DocumentId,
+    pub heads: Vec<rapport_protocol::ids::ChangeHash>,
+    /// True when the change came from elsewhere through a relay.
+    pub remote: bool,
+}
+
+/// A change a relay refused, kept so the person can see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusedChanges {
+    pub document: String,
+    pub changes: Vec<String>,
+    pub reason: String,
+    pub message: String,
+    /// When it was reported, unix milliseconds.
+    pub at: u64,
+}
+
+/// One document in memory.
+#[derive(Debug)]
+struct Loaded {
+    sync: DocumentSync,
+    /// Heads already in redb.
+    persisted: Vec<ChangeHash>,
+}
+
+/// A live relay connection.
+#[derive(Debug, Clone)]
+struct Link {
+    tx: mpsc::UnboundedSender<Message>,
+    /// Our peer id on this connection.
+    us: PeerId,
+}
+
+/// The replica's shared state.
+#[derive(Debug)]
+struct Inner {
+    home: PathBuf,
+    identity: Identity,
+    peer_id: PeerId,
+    store: Store,
+    docs: Mutex<HashMap<DocumentId, Loaded>>,
+    /// Live relay connections, by the relay's peer id.
+    links: Mutex<HashMap<PeerId, Link>>,
+    events: broadcast::Sender<DocEvent>,
+}
+
+/// A person's replica. Cheap to clone; every method is safe to call from any
+/// thread and blocks only on the replica's own database.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn now() -> UnixMillis {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    UnixMillis(u64::try_from(millis).unwrap_or(u64::MAX))
+}
+
+impl Repo {
+    /// Makes a new replica with a new identity in `home`.
+    pub fn init(home: &Path) -> Result<Self, ClientError> {
+        let identity = Identity::create(home)?;
+        Self::with_identity(home, identity)
+    }
+
+    /// Opens the replica in `home`.
+    pub fn open(home: &Path) -> Result<Self, ClientError> {
+        let identity = Identity::load(home)?;
+        Self::with_identity(home, identity)
+    }
+
+    fn with_identity(home: &Path, identity: Identity) -> Result<Self, ClientError> {
+        let store = Store::open(home)?;
+        let actor = identity.actor_id().to_hex_string();
+        // The actor's tail is this device; the peer id names key and device.
+        let peer_id: PeerId = format!("rapport-{}-{}", identity.public_key(), &actor[64..])
+            .parse()
+            .expect("a non-empty peer id");
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                home: home.to_owned(),
+                identity,
+                peer_id,
+                store,
+                docs: Mutex::new(HashMap::new()),
+                links: Mutex::new(HashMap::new()),
+                events,
+            }),
+        })
+    }
+
+    /// The home folder.
+    pub fn home(&self) -> &Path {
+        &self.inner.home
+    }
+
+    /// This person's identity on this device.
+    pub fn identity(&self) -> &Identity {
+        &self.inner.identity
+    }
+
+    /// This person's public key.
+    pub fn public_key(&self) -> PublicKey {
+        self.inner.identity.public_key()
+    }
+
+    /// The peer id this replica uses on connections.
+    pub fn peer_id(&self) -> &PeerId {
+        &self.inner.peer_id
+    }
+
+    /// The replica's database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Every document id in the replica (stored ones and ones asked for).
+    pub fn document_ids(&self) -> Result<Vec<DocumentId>, ClientError> {
+        let mut ids: BTreeSet<DocumentId> = self.inner.store.document_ids()?.into_iter().collect();
+        ids.extend(lock(&self.inner.docs).keys().copied());
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Events for every change to every document, local and remote.
+    pub fn subscribe(&self) -> broadcast::Receiver<DocEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Creates a document, made by `init`; returns once it is durable.
+    pub fn create<T, E>(
+        &self,
+        init: impl FnOnce(&mut Transaction<'_>) -> Result<T, E>,
+    ) -> Result<(DocumentId, T), ClientError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let id = DocumentId::random(&mut rand::rng());
+        let doc = Automerge::new().with_actor(self.inner.identity.actor_id());
+        let mut docs = lock(&self.inner.docs);
+        let loaded = docs.entry(id).or_insert(Loaded {
+            sync: DocumentSync::new(id, self.inner.peer_id.clone(), doc),
+            persisted: Vec::new(),
+        });
+        for (relay, link) in lock(&self.inner.links).iter() {
+            loaded
+                .sync
+                .handle_peer_connected_as(relay.clone(), link.us.clone(), None, now());
+        }
+        let value = loaded
+            .sync
+            .handle_local_change(now(), init)
+            .map_err(|source| ClientError::Change {
+                id,
+                source: source.into(),
+            })?;
+        self.drain(id, loaded)?;
+        Ok((id, value))
+    }
+
+    /// Changes a document; returns once the change is durable.
+    pub fn change<T, E>(
+        &self,
+        id: DocumentId,
+        change: impl FnOnce(&mut Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, ClientError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut docs = lock(&self.inner.docs);
+        let loaded = self.loaded(&mut docs, id)?;
+        let value = loaded
+            .sync
+            .handle_local_change(now(), change)
+            .map_err(|source| ClientError::Change {
+                id,
+                source: source.into(),
+            })?;
+        self.drain(id, loaded)?;
+        Ok(value)
+    }
+
+    /// Reads a document.
+    pub fn read<T>(
+        &self,
+        id: DocumentId,
+        read: impl FnOnce(&Automerge) -> T,
+    ) -> Result<T, ClientError> {
+        let mut docs = lock(&self.inner.docs);
+        let loaded = self.loaded(&mut docs, id)?;
+        Ok(read(loaded.sync.doc()))
+    }
+
+    /// A document's heads.
+    pub fn heads(&self, id: DocumentId) -> Result<Vec<ChangeHash>, ClientError> {
+        self.read(id, Automerge::get_heads)
+    }
+
+    /// Asks for a document this replica does not have yet: the next sync
+    /// fetches it (it stays empty if no relay has it).
+    pub fn want(&self, id: DocumentId) -> Result<(), ClientError> {
+        let mut docs = lock(&self.inner.docs);
+        if docs.contains_key(&id) || self.inner.store.load(id)?.is_some() {
+            return Ok(());
+        }
+        let doc = Automerge::new().with_actor(self.inner.identity.actor_id());
+        let mut loaded = Loaded {
+            sync: DocumentSync::new(id, self.inner.peer_id.clone(), doc),
+            persisted: Vec::new(),
+        };
+        for (relay, link) in lock(&self.inner.links).iter() {
+            loaded
+                .sync
+                .handle_peer_connected_as(relay.clone(), link.us.clone(), None, now());
+        }
+        self.drain(id, &mut loaded)?;
+        docs.insert(id, loaded);
+        Ok(())
+    }
+
+    /// Every record in the index, without loading documents.
+    pub fn index(&self) -> Result<Vec<(DocumentId, IndexEntry)>, ClientError> {
+        Ok(self
+            .inner
+            .store
+            .index_entries()?
+            .into_iter()
+            .filter_map(|(id, bytes)| IndexEntry::from_bytes(&bytes).ok().map(|e| (id, e)))
+            .collect())
+    }
+
+    /// Rebuilds the index from the documents; returns how many records it
+    /// holds. Documents that do not load are skipped (and named in the log).
+    pub fn rebuild_index(&self) -> Result<usize, ClientError> {
+        let mut entries = Vec::new();
+        for id in self.inner.store.document_ids()? {
+            match self.read(id, crate::index_bytes) {
+                Ok(Some(entry)) => entries.push((id, entry)),
+                Ok(None) => {}
+                Err(e) => warn!(document = %id, error = %e, "not indexed"),
+            }
+        }
+        self.inner.store.replace_index(&entries)?;
+        Ok(entries.len())
+    }
+
+    /// Changes relays refused, oldest first.
+    pub fn refused_changes(&self) -> Result<Vec<RefusedChanges>, ClientError> {
+        Ok(self
+            .inner
+            .store
+            .rejected()?
+            .iter()
+            .filter_map(|bytes| serde_json::from_slice(bytes).ok())
+            .collect())
+    }
+
+    /// The document in memory, loading it from redb if needed.
+    fn loaded<'a>(
+        &self,
+        docs: &'a mut HashMap<DocumentId, Loaded>,
+        id: DocumentId,
+    ) -> Result<&'a mut Loaded, ClientError> {
+        match docs.entry(id) {
+            std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
+            std::collections::hash_map::Entry::Vacant(entry) => Ok(entry.insert(self.load(id)?)),
+        }
+    }
+
+    /// Loads a document from redb; a clear error if its bytes do not load.
+    fn load(&self, id: DocumentId) -> Result<Loaded, ClientError> {
+        let stored = self
+            .inner
+            .store
+            .load(id)?
+            .ok_or(ClientError::UnknownDocument { id })?;
+        let corrupt = |reason: String| ClientError::CorruptDocument {
+            id,
+            path: self.inner.store.path().to_owned(),
+            reason,
+        };
+        let mut doc = match &stored.snapshot {
+            Some(bytes) => Automerge::load(bytes).map_err(|e| corrupt(e.to_string()))?,
+            None => Automerge::new(),
+        };
+        for chunk in &stored.changes {
+            doc.load_incremental(chunk)
+                .map_err(|e| corrupt(e.to_string()))?;
+        }
+        let doc = doc.with_actor(self.inner.identity.actor_id());
+        let persisted = doc.get_heads();
+        Ok(Loaded {
+            sync: DocumentSync::new(id, self.inner.peer_id.clone(), doc),
+            persisted,
+        })
+    }
+
+    /// Carries out a document's effects: new changes go to redb before any
+    /// message leaves.
+    fn drain(&self, id: DocumentId, loaded: &mut Loaded) -> Result<(), ClientError> {
+        while let Some(effect) = loaded.sync.poll_effect() {
+            match effect {
+                Effect::Changed { heads, origin } => {
+                    self.persist(id, loaded)?;
+                    let _ = self.inner.events.send(DocEvent {
+                        id,
+                        heads,
+                        remote: matches!(origin, Origin::Remote(_)),
+                    });
+                }
+                Effect::Send(message) => self.route(message),
+                Effect::Unavailable { .. } => {}
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn persist(&self, id: DocumentId, loaded: &mut Loaded) -> Result<(), ClientError> {
+        let doc = loaded.sync.doc();
+        let heads = doc.get_heads();
+        if heads == loaded.persisted {
+            return Ok(());
+        }
+        let bytes = doc.save_after(&loaded.persisted);
+        let index = crate::index_bytes(doc);
+        let rows = self.inner.store.append(id, &bytes, index.as_deref())?;
+        loaded.persisted = heads;
+        if rows >= COMPACT_AFTER_ROWS {
+            self.inner.store.compact(id, &loaded.sync.doc().save())?;
+        }
+        Ok(())
+    }
+
+    fn route(&self, message: Message) {
+        let target = match &message {
+            Message::Sync(m) | Message::Request(m) => m.target_id.clone(),
+            Message::DocUnavailable(m) => m.target_id.clone(),
+            _ => return,
+        };
+        if let Some(link) = lock(&self.inner.links).get(&target) {
+            let _ = link.tx.send(message);
+        }
+    }
+
+    // ---- for the sync connection ----
+
+    /// A relay connected: start syncing every document with it, resuming
+    /// from saved sync states.
+    pub(crate) fn attach(
+        &self,
+        relay: &PeerId,
+        relay_key: &str,
+        us: &PeerId,
+        tx: mpsc::UnboundedSender<Message>,
+    ) -> Result<Vec<DocumentId>, ClientError> {
+        let link = Link { tx, us: us.clone() };
+        lock(&self.inner.links).insert(relay.clone(), link);
+        let ids = self.document_ids()?;
+        let mut docs = lock(&self.inner.docs);
+        let mut opened = Vec::with_capacity(ids.len());
+        for id in ids {
+            let loaded = match self.loaded(&mut docs, id) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    warn!(document = %id, error = %e, "skipping a document that does not load");
+                    continue;
+                }
+            };
+            let saved = self.inner.store.sync_state(relay_key, id)?;
+            loaded.sync.handle_peer_connected_as(
+                relay.clone(),
+                us.clone(),
+                saved.as_deref(),
+                now(),
+            );
+            self.drain(id, loaded)?;
+            opened.push(id);
+        }
+        Ok(opened)
+    }
+
+    /// A relay went away: keep the sync states, forget the connection.
+    pub(crate) fn detach(&self, relay: &PeerId, relay_key: &str) -> Result<(), ClientError> {
+        lock(&self.inner.links).remove(relay);
+        let mut docs = lock(&self.inner.docs);
+        let mut states = Vec::new();
+        for (id, loaded) in docs.iter_mut() {
+            if let Some(state) = loaded.sync.encoded_sync_state(relay) {
+                states.push((*id, state));
+            }
+            loaded.sync.handle_peer_disconnected(relay);
+        }
+        self.inner.store.save_sync_states(relay_key, &states)
+    }
+
+    /// Handles a message from a relay; returns the document it concerned.
+    pub(crate) fn receive(&self, message: Message) -> Result<Option<DocumentId>, ClientError> {
+        match message {
+            Message::Sync(m) | Message::Request(m) => self.receive_sync(&m).map(Some),
+            Message::DocUnavailable(m) => self.receive_unavailable(&m).map(Some),
+            Message::Rejected(r) => self.receive_rejected(&r).map(|()| None),
+            _ => Ok(None),
+        }
+    }
+
+    fn receive_sync(&self, message: &DocMessage) -> Result<DocumentId, ClientError> {
+        let id = message.document_id;
+        let mut docs = lock(&self.inner.docs);
+        let Ok(loaded) = self.loaded(&mut docs, id) else {
+            // Not a document we have or asked for.
+            return Ok(id);
+        };
+        if let Err(e) = loaded.sync.handle_sync(message, now()) {
+            warn!(document = %id, error = %e, "a sync message from the relay did not apply");
+        }
+        self.drain(id, loaded)?;
+        Ok(id)
+    }
+
+    fn receive_unavailable(&self, message: &DocUnavailable) -> Result<DocumentId, ClientError> {
+        let id = message.document_id;
+        let mut docs = lock(&self.inner.docs);
+        if let Some(loaded) = docs.get_mut(&id) {
+            loaded.sync.handle_unavailable(message);
+            self.drain(id, loaded)?;
+        }
+        Ok(id)
+    }
+
+    fn receive_rejected(&self, rejected: &Rejected) -> Result<(), ClientError> {
+        warn!(document = %rejected.document_id, reason = rejected.reason.code(), "{}", rejected.message);
+        let notice = RefusedChanges {
+            document: rejected.document_id.to_string(),
+            changes: rejected.changes.iter().map(ToString::to_string).collect(),
+            reason: rejected.reason.code().to_owned(),
+            message: rejected.message.clone(),
+            at: now().0,
+        };
+        let bytes = serde_json::to_vec(&notice).expect("a notice serializes");
+        self.inner.store.record_rejected(&bytes)
+    }
+
+    /// Whether a document has nothing left to exchange with `relay`.
+    pub(crate) fn in_sync(&self, id: DocumentId, relay: &PeerId) -> bool {
+        lock(&self.inner.docs)
+            .get(&id)
+            .is_some_and(|loaded| loaded.sync.is_in_sync_with(relay))
+    }
+
+    /// Resends what waited too long for an answer.
+    pub(crate) fn handle_timeouts(&self) -> Result<(), ClientError> {
+        let mut docs = lock(&self.inner.docs);
+        let now = now();
+        for (id, loaded) in docs.iter_mut() {
+            if loaded.sync.poll_timeout().is_some_and(|t| t <= now) {
+                loaded.sync.handle_timeout(now);
+                self.drain(*id, loaded)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rapport_protocol::wire::RejectReason;
+
+    fn home(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rapport-repo-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn refused_changes_are_kept_and_survive_reopening() {
+        let dir = home("refused");
+        let repo = Repo::init(&dir).unwrap();
+        let document = DocumentId::from_bytes([3; 16]);
+        let notice = Message::Rejected(Rejected {
+            sender_id: "relay".parse().unwrap(),
+            target_id: repo.peer_id().clone(),
+            document_id: document,
+            changes: vec![rapport_protocol::ids::ChangeHash::from_bytes([1; 32])],
+            reason: RejectReason::ReadOnly,
+            message: "you may read this document but not change it".into(),
+        });
+        assert_eq!(repo.receive(notice).unwrap(), None);
+        drop(repo);
+        let repo = Repo::open(&dir).unwrap();
+        let refused = repo.refused_changes().unwrap();
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].document, document.to_string());
+        assert_eq!(refused[0].reason, "read-only");
+        assert_eq!(refused[0].changes, vec!["01".repeat(32)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_actor_is_the_key_then_the_device_and_stable() {
+        let dir = home("actor");
+        let repo = Repo::init(&dir).unwrap();
+        let actor = repo.identity().actor_id();
+        assert_eq!(&actor.to_bytes()[..32], repo.public_key().as_bytes());
+        drop(repo);
+        let again = Repo::open(&dir).unwrap();
+        assert_eq!(again.identity().actor_id(), actor);
+        let (id, ()) = again
+            .create(|tx| {
+                use automerge::transaction::Transactable;
+                tx.put(automerge::ROOT, "x", 1).map(|_| ())
+            })
+            .unwrap();
+        let change_actor = again
+            .read(id, |d| d.get_changes(&[])[0].actor_id().clone())
+            .unwrap();
+        assert_eq!(change_actor, actor);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

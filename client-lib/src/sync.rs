@@ -1,0 +1,460 @@
+//! Syncing the replica with a relay over a WebSocket: one connection, a
+//! fresh token for each, every document of the replica, and reconnects with
+//! capped exponential backoff and jitter.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rapport_protocol::ids::{DocumentId, PeerId, StorageId};
+use rapport_protocol::sync::{Backoff, Handshake};
+use rapport_protocol::token;
+use rapport_protocol::wire::{Message, PeerMetadata};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+use tracing::{debug, info, warn};
+
+use crate::repo::{Repo, now};
+
+/// Where to sync, and how to authenticate there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// The WebSocket URL, such as `ws://relay.example:3030/sync`.
+    pub url: String,
+    /// The relay id tokens must name; `None` for a relay without tokens
+    /// (`--open`, or the JS sync server).
+    pub audience: Option<String>,
+}
+
+impl RelayConfig {
+    /// The key under which sync states with this relay are kept.
+    fn state_key(&self) -> &str {
+        self.audience.as_deref().unwrap_or(&self.url)
+    }
+}
+
+/// How far a sync has come, for a progress bar.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub connected: bool,
+    /// Documents being synced on this connection.
+    pub documents_total: usize,
+    /// Of those, documents with nothing left to exchange.
+    pub documents_synced: usize,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Connection attempts so far.
+    pub attempts: u32,
+    /// Why the last attempt failed, if it did.
+    pub last_error: Option<String>,
+}
+
+/// Why syncing failed. Edits stay safe in the replica either way.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    #[error("cannot reach the relay at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the relay at {url} refused this identity (HTTP {status}): {body}")]
+    Refused {
+        url: String,
+        status: u16,
+        body: String,
+    },
+    #[error("the relay at {url} broke the protocol: {reason}")]
+    Protocol { url: String, reason: String },
+    #[error("the connection to {url} closed before the sync finished: {reason}")]
+    Closed { url: String, reason: String },
+    #[error("not in sync after {seconds} s ({synced} of {total} documents)")]
+    TimedOut {
+        seconds: u64,
+        synced: usize,
+        total: usize,
+    },
+    #[error(transparent)]
+    Replica(#[from] crate::error::ClientError),
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What a connection should do once every document is in sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Return.
+    Once,
+    /// Stay connected and keep syncing.
+    Live,
+}
+
+/// A live sync running in the background; dropping it stops it.
+#[derive(Debug)]
+pub struct LiveSync {
+    progress: watch::Receiver<Progress>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LiveSync {
+    /// The latest progress; `changed().await` on it waits for the next.
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
+    }
+
+    /// Stops syncing and waits for the connection to close.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for LiveSync {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Repo {
+    /// Connects, syncs every document of the replica until each has nothing
+    /// left to exchange, and disconnects. `report` sees each step.
+    pub async fn sync_once(
+        &self,
+        relay: &RelayConfig,
+        patience: Duration,
+        mut report: impl FnMut(&Progress),
+    ) -> Result<Progress, SyncError> {
+        let (progress_tx, mut progress_rx) = watch::channel(Progress {
+            attempts: 1,
+            ..Progress::default()
+        });
+        let run = run_connection(
+            self,
+            relay,
+            Mode::Once,
+            &progress_tx,
+            std::future::pending::<()>(),
+        );
+        tokio::pin!(run);
+        let deadline = tokio::time::sleep(patience);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                result = &mut run => {
+                    let progress = progress_tx.borrow().clone();
+                    report(&progress);
+                    return result.map(|()| progress);
+                }
+                changed = progress_rx.changed() => {
+                    if changed.is_ok() {
+                        report(&progress_rx.borrow_and_update());
+                    }
+                }
+                () = &mut deadline => {
+                    let p = progress_tx.borrow().clone();
+                    return Err(SyncError::TimedOut { seconds: patience.as_secs(), synced: p.documents_synced, total: p.documents_total });
+                }
+            }
+        }
+    }
+
+    /// Syncs in the background for as long as the returned handle lives,
+    /// reconnecting after failures with capped exponential backoff and
+    /// jitter. Needs a tokio runtime.
+    pub fn sync_live(&self, relay: RelayConfig) -> LiveSync {
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let repo = self.clone();
+        let task = tokio::spawn(async move {
+            let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+            let mut attempts = 0u32;
+            loop {
+                attempts += 1;
+                progress_tx.send_modify(|p| p.attempts = attempts);
+                let started = tokio::time::Instant::now();
+                let result =
+                    run_connection(&repo, &relay, Mode::Live, &progress_tx, &mut stopped).await;
+                progress_tx.send_modify(|p| p.connected = false);
+                match result {
+                    Ok(()) => return, // stopped
+                    Err(e) => {
+                        info!(relay = %relay.url, error = %e, "sync connection ended");
+                        progress_tx.send_modify(|p| p.last_error = Some(e.to_string()));
+                    }
+                }
+                if started.elapsed() > Duration::from_secs(10) {
+                    backoff.reset();
+                }
+                let delay = backoff.next_delay(&mut rand::rng());
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    _ = &mut stopped => return,
+                }
+            }
+        });
+        LiveSync {
+            progress,
+            stop: Some(stop),
+            task,
+        }
+    }
+}
+
+/// One connection: connect, handshake, sync; returns `Ok` when done (Once)
+/// or stopped (Live), `Err` when the connection failed.
+async fn run_connection(
+    repo: &Repo,
+    relay: &RelayConfig,
+    mode: Mode,
+    progress: &watch::Sender<Progress>,
+    stop: impl std::future::Future<Output = impl Sized>,
+) -> Result<(), SyncError> {
+    let mut socket = connect(repo, relay).await?;
+    // A fresh peer id per connection: a remote repo keeps sync state per
+    // peer id in memory, and must not take this connection for the last.
+    let us: PeerId = format!("{}-{:08x}", repo.peer_id(), rand::random::<u32>())
+        .parse()
+        .expect("a non-empty peer id");
+    let relay_peer = handshake(repo, relay, &us, &mut socket).await?;
+    let (link, mut outgoing) = mpsc::unbounded_channel::<Message>();
+    let key = relay.state_key().to_owned();
+    let opened = {
+        let (repo, peer, us) = (repo.clone(), relay_peer.clone(), us.clone());
+        tokio::task::spawn_blocking(move || repo.attach(&peer, &key, &us, link))
+            .await
+            .map_err(|e| closed(relay, e))??
+    };
+    let mut pending: BTreeSet<DocumentId> = opened.iter().copied().collect();
+    progress.send_modify(|p| {
+        p.connected = true;
+        p.documents_total = opened.len();
+        p.documents_synced = 0;
+        p.last_error = None;
+    });
+    info!(relay = %relay.url, documents = opened.len(), "connected");
+    let result = pump(
+        repo,
+        relay,
+        &relay_peer,
+        mode,
+        progress,
+        &mut socket,
+        &mut outgoing,
+        &mut pending,
+        stop,
+    )
+    .await;
+    let (repo2, peer, key) = (
+        repo.clone(),
+        relay_peer.clone(),
+        relay.state_key().to_owned(),
+    );
+    let _ = tokio::task::spawn_blocking(move || repo2.detach(&peer, &key)).await;
+    if result.is_ok() {
+        let _ = socket.close(None).await;
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pump(
+    repo: &Repo,
+    relay: &RelayConfig,
+    relay_peer: &PeerId,
+    mode: Mode,
+    progress: &watch::Sender<Progress>,
+    socket: &mut Socket,
+    outgoing: &mut mpsc::UnboundedReceiver<Message>,
+    pending: &mut BTreeSet<DocumentId>,
+    stop: impl std::future::Future<Output = impl Sized>,
+) -> Result<(), SyncError> {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        if mode == Mode::Once && pending.is_empty() && outgoing.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = &mut stop => return Ok(()),
+            message = outgoing.recv() => {
+                let Some(message) = message else { return Ok(()) };
+                let frame = message.encode();
+                let len = frame.len() as u64;
+                tracing::trace!(message = %describe(&message), "sent");
+                socket.send(tungstenite::Message::binary(frame)).await.map_err(|e| closed(relay, e))?;
+                progress.send_modify(|p| p.bytes_sent += len);
+            }
+            frame = socket.next() => {
+                let bytes = match frame {
+                    None => return Err(closed(relay, "the relay closed the connection")),
+                    Some(Err(e)) => return Err(closed(relay, e)),
+                    Some(Ok(tungstenite::Message::Binary(bytes))) => bytes,
+                    Some(Ok(tungstenite::Message::Close(frame))) => {
+                        return Err(closed(relay, frame.map(|f| f.reason.to_string()).unwrap_or_default()));
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                progress.send_modify(|p| p.bytes_received += bytes.len() as u64);
+                let message = match Message::decode(&bytes) {
+                    Ok(message) => message,
+                    Err(e) if e.is_droppable() => {
+                        debug!(error = %e, "dropping a message of an unknown type");
+                        continue;
+                    }
+                    Err(e) => return Err(SyncError::Protocol { url: relay.url.clone(), reason: e.to_string() }),
+                };
+                tracing::trace!(message = %describe(&message), "received");
+                if let Message::Error(error) = &message {
+                    return Err(SyncError::Protocol { url: relay.url.clone(), reason: error.message.clone() });
+                }
+                let repo2 = repo.clone();
+                let touched = tokio::task::spawn_blocking(move || repo2.receive(message))
+                    .await
+                    .map_err(|e| closed(relay, e))??;
+                if let Some(id) = touched
+                    && pending.contains(&id)
+                    && repo.in_sync(id, relay_peer)
+                {
+                    pending.remove(&id);
+                    let total = progress.borrow().documents_total;
+                    progress.send_modify(|p| p.documents_synced = total - pending.len());
+                }
+            }
+            _ = tick.tick() => {
+                let repo2 = repo.clone();
+                tokio::task::spawn_blocking(move || repo2.handle_timeouts())
+                    .await
+                    .map_err(|e| closed(relay, e))??;
+                let before = pending.len();
+                pending.retain(|id| !repo.in_sync(*id, relay_peer));
+                if pending.len() != before {
+                    let total = progress.borrow().documents_total;
+                    progress.send_modify(|p| p.documents_synced = total - pending.len());
+                }
+            }
+        }
+    }
+}
+
+fn closed(relay: &RelayConfig, reason: impl std::fmt::Display) -> SyncError {
+    SyncError::Closed {
+        url: relay.url.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+async fn connect(repo: &Repo, relay: &RelayConfig) -> Result<Socket, SyncError> {
+    let unreachable = |reason: String| SyncError::Unreachable {
+        url: relay.url.clone(),
+        reason,
+    };
+    let mut request = relay
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| unreachable(e.to_string()))?;
+    if let Some(audience) = &relay.audience {
+        let token = token::mint(
+            repo.identity().signing_key(),
+            audience,
+            now(),
+            300,
+            &mut rand::rng(),
+        )
+        .map_err(|e| unreachable(e.to_string()))?;
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| unreachable("the token is not a valid header".into()))?;
+        request.headers_mut().insert("Authorization", value);
+    }
+    let connecting = tokio_tungstenite::connect_async(request);
+    match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+        Err(_) => Err(unreachable("no answer within 10 s".into())),
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(tungstenite::Error::Http(response))) => {
+            let body = response
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            Err(SyncError::Refused {
+                url: relay.url.clone(),
+                status: response.status().as_u16(),
+                body,
+            })
+        }
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+    }
+}
+
+async fn handshake(
+    repo: &Repo,
+    relay: &RelayConfig,
+    us: &PeerId,
+    socket: &mut Socket,
+) -> Result<PeerId, SyncError> {
+    let metadata = PeerMetadata {
+        storage_id: repo.peer_id().as_str().parse::<StorageId>().ok(),
+        is_ephemeral: false,
+    };
+    let mut handshake = Handshake::initiate(us.clone(), metadata, now());
+    while let Some(message) = handshake.poll_transmit() {
+        socket
+            .send(tungstenite::Message::binary(message.encode()))
+            .await
+            .map_err(|e| closed(relay, e))?;
+    }
+    let protocol = |reason: String| SyncError::Protocol {
+        url: relay.url.clone(),
+        reason,
+    };
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .map_err(|_| protocol("no answer to `join` within 10 s".into()))?;
+        let bytes = match frame {
+            None => return Err(closed(relay, "closed during the handshake")),
+            Some(Err(e)) => return Err(closed(relay, e)),
+            Some(Ok(tungstenite::Message::Binary(bytes))) => bytes,
+            Some(Ok(_)) => continue,
+        };
+        let message = match Message::decode(&bytes) {
+            Ok(message) => message,
+            Err(e) if e.is_droppable() => continue,
+            Err(e) => return Err(protocol(e.to_string())),
+        };
+        match handshake.handle_message(message) {
+            Ok(Some(established)) => return Ok(established.remote),
+            Ok(None) => {}
+            Err(e) => {
+                warn!(error = %e, "handshake failed");
+                return Err(protocol(e.to_string()));
+            }
+        }
+    }
+}
+
+/// One line about a message, for trace logs.
+fn describe(message: &Message) -> String {
+    match message {
+        Message::Sync(m) | Message::Request(m) => match automerge::sync::Message::decode(&m.data) {
+            Ok(s) => format!(
+                "{} {} heads={} need={} changes={}",
+                message.type_name(),
+                m.document_id,
+                s.heads.len(),
+                s.need.len(),
+                s.changes.len()
+            ),
+            Err(e) => format!(
+                "{} {} (undecodable: {e})",
+                message.type_name(),
+                m.document_id
+            ),
+        },
+        other => other.type_name().to_owned(),
+    }
+}
