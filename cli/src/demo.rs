@@ -1,131 +1,166 @@
-//! `rapport demo`: the sync core at work, in one process.
+//! `rapport demo`: a relay and two replicas in one process, on loopback and
+//! a temporary folder.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
-use automerge::transaction::Transactable;
-use automerge::{Automerge, AutomergeError, ObjType, ROOT, ReadDoc};
-use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
-use rapport_protocol::sync::{DocumentSync, Effect};
-use rapport_protocol::wire::Message;
-
-const TEMPLATE: &str = "Scope: a customer portal.\nTimeline: launch in Q3.\n";
+use anyhow::{Context, Result, ensure};
+use automerge::Automerge;
+use rapport_client::model::{Customer, Relationship, Requirements, Template};
+use rapport_client::{RelayConfig, Repo};
+use rapport_protocol::ids::DocumentId;
+use rapport_server::{Config, Server};
 
 pub(crate) fn run() -> Result<()> {
-    let now = now();
-    let id = DocumentId::random(&mut rand::rng());
-    let staff: PeerId = "staff".parse()?;
-    let client: PeerId = "client".parse()?;
+    let folder = DemoFolder::new()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(scenario(folder.path()))
+}
 
-    let mut staff_doc = DocumentSync::new(id, staff, requirements_doc()?);
-    let mut client_doc = DocumentSync::new(id, client, Automerge::new());
-    println!("requirements document {}", id.url());
-
-    connect(&mut staff_doc, &mut client_doc, now);
+async fn scenario(folder: &Path) -> Result<()> {
+    let server = Server::open(Config::new(folder.join("relay")))?;
+    let audience = server.relay_id().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay_task = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let relay = RelayConfig {
+        url: format!("ws://{addr}/sync"),
+        audience: Some(audience),
+    };
     println!(
-        "client replica synced: {} bytes on the wire",
-        sync(&mut staff_doc, &mut client_doc, now)?
+        "relay      listening on {} (data in {})",
+        relay.url,
+        folder.join("relay").display()
     );
 
-    disconnect(&mut staff_doc, &mut client_doc);
-    println!("both go offline and edit the same paragraph");
-    insert_text(
-        &mut staff_doc,
-        "Timeline: launch in Q3.",
-        " Budget: 40k.",
-        now,
-    )?;
-    insert_text(
-        &mut client_doc,
-        "Scope: a customer portal.",
-        " Must support SSO.",
-        now,
-    )?;
+    let staff = Repo::init(&folder.join("staff"))?;
+    let client = Repo::init(&folder.join("client"))?;
+    println!("staff      {}", staff.public_key());
+    println!("client     {}", client.public_key());
 
-    connect(&mut staff_doc, &mut client_doc, now);
-    let bytes = sync(&mut staff_doc, &mut client_doc, now)?;
-    println!("back online: synced in {bytes} bytes");
+    let (customer, ()) =
+        staff.create(|tx| Customer::new("Acme Ltd", Relationship::Client).write(tx))?;
+    let (doc, ()) = staff.create(|tx| {
+        let mut requirements = Requirements::from_template("Customer portal", Template::Brd);
+        requirements.set_customer(&customer);
+        requirements.write(tx)
+    })?;
+    println!("staff      created customer {customer} and requirements {doc}");
+    sync("staff", &staff, &relay).await?;
 
-    let merged = body(staff_doc.doc())?;
-    anyhow::ensure!(
-        staff_doc.heads() == client_doc.heads() && merged == body(client_doc.doc())?,
+    client.want(doc)?;
+    sync("client", &client, &relay).await?;
+    ensure!(
+        client.heads(doc)? == staff.heads(doc)?,
+        "the client did not receive the document"
+    );
+
+    println!("both go offline and edit the same document");
+    write_under(
+        &staff,
+        doc,
+        "## Scope",
+        "A self-service portal for Acme's buyers.",
+    )?;
+    println!("staff      wrote under \"## Scope\"");
+    write_under(
+        &client,
+        doc,
+        "## Timeline and deadlines",
+        "Launch before the Q3 trade fair.",
+    )?;
+    println!("client     wrote under \"## Timeline and deadlines\"");
+
+    sync("staff", &staff, &relay).await?;
+    sync("client", &client, &relay).await?;
+    sync("staff", &staff, &relay).await?;
+
+    let (ours, theirs) = (body(&staff, doc)?, body(&client, doc)?);
+    ensure!(
+        staff.heads(doc)? == client.heads(doc)?,
         "the replicas did not converge"
     );
-    println!("both replicas now read:\n\n{merged}");
+    ensure!(ours == theirs, "the replicas differ");
+    ensure!(
+        ours.contains("self-service") && ours.contains("Q3 trade fair"),
+        "an edit was lost"
+    );
+    println!("both replicas now hold the same document, with both edits:\n");
+    for line in ours.lines() {
+        println!("    {line}");
+    }
+    let _ = stop.send(());
+    relay_task.await.context("the relay task failed")??;
+    println!("\nrelay stopped; its redb file and both replicas' are removed with the demo folder");
     Ok(())
 }
 
-fn now() -> UnixMillis {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    UnixMillis(u64::try_from(millis).unwrap_or(u64::MAX))
+async fn sync(who: &str, repo: &Repo, relay: &RelayConfig) -> Result<()> {
+    let progress = repo
+        .sync_once(relay, Duration::from_secs(30), |_| {})
+        .await?;
+    println!(
+        "{who:<10} synced {} document{} ({} bytes up, {} down)",
+        progress.documents_total,
+        if progress.documents_total == 1 {
+            ""
+        } else {
+            "s"
+        },
+        progress.bytes_sent,
+        progress.bytes_received
+    );
+    Ok(())
 }
 
-fn requirements_doc() -> Result<Automerge> {
-    let mut doc = Automerge::new();
-    doc.transact(|tx| {
-        tx.put(ROOT, "title", "Customer portal requirements")?;
-        let body = tx.put_object(ROOT, "body", ObjType::Text)?;
-        tx.splice_text(&body, 0, 0, TEMPLATE)?;
-        Ok::<_, AutomergeError>(())
-    })
-    .map_err(|failure| failure.error)?;
-    Ok(doc)
-}
-
-fn body(doc: &Automerge) -> Result<String> {
-    let (_, body) = doc.get(ROOT, "body")?.context("the document has no body")?;
-    Ok(doc.text(&body)?)
-}
-
-fn insert_text(sync: &mut DocumentSync, after: &str, text: &str, now: UnixMillis) -> Result<()> {
-    let current = body(sync.doc())?;
-    let at = current.find(after).context("anchor text not found")? + after.chars().count();
-    sync.handle_local_change(now, |tx| {
-        let (_, body) = tx.get(ROOT, "body")?.ok_or(AutomergeError::Fail)?;
-        tx.splice_text(&body, at, 0, text)
+/// Inserts a paragraph after a heading, as a text splice: whatever else
+/// others typed elsewhere in the document stays.
+fn write_under(repo: &Repo, doc: DocumentId, heading: &str, text: &str) -> Result<()> {
+    repo.change(doc, |tx| {
+        Requirements::update(tx, |requirements| {
+            let at = requirements
+                .body
+                .as_str()
+                .find(heading)
+                .map(|i| {
+                    requirements.body.as_str()[..i].chars().count() + heading.chars().count() + 2
+                })
+                .unwrap_or(requirements.body.len());
+            requirements.body.splice(at, 0, &format!("{text}\n"))
+        })
+        .and_then(|spliced| spliced)
     })?;
     Ok(())
 }
 
-fn connect(a: &mut DocumentSync, b: &mut DocumentSync, now: UnixMillis) {
-    a.handle_peer_connected(b.local_peer().clone(), now);
-    b.handle_peer_connected(a.local_peer().clone(), now);
+fn body(repo: &Repo, doc: DocumentId) -> Result<String> {
+    let requirements = repo.read(doc, |d: &Automerge| Requirements::read(d))??;
+    Ok(requirements.body.as_str().to_owned())
 }
 
-fn disconnect(a: &mut DocumentSync, b: &mut DocumentSync) {
-    a.handle_peer_disconnected(&b.local_peer().clone());
-    b.handle_peer_disconnected(&a.local_peer().clone());
-}
+/// A temporary folder for the demo, removed at the end.
+struct DemoFolder(PathBuf);
 
-/// Carries frames both ways until both sides are quiet; returns the bytes sent.
-fn sync(a: &mut DocumentSync, b: &mut DocumentSync, now: UnixMillis) -> Result<usize> {
-    let mut total = 0;
-    loop {
-        let sent = deliver(a, b, now)? + deliver(b, a, now)?;
-        if sent == 0 {
-            return Ok(total);
-        }
-        total += sent;
+impl DemoFolder {
+    fn new() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!("rapport-demo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)?;
+        Ok(Self(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
     }
 }
 
-fn deliver(from: &mut DocumentSync, to: &mut DocumentSync, now: UnixMillis) -> Result<usize> {
-    let mut bytes = 0;
-    while let Some(effect) = from.poll_effect() {
-        let Effect::Send(message) = effect else {
-            continue;
-        };
-        let frame = message.encode();
-        bytes += frame.len();
-        match Message::decode(&frame)? {
-            Message::Sync(m) => to.handle_sync(&m, now)?,
-            Message::Request(m) => to.handle_request(&m, now)?,
-            Message::DocUnavailable(m) => to.handle_unavailable(&m),
-            other => anyhow::bail!("unexpected {} message", other.type_name()),
-        }
+impl Drop for DemoFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
-    Ok(bytes)
 }

@@ -18,11 +18,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show rapport at work: two replicas edit one requirements document
-    /// offline, then sync and both keep every edit.
+    /// Show rapport at work: a relay, a staff replica and a client replica
+    /// edit one requirements document offline, sync, and both keep every
+    /// edit.
     ///
-    /// Everything runs in this process, in memory; nothing is installed or
-    /// written to disk.
+    /// Everything runs in this process: the relay listens on a free
+    /// loopback port and every redb file lives in a temporary folder that
+    /// is removed at the end. Nothing to install.
     #[command(after_help = "Example:\n  rapport demo")]
     Demo,
     /// Run the relay (the same as `rapport-server`).
