@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+pub mod api;
 pub mod error;
 pub mod identity;
 pub mod index;

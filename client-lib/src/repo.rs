@@ -50,6 +50,17 @@ struct Loaded {
     persisted: Vec<ChangeHash>,
 }
 
+/// What a message from a relay did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// It concerned this document.
+    Document(DocumentId),
+    /// The relay named documents we may see and did not have; they are
+    /// being fetched.
+    NewDocuments(Vec<DocumentId>),
+    Nothing,
+}
+
 /// A live relay connection.
 #[derive(Debug, Clone)]
 struct Link {
@@ -69,6 +80,8 @@ struct Inner {
     /// Live relay connections, by the relay's peer id.
     links: Mutex<HashMap<PeerId, Link>>,
     events: broadcast::Sender<DocEvent>,
+    /// Changes relays refused, by document.
+    refused: Mutex<HashMap<DocumentId, BTreeSet<ChangeHash>>>,
 }
 
 /// A person's replica. Cheap to clone; every method is safe to call from any
@@ -120,6 +133,7 @@ impl Repo {
                 docs: Mutex::new(HashMap::new()),
                 links: Mutex::new(HashMap::new()),
                 events,
+                refused: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -428,13 +442,25 @@ impl Repo {
         self.inner.store.save_sync_states(relay_key, &states)
     }
 
-    /// Handles a message from a relay; returns the document it concerned.
-    pub(crate) fn receive(&self, message: Message) -> Result<Option<DocumentId>, ClientError> {
+    /// Handles a message from a relay.
+    pub(crate) fn receive(&self, message: Message) -> Result<Received, ClientError> {
         match message {
-            Message::Sync(m) | Message::Request(m) => self.receive_sync(&m).map(Some),
-            Message::DocUnavailable(m) => self.receive_unavailable(&m).map(Some),
-            Message::Rejected(r) => self.receive_rejected(&r).map(|()| None),
-            _ => Ok(None),
+            Message::Sync(m) | Message::Request(m) => self.receive_sync(&m).map(Received::Document),
+            Message::DocUnavailable(m) => self.receive_unavailable(&m).map(Received::Document),
+            Message::Rejected(r) => self.receive_rejected(&r).map(|()| Received::Nothing),
+            Message::Documents(list) => {
+                let known: BTreeSet<DocumentId> = self.document_ids()?.into_iter().collect();
+                let new: Vec<DocumentId> = list
+                    .documents
+                    .into_iter()
+                    .filter(|id| !known.contains(id))
+                    .collect();
+                for id in &new {
+                    self.want(*id)?;
+                }
+                Ok(Received::NewDocuments(new))
+            }
+            _ => Ok(Received::Nothing),
         }
     }
 
@@ -471,15 +497,42 @@ impl Repo {
             message: rejected.message.clone(),
             at: now().0,
         };
+        lock(&self.inner.refused)
+            .entry(rejected.document_id)
+            .or_default()
+            .extend(rejected.changes.iter().map(|&h| ChangeHash::from(h)));
         let bytes = serde_json::to_vec(&notice).expect("a notice serializes");
         self.inner.store.record_rejected(&bytes)
     }
 
-    /// Whether a document has nothing left to exchange with `relay`.
+    /// Whether a document has nothing left to exchange with `relay`: the
+    /// relay has what we have, or lacks only changes it refused.
     pub(crate) fn in_sync(&self, id: DocumentId, relay: &PeerId) -> bool {
-        lock(&self.inner.docs)
-            .get(&id)
-            .is_some_and(|loaded| loaded.sync.is_in_sync_with(relay))
+        let docs = lock(&self.inner.docs);
+        let Some(loaded) = docs.get(&id) else {
+            return false;
+        };
+        if loaded.sync.is_in_sync_with(relay) {
+            return true;
+        }
+        let refused = lock(&self.inner.refused);
+        let Some(refused) = refused.get(&id) else {
+            return false;
+        };
+        let Some(theirs) = loaded.sync.their_heads(relay) else {
+            return false;
+        };
+        let doc = loaded.sync.doc();
+        let theirs: Vec<ChangeHash> = theirs.into_iter().map(Into::into).collect();
+        if theirs
+            .iter()
+            .any(|h| automerge::ReadDoc::get_change_by_hash(doc, h).is_none())
+        {
+            return false;
+        }
+        doc.get_changes(&theirs)
+            .iter()
+            .all(|change| refused.contains(&change.hash()))
     }
 
     /// Resends what waited too long for an answer.
@@ -520,7 +573,7 @@ mod tests {
             reason: RejectReason::ReadOnly,
             message: "you may read this document but not change it".into(),
         });
-        assert_eq!(repo.receive(notice).unwrap(), None);
+        assert_eq!(repo.receive(notice).unwrap(), Received::Nothing);
         drop(repo);
         let repo = Repo::open(&dir).unwrap();
         let refused = repo.refused_changes().unwrap();

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use tracing::{debug, info, warn};
 
-use crate::repo::{Repo, now};
+use crate::repo::{Received, Repo, now};
 
 /// Where to sync, and how to authenticate there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -273,8 +273,11 @@ async fn pump(
 ) -> Result<(), SyncError> {
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
+    // A rapport relay (one with tokens) first says which documents this
+    // identity may see; a sync is not complete before that.
+    let mut awaiting_documents = relay.audience.is_some();
     loop {
-        if mode == Mode::Once && pending.is_empty() && outgoing.is_empty() {
+        if mode == Mode::Once && !awaiting_documents && pending.is_empty() && outgoing.is_empty() {
             return Ok(());
         }
         tokio::select! {
@@ -295,7 +298,13 @@ async fn pump(
                     Some(Ok(tungstenite::Message::Close(frame))) => {
                         return Err(closed(relay, frame.map(|f| f.reason.to_string()).unwrap_or_default()));
                     }
-                    Some(Ok(_)) => continue,
+                    Some(Ok(_)) => {
+                        // A ping: tungstenite queues the pong, which leaves
+                        // only with the next write. Flush it now, or a server
+                        // that checks liveness (the JS one) cuts us off.
+                        socket.flush().await.map_err(|e| closed(relay, e))?;
+                        continue;
+                    }
                 };
                 progress.send_modify(|p| p.bytes_received += bytes.len() as u64);
                 let message = match Message::decode(&bytes) {
@@ -314,14 +323,20 @@ async fn pump(
                 let touched = tokio::task::spawn_blocking(move || repo2.receive(message))
                     .await
                     .map_err(|e| closed(relay, e))??;
-                if let Some(id) = touched
-                    && pending.contains(&id)
-                    && repo.in_sync(id, relay_peer)
-                {
-                    pending.remove(&id);
-                    let total = progress.borrow().documents_total;
-                    progress.send_modify(|p| p.documents_synced = total - pending.len());
+                match touched {
+                    Received::Document(id) if pending.contains(&id) && repo.in_sync(id, relay_peer) => {
+                        pending.remove(&id);
+                    }
+                    Received::NewDocuments(ids) => {
+                        awaiting_documents = false;
+                        pending.extend(ids.iter().copied());
+                        progress.send_modify(|p| p.documents_total += ids.len());
+                    }
+                    _ => {}
                 }
+                tracing::trace!(pending = pending.len(), awaiting_documents, queued = outgoing.len(), "after a message");
+                let total = progress.borrow().documents_total;
+                progress.send_modify(|p| p.documents_synced = total - pending.len());
             }
             _ = tick.tick() => {
                 let repo2 = repo.clone();
@@ -370,7 +385,8 @@ async fn connect(repo: &Repo, relay: &RelayConfig) -> Result<Socket, SyncError> 
             .map_err(|_| unreachable("the token is not a valid header".into()))?;
         request.headers_mut().insert("Authorization", value);
     }
-    let connecting = tokio_tungstenite::connect_async(request);
+    // Small frames must not wait for Nagle's algorithm.
+    let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
     match tokio::time::timeout(Duration::from_secs(10), connecting).await {
         Err(_) => Err(unreachable("no answer within 10 s".into())),
         Ok(Ok((socket, _))) => Ok(socket),
@@ -442,11 +458,22 @@ fn describe(message: &Message) -> String {
     match message {
         Message::Sync(m) | Message::Request(m) => match automerge::sync::Message::decode(&m.data) {
             Ok(s) => format!(
-                "{} {} heads={} need={} changes={}",
+                "{} {} heads={:?} need={} have={:?} changes={}",
                 message.type_name(),
                 m.document_id,
-                s.heads.len(),
+                s.heads
+                    .iter()
+                    .map(|h| h.to_string()[..8].to_owned())
+                    .collect::<Vec<_>>(),
                 s.need.len(),
+                s.have
+                    .iter()
+                    .map(|h| h
+                        .last_sync
+                        .iter()
+                        .map(|x| x.to_string()[..8].to_owned())
+                        .collect::<Vec<_>>())
+                    .collect::<Vec<_>>(),
                 s.changes.len()
             ),
             Err(e) => format!(

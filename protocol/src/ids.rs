@@ -384,6 +384,26 @@ impl FromStr for PublicKey {
     }
 }
 
+/// Ids travel in JSON (the relay's API, stored records) as their text form.
+macro_rules! serde_as_text {
+    ($($name:ident),*) => {$(
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_as_text!(DocumentId, ChangeHash, PublicKey, PeerId, StorageId);
+
 /// A point in time as milliseconds since the unix epoch, passed in by the
 /// caller: the protocol crate never reads a clock.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]

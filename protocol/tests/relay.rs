@@ -248,90 +248,38 @@ fn refused_changes_are_reported_and_never_forwarded() {
 
 #[test]
 fn a_new_change_costs_the_same_on_a_long_history() {
-    // Two editors in sync on a document; each new keystroke-sized change
-    // costs the relay a walk of a few nodes, whether the history holds 100
-    // changes or 3,000.
+    // Two editors in sync on a document take turns typing. What the relay's
+    // graph walks cost per keystroke is measured over the 100 keystrokes
+    // after the 100th and after the 2,900th: the history grew 29-fold, the
+    // cost must not. (Bloom filter false positives now and then add a round
+    // trip, so single keystrokes vary a little; averages do not.)
     let mut sim = Sim::new(vec![Automerge::new(), Automerge::new()], 4);
     sim.connect(0);
     sim.connect(1);
-    let mut cost_at = Vec::new();
-    for n in 0..3_000i64 {
+    let mut window = |sim: &mut Sim, from: i64| {
         let before = sim.relay.nodes_walked();
+        for n in from..from + 100 {
+            sim.edit((n % 2) as usize, "n", n);
+            sim.run_until_quiescent();
+        }
+        (sim.relay.nodes_walked() - before) as f64 / 100.0
+    };
+    for n in 0..100 {
         sim.edit((n % 2) as usize, "n", n);
         sim.run_until_quiescent();
-        if n == 100 || n == 2_999 {
-            cost_at.push(sim.relay.nodes_walked() - before);
-        }
     }
+    let early = window(&mut sim, 100);
+    for n in 200..2_900 {
+        sim.edit((n % 2) as usize, "n", n);
+        sim.run_until_quiescent();
+    }
+    let late = window(&mut sim, 2_900);
     sim.assert_converged();
-    assert!(cost_at[0] <= 20, "{cost_at:?}");
-    assert_eq!(
-        cost_at[0], cost_at[1],
-        "the cost grew with the history: {cost_at:?}"
+    assert!(early <= 20.0, "{early} nodes per keystroke");
+    assert!(
+        late <= early * 1.5 + 2.0,
+        "the cost grew with the history: {early} then {late} nodes per keystroke"
     );
-}
-
-/// A relay document as storage holds it after compaction: the first
-/// `compacted` changes of `source` in a snapshot, the rest as changes.
-fn compacted_relay_doc(source: &Automerge, compacted: usize) -> RelayDoc {
-    let all = source.get_changes(&[]);
-    let mut snapshot_doc = Automerge::new();
-    for change in &all[..compacted] {
-        snapshot_doc.load_incremental(change.raw_bytes()).unwrap();
-    }
-    let stored = StoredDocument {
-        snapshot: Some(Arc::from(snapshot_doc.save())),
-        compacted: all[..compacted]
-            .iter()
-            .map(|c| (c.hash(), c.deps().to_vec()))
-            .collect(),
-        changes: split_changes(all[compacted..].iter().map(|c| c.raw_bytes())).unwrap(),
-    };
-    let (doc, orphans) = RelayDoc::from_stored(DOC, relay_id(), stored);
-    assert_eq!(orphans, 0);
-    doc
-}
-
-fn counted(n: i64) -> Automerge {
-    let mut doc = Automerge::new();
-    for i in 0..n {
-        doc.transact(|tx| tx.put(ROOT, format!("k{}", i % 7), i))
-            .unwrap();
-    }
-    doc
-}
-
-#[test]
-fn a_fresh_peer_gets_the_snapshot_and_the_newer_changes() {
-    let source = counted(40);
-    let relay = compacted_relay_doc(&source, 30);
-    let mut sim = Sim::with_relay(relay, vec![Automerge::new()], 6);
-    sim.connect(0);
-    sim.run_until_quiescent();
-    sim.assert_converged();
-    assert_eq!(
-        sim.clients[0].heads(),
-        source
-            .get_heads()
-            .into_iter()
-            .map(Into::into)
-            .collect::<Vec<_>>()
-    );
-}
-
-#[test]
-fn a_peer_with_part_of_the_history_gets_the_rest_out_of_the_snapshot() {
-    let source = counted(40);
-    let relay = compacted_relay_doc(&source, 30);
-    let mut partial = Automerge::new();
-    for change in &source.get_changes(&[])[..10] {
-        partial.load_incremental(change.raw_bytes()).unwrap();
-    }
-    let mut sim = Sim::with_relay(relay, vec![partial], 7);
-    sim.connect(0);
-    sim.run_until_quiescent();
-    sim.assert_converged();
-    assert_eq!(value(&sim.clients[0], "k4"), Some(39));
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The one place that decides who may read and write which document.
 
-use rapport_protocol::ids::{DocumentId, PublicKey};
+use rapport_protocol::ids::PublicKey;
 
 /// Who is on a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,16 +30,4 @@ pub enum Access {
     Read,
     /// Read and write.
     Write,
-}
-
-/// The access policy. Until workspaces and members exist, every
-/// authenticated key (and, in `--open` mode, everyone) may read and write
-/// every document.
-#[derive(Debug, Default)]
-pub(crate) struct Policy;
-
-impl Policy {
-    pub(crate) fn document_access(&self, _identity: &Identity, _document: DocumentId) -> Access {
-        Access::Write
-    }
 }

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// have accumulated.
     #[arg(long, default_value_t = crate::COMPACT_AFTER_CHANGES)]
     pub compact_after_changes: usize,
+    /// Only these keys (base58, repeatable) may create workspaces; by
+    /// default every key may.
+    #[arg(long = "workspace-creator", value_name = "KEY")]
+    pub workspace_creators: Vec<rapport_protocol::ids::PublicKey>,
     /// Seconds between pings to each connection.
     #[arg(long, default_value_t = Limits::default().ping_interval.as_secs())]
     pub ping_interval_secs: u64,
@@ -61,6 +65,8 @@ impl ServeArgs {
                 ..Limits::default()
             },
             compact_after_changes: self.compact_after_changes.max(1),
+            workspace_creators: (!self.workspace_creators.is_empty())
+                .then(|| self.workspace_creators.clone()),
         }
     }
 

@@ -54,6 +54,8 @@ pub struct Config {
     /// A document's stored changes are folded into its snapshot once there
     /// are this many.
     pub compact_after_changes: usize,
+    /// Keys allowed to create workspaces; `None` lets every key.
+    pub workspace_creators: Option<Vec<rapport_protocol::ids::PublicKey>>,
 }
 
 /// The default of [`Config::compact_after_changes`].
@@ -67,6 +69,7 @@ impl Config {
             auth: AuthMode::Token,
             limits: Limits::default(),
             compact_after_changes: COMPACT_AFTER_CHANGES,
+            workspace_creators: None,
         }
     }
 }

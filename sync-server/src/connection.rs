@@ -91,7 +91,8 @@ pub(crate) async fn drive<T>(
         let mut shutdown = shutdown;
         let ending = match handshake(&relay, &mut stream, &tx, conn, identity, &mut shutdown).await {
             Ok(remote) => {
-                relay.register(conn, tx.clone(), Arc::clone(&kill));
+                relay.register(conn, identity, remote.clone(), tx.clone(), Arc::clone(&kill));
+                relay.announce_documents(conn);
                 info!(peer = %remote, "connected");
                 let mut s = Session {
                     conn,
@@ -206,7 +207,7 @@ where
     loop {
         let deadline = Instant::now() + idle;
         let frame = tokio::select! {
-            () = kill.notified() => return Ending::quiet(POLICY, "send queue full: the peer does not read"),
+            () = kill.notified() => return Ending::quiet(POLICY, "disconnected by the relay (access withdrawn, or too slow to read)"),
             _ = shutdown.changed() => return Ending::quiet(GOING_AWAY, "the relay is shutting down"),
             frame = timeout_at(deadline, stream.next()) => frame,
         };
@@ -339,10 +340,11 @@ async fn write_loop<K>(
                         return;
                     }
                 }
-                if let Ok((code, reason)) = closing {
-                    let _ = sink.send(Outgoing::Close { code, reason }).await;
+                if let Ok((code, reason)) = closing
+                    && sink.send(Outgoing::Close { code, reason }).await.is_ok()
+                {
+                    let _ = sink.close().await;
                 }
-                let _ = sink.close().await;
                 return;
             }
             _ = ping.tick() => {
@@ -352,8 +354,9 @@ async fn write_loop<K>(
             }
         }
     }
-    if let Ok((code, reason)) = close.await {
-        let _ = sink.send(Outgoing::Close { code, reason }).await;
+    if let Ok((code, reason)) = close.await
+        && sink.send(Outgoing::Close { code, reason }).await.is_ok()
+    {
+        let _ = sink.close().await;
     }
-    let _ = sink.close().await;
 }

@@ -53,6 +53,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/info", get(info))
+        .merge(crate::workspace::routes())
         .with_state(state)
 }
 

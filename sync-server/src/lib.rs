@@ -34,6 +34,7 @@ mod metrics;
 mod relay;
 pub mod storage;
 mod transport;
+pub mod workspace;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -95,6 +96,14 @@ impl Server {
         info!(addr = %listener.local_addr()?, relay_id = %relay.relay_id, data = %relay.store().path().display(), "rapport-server listening");
         let mut graceful = stop_rx.clone();
         let app = http::router(state);
+        // Small frames must not wait for Nagle's algorithm: sync is a
+        // conversation of small messages.
+        let listener =
+            axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = graceful.wait_for(|stop| *stop).await;
         });
@@ -116,9 +125,11 @@ impl Server {
         // Connection tasks may hold the relay a moment longer; the database
         // closes with the last holder, and the caller may reopen it at once.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let waiting = tokio::time::Instant::now();
         while Arc::strong_count(&relay) > 1 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        tracing::debug!(waited = ?waiting.elapsed(), holders = Arc::strong_count(&relay), "relay released");
         info!("rapport-server stopped");
         served.map_err(ServerError::Io)
     }

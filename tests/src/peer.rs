@@ -279,7 +279,10 @@ async fn run(
                     }
                     changed.notify_waiters();
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => {
+                    // Send the queued pong now.
+                    let _ = socket.flush().await;
+                }
             },
         }
     };

@@ -125,6 +125,10 @@ async fn three_replicas_with_random_edits_and_restarts_converge() -> Result<()> 
 }
 
 async fn converge_with_seed(seed: u64) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let relay_dir = TempDir::new("three-relay");
     let mut relay = TestRelay::start(relay_dir.path()).await?;

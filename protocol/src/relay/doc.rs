@@ -407,7 +407,9 @@ impl RelayDoc {
         // since our last answer: heads that can never become equal (the peer
         // holds a change we refused) must not make the two sides answer each
         // other forever.
-        let nothing_new = peer.their_heads == peer.last_answered_heads;
+        // A changed `need` (a queued change's missing dependencies) is news.
+        let nothing_new =
+            peer.their_heads == peer.last_answered_heads && our_need == peer.last_sent_need;
         if heads_unchanged
             && peer.have_responded
             && (((heads_equal || nothing_new) && hashes.is_empty()) || peer.in_flight)
@@ -420,7 +422,7 @@ impl RelayDoc {
         let (version, chunks) = self.encode_changes(&hashes, supports_v2);
         let message = sync::Message {
             heads: our_heads.clone(),
-            need: our_need,
+            need: our_need.clone(),
             have: our_have,
             changes: sync::ChunkList::from(chunks),
             flags: Some(flags),
@@ -430,6 +432,7 @@ impl RelayDoc {
             peer.have_responded = true;
             peer.last_sent_heads = our_heads;
             peer.last_answered_heads.clone_from(&peer.their_heads);
+            peer.last_sent_need = our_need;
         }
         self.send_sync(conn, message, hashes);
     }

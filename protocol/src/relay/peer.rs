@@ -20,6 +20,8 @@ pub(super) struct PeerSync {
     pub(super) their_heads: Option<Vec<ChangeHash>>,
     /// `their_heads` when we last sent a message.
     pub(super) last_answered_heads: Option<Vec<ChangeHash>>,
+    /// The `need` of our last message.
+    pub(super) last_sent_need: Vec<ChangeHash>,
     pub(super) their_need: Option<Vec<ChangeHash>>,
     pub(super) their_have: Option<Vec<Have>>,
     /// Changes sent in this session and not yet known to be received.
@@ -41,6 +43,7 @@ impl PeerSync {
             last_sent_heads: Vec::new(),
             their_heads: None,
             last_answered_heads: None,
+            last_sent_need: Vec::new(),
             their_need: None,
             their_have: None,
             sent_hashes: BTreeSet::new(),

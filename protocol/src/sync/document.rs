@@ -188,6 +188,12 @@ impl DocumentSync {
         })
     }
 
+    /// The heads `peer` last told us it has.
+    pub fn their_heads(&self, peer: &PeerId) -> Option<Vec<ChangeHash>> {
+        let heads = self.peers.get(peer)?.state.their_heads.as_ref()?;
+        Some(heads.iter().copied().map(ChangeHash::from).collect())
+    }
+
     /// Forgets a peer that went away. Its sync state is per connection.
     pub fn handle_peer_disconnected(&mut self, peer: &PeerId) {
         self.peers.remove(peer);
@@ -321,7 +327,9 @@ impl DocumentSync {
                     .is_some_and(|t| t.plus_millis(RESEND_AFTER_MILLIS) <= now)
             })
             .map(|(id, p)| {
+                // Whatever went unanswered may have been dropped: send it again.
                 p.state.in_flight = false;
+                p.state.sent_hashes.clear();
                 p.sent_at = None;
                 id.clone()
             })

@@ -7,8 +7,8 @@ use minicbor::Decoder;
 use minicbor::data::Type;
 
 use super::{
-    DecodeError, DocMessage, DocUnavailable, Ephemeral, ErrorMessage, Join, Leave, Message, Peer,
-    PeerMetadata, RejectReason, Rejected, RemoteHeads, RemoteHeadsChanged,
+    DecodeError, DocMessage, DocUnavailable, Documents, Ephemeral, ErrorMessage, Join, Leave,
+    Message, Peer, PeerMetadata, RejectReason, Rejected, RemoteHeads, RemoteHeadsChanged,
     RemoteSubscriptionChange,
 };
 use crate::ids::{ChangeHash, DocumentId, PeerId, StorageId};
@@ -45,6 +45,7 @@ impl Message {
                 decode_remote_heads_changed(&fields).map(Message::RemoteHeadsChanged)
             }
             "rapport/rejected" => decode_rejected(&fields).map(Message::Rejected),
+            "rapport/documents" => decode_documents(&fields).map(Message::Documents),
             other => Err(DecodeError::UnknownType {
                 message_type: other.chars().take(64).collect(),
             }),
@@ -168,6 +169,20 @@ fn decode_rejected(f: &Fields<'_>) -> Result<Rejected, DecodeError> {
         changes,
         reason: RejectReason::from_code(f.str(T, "reason")?),
         message: f.opt_str("message")?.unwrap_or_default().to_owned(),
+    })
+}
+
+fn decode_documents(f: &Fields<'_>) -> Result<Documents, DecodeError> {
+    const T: &str = "rapport/documents";
+    let documents = f
+        .str_array(T, "documents")?
+        .into_iter()
+        .map(|text| parse_id::<DocumentId>(text, "documents"))
+        .collect::<Result<_, _>>()?;
+    Ok(Documents {
+        sender_id: f.peer_id(T, "senderId")?,
+        target_id: f.peer_id(T, "targetId")?,
+        documents,
     })
 }
 

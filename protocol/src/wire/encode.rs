@@ -4,8 +4,8 @@
 use minicbor::Encoder;
 
 use super::{
-    DocMessage, DocUnavailable, Ephemeral, ErrorMessage, Join, Leave, Message, Peer, PeerMetadata,
-    Rejected, RemoteHeadsChanged, RemoteSubscriptionChange,
+    DocMessage, DocUnavailable, Documents, Ephemeral, ErrorMessage, Join, Leave, Message, Peer,
+    PeerMetadata, Rejected, RemoteHeadsChanged, RemoteSubscriptionChange,
 };
 use crate::ids::StorageId;
 
@@ -28,6 +28,7 @@ impl Message {
             Self::RemoteSubscriptionChange(m) => encode_subscription_change(&mut e, m),
             Self::RemoteHeadsChanged(m) => encode_remote_heads_changed(&mut e, m),
             Self::Rejected(m) => encode_rejected(&mut e, m),
+            Self::Documents(m) => encode_documents(&mut e, m),
         };
         // Writing to a Vec cannot fail, and these functions raise no
         // errors of their own: only the writer could make `done` an error.
@@ -193,6 +194,18 @@ fn encode_rejected(e: &mut Enc, m: &Rejected) -> Done {
     }
     e.str("reason")?.str(m.reason.code())?;
     e.str("message")?.str(&m.message)?;
+    Ok(())
+}
+
+fn encode_documents(e: &mut Enc, m: &Documents) -> Done {
+    e.map(4)?;
+    e.str("type")?.str("rapport/documents")?;
+    e.str("senderId")?.str(m.sender_id.as_str())?;
+    e.str("targetId")?.str(m.target_id.as_str())?;
+    e.str("documents")?.array(m.documents.len() as u64)?;
+    for id in &m.documents {
+        e.str(&id.to_string())?;
+    }
     Ok(())
 }
 

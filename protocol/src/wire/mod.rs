@@ -75,6 +75,17 @@ pub enum Message {
     RemoteHeadsChanged(RemoteHeadsChanged),
     /// rapport's extension: changes the receiver sent were refused.
     Rejected(Rejected),
+    /// rapport's extension: the documents the receiver may see.
+    Documents(Documents),
+}
+
+/// `rapport/documents`: every document the receiver may see, sent by a
+/// relay after the handshake and again whenever the list grows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Documents {
+    pub sender_id: PeerId,
+    pub target_id: PeerId,
+    pub documents: Vec<DocumentId>,
 }
 
 /// Metadata a peer sends about itself in `join` and `peer`.
@@ -256,6 +267,7 @@ impl Message {
             Self::RemoteSubscriptionChange(_) => "remote-subscription-change",
             Self::RemoteHeadsChanged(_) => "remote-heads-changed",
             Self::Rejected(_) => "rapport/rejected",
+            Self::Documents(_) => "rapport/documents",
         }
     }
 
@@ -272,6 +284,7 @@ impl Message {
             Self::RemoteSubscriptionChange(m) => Some(&m.sender_id),
             Self::RemoteHeadsChanged(m) => Some(&m.sender_id),
             Self::Rejected(m) => Some(&m.sender_id),
+            Self::Documents(m) => Some(&m.sender_id),
         }
     }
 
@@ -284,6 +297,7 @@ impl Message {
             Self::RemoteHeadsChanged(m) => Some(m.document_id),
             Self::Rejected(m) => Some(m.document_id),
             Self::Join(_)
+            | Self::Documents(_)
             | Self::Peer(_)
             | Self::Error(_)
             | Self::Leave(_)

@@ -17,7 +17,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use automerge::Automerge;
 use rapport_protocol::relay::StoredDocument;
-use schema::{ACTORS, CHANGES, COMPACTED, META, SCHEMA_VERSION, SNAPSHOTS};
+use schema::{ACTORS, AUDIT, CHANGES, COMPACTED, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES};
 
 /// The file name of the database inside the data folder.
 pub const DATABASE_FILE: &str = "relay.redb";
@@ -125,8 +125,67 @@ impl Store {
             tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
             tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
             tx.open_table(ACTORS).map_err(|e| self.err(e))?;
+            tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
+            tx.open_table(AUDIT).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Every workspace, as stored (JSON).
+    pub fn workspaces(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            out.push(row.map_err(|e| self.err(e))?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Writes a workspace and appends its audit events, in one durable
+    /// transaction. Events get the next sequence numbers of the workspace.
+    pub fn save_workspace(
+        &self,
+        id: &str,
+        workspace: &[u8],
+        events: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut table = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
+            if !workspace.is_empty() {
+                table.insert(id, workspace).map_err(|e| self.err(e))?;
+            }
+            let mut audit = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+            let first = match audit
+                .range((id, 0)..=(id, u64::MAX))
+                .map_err(|e| self.err(e))?
+                .next_back()
+            {
+                Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
+                None => 0,
+            };
+            for (seq, event) in (first..).zip(events) {
+                audit
+                    .insert((id, seq), event.as_slice())
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// A workspace's audit events, oldest first.
+    pub fn audit(&self, id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let table = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table
+            .range((id, 0)..=(id, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            out.push(row.map_err(|e| self.err(e))?.1.value().to_vec());
+        }
+        Ok(out)
     }
 
     /// The relay's id, made with `make` and stored the first time.

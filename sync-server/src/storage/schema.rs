@@ -7,6 +7,8 @@
 //! | `snapshots` | document id | a saved automerge document holding the compacted changes |
 //! | `compacted` | (document id, sequence number) | hash and dependencies of a change inside the snapshot |
 //! | `actors` | actor id bytes | the ed25519 public key the actor is bound to |
+//! | `workspaces` | workspace id | the workspace: members, documents, invites (JSON) |
+//! | `audit` | (workspace id, sequence) | one audit event (JSON), append-only |
 //!
 //! A document is its snapshot (if any) plus the run of `changes` rows under
 //! its id, in the order they were stored, which is a dependency order.
@@ -27,5 +29,9 @@ pub(crate) const SNAPSHOTS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition:
 
 pub(crate) const COMPACTED: TableDefinition<(&[u8; 16], u64), &[u8]> =
     TableDefinition::new("compacted");
+
+pub(crate) const WORKSPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("workspaces");
+
+pub(crate) const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit");
 
 pub(crate) const ACTORS: TableDefinition<&[u8], &[u8; 32]> = TableDefinition::new("actors");

@@ -1,0 +1,218 @@
+//! Workspaces on the relay: who belongs, with which role, which documents
+//! belong where, invites, sharing, and the audit log. Every change is one
+//! durable write of the workspace with its audit events; the in-memory copy
+//! answers the access policy.
+
+mod api;
+mod model;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+pub(crate) use api::routes;
+pub use model::{DocInfo, Invite, Level, Member, Role, Scope, Workspace};
+use rapport_protocol::ids::{DocumentId, PublicKey};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::access::Access;
+use crate::storage::{Store, StoreError};
+
+/// One entry of a workspace's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Unix milliseconds.
+    pub at: u64,
+    /// What happened: `workspace-created`, `invite-created`,
+    /// `invite-redeemed`, `invite-refused`, `invite-revoked`,
+    /// `member-added`, `member-removed`, `document-added`,
+    /// `document-shared`, `document-unshared`, `change-refused`,
+    /// `access-refused`.
+    pub event: String,
+    /// Who did it.
+    pub by: Option<PublicKey>,
+    /// The member concerned.
+    pub member: Option<PublicKey>,
+    pub document: Option<DocumentId>,
+    /// Why, or the particulars.
+    pub detail: String,
+}
+
+/// Why a workspace operation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkspaceError {
+    #[error("no such workspace")]
+    UnknownWorkspace,
+    #[error("you are not a member of this workspace")]
+    NotMember,
+    #[error("this needs the {needed:?} role or higher; you are {role:?}")]
+    Forbidden { needed: Role, role: Role },
+    #[error("only the operator's listed keys may create workspaces on this relay")]
+    MayNotCreate,
+    #[error("document {0} already belongs to another workspace")]
+    DocumentElsewhere(DocumentId),
+    #[error("document {0} is not in this workspace")]
+    UnknownDocument(DocumentId),
+    #[error("{0} is not a member of this workspace")]
+    UnknownMember(PublicKey),
+    #[error("no such invite")]
+    UnknownInvite,
+    #[error("this invite expired")]
+    InviteExpired,
+    #[error("this invite has been used up ({uses} of {max_uses} uses)")]
+    InviteUsedUp { uses: u32, max_uses: u32 },
+    #[error("this invite was revoked")]
+    InviteRevoked,
+    #[error("the owner cannot be removed")]
+    OwnerStays,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+}
+
+/// Every workspace, in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Workspaces {
+    by_id: BTreeMap<String, Workspace>,
+    /// Which workspace each document belongs to.
+    document_home: HashMap<DocumentId, String>,
+    /// Keys allowed to create workspaces; `None`: every key.
+    creators: Option<BTreeSet<PublicKey>>,
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Workspaces {
+    pub(crate) fn load(
+        store: &Store,
+        creators: Option<BTreeSet<PublicKey>>,
+    ) -> Result<Self, StoreError> {
+        let mut this = Self {
+            creators,
+            ..Self::default()
+        };
+        for bytes in store.workspaces()? {
+            let workspace: Workspace =
+                serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt {
+                    path: store.path().to_owned(),
+                    table: "workspaces",
+                })?;
+            this.index(&workspace);
+            this.by_id.insert(workspace.id.clone(), workspace);
+        }
+        Ok(this)
+    }
+
+    fn index(&mut self, workspace: &Workspace) {
+        for doc in workspace.documents.keys() {
+            self.document_home.insert(*doc, workspace.id.clone());
+        }
+    }
+
+    /// The access policy for keys: documents in a workspace follow its
+    /// roles and shares; a document in no workspace is open to every key
+    /// that knows its id (ids are 128 random bits).
+    pub(crate) fn access(&self, key: &PublicKey, document: DocumentId) -> Access {
+        match self
+            .document_home
+            .get(&document)
+            .and_then(|id| self.by_id.get(id))
+        {
+            Some(workspace) => workspace.access(key, document),
+            None => Access::Write,
+        }
+    }
+
+    /// The workspace a document belongs to.
+    pub(crate) fn home_of(&self, document: DocumentId) -> Option<&str> {
+        self.document_home.get(&document).map(String::as_str)
+    }
+
+    /// Whether `key` was removed from some workspace and belongs to none.
+    pub(crate) fn is_shut_out(&self, key: &PublicKey) -> bool {
+        let removed = self.by_id.values().any(|w| w.removed.contains_key(key));
+        removed && !self.by_id.values().any(|w| w.members.contains_key(key))
+    }
+
+    /// Every document `key` may see, across workspaces.
+    pub(crate) fn visible_to(&self, key: &PublicKey) -> Vec<DocumentId> {
+        self.by_id
+            .values()
+            .flat_map(|w| w.visible_to(key))
+            .collect()
+    }
+
+    /// The workspaces `key` belongs to, with its role.
+    pub(crate) fn memberships(&self, key: &PublicKey) -> Vec<(&Workspace, Role)> {
+        self.by_id
+            .values()
+            .filter_map(|w| w.members.get(key).map(|m| (w, m.role)))
+            .collect()
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Result<&Workspace, WorkspaceError> {
+        self.by_id.get(id).ok_or(WorkspaceError::UnknownWorkspace)
+    }
+
+    /// `key`'s role in workspace `id`, which must be at least `needed`.
+    pub(crate) fn require(
+        &self,
+        id: &str,
+        key: &PublicKey,
+        needed: Role,
+    ) -> Result<Role, WorkspaceError> {
+        let workspace = self.get(id)?;
+        let role = workspace
+            .members
+            .get(key)
+            .map(|m| m.role)
+            .ok_or(WorkspaceError::NotMember)?;
+        if role < needed {
+            return Err(WorkspaceError::Forbidden { needed, role });
+        }
+        Ok(role)
+    }
+
+    /// Writes `workspace` with `events` and takes it as the new state.
+    pub(crate) fn commit(
+        &mut self,
+        store: &Store,
+        workspace: Workspace,
+        events: Vec<AuditEvent>,
+    ) -> Result<(), WorkspaceError> {
+        let json =
+            serde_json::to_vec(&workspace).map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+        let events: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap_or_default())
+            .collect();
+        store.save_workspace(&workspace.id, &json, &events)?;
+        self.index(&workspace);
+        self.by_id.insert(workspace.id.clone(), workspace);
+        Ok(())
+    }
+
+    /// Appends audit events without changing the workspace.
+    pub(crate) fn record(
+        &self,
+        store: &Store,
+        id: &str,
+        events: &[AuditEvent],
+    ) -> Result<(), StoreError> {
+        let events: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| serde_json::to_vec(e).unwrap_or_default())
+            .collect();
+        store.save_workspace(id, &[], &events)
+    }
+
+    pub(crate) fn may_create(&self, key: &PublicKey) -> bool {
+        self.creators.as_ref().is_none_or(|keys| keys.contains(key))
+    }
+}
