@@ -282,6 +282,69 @@ fn a_new_change_costs_the_same_on_a_long_history() {
     );
 }
 
+/// A relay document as storage holds it after compaction: the first
+/// `compacted` changes of `source` in a snapshot, the rest as changes.
+fn compacted_relay_doc(source: &Automerge, compacted: usize) -> RelayDoc {
+    let all = source.get_changes(&[]);
+    let mut snapshot_doc = Automerge::new();
+    for change in &all[..compacted] {
+        snapshot_doc.load_incremental(change.raw_bytes()).unwrap();
+    }
+    let stored = StoredDocument {
+        snapshot: Some(Arc::from(snapshot_doc.save())),
+        compacted: all[..compacted]
+            .iter()
+            .map(|c| (c.hash(), c.deps().to_vec()))
+            .collect(),
+        changes: split_changes(all[compacted..].iter().map(|c| c.raw_bytes())).unwrap(),
+    };
+    let (doc, orphans) = RelayDoc::from_stored(DOC, relay_id(), stored);
+    assert_eq!(orphans, 0);
+    doc
+}
+
+fn counted(n: i64) -> Automerge {
+    let mut doc = Automerge::new();
+    for i in 0..n {
+        doc.transact(|tx| tx.put(ROOT, format!("k{}", i % 7), i))
+            .unwrap();
+    }
+    doc
+}
+
+#[test]
+fn a_fresh_peer_gets_the_snapshot_and_the_newer_changes() {
+    let source = counted(40);
+    let relay = compacted_relay_doc(&source, 30);
+    let mut sim = Sim::with_relay(relay, vec![Automerge::new()], 6);
+    sim.connect(0);
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(
+        sim.clients[0].heads(),
+        source
+            .get_heads()
+            .into_iter()
+            .map(Into::into)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_peer_with_part_of_the_history_gets_the_rest_out_of_the_snapshot() {
+    let source = counted(40);
+    let relay = compacted_relay_doc(&source, 30);
+    let mut partial = Automerge::new();
+    for change in &source.get_changes(&[])[..10] {
+        partial.load_incremental(change.raw_bytes()).unwrap();
+    }
+    let mut sim = Sim::with_relay(relay, vec![partial], 7);
+    sim.connect(0);
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[0], "k4"), Some(39));
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Edit(usize, u8, i64),
