@@ -256,7 +256,7 @@ fn a_new_change_costs_the_same_on_a_long_history() {
     let mut sim = Sim::new(vec![Automerge::new(), Automerge::new()], 4);
     sim.connect(0);
     sim.connect(1);
-    let mut window = |sim: &mut Sim, from: i64| {
+    let window = |sim: &mut Sim, from: i64| {
         let before = sim.relay.nodes_walked();
         for n in from..from + 100 {
             sim.edit((n % 2) as usize, "n", n);
