@@ -5,31 +5,13 @@
 
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::token;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::identity::Identity;
 use crate::repo::now;
 use crate::sync::RelayConfig;
 
-/// What a client may do with a shared document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Read,
-    Comment,
-    Write,
-}
-
-/// A member's role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Client,
-    Staff,
-    Admin,
-    Owner,
-}
+pub use rapport_protocol::access::{Level, Role};
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]

@@ -184,25 +184,9 @@ impl Repo {
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let id = DocumentId::random(&mut rand::rng());
-        let doc = Automerge::new().with_actor(self.inner.identity.actor_id());
         let mut docs = lock(&self.inner.docs);
-        let loaded = docs.entry(id).or_insert(Loaded {
-            sync: DocumentSync::new(id, self.inner.peer_id.clone(), doc),
-            persisted: Vec::new(),
-        });
-        for (relay, link) in lock(&self.inner.links).iter() {
-            loaded
-                .sync
-                .handle_peer_connected_as(relay.clone(), link.us.clone(), None, now());
-        }
-        let value = loaded
-            .sync
-            .handle_local_change(now(), init)
-            .map_err(|source| ClientError::Change {
-                id,
-                source: source.into(),
-            })?;
-        self.drain(id, loaded)?;
+        let loaded = docs.entry(id).or_insert(self.fresh(id));
+        let value = self.apply(id, loaded, init)?;
         Ok((id, value))
     }
 
@@ -217,6 +201,19 @@ impl Repo {
     {
         let mut docs = lock(&self.inner.docs);
         let loaded = self.loaded(&mut docs, id)?;
+        self.apply(id, loaded, change)
+    }
+
+    /// Makes a local change and carries out what follows.
+    fn apply<T, E>(
+        &self,
+        id: DocumentId,
+        loaded: &mut Loaded,
+        change: impl FnOnce(&mut Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, ClientError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let value = loaded
             .sync
             .handle_local_change(now(), change)
@@ -226,6 +223,21 @@ impl Repo {
             })?;
         self.drain(id, loaded)?;
         Ok(value)
+    }
+
+    /// A new, empty document in memory, syncing with every live relay.
+    fn fresh(&self, id: DocumentId) -> Loaded {
+        let doc = Automerge::new().with_actor(self.inner.identity.actor_id());
+        let mut loaded = Loaded {
+            sync: DocumentSync::new(id, self.inner.peer_id.clone(), doc),
+            persisted: Vec::new(),
+        };
+        for (relay, link) in lock(&self.inner.links).iter() {
+            loaded
+                .sync
+                .handle_peer_connected_as(relay.clone(), link.us.clone(), None, now());
+        }
+        loaded
     }
 
     /// Reads a document.
@@ -251,16 +263,7 @@ impl Repo {
         if docs.contains_key(&id) || self.inner.store.load(id)?.is_some() {
             return Ok(());
         }
-        let doc = Automerge::new().with_actor(self.inner.identity.actor_id());
-        let mut loaded = Loaded {
-            sync: DocumentSync::new(id, self.inner.peer_id.clone(), doc),
-            persisted: Vec::new(),
-        };
-        for (relay, link) in lock(&self.inner.links).iter() {
-            loaded
-                .sync
-                .handle_peer_connected_as(relay.clone(), link.us.clone(), None, now());
-        }
+        let mut loaded = self.fresh(id);
         self.drain(id, &mut loaded)?;
         docs.insert(id, loaded);
         Ok(())

@@ -125,6 +125,16 @@ impl World {
     }
 }
 
+/// Adds a comment to a thread document.
+fn add_comment(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    body: impl Into<String>,
+) -> Result<(), automerge::AutomergeError> {
+    let (_, list) = tx.get(ROOT, "comments")?.expect("threads have comments");
+    let comment = tx.insert_object(&list, 0, ObjType::Map)?;
+    tx.put(&comment, "body", body.into())
+}
+
 fn comment_count(doc: &Automerge) -> usize {
     match doc.get(ROOT, "comments").ok().flatten() {
         Some((_, list)) => doc.length(&list),
@@ -162,11 +172,7 @@ async fn a_comment_only_client_reads_comments_and_cannot_change_the_record() -> 
     );
 
     // A comment goes through; an edit of the record is refused.
-    client.change(thread, |tx| {
-        let (_, list) = tx.get(ROOT, "comments")?.expect("comments");
-        let comment = tx.insert_object(&list, 0, ObjType::Map)?;
-        tx.put(&comment, "body", "Can we add SSO?")
-    })?;
+    client.change(thread, |tx| add_comment(tx, "Can we add SSO?"))?;
     client.change(requirements, |tx| {
         let (_, text) = tx.get(ROOT, "body")?.expect("body");
         tx.splice_text(&text, 0, 0, "HACKED ")
@@ -410,17 +416,9 @@ async fn staff_edits_and_client_comments_made_offline_converge() -> Result<()> {
         tx.splice_text(&text, 0, 0, "Draft. ")
     })?;
     for n in 0..2 {
-        client.change(thread, |tx| {
-            let (_, list) = tx.get(ROOT, "comments")?.expect("comments");
-            let comment = tx.insert_object(&list, 0, ObjType::Map)?;
-            tx.put(&comment, "body", format!("question {n}"))
-        })?;
+        client.change(thread, |tx| add_comment(tx, format!("question {n}")))?;
     }
-    world.owner.change(thread, |tx| {
-        let (_, list) = tx.get(ROOT, "comments")?.expect("comments");
-        let comment = tx.insert_object(&list, 0, ObjType::Map)?;
-        tx.put(&comment, "body", "answer")
-    })?;
+    world.owner.change(thread, |tx| add_comment(tx, "answer"))?;
     for _ in 0..2 {
         for repo in [&staff, &client, &world.owner] {
             sync(repo, &world.config).await?;

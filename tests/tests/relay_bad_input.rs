@@ -26,6 +26,24 @@ fn join(name: &str) -> tungstenite::Message {
     tungstenite::Message::binary(join.encode())
 }
 
+/// A `request` for `document` from someone who has nothing of it.
+fn empty_request(sender: &str, document: DocumentId) -> Result<Message> {
+    Ok(Message::Request(rapport_protocol::wire::DocMessage {
+        sender_id: sender.parse()?,
+        target_id: "relay".parse()?,
+        document_id: document,
+        data: automerge::sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![automerge::sync::Have::default()],
+            changes: automerge::sync::ChunkList::empty(),
+            flags: None,
+            version: automerge::sync::MessageVersion::V1,
+        }
+        .encode(),
+    }))
+}
+
 /// Connects and joins as `name`, returning the socket after the `peer` answer.
 async fn joined(relay: &TestRelay, name: &str) -> Result<Socket> {
     let token = mint_token(&key(7), &relay.relay_id);
@@ -268,20 +286,7 @@ async fn unknown_message_types_are_dropped_and_the_connection_lives() -> Result<
         s.send(tungstenite::Message::binary(frame.clone())).await?;
     }
     // Still open: a request is answered.
-    let request = Message::Request(rapport_protocol::wire::DocMessage {
-        sender_id: "future".parse()?,
-        target_id: "relay".parse()?,
-        document_id: DocumentId::from_bytes([6; 16]),
-        data: automerge::sync::Message {
-            heads: vec![],
-            need: vec![],
-            have: vec![automerge::sync::Have::default()],
-            changes: automerge::sync::ChunkList::empty(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        }
-        .encode(),
-    });
+    let request = empty_request("future", DocumentId::from_bytes([6; 16]))?;
     s.send(tungstenite::Message::binary(request.encode()))
         .await?;
     let answer = next_message(&mut s).await?;
@@ -327,20 +332,7 @@ async fn a_peer_that_stops_reading_is_cut_off_without_slowing_others() -> Result
     let mut bystander = Bystander::start(&relay).await?;
     // The sluggard opens the bystanders' document and never reads again.
     let mut slow = joined(&relay, "sluggard").await?;
-    let request = Message::Request(rapport_protocol::wire::DocMessage {
-        sender_id: "sluggard".parse()?,
-        target_id: "relay".parse()?,
-        document_id: bystander.id,
-        data: automerge::sync::Message {
-            heads: vec![],
-            need: vec![],
-            have: vec![automerge::sync::Have::default()],
-            changes: automerge::sync::ChunkList::empty(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        }
-        .encode(),
-    });
+    let request = empty_request("sluggard", bystander.id)?;
     slow.send(tungstenite::Message::binary(request.encode()))
         .await?;
     // Large edits (random, so that compression does not shrink them) fill
@@ -417,20 +409,7 @@ async fn too_many_open_documents_is_a_clear_error() -> Result<()> {
     let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
     let mut s = joined(&relay, "greedy").await?;
     for n in 0..3u8 {
-        let request = Message::Request(rapport_protocol::wire::DocMessage {
-            sender_id: "greedy".parse()?,
-            target_id: "relay".parse()?,
-            document_id: DocumentId::from_bytes([100 + n; 16]),
-            data: automerge::sync::Message {
-                heads: vec![],
-                need: vec![],
-                have: vec![automerge::sync::Have::default()],
-                changes: automerge::sync::ChunkList::empty(),
-                flags: None,
-                version: automerge::sync::MessageVersion::V1,
-            }
-            .encode(),
-        });
+        let request = empty_request("greedy", DocumentId::from_bytes([100 + n; 16]))?;
         s.send(tungstenite::Message::binary(request.encode()))
             .await?;
     }

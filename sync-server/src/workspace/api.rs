@@ -222,7 +222,7 @@ async fn add_documents(
     Json(body): Json<AddDocuments>,
 ) -> ApiResult {
     let key = caller(&s.relay, &headers)?;
-    require(&s.relay, &ws, key, Role::Staff, "add documents")?;
+    require(&s.relay, &ws, key, Role::Client, "add documents")?;
     let changed = {
         let mut workspaces = lock(&s.relay.workspaces);
         for doc in &body.documents {
@@ -233,6 +233,21 @@ async fn add_documents(
             }
         }
         let mut workspace = workspaces.get(&ws)?.clone();
+        // Staff add anything; a client only the comment thread of a record
+        // it may comment on.
+        let role = workspace.members.get(&key).map(|m| m.role).ok_or(WorkspaceError::NotMember)?;
+        if !role.is_staff() {
+            for doc in &body.documents {
+                let may = doc
+                    .thread_of
+                    .is_some_and(|record| workspace.members[&key].shares.get(&record).is_some_and(|l| *l >= Level::Comment));
+                if !may {
+                    drop(workspaces);
+                    require(&s.relay, &ws, key, Role::Staff, "add documents")?;
+                    return Err(WorkspaceError::Forbidden { needed: Role::Staff, role }.into());
+                }
+            }
+        }
         let mut events = Vec::new();
         for doc in &body.documents {
             if workspace.documents.contains_key(&doc.id) {

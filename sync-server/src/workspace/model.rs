@@ -8,55 +8,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::Access;
 
-/// A member's role in a workspace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Sees only what is shared with them.
-    Client,
-    /// Reads and writes every document of the workspace.
-    Staff,
-    /// Staff who also invite, remove members and read the audit log.
-    Admin,
-    /// The admin who created the workspace.
-    Owner,
-}
+pub use rapport_protocol::access::{Level, Role};
 
-impl Role {
-    pub fn is_staff(self) -> bool {
-        self >= Self::Staff
-    }
-
-    pub fn is_admin(self) -> bool {
-        self >= Self::Admin
+/// The access a level gives to the record itself.
+pub(crate) fn on_record(level: Level) -> Access {
+    match level {
+        Level::Read | Level::Comment => Access::Read,
+        Level::Write => Access::Write,
     }
 }
 
-/// What a client may do with one shared document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Read,
-    /// Read the record; write its comment thread.
-    Comment,
-    Write,
-}
-
-impl Level {
-    /// The access this level gives to the record itself.
-    pub fn on_record(self) -> Access {
-        match self {
-            Self::Read | Self::Comment => Access::Read,
-            Self::Write => Access::Write,
-        }
-    }
-
-    /// The access this level gives to the record's comment thread.
-    pub fn on_thread(self) -> Access {
-        match self {
-            Self::Read => Access::Read,
-            Self::Comment | Self::Write => Access::Write,
-        }
+/// The access a level gives to the record's comment thread.
+pub(crate) fn on_thread(level: Level) -> Access {
+    match level {
+        Level::Read => Access::Read,
+        Level::Comment | Level::Write => Access::Write,
     }
 }
 
@@ -139,14 +105,14 @@ impl Workspace {
         let Some(info) = self.documents.get(&document) else {
             return Access::None;
         };
-        let direct = member.shares.get(&document).map(|level| level.on_record());
+        let direct = member.shares.get(&document).map(|level| on_record(*level));
         let via_record = info
             .thread_of
             .and_then(|record| member.shares.get(&record))
-            .map(|level| level.on_thread());
+            .map(|level| on_thread(*level));
         let whole = member.workspace_level.map(|level| match info.thread_of {
-            Some(_) => level.on_thread(),
-            None => level.on_record(),
+            Some(_) => on_thread(level),
+            None => on_record(level),
         });
         [direct, via_record, whole]
             .into_iter()
