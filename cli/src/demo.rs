@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use automerge::Automerge;
-use rapport_client::model::{Customer, Relationship, Requirements, Template};
+use rapport_client::api::{InviteRequest, Level, RelayApi, Role};
+use rapport_client::model::{Comment, Customer, Relationship, Requirements, Template, Thread};
 use rapport_client::{RelayConfig, Repo};
 use rapport_protocol::ids::DocumentId;
 use rapport_server::{Config, Server};
@@ -43,6 +44,10 @@ async fn scenario(folder: &Path) -> Result<()> {
     println!("staff      {}", staff.public_key());
     println!("client     {}", client.public_key());
 
+    // Staff set up a workspace with a customer, a requirements document
+    // and its comment thread, and invite the client to comment on it.
+    let staff_api = RelayApi::new(&relay, staff.identity().clone())?;
+    let workspace = blocking(|| staff_api.create_workspace("Acme projects"))?;
     let (customer, ()) =
         staff.create(|tx| Customer::new("Acme Ltd", Relationship::Client).write(tx))?;
     let (doc, ()) = staff.create(|tx| {
@@ -50,17 +55,34 @@ async fn scenario(folder: &Path) -> Result<()> {
         requirements.set_customer(&customer);
         requirements.write(tx)
     })?;
-    println!("staff      created customer {customer} and requirements {doc}");
+    let (thread, ()) = staff.create(|tx| Thread::new(&doc).write(tx))?;
+    blocking(|| {
+        staff_api.add_documents(
+            &workspace,
+            &[(customer, None), (doc, None), (thread, Some(doc))],
+        )
+    })?;
+    println!("staff      created workspace {workspace}: customer, requirements {doc}, thread");
     sync("staff", &staff, &relay).await?;
+    let invite = InviteRequest {
+        role: Role::Client,
+        documents: vec![(doc, Level::Comment)],
+        level: None,
+        expires_in_secs: 3_600,
+        uses: 1,
+    };
+    let link = blocking(|| staff_api.create_invite(&workspace, &invite))?;
+    println!("staff      invited the client to comment: {link}");
 
-    client.want(doc)?;
+    let client_api = RelayApi::new(&relay, client.identity().clone())?;
+    blocking(|| client_api.redeem(&link))?;
     sync("client", &client, &relay).await?;
-    ensure!(
-        client.heads(doc)? == staff.heads(doc)?,
-        "the client did not receive the document"
+    println!(
+        "client     sees {} documents (the requirements and their comments; not the customer)",
+        client.document_ids()?.len()
     );
 
-    println!("both go offline and edit the same document");
+    println!("the client goes offline; staff edit the document, the client comments");
     write_under(
         &staff,
         doc,
@@ -68,13 +90,14 @@ async fn scenario(folder: &Path) -> Result<()> {
         "A self-service portal for Acme's buyers.",
     )?;
     println!("staff      wrote under \"## Scope\"");
-    write_under(
-        &client,
-        doc,
-        "## Timeline and deadlines",
-        "Launch before the Q3 trade fair.",
-    )?;
-    println!("client     wrote under \"## Timeline and deadlines\"");
+    let question = Comment::new(
+        "c1",
+        &client.public_key(),
+        now_millis(),
+        "Does the portal need single sign-on?",
+    );
+    client.change(thread, |tx| Thread::update(tx, |t| t.add(question)))?;
+    println!("client     asked a question in the comments");
 
     sync("staff", &staff, &relay).await?;
     sync("client", &client, &relay).await?;
@@ -86,13 +109,23 @@ async fn scenario(folder: &Path) -> Result<()> {
         "the replicas did not converge"
     );
     ensure!(ours == theirs, "the replicas differ");
+    ensure!(ours.contains("self-service"), "the staff edit was lost");
+    let staff_comments = comments(&staff, thread)?;
     ensure!(
-        ours.contains("self-service") && ours.contains("Q3 trade fair"),
-        "an edit was lost"
+        staff_comments == comments(&client, thread)?,
+        "the comments differ"
     );
-    println!("both replicas now hold the same document, with both edits:\n");
+    ensure!(
+        staff_comments.iter().any(|c| c.contains("single sign-on")),
+        "the question was lost"
+    );
+    println!("\nboth replicas now hold the same document:\n");
     for line in ours.lines() {
         println!("    {line}");
+    }
+    println!("\nand the same comments:\n");
+    for comment in &staff_comments {
+        println!("    {comment}");
     }
     let _ = stop.send(());
     relay_task.await.context("the relay task failed")??;
@@ -136,6 +169,28 @@ fn write_under(repo: &Repo, doc: DocumentId, heading: &str, text: &str) -> Resul
         .and_then(|spliced| spliced)
     })?;
     Ok(())
+}
+
+/// The comments of a thread, one line each.
+fn comments(repo: &Repo, thread: DocumentId) -> Result<Vec<String>> {
+    let thread = repo.read(thread, |d: &Automerge| Thread::read(d))??;
+    Ok(thread
+        .comments
+        .iter()
+        .map(|c| format!("{}…: {}", &c.author[..8], c.body))
+        .collect())
+}
+
+/// Runs blocking relay API calls off the async threads.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn body(repo: &Repo, doc: DocumentId) -> Result<String> {

@@ -1,23 +1,119 @@
 //! `rapport`: the command line of rapport.
 //!
 //! This file holds the argument types and the dispatch; each command lives
-//! in its own module and calls the library crates.
+//! in its own module under `commands/` and calls the library crates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use rapport_client::api::Level;
 use rapport_server::cli::ServeArgs;
 
+mod commands;
+mod context;
 mod demo;
 
+use commands::records::{CommentCommand, CustomerCommand, DocCommand, TaskCommand};
+use commands::workspace::{InviteCommand, MemberCommand, WorkspaceCommand, parse_level};
+use context::Context;
+
 /// rapport: local-first collaboration for client work.
+///
+/// Every person keeps a replica of the workspace documents they may see;
+/// replicas sync through a self-hosted relay.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, after_help = GETTING_STARTED)]
 struct Cli {
+    /// The folder holding your identity and replica.
+    #[arg(long, global = true, env = "RAPPORT_HOME")]
+    home: Option<PathBuf>,
+    /// Print exactly one JSON value on stdout.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
+const GETTING_STARTED: &str = "Getting started:
+  rapport demo                                   # see it work, nothing to set up
+  rapport init --name \"Ann Lee\"
+  rapport workspace create \"Acme projects\" --relay ws://relay.example:3030/sync
+  rapport customer add \"Acme Ltd\" --kind client --email buyer@acme.test
+  rapport invite create --role staff             # prints a link for a colleague
+  rapport sync";
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create your identity (an ed25519 key, kept in the home folder).
+    #[command(after_help = "Example:\n  rapport init --name \"Ann Lee\"")]
+    Init {
+        #[arg(long)]
+        name: String,
+    },
+    /// Show your name, key and current workspace.
+    #[command(after_help = "Example:\n  rapport whoami --json")]
+    Whoami,
+    /// Create, list and switch workspaces.
+    #[command(subcommand)]
+    Workspace(WorkspaceCommand),
+    /// Invite people to the current workspace (admins).
+    #[command(subcommand)]
+    Invite(InviteCommand),
+    /// Join a workspace with an invite link.
+    #[command(
+        after_help = "Example:\n  rapport join 'ws://relay.example:3030/sync#join=ws-4xQ….8Fj…'"
+    )]
+    Join { link: String },
+    /// List or remove members.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Customers and clients.
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+    /// Tasks and orders.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Requirements documents.
+    #[command(subcommand)]
+    Doc(DocCommand),
+    /// Comments on any record.
+    #[command(subcommand)]
+    Comment(CommentCommand),
+    /// Share a document with a client.
+    #[command(after_help = "Example:\n  rapport share 5Hq --with 3xPQ --access comment")]
+    Share {
+        /// The document's id or a unique prefix.
+        id: String,
+        /// The member's key or a unique prefix.
+        #[arg(long = "with")]
+        with: String,
+        /// read, comment or write.
+        #[arg(long, value_parser = parse_level)]
+        access: Level,
+    },
+    /// Sync every document with the relay.
+    #[command(
+        after_help = "Examples:\n  rapport sync\n  rapport sync --watch     # stay connected and keep syncing"
+    )]
+    Sync {
+        /// Keep syncing until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// The workspace's audit log (admins).
+    #[command(after_help = "Examples:\n  rapport audit\n  rapport audit --member 3xPQ --json")]
+    Audit {
+        /// Only events about this member (key or prefix).
+        #[arg(long)]
+        member: Option<String>,
+        /// Only events about this document (id or prefix).
+        #[arg(long)]
+        document: Option<String>,
+    },
+    /// Run the relay (the same as `rapport-server`).
+    #[command(after_help = SERVE_EXAMPLES)]
+    Serve(ServeArgs),
     /// Show rapport at work: a relay, a staff replica and a client replica
     /// edit one requirements document offline, sync, and both keep every
     /// edit.
@@ -27,9 +123,6 @@ enum Command {
     /// is removed at the end. Nothing to install.
     #[command(after_help = "Example:\n  rapport demo")]
     Demo,
-    /// Run the relay (the same as `rapport-server`).
-    #[command(after_help = SERVE_EXAMPLES)]
-    Serve(ServeArgs),
 }
 
 const SERVE_EXAMPLES: &str = "Examples:
@@ -39,10 +132,41 @@ const SERVE_EXAMPLES: &str = "Examples:
 Clients connect to ws://HOST:PORT/sync with a signed token whose audience is
 the relay id (printed at start, and on GET /api/info).";
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rapport: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Demo = cli.command {
+        return demo::run();
+    }
+    if let Command::Serve(args) = &cli.command {
+        return Ok(args.run()?);
+    }
+    let ctx = Context::new(cli.home, cli.json)?;
     match cli.command {
-        Command::Demo => demo::run(),
-        Command::Serve(args) => Ok(args.run()?),
+        Command::Init { name } => commands::identity::init(&ctx, &name),
+        Command::Whoami => commands::identity::whoami(&ctx),
+        Command::Workspace(command) => commands::workspace::run_workspace(&ctx, command),
+        Command::Invite(command) => commands::workspace::run_invite(&ctx, command),
+        Command::Join { link } => commands::workspace::join(&ctx, &link),
+        Command::Member(command) => commands::workspace::run_member(&ctx, command),
+        Command::Customer(command) => commands::records::run_customer(&ctx, command),
+        Command::Task(command) => commands::records::run_task(&ctx, command),
+        Command::Doc(command) => commands::records::run_doc(&ctx, command),
+        Command::Comment(command) => commands::records::run_comment(&ctx, command),
+        Command::Share { id, with, access } => commands::workspace::share(&ctx, &id, &with, access),
+        Command::Sync { watch } => commands::sync::run(&ctx, watch),
+        Command::Audit { member, document } => {
+            commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())
+        }
+        Command::Serve(_) | Command::Demo => unreachable!("handled above"),
     }
 }

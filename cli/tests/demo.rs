@@ -3,7 +3,7 @@
 use std::process::Command;
 
 #[test]
-fn the_demo_runs_and_both_edits_survive() {
+fn the_demo_runs_and_the_edit_and_the_comment_reach_both() {
     let output = Command::new(env!("CARGO_BIN_EXE_rapport"))
         .arg("demo")
         .output()
@@ -19,9 +19,10 @@ fn the_demo_runs_and_both_edits_survive() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("Launch before the Q3 trade fair."),
+        stdout.contains("Does the portal need single sign-on?"),
         "{stdout}"
     );
+    assert!(stdout.contains("not the customer"), "{stdout}");
 }
 
 #[test]

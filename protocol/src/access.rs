@@ -50,7 +50,10 @@ mod tests {
         assert!(Role::Owner.is_admin() && Role::Admin.is_staff() && !Role::Client.is_staff());
         assert!(Level::Read < Level::Comment && Level::Comment < Level::Write);
         assert_eq!(serde_json::to_string(&Role::Staff).unwrap(), "\"staff\"");
-        assert_eq!(serde_json::from_str::<Level>("\"comment\"").unwrap(), Level::Comment);
+        assert_eq!(
+            serde_json::from_str::<Level>("\"comment\"").unwrap(),
+            Level::Comment
+        );
         assert!(serde_json::from_str::<Level>("\"admin\"").is_err());
     }
 }

@@ -235,16 +235,27 @@ async fn add_documents(
         let mut workspace = workspaces.get(&ws)?.clone();
         // Staff add anything; a client only the comment thread of a record
         // it may comment on.
-        let role = workspace.members.get(&key).map(|m| m.role).ok_or(WorkspaceError::NotMember)?;
+        let role = workspace
+            .members
+            .get(&key)
+            .map(|m| m.role)
+            .ok_or(WorkspaceError::NotMember)?;
         if !role.is_staff() {
             for doc in &body.documents {
-                let may = doc
-                    .thread_of
-                    .is_some_and(|record| workspace.members[&key].shares.get(&record).is_some_and(|l| *l >= Level::Comment));
+                let may = doc.thread_of.is_some_and(|record| {
+                    workspace.members[&key]
+                        .shares
+                        .get(&record)
+                        .is_some_and(|l| *l >= Level::Comment)
+                });
                 if !may {
                     drop(workspaces);
                     require(&s.relay, &ws, key, Role::Staff, "add documents")?;
-                    return Err(WorkspaceError::Forbidden { needed: Role::Staff, role }.into());
+                    return Err(WorkspaceError::Forbidden {
+                        needed: Role::Staff,
+                        role,
+                    }
+                    .into());
                 }
             }
         }

@@ -1,0 +1,257 @@
+//! `rapport doc`: requirements documents, written together.
+//!
+//! `doc edit` never replaces the body: it applies the difference between
+//! the text it handed to the editor and the text that came back as a few
+//! splices (see `diff`), so edits other people made elsewhere in the body
+//! survive the merge. The replica is closed while the editor runs, so a
+//! `rapport sync` meanwhile is fine: if the body changed in the meantime,
+//! the splices are moved past those changes, and if both touched the same
+//! place the edited text is kept in its file and nothing is written.
+
+use anyhow::{Result, anyhow, bail};
+use clap::Subcommand;
+use rapport_client::model::{Requirements, RichText, Template};
+use rapport_protocol::ids::DocumentId;
+use serde_json::{Value, json};
+
+use super::diff::{self, Splice};
+use super::editor::{self, Draft};
+use super::view::{self, Shown, or_empty};
+use super::{input, lookup};
+use crate::context::{Context, records_of_kind};
+
+const NEW_EXAMPLES: &str = "Examples:
+  rapport doc new \"Buyer portal\" --customer 7Xk2 --template brd
+  rapport doc new \"Meeting notes\"
+
+The brd template starts the body with sections for scope, business drivers,
+financial details, and timeline and deadlines.";
+
+const EDIT_EXAMPLES: &str = "Examples:
+  rapport doc edit 4fRt
+  EDITOR=\"code --wait\" rapport doc edit 4fRt
+
+Opens $EDITOR (or $VISUAL) on the body. Only what you changed is written, so
+edits others made elsewhere in the document survive.";
+
+const APPEND_EXAMPLES: &str = "Examples:
+  rapport doc append 4fRt \"Launch before the Q3 trade fair.\"
+  rapport doc append 4fRt \"$(cat notes.md)\"";
+
+/// Requirements documents: a title and a rich-text body.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DocCommand {
+    /// Start a requirements document and print its id.
+    #[command(after_help = NEW_EXAMPLES)]
+    New {
+        /// The document's title.
+        title: String,
+        /// The customer it is for: an id or unique prefix.
+        #[arg(long, value_name = "ID")]
+        customer: Option<String>,
+        /// Start the body from a template: brd.
+        #[arg(long, value_name = "NAME")]
+        template: Option<String>,
+    },
+    /// List requirements documents.
+    #[command(after_help = "Examples:\n  rapport doc list\n  rapport --json doc list")]
+    List,
+    /// Show a document's title, customer and body.
+    #[command(after_help = "Examples:\n  rapport doc show 4fRt\n  rapport --json doc show 4fRt")]
+    Show {
+        /// The document's id, or any unique prefix of it.
+        id: String,
+    },
+    /// Edit the body in your editor.
+    #[command(after_help = EDIT_EXAMPLES)]
+    Edit {
+        /// The document's id, or any unique prefix of it.
+        id: String,
+    },
+    /// Add a paragraph at the end of the body.
+    #[command(after_help = APPEND_EXAMPLES)]
+    Append {
+        /// The document's id, or any unique prefix of it.
+        id: String,
+        /// The text to add.
+        text: String,
+    },
+}
+
+pub(crate) fn run(ctx: &Context, command: DocCommand) -> Result<()> {
+    let shown = match command {
+        DocCommand::New {
+            title,
+            customer,
+            template,
+        } => new(ctx, &title, customer.as_deref(), template.as_deref())?,
+        DocCommand::List => list(ctx)?,
+        DocCommand::Show { id } => show(ctx, &id)?,
+        DocCommand::Edit { id } => edit(ctx, &id, &editor::command()?)?,
+        DocCommand::Append { id, text } => append(ctx, &id, &text)?,
+    };
+    ctx.print(shown.human, shown.json);
+    Ok(())
+}
+
+fn new(
+    ctx: &Context,
+    title: &str,
+    customer: Option<&str>,
+    template: Option<&str>,
+) -> Result<Shown> {
+    let title = input::required(title, "title")?;
+    let template = template
+        .map(|name| name.parse::<Template>())
+        .transpose()
+        .map_err(|error| {
+            anyhow!("{error}: use --template brd, or leave it out for an empty body")
+        })?;
+    let id = {
+        let repo = ctx.repo()?;
+        let mut doc = match template {
+            Some(template) => Requirements::from_template(title, template),
+            None => Requirements::new(title, ""),
+        };
+        if let Some(customer) = customer {
+            doc.set_customer(&lookup::customer(&repo, customer)?);
+        }
+        repo.create(|tx| doc.write(tx))?.0
+    };
+    ctx.created(id, None)?;
+    Ok(Shown::new(
+        format!("added doc {id}"),
+        json!({ "id": id.to_string() }),
+    ))
+}
+
+fn list(ctx: &Context) -> Result<Shown> {
+    let repo = ctx.repo()?;
+    let mut docs = records_of_kind(&repo, "requirements")?;
+    docs.sort_by_key(|(id, entry)| (entry.title.to_lowercase(), id.to_string()));
+    let rows: Vec<Vec<String>> = docs
+        .iter()
+        .map(|(id, entry)| {
+            let customer = entry
+                .customer
+                .as_deref()
+                .map(view::short)
+                .unwrap_or_default();
+            vec![view::short(&id.to_string()), customer, entry.title.clone()]
+        })
+        .collect();
+    let human = if rows.is_empty() {
+        "no docs yet; start one with `rapport doc new TITLE --template brd`".to_owned()
+    } else {
+        view::table(&["ID", "CUSTOMER", "TITLE"], &rows)
+    };
+    let json = docs
+        .iter()
+        .map(|(id, entry)| json!({ "id": id.to_string(), "title": entry.title, "customer": entry.customer }))
+        .collect();
+    Ok(Shown::new(human, Value::Array(json)))
+}
+
+fn show(ctx: &Context, prefix: &str) -> Result<Shown> {
+    let repo = ctx.repo()?;
+    let id = lookup::doc(&repo, prefix)?;
+    let doc = lookup::read_doc(&repo, id)?;
+    Ok(Shown::new(describe(id, &doc), view::doc_json(id, &doc)))
+}
+
+fn describe(id: DocumentId, doc: &Requirements) -> String {
+    let pairs = [
+        ("id".to_owned(), id.to_string()),
+        ("title".to_owned(), doc.title.clone()),
+        ("customer".to_owned(), or_empty(doc.customer.as_ref())),
+    ];
+    format!("{}\n\n{}", view::fields(&pairs), doc.body.as_str())
+}
+
+fn append(ctx: &Context, prefix: &str, text: &str) -> Result<Shown> {
+    if text.trim().is_empty() {
+        bail!("nothing to append: give the text, e.g. rapport doc append ID \"Launch in Q3.\"");
+    }
+    let repo = ctx.repo()?;
+    let id = lookup::doc(&repo, prefix)?;
+    repo.change(id, |tx| {
+        Requirements::update(tx, |doc| {
+            doc.body.push_str(&paragraph(doc.body.as_str(), text))
+        })
+        .and_then(|done| done)
+    })?;
+    let doc = lookup::read_doc(&repo, id)?;
+    Ok(Shown::new(
+        format!("appended to doc {}", view::short(&id.to_string())),
+        view::doc_json(id, &doc),
+    ))
+}
+
+/// `text` as a paragraph to add after `body`: on a line of its own, ending
+/// with a newline.
+fn paragraph(body: &str, text: &str) -> String {
+    let before = if body.is_empty() || body.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    let after = if text.ends_with('\n') { "" } else { "\n" };
+    format!("{before}{text}{after}")
+}
+
+fn edit(ctx: &Context, prefix: &str, editor: &str) -> Result<Shown> {
+    let (id, original) = {
+        let repo = ctx.repo()?;
+        let id = lookup::doc(&repo, prefix)?;
+        (id, lookup::read_doc(&repo, id)?.body.as_str().to_owned())
+    };
+    let draft = Draft::write(&original)?;
+    editor::run(editor, draft.path())?;
+    let edited = editor::settle(&original, draft.read()?);
+    finish(ctx, id, &original, &edited, draft)
+}
+
+/// Writes the difference between `original` and `edited` into the body of
+/// `id`, moved past any change made to the body since `original` was read.
+fn finish(
+    ctx: &Context,
+    id: DocumentId,
+    original: &str,
+    edited: &str,
+    draft: Draft,
+) -> Result<Shown> {
+    let mine = diff::splices(original, edited);
+    let repo = ctx.repo()?;
+    if !mine.is_empty() {
+        let current = lookup::read_doc(&repo, id)?.body.as_str().to_owned();
+        let Some(splices) = diff::rebase(&mine, &diff::splices(original, &current)) else {
+            let kept = draft.keep();
+            bail!(
+                "the body changed where you edited it while the editor was open; nothing was written, your text is in {} (run `rapport doc edit` again)",
+                kept.display()
+            );
+        };
+        repo.change(id, |tx| {
+            Requirements::update(tx, |doc| apply(&mut doc.body, &splices)).and_then(|done| done)
+        })?;
+    }
+    let doc = lookup::read_doc(&repo, id)?;
+    let short = view::short(&id.to_string());
+    let human = if mine.is_empty() {
+        format!("no change to doc {short}")
+    } else {
+        format!("updated doc {short}")
+    };
+    Ok(Shown::new(human, view::doc_json(id, &doc)))
+}
+
+fn apply(body: &mut RichText, splices: &[Splice]) -> Result<(), rapport_client::model::ModelError> {
+    splices
+        .iter()
+        .rev()
+        .try_for_each(|splice| body.splice(splice.pos, splice.delete, &splice.insert))
+}
+
+#[cfg(test)]
+#[path = "doc_tests.rs"]
+mod tests;

@@ -1,0 +1,252 @@
+//! Reading what people type: `KEY=VALUE` pairs, people (`me` or a key),
+//! dates, and the names of stages, statuses and priorities.
+//!
+//! Every error is one line that names the problem and shows the fix.
+
+use std::fmt::Display;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, anyhow, bail};
+use rapport_client::model::Date;
+use rapport_protocol::ids::PublicKey;
+
+/// Splits `KEY=VALUE`; `example` shows a well-formed pair in the error.
+pub(super) fn pair<'a>(text: &'a str, example: &str) -> Result<(&'a str, &'a str)> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim(), value)),
+        Some(_) => bail!("`{text}` has no name before `=`: write it as {example}"),
+        None => bail!("`{text}` is not KEY=VALUE (no `=`): write it as {example}"),
+    }
+}
+
+/// Custom fields from `--field NAME=VALUE` arguments.
+pub(super) fn custom_fields(pairs: &[String]) -> Result<Vec<(String, String)>> {
+    pairs
+        .iter()
+        .map(|text| {
+            let (key, value) = pair(text, "--field product=hosting")?;
+            Ok((key.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// A person: `me` (this replica's key) or a base58 public key.
+pub(super) fn person(text: &str, me: &PublicKey) -> Result<String> {
+    if text == "me" {
+        return Ok(me.to_string());
+    }
+    text.parse::<PublicKey>().map(|key| key.to_string()).map_err(|_| {
+        anyhow!("`{text}` is not a public key: give a base58 key (`rapport whoami` shows yours) or `me`")
+    })
+}
+
+/// People from a comma-separated list (`me,7Xk…`); empty gives none.
+pub(super) fn people(text: &str, me: &PublicKey) -> Result<Vec<String>> {
+    list(text).iter().map(|one| person(one, me)).collect()
+}
+
+/// The items of a comma-separated list, trimmed, empty ones dropped.
+pub(super) fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A date `YYYY-MM-DD`; `what` names the argument in the error.
+pub(super) fn date(text: &str, what: &str) -> Result<Date> {
+    text.trim()
+        .parse()
+        .map_err(|error| anyhow!("{what}: {error}; write dates as YYYY-MM-DD, e.g. 2025-03-31"))
+}
+
+/// A date, or none for an empty value (which clears the field).
+pub(super) fn optional_date(text: &str, what: &str) -> Result<Option<Date>> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    date(text, what).map(Some)
+}
+
+/// A whole number; `what` names the argument in the error.
+pub(super) fn number(text: &str, what: &str) -> Result<i64> {
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow!("{what}: `{text}` is not a whole number; write e.g. {what}=80"))
+}
+
+/// One of the `known` values of an enum, by name. Case and `-` for `_` do not
+/// matter (`In-Progress` is `in_progress`). Unknown names are refused, so a
+/// typo never becomes a new stage.
+pub(super) fn choose<T: Clone + Display>(text: &str, known: &[T], what: &str) -> Result<T> {
+    let wanted = text.trim().to_lowercase().replace('-', "_");
+    known
+        .iter()
+        .find(|value| value.to_string() == wanted)
+        .cloned()
+        .ok_or_else(|| {
+            let names: Vec<String> = known.iter().map(ToString::to_string).collect();
+            anyhow!("unknown {what} `{text}`: use one of {}", names.join(", "))
+        })
+}
+
+/// Text that must not be empty.
+pub(super) fn required(text: &str, what: &str) -> Result<String> {
+    let text = text.trim();
+    if text.is_empty() {
+        bail!("the {what} is empty: give one, e.g. {what}=\"Acme Ltd\"");
+    }
+    Ok(text.to_owned())
+}
+
+/// Today's date in UTC, from the system clock.
+pub(super) fn today() -> Result<Date> {
+    let days = now_millis().div_euclid(86_400_000);
+    date_of_day(days).ok_or_else(|| anyhow!("the system clock is out of range: set the date"))
+}
+
+/// Unix milliseconds now.
+pub(super) fn now_millis() -> i64 {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or(0);
+    i64::try_from(millis).unwrap_or(i64::MAX)
+}
+
+/// Days since 1970-01-01 (negative before), in the proleptic Gregorian
+/// calendar (Howard Hinnant's `days_from_civil`).
+pub(super) fn day_number(date: Date) -> i64 {
+    let (month, day) = (i64::from(date.month()), i64::from(date.day()));
+    let year = i64::from(date.year()) - i64::from(month <= 2);
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The date `days` after 1970-01-01, if it is within 0000..=9999
+/// (Howard Hinnant's `civil_from_days`).
+pub(super) fn date_of_day(days: i64) -> Option<Date> {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let narrow = |n: i64| u8::try_from(n).ok();
+    Date::new(u16::try_from(year).ok()?, narrow(month)?, narrow(day)?).ok()
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC) for unix milliseconds.
+pub(super) fn timestamp(millis: i64) -> String {
+    let minutes = millis.div_euclid(60_000);
+    let (days, minute_of_day) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
+    match date_of_day(days) {
+        Some(date) => format!("{date} {:02}:{:02}", minute_of_day / 60, minute_of_day % 60),
+        None => format!("@{millis}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rapport_client::model::{Priority, Stage, Status};
+
+    use super::*;
+
+    #[test]
+    fn pairs_need_an_equals_sign_and_a_name() {
+        assert_eq!(pair("stage=won", "x").unwrap(), ("stage", "won"));
+        assert_eq!(pair("note=a=b", "x").unwrap(), ("note", "a=b"));
+        assert_eq!(pair("email=", "x").unwrap(), ("email", ""));
+        let error = pair("stage", "stage=won").unwrap_err().to_string();
+        assert!(
+            error.contains("no `=`") && error.contains("stage=won"),
+            "{error}"
+        );
+        assert!(pair("=won", "stage=won").is_err());
+        assert!(!error.contains('\n'));
+    }
+
+    #[test]
+    fn people_are_me_or_keys() {
+        let me = PublicKey::from_bytes([9; 32]);
+        assert_eq!(person("me", &me).unwrap(), me.to_string());
+        let other = PublicKey::from_bytes([4; 32]).to_string();
+        assert_eq!(person(&other, &me).unwrap(), other);
+        let error = person("bob", &me).unwrap_err().to_string();
+        assert!(
+            error.contains("`bob` is not a public key") && error.contains("me"),
+            "{error}"
+        );
+        assert_eq!(
+            people(&format!("me, {other},"), &me).unwrap(),
+            [me.to_string(), other]
+        );
+    }
+
+    #[test]
+    fn dates_are_iso_and_errors_say_how() {
+        assert_eq!(
+            date("2024-02-29", "--due").unwrap().to_string(),
+            "2024-02-29"
+        );
+        let error = date("31/03/2025", "--due").unwrap_err().to_string();
+        assert!(
+            error.starts_with("--due:") && error.contains("YYYY-MM-DD"),
+            "{error}"
+        );
+        assert!(date("2023-02-29", "due").is_err());
+        assert_eq!(optional_date(" ", "due").unwrap(), None);
+    }
+
+    #[test]
+    fn names_are_chosen_from_the_known_ones() {
+        assert_eq!(choose("Won", Stage::KNOWN, "stage").unwrap(), Stage::Won);
+        assert_eq!(
+            choose("in-progress", Status::KNOWN, "status").unwrap(),
+            Status::InProgress
+        );
+        let error = choose("asap", Priority::KNOWN, "priority")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "unknown priority `asap`: use one of low, normal, high, urgent"
+        );
+    }
+
+    #[test]
+    fn days_count_from_the_epoch_both_ways() {
+        let cases = [
+            ("1970-01-01", 0),
+            ("2000-03-01", 11_017),
+            ("2024-02-29", 19_782),
+            ("1969-12-31", -1),
+        ];
+        for (text, days) in cases {
+            let date: Date = text.parse().unwrap();
+            assert_eq!(day_number(date), days, "{text}");
+            assert_eq!(date_of_day(days), Some(date), "{text}");
+        }
+        // 0000-01-01 to 9999-12-31, the dates a `Date` holds.
+        for days in (-719_528..=2_932_896).step_by(997).chain([2_932_896]) {
+            let date = date_of_day(days).unwrap();
+            assert_eq!(day_number(date), days);
+        }
+        assert_eq!(date_of_day(-719_529), None);
+        assert_eq!(date_of_day(2_932_897), None);
+        assert_eq!(timestamp(86_400_000 + 3_720_000), "1970-01-02 01:02");
+        assert!(today().unwrap() > "2024-01-01".parse().unwrap());
+    }
+}

@@ -1,0 +1,401 @@
+//! `rapport task`: add, list, show, set, check and finish tasks and orders.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use rapport_client::Repo;
+use rapport_client::index::IndexEntry;
+use rapport_client::model::{ChecklistItem, Date, Priority, Status, Task};
+use rapport_protocol::ids::DocumentId;
+use serde_json::{Value, json};
+
+use super::view::{self, Shown, or_empty};
+use super::{edits, input, lookup};
+use crate::context::{Context, records_of_kind};
+
+const ADD_EXAMPLES: &str = "Examples:
+  rapport task add \"Send the offer\" --customer 7Xk2 --due 2025-03-31 --assignee me
+  rapport task add \"Monthly report\" --priority high --tag reporting --field product=seo
+  rapport task add \"Draft the scope\" --parent 9aQe --assignee 5Hw3…";
+
+const LIST_EXAMPLES: &str = "Examples:
+  rapport task list
+  rapport task list --assignee me --status open
+  rapport task list --customer 7Xk2
+  rapport task list --overdue          # due before today and not done or cancelled
+  rapport --json task list";
+
+const SET_EXAMPLES: &str = "Examples:
+  rapport task set 9aQe status=in_progress priority=urgent
+  rapport task set 9aQe due=2025-04-15 assignees=me,5Hw3…
+  rapport task set 9aQe customer=7Xk2 tags=billing,q2 repeat=monthly
+  rapport task set 9aQe field.product=hosting      # a custom field; empty removes it
+
+Fields: title, status, priority, due, repeat, customer, tags and assignees
+(comma-separated), and field.NAME for custom fields. An empty value clears a
+field. Statuses: open, in_progress, blocked, done, cancelled. Priorities: low,
+normal, high, urgent.";
+
+/// Tasks and orders.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskCommand {
+    /// Add a task and print its id.
+    #[command(after_help = ADD_EXAMPLES)]
+    Add(AddArgs),
+    /// List tasks, optionally filtered.
+    #[command(after_help = LIST_EXAMPLES)]
+    List(ListArgs),
+    /// Show every field of one task, with its checklist.
+    #[command(after_help = "Examples:\n  rapport task show 9aQe\n  rapport --json task show 9aQe")]
+    Show {
+        /// The task's id, or any unique prefix of it.
+        id: String,
+    },
+    /// Change fields of a task: KEY=VALUE ...
+    #[command(after_help = SET_EXAMPLES)]
+    Set {
+        /// The task's id, or any unique prefix of it.
+        id: String,
+        /// The changes, as KEY=VALUE.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        changes: Vec<String>,
+    },
+    /// Add a checklist item, or tick it off (`--done`) or on again.
+    #[command(after_help = "Examples:
+  rapport task check 9aQe \"Collect the logo\"          # adds the item
+  rapport task check 9aQe \"Collect the logo\" --done   # ticks it off
+  rapport task check 9aQe \"Collect the logo\"          # and on again")]
+    Check {
+        /// The task's id, or any unique prefix of it.
+        id: String,
+        /// The item's text.
+        item: String,
+        /// Mark the item done (without it: not done).
+        #[arg(long)]
+        done: bool,
+    },
+    /// Mark a task done.
+    #[command(after_help = "Example:\n  rapport task done 9aQe")]
+    Done {
+        /// The task's id, or any unique prefix of it.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// What is to be done.
+    title: String,
+    /// The customer it is for: an id or unique prefix.
+    #[arg(long, value_name = "ID")]
+    customer: Option<String>,
+    /// low, normal (the default), high or urgent.
+    #[arg(long)]
+    priority: Option<String>,
+    /// When it is due, YYYY-MM-DD.
+    #[arg(long, value_name = "DATE")]
+    due: Option<String>,
+    /// Who is on it: a public key, or `me`; repeat for more.
+    #[arg(long = "assignee", value_name = "KEY|me")]
+    assignees: Vec<String>,
+    /// A label; repeat for more.
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+    /// The task this is a sub-task of: an id or unique prefix.
+    #[arg(long, value_name = "ID")]
+    parent: Option<String>,
+    /// Recurrence, kept as written: daily, weekly, monthly, …
+    #[arg(long, value_name = "RULE")]
+    repeat: Option<String>,
+    /// A custom field; repeat for more.
+    #[arg(long = "field", value_name = "NAME=VALUE")]
+    fields: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Only tasks with this status.
+    #[arg(long)]
+    status: Option<String>,
+    /// Only tasks assigned to this person: a public key, or `me`.
+    #[arg(long, value_name = "KEY|me")]
+    assignee: Option<String>,
+    /// Only tasks for this customer: an id or unique prefix.
+    #[arg(long, value_name = "ID")]
+    customer: Option<String>,
+    /// Only tasks due before today that are not done or cancelled.
+    #[arg(long)]
+    overdue: bool,
+}
+
+pub(crate) fn run(ctx: &Context, command: TaskCommand) -> Result<()> {
+    let shown = match command {
+        TaskCommand::Add(args) => add(ctx, &args)?,
+        TaskCommand::List(args) => list(ctx, &args)?,
+        TaskCommand::Show { id } => show(ctx, &id)?,
+        TaskCommand::Set { id, changes } => set(ctx, &id, &changes)?,
+        TaskCommand::Check { id, item, done } => check(ctx, &id, &item, done)?,
+        TaskCommand::Done { id } => set(ctx, &id, &["status=done".to_owned()])?,
+    };
+    ctx.print(shown.human, shown.json);
+    Ok(())
+}
+
+fn add(ctx: &Context, args: &AddArgs) -> Result<Shown> {
+    let id = {
+        let repo = ctx.repo()?;
+        let (task, parent) = args.task(&repo)?;
+        let (id, ()) = repo.create(|tx| task.write(tx))?;
+        if let Some(parent) = parent {
+            let child = id.to_string();
+            repo.change(parent, |tx| Task::update(tx, |p| p.subtasks.push(child)))?;
+        }
+        id
+    };
+    ctx.created(id, None)?;
+    Ok(Shown::new(
+        format!("added task {id}"),
+        json!({ "id": id.to_string() }),
+    ))
+}
+
+impl AddArgs {
+    /// The task, and the parent task it goes under.
+    fn task(&self, repo: &Repo) -> Result<(Task, Option<DocumentId>)> {
+        let me = repo.public_key();
+        let mut task = Task::new(input::required(&self.title, "title")?);
+        if let Some(priority) = &self.priority {
+            task.priority = input::choose(priority, Priority::KNOWN, "priority")?;
+        }
+        task.due = self
+            .due
+            .as_deref()
+            .map(|due| input::date(due, "--due"))
+            .transpose()?;
+        for person in &self.assignees {
+            let person = input::person(person, &me)?;
+            if !task.assignees.contains(&person) {
+                task.assignees.push(person);
+            }
+        }
+        task.tags = self.tags.clone();
+        task.repeat = self.repeat.clone();
+        task.fields = input::custom_fields(&self.fields)?.into_iter().collect();
+        if let Some(customer) = &self.customer {
+            task.set_customer(&lookup::customer(repo, customer)?);
+        }
+        let parent = self
+            .parent
+            .as_deref()
+            .map(|parent| lookup::task(repo, parent))
+            .transpose()?;
+        task.parent = parent.map(|parent| parent.to_string());
+        Ok((task, parent))
+    }
+}
+
+/// Which tasks a list keeps, read from the index.
+#[derive(Debug, Default)]
+struct Filter {
+    status: Option<Status>,
+    assignee: Option<String>,
+    customer: Option<String>,
+    /// Keep unfinished tasks due before this date.
+    overdue_on: Option<Date>,
+}
+
+impl ListArgs {
+    fn filter(&self, repo: &Repo) -> Result<Filter> {
+        Ok(Filter {
+            status: self
+                .status
+                .as_deref()
+                .map(|s| input::choose(s, Status::KNOWN, "status"))
+                .transpose()?,
+            assignee: self
+                .assignee
+                .as_deref()
+                .map(|a| input::person(a, &repo.public_key()))
+                .transpose()?,
+            customer: self
+                .customer
+                .as_deref()
+                .map(|c| lookup::customer(repo, c))
+                .transpose()?
+                .map(|c| c.to_string()),
+            overdue_on: if self.overdue {
+                Some(input::today()?)
+            } else {
+                None
+            },
+        })
+    }
+}
+
+impl Filter {
+    fn keeps(&self, entry: &IndexEntry) -> bool {
+        let status = entry.status.as_deref().unwrap_or("open");
+        let overdue = |today: Date| {
+            let due = entry
+                .due
+                .as_deref()
+                .and_then(|due| due.parse::<Date>().ok());
+            due.is_some_and(|due| due < today) && !matches!(status, "done" | "cancelled")
+        };
+        self.status
+            .as_ref()
+            .is_none_or(|wanted| wanted.as_str() == status)
+            && self
+                .assignee
+                .as_ref()
+                .is_none_or(|who| entry.assignees.contains(who))
+            && self
+                .customer
+                .as_ref()
+                .is_none_or(|customer| entry.customer.as_ref() == Some(customer))
+            && self.overdue_on.is_none_or(overdue)
+    }
+}
+
+fn list(ctx: &Context, args: &ListArgs) -> Result<Shown> {
+    let repo = ctx.repo()?;
+    let filter = args.filter(&repo)?;
+    let mut tasks: Vec<(DocumentId, Task)> = records_of_kind(&repo, "task")?
+        .into_iter()
+        .filter(|(_, entry)| filter.keeps(entry))
+        .filter_map(|(id, _)| lookup::readable(lookup::read_task(&repo, id)).map(|task| (id, task)))
+        .collect();
+    tasks.sort_by_key(|(id, task)| {
+        (
+            task.due.is_none(),
+            task.due,
+            task.title.to_lowercase(),
+            id.to_string(),
+        )
+    });
+    let rows: Vec<Vec<String>> = tasks.iter().map(|(id, task)| row(*id, task)).collect();
+    let human = if rows.is_empty() {
+        "no tasks match; add one with `rapport task add TITLE`".to_owned()
+    } else {
+        view::table(
+            &["ID", "STATUS", "PRIORITY", "DUE", "CHECKLIST", "TITLE"],
+            &rows,
+        )
+    };
+    let json: Vec<Value> = tasks
+        .iter()
+        .map(|(id, task)| view::task_json(*id, task))
+        .collect();
+    Ok(Shown::new(human, Value::Array(json)))
+}
+
+fn row(id: DocumentId, task: &Task) -> Vec<String> {
+    let done = task.checklist.iter().filter(|step| step.done).count();
+    let checklist = if task.checklist.is_empty() {
+        String::new()
+    } else {
+        format!("{done}/{}", task.checklist.len())
+    };
+    vec![
+        view::short(&id.to_string()),
+        task.status.to_string(),
+        task.priority.to_string(),
+        or_empty(task.due.as_ref()),
+        checklist,
+        task.title.clone(),
+    ]
+}
+
+fn show(ctx: &Context, prefix: &str) -> Result<Shown> {
+    let repo = ctx.repo()?;
+    let id = lookup::task(&repo, prefix)?;
+    let task = lookup::read_task(&repo, id)?;
+    Ok(Shown::new(describe(id, &task), view::task_json(id, &task)))
+}
+
+fn describe(id: DocumentId, task: &Task) -> String {
+    let mut pairs: Vec<(String, String)> = [
+        ("id", id.to_string()),
+        ("title", task.title.clone()),
+        ("status", task.status.to_string()),
+        ("priority", task.priority.to_string()),
+        ("due", or_empty(task.due.as_ref())),
+        ("assignees", task.assignees.join(", ")),
+        ("tags", task.tags.join(", ")),
+        ("customer", or_empty(task.customer.as_ref())),
+        ("parent", or_empty(task.parent.as_ref())),
+        ("subtasks", task.subtasks.join(", ")),
+        ("repeat", or_empty(task.repeat.as_ref())),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    pairs.extend(
+        task.fields
+            .iter()
+            .map(|(key, value)| (format!("field.{key}"), value.clone())),
+    );
+    let mut text = view::fields(&pairs);
+    for step in &task.checklist {
+        text.push_str(&format!(
+            "\n  [{}] {}",
+            if step.done { "x" } else { " " },
+            step.item
+        ));
+    }
+    text
+}
+
+fn set(ctx: &Context, prefix: &str, changes: &[String]) -> Result<Shown> {
+    let repo = ctx.repo()?;
+    let id = lookup::task(&repo, prefix)?;
+    let edits = changes
+        .iter()
+        .map(|change| edits::task(change, &repo))
+        .collect::<Result<Vec<_>>>()?;
+    repo.change(id, |tx| {
+        Task::update(tx, |task| edits.into_iter().for_each(|edit| edit(task)))
+    })?;
+    let task = lookup::read_task(&repo, id)?;
+    let human = format!(
+        "updated task {}\n{}",
+        view::short(&id.to_string()),
+        describe(id, &task)
+    );
+    Ok(Shown::new(human, view::task_json(id, &task)))
+}
+
+fn check(ctx: &Context, prefix: &str, item: &str, done: bool) -> Result<Shown> {
+    let item = input::required(item, "checklist item")?;
+    let repo = ctx.repo()?;
+    let id = lookup::task(&repo, prefix)?;
+    let what = repo.change(id, |tx| Task::update(tx, |task| tick(task, &item, done)))?;
+    let task = lookup::read_task(&repo, id)?;
+    let human = format!(
+        "{what} `{item}` on task {}\n{}",
+        view::short(&id.to_string()),
+        describe(id, &task)
+    );
+    Ok(Shown::new(human, view::task_json(id, &task)))
+}
+
+/// Ticks the item with this text (or clears its tick); adds it if the
+/// checklist has none. Says what it did.
+fn tick(task: &mut Task, item: &str, done: bool) -> &'static str {
+    match task.checklist.iter_mut().find(|step| step.item == item) {
+        Some(step) => {
+            step.done = done;
+            if done { "ticked off" } else { "unticked" }
+        }
+        None => {
+            task.checklist.push(ChecklistItem {
+                item: item.to_owned(),
+                done,
+            });
+            "added"
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "task_tests.rs"]
+mod tests;

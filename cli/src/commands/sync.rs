@@ -1,0 +1,126 @@
+//! `rapport sync [--watch]`: put new documents in the workspace, then sync
+//! every document with the relay, with a progress display.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use rapport_client::Progress;
+use serde_json::json;
+
+use crate::context::Context;
+
+pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
+    let workspace = ctx.workspace()?;
+    let repo = ctx.repo()?;
+    let relay = workspace.relay_config();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    register_pending(ctx, &repo)?;
+    let terminal = std::io::stderr().is_terminal() && !ctx.json;
+    let mut last_line = String::new();
+    let report = |p: &Progress| {
+        let line = format!(
+            "{}/{} documents in sync, {} sent, {} received",
+            p.documents_synced,
+            p.documents_total,
+            bytes(p.bytes_sent),
+            bytes(p.bytes_received)
+        );
+        if line != last_line {
+            if terminal {
+                eprint!("\r\x1b[2K{line}");
+            } else if !ctx.json {
+                eprintln!("{line}");
+            }
+            last_line = line;
+        }
+    };
+    let progress = runtime
+        .block_on(repo.sync_once(&relay, Duration::from_secs(600), report))
+        .map_err(|e| anyhow!("{e}\nyour edits are safe in {}; run `rapport sync` again when the relay is reachable", ctx.home.display()))?;
+    if terminal {
+        eprintln!();
+    }
+    let refused = repo.refused_changes()?;
+    ctx.print(
+        format!(
+            "in sync with {}: {} documents{}",
+            workspace.relay,
+            progress.documents_total,
+            if refused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\n{} refused change notice(s): see `rapport sync --json`",
+                    refused.len()
+                )
+            }
+        ),
+        json!({
+            "relay": workspace.relay,
+            "documents": progress.documents_total,
+            "bytes_sent": progress.bytes_sent,
+            "bytes_received": progress.bytes_received,
+            "refused": refused,
+        }),
+    );
+    if watch {
+        eprintln!("watching for changes; Ctrl-C stops");
+        runtime.block_on(async {
+            let live = repo.sync_live(relay);
+            let mut progress = live.progress();
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => break,
+                    changed = progress.changed() => {
+                        if changed.is_err() { break; }
+                        let p = progress.borrow().clone();
+                        if let Some(error) = &p.last_error && !p.connected {
+                            eprintln!("disconnected ({error}); reconnecting");
+                        }
+                    }
+                }
+            }
+            live.stop().await;
+        });
+    }
+    Ok(())
+}
+
+/// Puts documents made here into the workspace on the relay.
+fn register_pending(ctx: &Context, repo: &rapport_client::Repo) -> Result<()> {
+    let mut settings = ctx.settings()?;
+    let Some(current) = settings.current.clone() else {
+        return Ok(());
+    };
+    let Some(workspace) = settings.workspaces.iter_mut().find(|w| w.id == current) else {
+        return Ok(());
+    };
+    // A client may add only comment threads; its other documents stay on
+    // its own device.
+    let client = workspace.role == rapport_client::api::Role::Client;
+    let (now, later): (Vec<_>, Vec<_>) = workspace
+        .pending
+        .iter()
+        .copied()
+        .partition(|(_, thread_of)| !client || thread_of.is_some());
+    if now.is_empty() {
+        return Ok(());
+    }
+    let api =
+        rapport_client::api::RelayApi::new(&workspace.relay_config(), repo.identity().clone())?;
+    api.add_documents(&workspace.id, &now)
+        .with_context(|| format!("putting {} new document(s) in the workspace", now.len()))?;
+    workspace.pending = later;
+    ctx.save_settings(&settings)
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}

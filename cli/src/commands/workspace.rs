@@ -1,0 +1,472 @@
+//! Workspaces, invites, joining, members, sharing and the audit log: calls
+//! to the relay's workspace API.
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::Subcommand;
+use rapport_client::api::{InviteLink, InviteRequest, Level, RelayApi, Role};
+use rapport_protocol::ids::{DocumentId, PublicKey};
+use serde_json::{Value, json};
+
+use crate::context::{Context, WorkspaceEntry, resolve};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkspaceCommand {
+    /// Create a workspace on a relay; you own it.
+    #[command(
+        after_help = "Example:\n  rapport workspace create \"Acme projects\" --relay ws://relay.example:3030/sync"
+    )]
+    Create {
+        name: String,
+        /// The relay's WebSocket URL.
+        #[arg(long)]
+        relay: String,
+    },
+    /// The workspaces of this home.
+    #[command(after_help = "Example:\n  rapport workspace list --json")]
+    List,
+    /// Make another workspace the current one.
+    #[command(after_help = "Example:\n  rapport workspace use ws-4xQ")]
+    Use {
+        /// Its id or a unique prefix (or its name).
+        workspace: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum InviteCommand {
+    /// Create an invite and print its link (admins).
+    #[command(
+        after_help = "Examples:\n  rapport invite create --role staff --expires 7d\n  rapport invite create --role client --doc 5Hq --access comment --uses 1"
+    )]
+    Create {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A document the invite grants (repeat, with one --access each);
+        /// none for the whole workspace.
+        #[arg(long = "doc")]
+        docs: Vec<String>,
+        /// read, comment or write, for each --doc (or, for a client invited to
+        /// the whole workspace, for every document).
+        #[arg(long = "access", value_parser = parse_level)]
+        access: Vec<Level>,
+        /// How long the link works: 30m, 12h, 7d.
+        #[arg(long, default_value = "7d", value_parser = parse_duration)]
+        expires: u64,
+        /// How many people may use it.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+    },
+    /// The workspace's invites (admins).
+    #[command(after_help = "Example:\n  rapport invite list")]
+    List,
+    /// Revoke an invite before it is used (admins).
+    #[command(after_help = "Example:\n  rapport invite revoke inv-8Zk")]
+    Revoke { invite: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MemberCommand {
+    /// The workspace's members.
+    #[command(after_help = "Example:\n  rapport member list --json")]
+    List,
+    /// Remove a member (admins): their open connections close at once; what
+    /// their device already holds stays there.
+    #[command(after_help = "Example:\n  rapport member remove 3xPQmrvp9ntrQJMQ")]
+    Remove { key: String },
+}
+
+pub(crate) fn run_workspace(ctx: &Context, command: WorkspaceCommand) -> Result<()> {
+    match command {
+        WorkspaceCommand::Create { name, relay } => create(ctx, &name, &relay),
+        WorkspaceCommand::List => list(ctx),
+        WorkspaceCommand::Use { workspace } => use_workspace(ctx, &workspace),
+    }
+}
+
+fn create(ctx: &Context, name: &str, relay: &str) -> Result<()> {
+    let repo = ctx.repo()?;
+    let relay_id = RelayApi::relay_id(relay)
+        .with_context(|| format!("is a rapport relay running at {relay}?"))?;
+    let entry = WorkspaceEntry {
+        id: String::new(),
+        name: name.to_owned(),
+        relay: relay.to_owned(),
+        relay_id,
+        role: Role::Owner,
+        pending: Vec::new(),
+    };
+    let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?;
+    let id = api.create_workspace(name)?;
+    let mut settings = ctx.settings()?;
+    let mut entry = entry;
+    entry.id = id.clone();
+    // Records made before any workspace existed join this one.
+    entry.pending = repo
+        .document_ids()?
+        .into_iter()
+        .map(|d| (d, thread_of(&repo, d)))
+        .collect();
+    settings.workspaces.push(entry);
+    settings.current = Some(id.clone());
+    ctx.save_settings(&settings)?;
+    ctx.print(
+        format!("created workspace {name} ({id}); it is now the current one"),
+        json!({ "id": id, "name": name }),
+    );
+    Ok(())
+}
+
+/// The record a comment thread belongs to, from the index.
+fn thread_of(repo: &rapport_client::Repo, id: DocumentId) -> Option<DocumentId> {
+    repo.index()
+        .ok()?
+        .into_iter()
+        .find(|(d, _)| *d == id)
+        .and_then(|(_, e)| e.record.as_deref().and_then(|r| r.parse().ok()))
+}
+
+fn list(ctx: &Context) -> Result<()> {
+    let settings = ctx.settings()?;
+    let mut human = String::new();
+    for w in &settings.workspaces {
+        let mark = if settings.current.as_deref() == Some(w.id.as_str()) {
+            "*"
+        } else {
+            " "
+        };
+        human.push_str(&format!(
+            "{mark} {:<24} {:<30} {:<7} {}\n",
+            w.id,
+            w.name,
+            format!("{:?}", w.role).to_lowercase(),
+            w.relay
+        ));
+    }
+    if human.is_empty() {
+        human =
+            "no workspaces: rapport workspace create NAME --relay URL, or rapport join LINK".into();
+    }
+    let list: Vec<Value> = settings
+        .workspaces
+        .iter()
+        .map(|w| json!({ "id": w.id, "name": w.name, "role": w.role, "relay": w.relay, "current": settings.current.as_deref() == Some(w.id.as_str()) }))
+        .collect();
+    ctx.print(human, Value::Array(list));
+    Ok(())
+}
+
+fn use_workspace(ctx: &Context, wanted: &str) -> Result<()> {
+    let mut settings = ctx.settings()?;
+    let matches: Vec<&WorkspaceEntry> = settings
+        .workspaces
+        .iter()
+        .filter(|w| w.id.starts_with(wanted) || w.name == wanted)
+        .collect();
+    let id = match matches.as_slice() {
+        [one] => one.id.clone(),
+        [] => bail!("no workspace `{wanted}` in this home; `rapport workspace list` shows them"),
+        _ => bail!("`{wanted}` matches several workspaces; type more of the id"),
+    };
+    settings.current = Some(id.clone());
+    ctx.save_settings(&settings)?;
+    ctx.print(format!("now in {id}"), json!({ "current": id }));
+    Ok(())
+}
+
+pub(crate) fn run_invite(ctx: &Context, command: InviteCommand) -> Result<()> {
+    let (api, workspace) = ctx.api()?;
+    match command {
+        InviteCommand::Create {
+            role,
+            docs,
+            access,
+            expires,
+            uses,
+        } => {
+            if role == Role::Owner {
+                bail!("an invite cannot make an owner; use --role admin");
+            }
+            let repo = ctx.repo()?;
+            let known = repo.document_ids()?;
+            let documents = if docs.is_empty() {
+                Vec::new()
+            } else {
+                if access.len() != docs.len() {
+                    bail!("give one --access (read, comment or write) for each --doc");
+                }
+                docs.iter()
+                    .zip(&access)
+                    .map(|(doc, level)| {
+                        Ok((resolve(doc, known.iter().copied(), "document")?, *level))
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            };
+            let level = if docs.is_empty() {
+                access.first().copied()
+            } else {
+                None
+            };
+            let link = api.create_invite(
+                &workspace.id,
+                &InviteRequest {
+                    role,
+                    documents,
+                    level,
+                    expires_in_secs: expires,
+                    uses,
+                },
+            )?;
+            ctx.print(
+                format!("{link}\n(send it to the person; it works {uses} time(s), for {})", human_duration(expires)),
+                json!({ "link": link.to_string(), "workspace": workspace.id, "role": role, "uses": uses, "expires_in_secs": expires }),
+            );
+        }
+        InviteCommand::List => {
+            let answer = api.invites(&workspace.id)?;
+            let invites = answer["invites"].as_array().cloned().unwrap_or_default();
+            let human: String = invites
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{:<16} {:<7} uses {}/{}{}\n",
+                        i["id"].as_str().unwrap_or_default(),
+                        i["role"].as_str().unwrap_or_default(),
+                        i["uses"],
+                        i["max_uses"],
+                        if i["revoked"] == true {
+                            "  revoked"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect();
+            ctx.print(
+                if human.is_empty() {
+                    "no invites".into()
+                } else {
+                    human
+                },
+                Value::Array(invites),
+            );
+        }
+        InviteCommand::Revoke { invite } => {
+            api.revoke_invite(&workspace.id, &invite)?;
+            ctx.print(format!("revoked {invite}"), json!({ "revoked": invite }));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn join(ctx: &Context, link: &str) -> Result<()> {
+    let link: InviteLink = link.parse()?;
+    let repo = ctx.repo()?;
+    let relay_id = RelayApi::relay_id(&link.relay)
+        .with_context(|| format!("cannot reach the relay of this link ({})", link.relay))?;
+    let mut entry = WorkspaceEntry {
+        id: link.workspace.clone(),
+        name: link.workspace.clone(),
+        relay: link.relay.clone(),
+        relay_id,
+        role: Role::Client,
+        pending: Vec::new(),
+    };
+    let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?;
+    entry.role = api.redeem(&link)?;
+    if let Some(name) = api.workspaces()?["workspaces"]
+        .as_array()
+        .and_then(|list| list.iter().find(|w| w["id"] == entry.id.as_str()))
+        .and_then(|w| w["name"].as_str())
+    {
+        entry.name = name.to_owned();
+    }
+    let mut settings = ctx.settings()?;
+    settings.workspaces.retain(|w| w.id != entry.id);
+    settings.current = Some(entry.id.clone());
+    let (id, name, role) = (entry.id.clone(), entry.name.clone(), entry.role);
+    settings.workspaces.push(entry);
+    ctx.save_settings(&settings)?;
+    ctx.print(
+        format!(
+            "joined {name} ({id}) as {}; run `rapport sync` to fetch what is shared with you",
+            format!("{role:?}").to_lowercase()
+        ),
+        json!({ "workspace": id, "name": name, "role": role }),
+    );
+    Ok(())
+}
+
+pub(crate) fn run_member(ctx: &Context, command: MemberCommand) -> Result<()> {
+    let (api, workspace) = ctx.api()?;
+    match command {
+        MemberCommand::List => {
+            let answer = api.members(&workspace.id)?;
+            let members = answer["members"].as_array().cloned().unwrap_or_default();
+            let human: String = members
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{:<46} {}\n",
+                        m["key"].as_str().unwrap_or_default(),
+                        m["role"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            ctx.print(human, Value::Array(members));
+        }
+        MemberCommand::Remove { key } => {
+            let key = member_key(&api, &workspace, &key)?;
+            api.remove_member(&workspace.id, &key)?;
+            ctx.print(
+                format!("removed {key}; their connections are closed, and what their device already holds stays there"),
+                json!({ "removed": key.to_string() }),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A member's key from a unique prefix.
+fn member_key(api: &RelayApi, workspace: &WorkspaceEntry, prefix: &str) -> Result<PublicKey> {
+    if let Ok(key) = prefix.parse::<PublicKey>() {
+        return Ok(key);
+    }
+    let members = api.members(&workspace.id)?;
+    let keys: Vec<String> = members["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["key"].as_str().map(str::to_owned))
+        .filter(|k| k.starts_with(prefix))
+        .collect();
+    match keys.as_slice() {
+        [one] => Ok(one.parse()?),
+        [] => bail!("no member whose key starts `{prefix}`; `rapport member list` shows them"),
+        _ => bail!("`{prefix}` matches several members; type more of the key"),
+    }
+}
+
+pub(crate) fn share(ctx: &Context, document: &str, with: &str, access: Level) -> Result<()> {
+    let (api, workspace) = ctx.api()?;
+    let repo = ctx.repo()?;
+    let id = resolve(document, repo.document_ids()?, "document")?;
+    let key = member_key(&api, &workspace, with)?;
+    api.share(&workspace.id, id, &key, access)
+        .map_err(|e| anyhow!("{e}; if the document was made offline, run `rapport sync` first"))?;
+    ctx.print(
+        format!(
+            "shared {id} with {key} ({}); their replica fetches it on its next sync",
+            format!("{access:?}").to_lowercase()
+        ),
+        json!({ "document": id.to_string(), "member": key.to_string(), "access": access }),
+    );
+    Ok(())
+}
+
+pub(crate) fn audit(ctx: &Context, member: Option<&str>, document: Option<&str>) -> Result<()> {
+    let (api, workspace) = ctx.api()?;
+    let member = member
+        .map(|m| member_key(&api, &workspace, m))
+        .transpose()?;
+    let document: Option<DocumentId> = match document {
+        Some(d) => Some(resolve(d, ctx.repo()?.document_ids()?, "document")?),
+        None => None,
+    };
+    let events = api.audit(&workspace.id, member.as_ref(), document)?;
+    let human: String = events
+        .iter()
+        .map(|e| {
+            format!(
+                "{:>13}  {:<18} by {:<12} {}{}{}\n",
+                e["at"],
+                e["event"].as_str().unwrap_or_default(),
+                e["by"]
+                    .as_str()
+                    .map(|k| &k[..k.len().min(10)])
+                    .unwrap_or("-"),
+                e["member"]
+                    .as_str()
+                    .map(|m| format!("member {} ", &m[..m.len().min(10)]))
+                    .unwrap_or_default(),
+                e["document"]
+                    .as_str()
+                    .map(|d| format!("document {d} "))
+                    .unwrap_or_default(),
+                e["detail"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    ctx.print(human, Value::Array(events));
+    Ok(())
+}
+
+pub(crate) fn parse_role(text: &str) -> Result<Role, String> {
+    match text {
+        "client" => Ok(Role::Client),
+        "staff" => Ok(Role::Staff),
+        "admin" => Ok(Role::Admin),
+        other => Err(format!(
+            "`{other}` is not a role: use staff, client or admin"
+        )),
+    }
+}
+
+pub(crate) fn parse_level(text: &str) -> Result<Level, String> {
+    match text {
+        "read" => Ok(Level::Read),
+        "comment" => Ok(Level::Comment),
+        "write" => Ok(Level::Write),
+        other => Err(format!(
+            "`{other}` is not an access level: use read, comment or write"
+        )),
+    }
+}
+
+/// `30m`, `12h`, `7d` (or plain seconds) → seconds.
+pub(crate) fn parse_duration(text: &str) -> Result<u64, String> {
+    let bad = || format!("`{text}` is not a duration: use 30m, 12h or 7d");
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let factor = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).filter(|s| *s > 0).ok_or_else(bad)
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s % 86_400 == 0 => format!("{} day(s)", s / 86_400),
+        s if s % 3_600 == 0 => format!("{} hour(s)", s / 3_600),
+        s => format!("{} minute(s)", s.div_ceil(60)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_refuse_nonsense() {
+        assert_eq!(parse_duration("7d"), Ok(604_800));
+        assert_eq!(parse_duration("30m"), Ok(1_800));
+        assert_eq!(parse_duration("90"), Ok(90));
+        for bad in ["", "7w", "d", "0d", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn roles_and_levels_parse() {
+        assert_eq!(parse_role("staff"), Ok(Role::Staff));
+        assert!(parse_role("owner").is_err());
+        assert_eq!(parse_level("comment"), Ok(Level::Comment));
+        assert!(parse_level("admin").is_err());
+    }
+}

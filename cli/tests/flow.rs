@@ -1,0 +1,249 @@
+//! The CLI as people use it: a relay on 127.0.0.1:0, a staff home and a
+//! client home, every step through the built binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Home(PathBuf);
+
+impl Home {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("rapport-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .arg("--home")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .expect("the binary runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "rapport {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// Runs a command with --json; returns the one JSON value it printed.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let stdout = self.ok(&all);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!("rapport {args:?} printed no single JSON value ({e}): {stdout}")
+        })
+    }
+
+    /// Runs a command that must fail; returns its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "rapport {args:?} should have failed");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        stderr
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A relay in its own process, on a free port.
+struct Relay {
+    child: std::process::Child,
+    url: String,
+    _data: Home,
+}
+
+impl Relay {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let data = Home::new("relay");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the relay starts");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("a listening line").expect("utf-8");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("an address")
+                    .to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            url: format!("ws://{addr}/sync"),
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn staff_and_client_work_together_through_the_cli() {
+    let relay = Relay::start();
+    let staff = Home::new("staff");
+    let client = Home::new("client");
+    staff.ok(&["init", "--name", "Sam Staff"]);
+    client.ok(&["init", "--name", "Cleo Client"]);
+    let client_key = client.json(&["whoami"])["key"].as_str().unwrap().to_owned();
+
+    let created = staff.json(&[
+        "workspace",
+        "create",
+        "Acme projects",
+        "--relay",
+        &relay.url,
+    ]);
+    let workspace = created["id"].as_str().unwrap().to_owned();
+    assert!(workspace.starts_with("ws-"));
+    assert_eq!(staff.json(&["workspace", "list"])[0]["current"], true);
+
+    let customer = staff.json(&[
+        "customer",
+        "add",
+        "Acme Ltd",
+        "--kind",
+        "client",
+        "--email",
+        "buyer@acme.test",
+    ]);
+    let customer_id = customer["id"].as_str().unwrap().to_owned();
+    let doc = staff.json(&[
+        "doc",
+        "new",
+        "Customer portal",
+        "--customer",
+        &customer_id[..6],
+        "--template",
+        "brd",
+    ]);
+    let doc_id = doc["id"].as_str().unwrap().to_owned();
+    staff.ok(&["doc", "append", &doc_id, "Single sign-on is required."]);
+    staff.ok(&["sync"]);
+
+    let invite = staff.json(&[
+        "invite", "create", "--role", "client", "--doc", &doc_id, "--access", "comment",
+    ]);
+    let link = invite["link"].as_str().unwrap().to_owned();
+    let joined = client.json(&["join", &link]);
+    assert_eq!(joined["workspace"], workspace.as_str());
+    assert_eq!(joined["role"], "client");
+    client.ok(&["sync"]);
+
+    let seen = client.json(&["doc", "show", &doc_id[..8]]);
+    assert!(
+        seen.to_string().contains("Single sign-on is required."),
+        "{seen}"
+    );
+    client.ok(&["comment", "add", &doc_id, "Does SSO include Azure AD?"]);
+    client.ok(&["sync"]);
+    staff.ok(&["sync"]);
+    let comments = staff.json(&["comment", "list", &doc_id]);
+    assert!(
+        comments.to_string().contains("Does SSO include Azure AD?"),
+        "{comments}"
+    );
+    let theirs = client.json(&["comment", "list", &doc_id]);
+    assert_eq!(comments, theirs, "both sides list the same comments");
+
+    // The client cannot see the customer record until it is shared.
+    assert!(
+        client
+            .json(&["customer", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    staff.ok(&[
+        "share",
+        &customer_id,
+        "--with",
+        &client_key[..10],
+        "--access",
+        "read",
+    ]);
+    client.ok(&["sync"]);
+    assert_eq!(
+        client.json(&["customer", "list"]),
+        staff.json(&["customer", "list"])
+    );
+
+    let events: Vec<String> = staff
+        .json(&["audit"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect();
+    for expected in [
+        "workspace-created",
+        "invite-created",
+        "invite-redeemed",
+        "member-added",
+        "document-shared",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "{expected} missing from {events:?}"
+        );
+    }
+    let members = staff.json(&["member", "list"]);
+    assert_eq!(members.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn bad_input_is_one_line_with_the_fix_and_nothing_is_written() {
+    let home = Home::new("bad");
+    let err = home.fails(&["whoami"]);
+    assert!(err.contains("rapport init"), "{err}");
+    assert!(!home.path().exists() || std::fs::read_dir(home.path()).unwrap().count() == 0);
+    home.ok(&["init", "--name", "Ann"]);
+    let err = home.fails(&["init", "--name", "Ann"]);
+    assert!(err.contains("already holds"), "{err}");
+    let err = home.fails(&["invite", "list"]);
+    assert!(err.contains("rapport workspace create"), "{err}");
+    let err = home.fails(&[
+        "workspace",
+        "create",
+        "X",
+        "--relay",
+        "ws://127.0.0.1:9/sync",
+    ]);
+    assert!(err.contains("relay"), "{err}");
+    let err = home.fails(&["join", "not-a-link"]);
+    assert!(err.contains("invite link"), "{err}");
+}
