@@ -60,9 +60,22 @@ impl TestRelay {
 
     /// Starts a relay on a full configuration.
     pub async fn start_config(config: Config) -> Result<Self> {
+        Self::start_on(config, "127.0.0.1:0".parse()?).await
+    }
+
+    /// Stops and starts again on the same data folder and the same port,
+    /// as an operator restarting the relay does.
+    pub async fn restart_in_place(&mut self) -> Result<()> {
+        let addr = self.addr;
+        self.stop().await?;
+        *self = Self::start_on(self.config.clone(), addr).await?;
+        Ok(())
+    }
+
+    async fn start_on(config: Config, addr: SocketAddr) -> Result<Self> {
         let server = Server::open(config.clone())?;
         let relay_id = server.relay_id().to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(listener, async move {

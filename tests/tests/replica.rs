@@ -363,3 +363,38 @@ fn records_are_listed_from_the_index_and_the_index_rebuilds() -> Result<()> {
     assert!(listed(&repo)?.contains(&(task, "Send the offer".to_owned())));
     Ok(())
 }
+
+#[tokio::test]
+async fn live_sync_reconnects_after_the_relay_restarts() -> Result<()> {
+    let relay_dir = TempDir::new("reconnect-relay");
+    let mut relay = TestRelay::start(relay_dir.path()).await?;
+    let (home_a, home_b) = (TempDir::new("reconnect-a"), TempDir::new("reconnect-b"));
+    let a = Repo::init(home_a.path())?;
+    let b = Repo::init(home_b.path())?;
+    let (id, ()) = a.create(|tx| tx.put(ROOT, "n", 0))?;
+    b.want(id)?;
+    let live_a = a.sync_live(relay_config(&relay));
+    let live_b = b.sync_live(relay_config(&relay));
+    let mut progress = live_b.progress();
+    let value = |repo: &Repo| {
+        repo.read(id, |d| {
+            d.get(ROOT, "n")
+                .ok()
+                .flatten()
+                .and_then(|(v, _)| v.as_i64())
+        })
+    };
+
+    relay.restart_in_place().await?;
+    // Edits made while the relay is down or coming back reach the other side.
+    a.change(id, |tx| tx.put(ROOT, "n", 42))?;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while value(&b)? != Some(42) {
+        tokio::time::timeout_at(deadline, progress.changed()).await??;
+    }
+    let report = progress.borrow().clone();
+    assert!(report.attempts >= 2, "it reconnected: {report:?}");
+    live_a.stop().await;
+    live_b.stop().await;
+    Ok(())
+}
