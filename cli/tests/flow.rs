@@ -180,10 +180,30 @@ fn staff_and_client_work_together_through_the_cli() {
     let theirs = client.json(&["comment", "list", &doc_id]);
     assert_eq!(comments, theirs, "both sides list the same comments");
 
-    // The client cannot see the customer record until it is shared.
+    // The client cannot see the customer record or its tasks until they
+    // are shared.
+    let task = staff.json(&[
+        "task",
+        "add",
+        "Send the offer",
+        "--customer",
+        &customer_id[..8],
+        "--due",
+        "2026-12-15",
+    ]);
+    let task_id = task["id"].as_str().unwrap().to_owned();
+    staff.ok(&["sync"]);
+    client.ok(&["sync"]);
     assert!(
         client
             .json(&["customer", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        client
+            .json(&["task", "list"])
             .as_array()
             .unwrap()
             .is_empty()
@@ -196,10 +216,32 @@ fn staff_and_client_work_together_through_the_cli() {
         "--access",
         "read",
     ]);
+    staff.ok(&[
+        "share",
+        &task_id,
+        "--with",
+        &client_key[..10],
+        "--access",
+        "write",
+    ]);
     client.ok(&["sync"]);
     assert_eq!(
         client.json(&["customer", "list"]),
         staff.json(&["customer", "list"])
+    );
+    assert_eq!(
+        client.json(&["task", "list"]),
+        staff.json(&["task", "list"])
+    );
+
+    // The client may write the task: its change reaches the staff.
+    client.ok(&["task", "done", &task_id[..8]]);
+    client.ok(&["sync"]);
+    staff.ok(&["sync"]);
+    assert_eq!(staff.json(&["task", "show", &task_id])["status"], "done");
+    assert_eq!(
+        client.json(&["doc", "show", &doc_id]),
+        staff.json(&["doc", "show", &doc_id])
     );
 
     let events: Vec<String> = staff
