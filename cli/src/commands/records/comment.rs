@@ -26,8 +26,16 @@ const ADD_EXAMPLES: &str = "Examples:
 
 ID is any customer, task or doc (an id or unique prefix).";
 
+const GROUP_EXAMPLES: &str = "Examples:
+  rapport comment add 4fRt \"Is the budget final?\"
+  rapport comment list 4fRt
+  rapport comment resolve 4fRt c0ffee12
+
+IDs accept any unique prefix; `rapport comment COMMAND --help` says more.";
+
 /// Comments on customers, tasks and docs.
 #[derive(Debug, Subcommand)]
+#[command(after_help = GROUP_EXAMPLES)]
 pub(crate) enum CommentCommand {
     /// Comment on a record (or answer a comment) and print the comment's id.
     #[command(after_help = ADD_EXAMPLES)]

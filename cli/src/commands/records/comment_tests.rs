@@ -132,3 +132,34 @@ fn answers_sit_under_what_they_answer() {
     let error = find(&comments, "").unwrap_err().to_string();
     assert!(error.contains("no comment"), "{error}");
 }
+
+#[test]
+fn threads_started_apart_are_read_together() {
+    let home = Home::new("comment-two-threads");
+    let ctx = home.context();
+    let doc = record(&home);
+    let record_id: DocumentId = doc.parse().unwrap();
+    let me = home.repo().public_key();
+    let made: Vec<DocumentId> = (0..2)
+        .map(|n| {
+            let mut thread = Thread::new(&record_id);
+            thread.add(Comment::new(
+                format!("c{n}"),
+                &me,
+                n,
+                format!("from replica {n}"),
+            ));
+            home.repo().create(|tx| thread.write(tx)).unwrap().0
+        })
+        .collect();
+    let smallest = made.iter().map(ToString::to_string).min().unwrap();
+    assert_eq!(ids(&list(&ctx, &doc).unwrap()), ["c0", "c1"]);
+    let added = add(&ctx, &doc, "after the merge", Some("c1")).unwrap();
+    assert_eq!(added.json["thread"], smallest, "the smallest id");
+    let resolved = resolve(&ctx, &doc, "c1", true).unwrap();
+    assert_eq!(
+        resolved.json["thread"],
+        made[1].to_string(),
+        "where the comment is"
+    );
+}

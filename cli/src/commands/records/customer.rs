@@ -34,9 +34,19 @@ Fields: name, contact, email, stage, score, rep, kind, acquired, last_contact,
 tags (comma-separated) and field.NAME for custom fields. An empty value
 clears a field. Stages: lead, prospect, proposal, won, lost, active, churned.";
 
+const GROUP_EXAMPLES: &str = "Examples:
+  rapport customer add Acme --kind client --email buyer@acme.test
+  rapport customer list --stage proposal --rep me
+  rapport customer show 7Xk2
+  rapport customer set 7Xk2 stage=won score=90
+  rapport customer touch 7Xk2
+
+IDs accept any unique prefix; `rapport customer COMMAND --help` says more.";
+
 /// Customer records: clients (long-term, retainer) and customers
 /// (transactional).
 #[derive(Debug, Subcommand)]
+#[command(after_help = GROUP_EXAMPLES)]
 pub(crate) enum CustomerCommand {
     /// Add a customer record and print its id.
     #[command(after_help = ADD_EXAMPLES)]

@@ -38,8 +38,17 @@ const APPEND_EXAMPLES: &str = "Examples:
   rapport doc append 4fRt \"Launch before the Q3 trade fair.\"
   rapport doc append 4fRt \"$(cat notes.md)\"";
 
+const GROUP_EXAMPLES: &str = "Examples:
+  rapport doc new \"Buyer portal\" --customer 7Xk2 --template brd
+  rapport doc edit 4fRt
+  rapport doc append 4fRt \"Launch before the Q3 trade fair.\"
+  rapport doc show 4fRt
+
+IDs accept any unique prefix; `rapport doc COMMAND --help` says more.";
+
 /// Requirements documents: a title and a rich-text body.
 #[derive(Debug, Subcommand)]
+#[command(after_help = GROUP_EXAMPLES)]
 pub(crate) enum DocCommand {
     /// Start a requirements document and print its id.
     #[command(after_help = NEW_EXAMPLES)]

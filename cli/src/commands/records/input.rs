@@ -7,7 +7,7 @@ use std::fmt::Display;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow, bail};
-use rapport_client::model::Date;
+use rapport_client::model::{Date, DateError};
 use rapport_protocol::ids::PublicKey;
 
 /// Splits `KEY=VALUE`; `example` shows a well-formed pair in the error.
@@ -56,9 +56,12 @@ pub(super) fn list(text: &str) -> Vec<String> {
 
 /// A date `YYYY-MM-DD`; `what` names the argument in the error.
 pub(super) fn date(text: &str, what: &str) -> Result<Date> {
-    text.trim()
-        .parse()
-        .map_err(|error| anyhow!("{what}: {error}; write dates as YYYY-MM-DD, e.g. 2025-03-31"))
+    text.trim().parse().map_err(|error| match error {
+        DateError::Format(_) => {
+            anyhow!("{what}: `{text}` is not a date; write it as YYYY-MM-DD, e.g. 2025-03-31")
+        }
+        other => anyhow!("{what}: {other}; give a day that exists, as YYYY-MM-DD"),
+    })
 }
 
 /// A date, or none for an empty value (which clears the field).

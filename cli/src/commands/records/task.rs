@@ -35,8 +35,18 @@ Fields: title, status, priority, due, repeat, customer, tags and assignees
 field. Statuses: open, in_progress, blocked, done, cancelled. Priorities: low,
 normal, high, urgent.";
 
+const GROUP_EXAMPLES: &str = "Examples:
+  rapport task add \"Send the offer\" --customer 7Xk2 --due 2025-03-31 --assignee me
+  rapport task list --assignee me --overdue
+  rapport task check 9aQe \"Collect the logo\" --done
+  rapport task set 9aQe status=in_progress
+  rapport task done 9aQe
+
+IDs accept any unique prefix; `rapport task COMMAND --help` says more.";
+
 /// Tasks and orders.
 #[derive(Debug, Subcommand)]
+#[command(after_help = GROUP_EXAMPLES)]
 pub(crate) enum TaskCommand {
     /// Add a task and print its id.
     #[command(after_help = ADD_EXAMPLES)]

@@ -2,8 +2,9 @@
 //! objects for `--json`.
 //!
 //! JSON objects use the documents' own field names (`relationship`, not the
-//! `--kind` flag), with the full document `id` first, so what a script reads
-//! is what another replica (or a JS client) finds in the document.
+//! `--kind` flag) plus the full document `id`, so what a script reads is what
+//! another replica (or a JS client) finds in the document. Absent values are
+//! `null`.
 
 use rapport_client::model::{Comment, Customer, Requirements, Task};
 use rapport_protocol::ids::DocumentId;
