@@ -21,8 +21,13 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
     let terminal = std::io::stderr().is_terminal() && !ctx.json;
     let mut last_line = String::new();
     let report = |p: &Progress| {
+        let bar = if terminal {
+            format!("{} ", bar(p.documents_synced, p.documents_total))
+        } else {
+            String::new()
+        };
         let line = format!(
-            "{}/{} documents in sync, {} sent, {} received",
+            "{bar}{}/{} documents in sync, {} sent, {} received",
             p.documents_synced,
             p.documents_total,
             bytes(p.bytes_sent),
@@ -117,10 +122,38 @@ fn register_pending(ctx: &Context, repo: &rapport_client::Repo) -> Result<()> {
     ctx.save_settings(&settings)
 }
 
+/// `[########------------]`: the share of documents in sync.
+fn bar(done: usize, total: usize) -> String {
+    const WIDTH: usize = 20;
+    let filled = if total == 0 {
+        WIDTH
+    } else {
+        (done * WIDTH / total).min(WIDTH)
+    };
+    format!("[{}{}]", "#".repeat(filled), "-".repeat(WIDTH - filled))
+}
+
 fn bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
         n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
         n => format!("{n} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_fills_with_the_documents_in_sync() {
+        assert_eq!(bar(0, 10), format!("[{}]", "-".repeat(20)));
+        assert_eq!(
+            bar(5, 10),
+            format!("[{}{}]", "#".repeat(10), "-".repeat(10))
+        );
+        assert_eq!(bar(10, 10), format!("[{}]", "#".repeat(20)));
+        assert_eq!(bar(0, 0), format!("[{}]", "#".repeat(20)));
+        assert_eq!(bytes(2048), "2.0 KiB");
     }
 }
