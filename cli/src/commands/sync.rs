@@ -125,11 +125,9 @@ fn register_pending(ctx: &Context, repo: &rapport_client::Repo) -> Result<()> {
 /// `[########------------]`: the share of documents in sync.
 fn bar(done: usize, total: usize) -> String {
     const WIDTH: usize = 20;
-    let filled = if total == 0 {
-        WIDTH
-    } else {
-        (done * WIDTH / total).min(WIDTH)
-    };
+    let filled = (done * WIDTH)
+        .checked_div(total)
+        .map_or(WIDTH, |f| f.min(WIDTH));
     format!("[{}{}]", "#".repeat(filled), "-".repeat(WIDTH - filled))
 }
 
