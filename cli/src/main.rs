@@ -111,6 +111,9 @@ enum Command {
         #[arg(long)]
         document: Option<String>,
     },
+    /// Measure rapport (today: the replica; relay scenarios come later).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run the relay (the same as `rapport-server`).
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
@@ -123,6 +126,20 @@ enum Command {
     /// is removed at the end. Nothing to install.
     #[command(after_help = "Example:\n  rapport demo")]
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Create customer records in a fresh replica (each a durable write),
+    /// then list them from the index.
+    #[command(after_help = "Example:\n  rapport bench replica --records 10000 --json")]
+    Replica {
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+        /// How many times to list.
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
 }
 
 const SERVE_EXAMPLES: &str = "Examples:
@@ -166,6 +183,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync { watch } => commands::sync::run(&ctx, watch),
         Command::Audit { member, document } => {
             commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())
+        }
+        Command::Bench(BenchCommand::Replica { records, rounds }) => {
+            commands::bench::replica(&ctx, records, rounds)
         }
         Command::Serve(_) | Command::Demo => unreachable!("handled above"),
     }

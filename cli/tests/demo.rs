@@ -37,3 +37,31 @@ fn help_teaches_by_example() {
         "{help}"
     );
 }
+
+#[test]
+fn bench_replica_measures_and_reports_one_json_value() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .args([
+            "bench",
+            "replica",
+            "--records",
+            "25",
+            "--rounds",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON value");
+    assert_eq!(report["records"], 25);
+    assert_eq!(
+        report["list_records"], 25,
+        "every record is listed from the index"
+    );
+    assert!(report["list_median_seconds"].as_f64().is_some());
+}

@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+pub(crate) mod bench;
 pub(crate) mod identity;
 pub(crate) mod records;
 pub(crate) mod sync;
