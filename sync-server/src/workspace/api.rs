@@ -18,9 +18,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use super::{
-    AuditEvent, DocInfo, Invite, Level, Member, Role, Scope, Workspace, WorkspaceError, sha256_hex,
-};
+use super::invites::{create_invite, list_invites, redeem, revoke_invite};
+use super::{AuditEvent, DocInfo, Level, Member, Role, Workspace, WorkspaceError};
 use crate::access::Identity;
 use crate::http::AppState;
 use crate::relay::{Relay, lock, now};
@@ -51,7 +50,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// A refusal, as the caller sees it.
-pub(crate) struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(super) StatusCode, pub(super) String);
 
 impl From<WorkspaceError> for ApiError {
     fn from(error: WorkspaceError) -> Self {
@@ -88,9 +87,9 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+pub(super) type ApiResult = Result<Json<Value>, ApiError>;
 
-fn caller(relay: &Relay, headers: &HeaderMap) -> Result<PublicKey, ApiError> {
+pub(super) fn caller(relay: &Relay, headers: &HeaderMap) -> Result<PublicKey, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -105,7 +104,7 @@ fn caller(relay: &Relay, headers: &HeaderMap) -> Result<PublicKey, ApiError> {
     }
 }
 
-fn event(name: &str, by: PublicKey) -> AuditEvent {
+pub(super) fn event(name: &str, by: PublicKey) -> AuditEvent {
     AuditEvent {
         at: now().0,
         event: name.to_owned(),
@@ -117,7 +116,7 @@ fn event(name: &str, by: PublicKey) -> AuditEvent {
 }
 
 /// Checks `key`'s role, recording a refusal in the audit log.
-fn require(
+pub(super) fn require(
     relay: &Relay,
     ws: &str,
     key: PublicKey,
@@ -367,208 +366,6 @@ async fn remove_member(
     info!(workspace = %ws, member = %member, "member removed");
     s.relay.enforce(&[member], &[]);
     Ok(Json(json!({ "removed": member.to_string() })))
-}
-
-#[derive(Deserialize)]
-struct CreateInvite {
-    role: Role,
-    /// Documents and levels; empty for the whole workspace.
-    #[serde(default)]
-    documents: Vec<(DocumentId, Level)>,
-    /// For clients invited to the whole workspace.
-    #[serde(default)]
-    level: Option<Level>,
-    expires_in_secs: u64,
-    uses: u32,
-}
-
-async fn create_invite(
-    State(s): State<AppState>,
-    Path(ws): Path<String>,
-    headers: HeaderMap,
-    Json(body): Json<CreateInvite>,
-) -> ApiResult {
-    let key = caller(&s.relay, &headers)?;
-    require(&s.relay, &ws, key, Role::Admin, "create an invite")?;
-    if body.role == Role::Owner {
-        return Err(WorkspaceError::Invalid("an invite cannot make an owner".into()).into());
-    }
-    if body.uses == 0 || body.expires_in_secs == 0 {
-        return Err(WorkspaceError::Invalid(
-            "an invite needs at least one use and a future expiry".into(),
-        )
-        .into());
-    }
-    let secret = bs58::encode(rand::random::<[u8; 24]>()).into_string();
-    let id = format!(
-        "inv-{}",
-        bs58::encode(rand::random::<[u8; 8]>()).into_string()
-    );
-    let scope = if body.documents.is_empty() {
-        Scope::Workspace { level: body.level }
-    } else {
-        Scope::Documents {
-            documents: body.documents.clone(),
-        }
-    };
-    let at = now().0;
-    let invite = Invite {
-        id: id.clone(),
-        secret_sha256: sha256_hex(secret.as_bytes()),
-        role: body.role,
-        scope,
-        expires_at: at.saturating_add(body.expires_in_secs.saturating_mul(1000)),
-        max_uses: body.uses,
-        uses: 0,
-        revoked: false,
-        created_by: key,
-        created_at: at,
-    };
-    {
-        let mut workspaces = lock(&s.relay.workspaces);
-        let mut workspace = workspaces.get(&ws)?.clone();
-        for (doc, _) in &body.documents {
-            if !workspace.documents.contains_key(doc) {
-                return Err(WorkspaceError::UnknownDocument(*doc).into());
-            }
-        }
-        let mut created = event("invite-created", key);
-        created.detail = format!("{id}: {:?}, {} use(s)", body.role, body.uses).to_lowercase();
-        workspace.invites.insert(id.clone(), invite.clone());
-        workspaces.commit(s.relay.store(), workspace, vec![created])?;
-    }
-    Ok(Json(json!({
-        "id": id,
-        "workspace": ws,
-        "secret": secret,
-        "role": invite.role,
-        "expires_at": invite.expires_at,
-        "uses": invite.max_uses,
-    })))
-}
-
-async fn list_invites(
-    State(s): State<AppState>,
-    Path(ws): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult {
-    let key = caller(&s.relay, &headers)?;
-    require(&s.relay, &ws, key, Role::Admin, "list invites")?;
-    let workspaces = lock(&s.relay.workspaces);
-    let list: Vec<Value> = workspaces
-        .get(&ws)?
-        .invites
-        .values()
-        .map(|i| {
-            json!({
-                "id": i.id, "role": i.role, "scope": i.scope, "expires_at": i.expires_at,
-                "uses": i.uses, "max_uses": i.max_uses, "revoked": i.revoked,
-                "created_by": i.created_by.to_string(),
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "invites": list })))
-}
-
-async fn revoke_invite(
-    State(s): State<AppState>,
-    Path((ws, invite)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> ApiResult {
-    let key = caller(&s.relay, &headers)?;
-    require(&s.relay, &ws, key, Role::Admin, "revoke an invite")?;
-    let mut workspaces = lock(&s.relay.workspaces);
-    let mut workspace = workspaces.get(&ws)?.clone();
-    let entry = workspace
-        .invites
-        .get_mut(&invite)
-        .ok_or(WorkspaceError::UnknownInvite)?;
-    entry.revoked = true;
-    let mut revoked = event("invite-revoked", key);
-    revoked.detail = invite.clone();
-    workspaces.commit(s.relay.store(), workspace, vec![revoked])?;
-    Ok(Json(json!({ "revoked": invite })))
-}
-
-#[derive(Deserialize)]
-struct Redeem {
-    workspace: String,
-    secret: String,
-}
-
-async fn redeem(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Json(body): Json<Redeem>,
-) -> ApiResult {
-    let key = caller(&s.relay, &headers)?;
-    let hash = sha256_hex(body.secret.as_bytes());
-    let role = {
-        let mut workspaces = lock(&s.relay.workspaces);
-        let mut workspace = workspaces.get(&body.workspace)?.clone();
-        let at = now().0;
-        let Some(invite) = workspace
-            .invites
-            .values_mut()
-            .find(|i| i.secret_sha256 == hash)
-        else {
-            let mut refused = event("invite-refused", key);
-            refused.detail = "no invite has this secret".into();
-            let _ = workspaces.record(s.relay.store(), &body.workspace, &[refused]);
-            return Err(WorkspaceError::UnknownInvite.into());
-        };
-        let problem = if invite.revoked {
-            Some(WorkspaceError::InviteRevoked)
-        } else if at >= invite.expires_at {
-            Some(WorkspaceError::InviteExpired)
-        } else if invite.uses >= invite.max_uses {
-            Some(WorkspaceError::InviteUsedUp {
-                uses: invite.uses,
-                max_uses: invite.max_uses,
-            })
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            let mut refused = event("invite-refused", key);
-            refused.detail = format!("{}: {problem}", invite.id);
-            let _ = workspaces.record(s.relay.store(), &body.workspace, &[refused]);
-            return Err(problem.into());
-        }
-        invite.uses += 1;
-        let invite = invite.clone();
-        let member = workspace.members.entry(key).or_insert(Member {
-            role: invite.role,
-            workspace_level: None,
-            shares: Default::default(),
-            added_at: at,
-        });
-        member.role = member.role.max(invite.role);
-        match &invite.scope {
-            Scope::Workspace { level } => {
-                member.workspace_level = member.workspace_level.max(*level)
-            }
-            Scope::Documents { documents } => {
-                for (doc, level) in documents {
-                    let entry = member.shares.entry(*doc).or_insert(*level);
-                    *entry = (*entry).max(*level);
-                }
-            }
-        }
-        let role = member.role;
-        workspace.removed.remove(&key);
-        let mut redeemed = event("invite-redeemed", key);
-        redeemed.detail = invite.id.clone();
-        let mut added = event("member-added", invite.created_by);
-        added.member = Some(key);
-        added.detail = format!("{role:?} through {}", invite.id).to_lowercase();
-        workspaces.commit(s.relay.store(), workspace, vec![redeemed, added])?;
-        role
-    };
-    s.relay.enforce(&[], &[key]);
-    Ok(Json(
-        json!({ "workspace": body.workspace, "role": role, "key": key.to_string() }),
-    ))
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@
 //! answers the access policy.
 
 mod api;
+mod invites;
 mod model;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -7,22 +7,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rapport_protocol::ids::{DocumentId, PeerId, PublicKey, UnixMillis};
+use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
 use rapport_protocol::relay::{ConnId, Prepared, RelayDoc, RelayEffect, StoredChange};
 use rapport_protocol::sync::SyncError;
 use rapport_protocol::token::{AuthError, Verifier, VerifierConfig};
-use rapport_protocol::wire::{
-    DocMessage, DocUnavailable, Documents, Ephemeral, Message, RejectReason,
-};
+use rapport_protocol::wire::{DocMessage, DocUnavailable, Ephemeral, Message, RejectReason};
 use tokio::sync::{Mutex as AsyncMutex, Notify, mpsc};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::access::{Access, Identity};
+
+mod access;
 use crate::actors::ActorRegistry;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
 use crate::storage::{Store, StoreError};
-use crate::workspace::{AuditEvent, Workspaces};
+use crate::workspace::Workspaces;
 
 /// Locks a std mutex, carrying on past a poisoned one: the data behind each
 /// lock stays consistent between statements, so a panic elsewhere does not
@@ -207,89 +207,6 @@ impl Relay {
         }
     }
 
-    /// The access policy: every read and write decision asks this.
-    pub(crate) fn document_access(&self, identity: &Identity, document: DocumentId) -> Access {
-        match identity {
-            Identity::Anonymous => Access::Write,
-            Identity::Key(key) => lock(&self.workspaces).access(key, document),
-        }
-    }
-
-    /// Tells a connection which documents it may see.
-    pub(crate) fn announce_documents(&self, conn: ConnId) {
-        let (identity, remote) = match lock(&self.conns).get(&conn) {
-            Some(handle) => (handle.identity, handle.remote.clone()),
-            None => return,
-        };
-        let Identity::Key(key) = identity else {
-            return;
-        };
-        // Sent even when empty: a client waits for it before it calls a
-        // sync complete.
-        let documents = lock(&self.workspaces).visible_to(&key);
-        let message = Message::Documents(Documents {
-            sender_id: self.peer_id.clone(),
-            target_id: remote,
-            documents,
-        });
-        self.send(conn, &message);
-    }
-
-    /// Makes access changes take effect on live connections: connections of
-    /// `narrowed` keys stop receiving documents they may no longer see (a
-    /// key that belongs to no workspace any more is disconnected), and
-    /// connections of `widened` keys learn of their new documents.
-    pub(crate) fn enforce(self: &Arc<Self>, narrowed: &[PublicKey], widened: &[PublicKey]) {
-        let affected: Vec<(ConnId, PublicKey)> = lock(&self.conns)
-            .iter()
-            .filter_map(|(conn, handle)| match handle.identity {
-                Identity::Key(key) if narrowed.contains(&key) || widened.contains(&key) => {
-                    Some((*conn, key))
-                }
-                _ => None,
-            })
-            .collect();
-        for (conn, key) in &affected {
-            if widened.contains(key) {
-                self.announce_documents(*conn);
-            }
-            if narrowed.contains(key) && lock(&self.workspaces).is_shut_out(key) {
-                info!(conn = conn.0, key = %key, "closing the connection of a removed member");
-                if let Some(handle) = lock(&self.conns).get(conn) {
-                    handle.kill.notify_one();
-                }
-            }
-        }
-        let narrowed: Vec<(ConnId, PublicKey)> = affected
-            .into_iter()
-            .filter(|(_, k)| narrowed.contains(k))
-            .collect();
-        if narrowed.is_empty() {
-            return;
-        }
-        let relay = Arc::clone(self);
-        tokio::spawn(async move {
-            let slots: Vec<(DocumentId, Arc<AsyncMutex<DocSlot>>)> = lock(&relay.docs)
-                .iter()
-                .map(|(id, slot)| (*id, Arc::clone(slot)))
-                .collect();
-            for (id, slot) in slots {
-                let mut slot = slot.lock().await;
-                let Some(doc) = slot.doc.as_mut() else {
-                    continue;
-                };
-                for (conn, key) in &narrowed {
-                    if doc.has_peer(*conn)
-                        && relay.document_access(&Identity::Key(*key), id) == Access::None
-                    {
-                        doc.remove_peer(*conn);
-                        debug!(conn = conn.0, document = %id, "access withdrawn");
-                    }
-                }
-            }
-        });
-    }
-
     fn slot(&self, id: DocumentId) -> Arc<AsyncMutex<DocSlot>> {
         Arc::clone(lock(&self.docs).entry(id).or_default())
     }
@@ -455,33 +372,6 @@ impl Relay {
         0
     }
 
-    /// Records refused changes in the audit log of the document's workspace.
-    fn audit_refused(
-        &self,
-        id: DocumentId,
-        identity: Identity,
-        refused: &[(automerge::ChangeHash, RejectReason)],
-    ) {
-        let workspaces = lock(&self.workspaces);
-        let Some(home) = workspaces.home_of(id).map(str::to_owned) else {
-            return;
-        };
-        let event = AuditEvent {
-            at: now().0,
-            event: "change-refused".into(),
-            by: match identity {
-                Identity::Key(key) => Some(key),
-                Identity::Anonymous => None,
-            },
-            member: None,
-            document: Some(id),
-            detail: format!("{} change(s): {}", refused.len(), refused[0].1.code()),
-        };
-        if let Err(e) = workspaces.record(&self.store, &home, &[event]) {
-            warn!(error = %e, "cannot write the audit log");
-        }
-    }
-
     fn refuse_unstored(&self, doc: &mut RelayDoc, prepared: Prepared) {
         Metrics::add(&self.metrics.storage_errors, 1);
         Metrics::add(
@@ -552,33 +442,6 @@ impl Relay {
                 forwarded.target_id = remote.clone();
                 self.send(other, &Message::Ephemeral(forwarded));
             }
-        }
-    }
-
-    /// Answers a document the peer may not see exactly as one that does not
-    /// exist: the same empty sync message, then `doc-unavailable`.
-    fn answer_as_missing(
-        &self,
-        conn: ConnId,
-        remote: &PeerId,
-        message: &DocMessage,
-        is_request: bool,
-    ) {
-        let mut nothing = RelayDoc::new(message.document_id, self.peer_id.clone());
-        nothing.add_peer(conn, remote.clone());
-        match nothing.receive(conn, message, is_request, |_| Err(RejectReason::ReadOnly)) {
-            Ok(prepared) => {
-                // Nothing is stored for a document the peer may not see.
-                let mut prepared = prepared;
-                prepared.to_store.clear();
-                prepared.refused.clear();
-                nothing.commit(prepared);
-                self.flush(&mut nothing);
-                if !is_request {
-                    self.send(conn, &self.unavailable(message.document_id, remote));
-                }
-            }
-            Err(_) => self.send(conn, &self.unavailable(message.document_id, remote)),
         }
     }
 

@@ -1,0 +1,230 @@
+//! Answering a peer: automerge's `generate_sync_message`, computed from the
+//! change graph instead of a document.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use automerge::ChangeHash;
+use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
+
+use super::{ConnId, RelayDoc, RelayEffect};
+use crate::wire::{DocMessage, Message};
+
+impl RelayDoc {
+    /// automerge's `generate_sync_message`, answered from the change graph.
+    pub(super) fn generate(&mut self, conn: ConnId) {
+        let our_heads = self.graph.heads();
+        let Some(peer) = self.peers.get(&conn) else {
+            return;
+        };
+        let their_heads = peer.their_heads.clone().unwrap_or_default();
+        let our_need = self.missing(&their_heads);
+        let our_have = if our_need.iter().all(|h| their_heads.contains(h)) {
+            let since = self.graph.not_ancestors_of(&peer.shared_heads);
+            vec![Have {
+                last_sync: peer.shared_heads.clone(),
+                bloom: BloomFilter::from_hashes(since.iter()),
+            }]
+        } else {
+            Vec::new()
+        };
+        if let Some(first) = peer.their_have.as_ref().and_then(|h| h.first())
+            && !first.last_sync.iter().all(|h| self.graph.contains(h))
+        {
+            self.send_sync(conn, reset_message(our_heads), Vec::new());
+            return;
+        }
+        let hashes = match (&peer.their_have, &peer.their_need) {
+            (Some(have), Some(need)) if !peer.read_only => self
+                .hashes_to_send(have, need)
+                .into_iter()
+                .filter(|h| !peer.sent_hashes.contains(h))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let heads_unchanged = peer.last_sent_heads == our_heads;
+        let heads_equal = peer.their_heads.as_ref() == Some(&our_heads);
+        // Unlike automerge, also stay quiet when the peer told us nothing new
+        // since our last answer: heads that can never become equal (the peer
+        // holds a change we refused) must not make the two sides answer each
+        // other forever.
+        // A changed `need` (a queued change's missing dependencies) is news.
+        let nothing_new =
+            peer.their_heads == peer.last_answered_heads && our_need == peer.last_sent_need;
+        if heads_unchanged
+            && peer.have_responded
+            && (((heads_equal || nothing_new) && hashes.is_empty()) || peer.in_flight)
+        {
+            return;
+        }
+        let supports_v2 = peer.supports_v2;
+        let mut flags = MessageFlags::new();
+        flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+        let (version, chunks) = self.encode_changes(&hashes, supports_v2);
+        let message = sync::Message {
+            heads: our_heads.clone(),
+            need: our_need.clone(),
+            have: our_have,
+            changes: sync::ChunkList::from(chunks),
+            flags: Some(flags),
+            version,
+        };
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.have_responded = true;
+            peer.last_sent_heads = our_heads;
+            peer.last_answered_heads.clone_from(&peer.their_heads);
+            peer.last_sent_need = our_need;
+        }
+        self.send_sync(conn, message, hashes);
+    }
+
+    /// The `changes` of a sync message carrying `hashes`. When they include
+    /// every change that lives only in the snapshot, the snapshot itself
+    /// goes (a document chunk, smaller than its changes), followed by the
+    /// newer changes; otherwise each change goes on its own, taken out of
+    /// the snapshot first if needed.
+    fn encode_changes(
+        &mut self,
+        hashes: &[ChangeHash],
+        supports_v2: bool,
+    ) -> (MessageVersion, Vec<Vec<u8>>) {
+        if hashes.is_empty() {
+            return (MessageVersion::V1, Vec::new());
+        }
+        let in_snapshot = self.graph.count_without_bytes(hashes);
+        if let Some(snapshot) = &self.snapshot
+            && in_snapshot > 0
+            && in_snapshot == self.in_snapshot_only
+        {
+            let mut entry = snapshot.to_vec();
+            for bytes in self.graph.bytes_of(hashes) {
+                entry.extend_from_slice(&bytes);
+            }
+            let version = if supports_v2 {
+                MessageVersion::V2
+            } else {
+                MessageVersion::V1
+            };
+            return (version, vec![entry]);
+        }
+        if in_snapshot > 0 {
+            self.unpack_snapshot();
+        }
+        let changes = self.graph.bytes_of(hashes);
+        if supports_v2 {
+            (MessageVersion::V2, vec![changes.concat()])
+        } else {
+            (
+                MessageVersion::V1,
+                changes.iter().map(|c| c.to_vec()).collect(),
+            )
+        }
+    }
+
+    /// Gives every change of the snapshot its own bytes. Costs one load of
+    /// the snapshot, once per document in memory.
+    fn unpack_snapshot(&mut self) {
+        let Some(snapshot) = self.snapshot.take() else {
+            return;
+        };
+        match automerge::Automerge::load(&snapshot) {
+            Ok(doc) => {
+                for change in doc.get_changes(&[]) {
+                    self.graph
+                        .fill_bytes(&change.hash(), Arc::from(change.raw_bytes()));
+                }
+                self.in_snapshot_only = 0;
+            }
+            // Storage checked the snapshot when it wrote it; if it no longer
+            // loads, keep it and send what has bytes.
+            Err(_) => self.snapshot = Some(snapshot),
+        }
+    }
+
+    fn send_sync(&mut self, conn: ConnId, message: sync::Message, hashes: Vec<ChangeHash>) {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        peer.sent_hashes.extend(hashes);
+        peer.in_flight = true;
+        let message = Message::Sync(DocMessage {
+            sender_id: self.local.clone(),
+            target_id: peer.remote.clone(),
+            document_id: self.id,
+            data: message.encode(),
+        });
+        self.effects.push_back(RelayEffect::Send { conn, message });
+    }
+
+    /// Hashes among `their_heads` we cannot place: unknown ones, and the
+    /// missing dependencies of queued ones.
+    fn missing(&self, their_heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        let mut need = BTreeSet::new();
+        let mut stack: Vec<ChangeHash> = their_heads.to_vec();
+        let mut seen = BTreeSet::new();
+        while let Some(hash) = stack.pop() {
+            if self.graph.contains(&hash) || self.refused.contains(&hash) || !seen.insert(hash) {
+                continue;
+            }
+            match self.queue.iter().find(|c| c.hash == hash) {
+                Some(queued) => stack.extend(queued.deps.iter().copied()),
+                None => {
+                    need.insert(hash);
+                }
+            }
+        }
+        need.into_iter().collect()
+    }
+
+    /// automerge's `get_hashes_to_send`: what a peer lacks given its bloom
+    /// filters and explicit needs.
+    fn hashes_to_send(&self, have: &[Have], need: &[ChangeHash]) -> Vec<ChangeHash> {
+        let need: Vec<ChangeHash> = need
+            .iter()
+            .filter(|h| self.graph.contains(h))
+            .copied()
+            .collect();
+        if have.is_empty() {
+            return need;
+        }
+        let last_sync: Vec<ChangeHash> = have
+            .iter()
+            .flat_map(|h| h.last_sync.iter().copied())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let candidates = self.graph.not_ancestors_of(&last_sync);
+        let mut to_send: BTreeSet<ChangeHash> = BTreeSet::new();
+        // Candidates come in dependency order, so one pass also picks up
+        // every change that depends on one being sent.
+        for hash in &candidates {
+            let missing_from_blooms = have.iter().all(|h| !h.bloom.contains_hash(hash));
+            let depends_on_sent = self
+                .graph
+                .deps_of(hash)
+                .is_some_and(|mut deps| deps.any(|d| to_send.contains(&d)));
+            if missing_from_blooms || depends_on_sent {
+                to_send.insert(*hash);
+            }
+        }
+        let mut result: Vec<ChangeHash> =
+            need.into_iter().filter(|h| !to_send.contains(h)).collect();
+        result.extend(candidates.into_iter().filter(|h| to_send.contains(h)));
+        result
+    }
+}
+
+/// The message automerge sends when the peer's `last_sync` names changes we
+/// do not have: start over from nothing.
+fn reset_message(heads: Vec<ChangeHash>) -> sync::Message {
+    let mut flags = MessageFlags::new();
+    flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+    sync::Message {
+        heads,
+        need: Vec::new(),
+        have: vec![Have::default()],
+        changes: sync::ChunkList::empty(),
+        flags: Some(flags),
+        version: MessageVersion::V1,
+    }
+}

@@ -1,0 +1,154 @@
+//! The relay's side of access control: what a connection may see, making
+//! access changes take effect on live connections, and the audit entries
+//! for refused changes.
+
+use std::sync::Arc;
+
+use rapport_protocol::ids::{DocumentId, PeerId, PublicKey};
+use rapport_protocol::relay::{ConnId, RelayDoc};
+use rapport_protocol::wire::{DocMessage, Documents, Message, RejectReason};
+use tokio::sync::Mutex as AsyncMutex;
+use tracing::{debug, info, warn};
+
+use super::{DocSlot, Relay, lock, now};
+use crate::access::{Access, Identity};
+use crate::workspace::AuditEvent;
+
+impl Relay {
+    /// The access policy: every read and write decision asks this.
+    pub(crate) fn document_access(&self, identity: &Identity, document: DocumentId) -> Access {
+        match identity {
+            Identity::Anonymous => Access::Write,
+            Identity::Key(key) => lock(&self.workspaces).access(key, document),
+        }
+    }
+
+    /// Tells a connection which documents it may see.
+    pub(crate) fn announce_documents(&self, conn: ConnId) {
+        let (identity, remote) = match lock(&self.conns).get(&conn) {
+            Some(handle) => (handle.identity, handle.remote.clone()),
+            None => return,
+        };
+        let Identity::Key(key) = identity else {
+            return;
+        };
+        // Sent even when empty: a client waits for it before it calls a
+        // sync complete.
+        let documents = lock(&self.workspaces).visible_to(&key);
+        let message = Message::Documents(Documents {
+            sender_id: self.peer_id.clone(),
+            target_id: remote,
+            documents,
+        });
+        self.send(conn, &message);
+    }
+
+    /// Makes access changes take effect on live connections: connections of
+    /// `narrowed` keys stop receiving documents they may no longer see (a
+    /// key that belongs to no workspace any more is disconnected), and
+    /// connections of `widened` keys learn of their new documents.
+    pub(crate) fn enforce(self: &Arc<Self>, narrowed: &[PublicKey], widened: &[PublicKey]) {
+        let affected: Vec<(ConnId, PublicKey)> = lock(&self.conns)
+            .iter()
+            .filter_map(|(conn, handle)| match handle.identity {
+                Identity::Key(key) if narrowed.contains(&key) || widened.contains(&key) => {
+                    Some((*conn, key))
+                }
+                _ => None,
+            })
+            .collect();
+        for (conn, key) in &affected {
+            if widened.contains(key) {
+                self.announce_documents(*conn);
+            }
+            if narrowed.contains(key) && lock(&self.workspaces).is_shut_out(key) {
+                info!(conn = conn.0, key = %key, "closing the connection of a removed member");
+                if let Some(handle) = lock(&self.conns).get(conn) {
+                    handle.kill.notify_one();
+                }
+            }
+        }
+        let narrowed: Vec<(ConnId, PublicKey)> = affected
+            .into_iter()
+            .filter(|(_, k)| narrowed.contains(k))
+            .collect();
+        if narrowed.is_empty() {
+            return;
+        }
+        let relay = Arc::clone(self);
+        tokio::spawn(async move {
+            let slots: Vec<(DocumentId, Arc<AsyncMutex<DocSlot>>)> = lock(&relay.docs)
+                .iter()
+                .map(|(id, slot)| (*id, Arc::clone(slot)))
+                .collect();
+            for (id, slot) in slots {
+                let mut slot = slot.lock().await;
+                let Some(doc) = slot.doc.as_mut() else {
+                    continue;
+                };
+                for (conn, key) in &narrowed {
+                    if doc.has_peer(*conn)
+                        && relay.document_access(&Identity::Key(*key), id) == Access::None
+                    {
+                        doc.remove_peer(*conn);
+                        debug!(conn = conn.0, document = %id, "access withdrawn");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Records refused changes in the audit log of the document's workspace.
+    pub(super) fn audit_refused(
+        &self,
+        id: DocumentId,
+        identity: Identity,
+        refused: &[(automerge::ChangeHash, RejectReason)],
+    ) {
+        let workspaces = lock(&self.workspaces);
+        let Some(home) = workspaces.home_of(id).map(str::to_owned) else {
+            return;
+        };
+        let event = AuditEvent {
+            at: now().0,
+            event: "change-refused".into(),
+            by: match identity {
+                Identity::Key(key) => Some(key),
+                Identity::Anonymous => None,
+            },
+            member: None,
+            document: Some(id),
+            detail: format!("{} change(s): {}", refused.len(), refused[0].1.code()),
+        };
+        if let Err(e) = workspaces.record(&self.store, &home, &[event]) {
+            warn!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    /// Answers a document the peer may not see exactly as one that does not
+    /// exist: the same empty sync message, then `doc-unavailable`.
+    pub(super) fn answer_as_missing(
+        &self,
+        conn: ConnId,
+        remote: &PeerId,
+        message: &DocMessage,
+        is_request: bool,
+    ) {
+        let mut nothing = RelayDoc::new(message.document_id, self.peer_id.clone());
+        nothing.add_peer(conn, remote.clone());
+        match nothing.receive(conn, message, is_request, |_| Err(RejectReason::ReadOnly)) {
+            Ok(prepared) => {
+                // Nothing is stored for a document the peer may not see.
+                let mut prepared = prepared;
+                prepared.to_store.clear();
+                prepared.refused.clear();
+                nothing.commit(prepared);
+                self.flush(&mut nothing);
+                if !is_request {
+                    self.send(conn, &self.unavailable(message.document_id, remote));
+                }
+            }
+            Err(_) => self.send(conn, &self.unavailable(message.document_id, remote)),
+        }
+    }
+}
