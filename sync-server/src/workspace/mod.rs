@@ -82,6 +82,14 @@ pub(crate) struct Workspaces {
     creators: Option<BTreeSet<PublicKey>>,
 }
 
+/// Audit events as stored: one JSON object each.
+fn encode(events: &[AuditEvent]) -> Vec<Vec<u8>> {
+    events
+        .iter()
+        .map(|e| serde_json::to_vec(e).unwrap_or_default())
+        .collect()
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -189,11 +197,7 @@ impl Workspaces {
     ) -> Result<(), WorkspaceError> {
         let json =
             serde_json::to_vec(&workspace).map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
-        let events: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| serde_json::to_vec(e).unwrap_or_default())
-            .collect();
-        store.save_workspace(&workspace.id, &json, &events)?;
+        store.save_workspace(&workspace.id, &json, &encode(&events))?;
         self.index(&workspace);
         self.by_id.insert(workspace.id.clone(), workspace);
         Ok(())
@@ -206,11 +210,7 @@ impl Workspaces {
         id: &str,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        let events: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| serde_json::to_vec(e).unwrap_or_default())
-            .collect();
-        store.save_workspace(id, &[], &events)
+        store.save_workspace(id, &[], &encode(events))
     }
 
     pub(crate) fn may_create(&self, key: &PublicKey) -> bool {
