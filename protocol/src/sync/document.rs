@@ -161,15 +161,6 @@ impl DocumentSync {
         self.generate_for(&peer, now);
     }
 
-    /// Like [`Self::handle_peer_connected`], resuming from a sync state
-    /// saved with [`Self::encoded_sync_state`] on an earlier connection to
-    /// the same peer, so that what it already has is not sent again. A
-    /// state that does not decode is ignored.
-    pub fn handle_peer_reconnected(&mut self, peer: PeerId, saved: &[u8], now: UnixMillis) {
-        let state = sync::State::decode(saved).unwrap_or_default();
-        self.connect(peer, self.local.clone(), state, now);
-    }
-
     /// The part of the sync state with `peer` worth keeping across
     /// connections (the heads both sides are known to share).
     pub fn encoded_sync_state(&self, peer: &PeerId) -> Option<Vec<u8>> {
