@@ -190,6 +190,32 @@ impl Repo {
         Ok((id, value))
     }
 
+    /// Changes document `id`, making it first (empty) if this replica does
+    /// not have it; returns once the change is durable. For documents whose
+    /// id is derived rather than random (see `recurring`): every replica
+    /// that makes one makes the same document, and automerge merges them.
+    /// If `change` writes nothing to a document made here, it is dropped.
+    pub(crate) fn create_at<T, E>(
+        &self,
+        id: DocumentId,
+        change: impl FnOnce(&mut Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, ClientError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut docs = lock(&self.inner.docs);
+        let made = !docs.contains_key(&id) && self.inner.store.load(id)?.is_none();
+        if made {
+            docs.insert(id, self.fresh(id));
+        }
+        let loaded = self.loaded(&mut docs, id)?;
+        let result = self.apply(id, loaded, change);
+        if made && loaded.sync.doc().get_heads().is_empty() {
+            docs.remove(&id);
+        }
+        result
+    }
+
     /// Changes a document; returns once the change is durable.
     pub fn change<T, E>(
         &self,
@@ -552,5 +578,6 @@ impl Repo {
     }
 }
 
+mod recurring;
 #[cfg(test)]
 mod tests;

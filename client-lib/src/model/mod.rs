@@ -98,6 +98,7 @@ mod error;
 pub(crate) mod fields;
 #[cfg(test)]
 mod proptests;
+mod repeat;
 mod requirements;
 mod task;
 mod text;
@@ -107,6 +108,9 @@ pub use customer::Customer;
 pub use date::{Date, DateError};
 pub use enums::{Priority, Relationship, Stage, Status};
 pub use error::ModelError;
+pub use repeat::{
+    MAX_COUNT, NextOccurrence, Repeat, RepeatError, Unit, Weekday, Weekdays, next_occurrence_id,
+};
 pub use requirements::{Requirements, Template, UnknownTemplate};
 pub use task::{ChecklistItem, Task};
 pub use text::RichText;

@@ -65,9 +65,13 @@ prop_compose! {
         (repeat, customer, parent) in (
             proptest::option::of(text()), proptest::option::of(text()), proptest::option::of(text()),
         ),
+        (previous, series, series_start) in (
+            proptest::option::of(text()), proptest::option::of(text()), maybe_date(),
+        ),
     ) -> Task {
         Task {
             title, tags, assignees, due, subtasks, fields, repeat, customer, parent,
+            previous, series, series_start,
             status: Status::from(status.as_str()),
             priority: Priority::from(priority.as_str()),
             checklist: checklist.into_iter().map(|(item, done)| ChecklistItem { item, done }).collect(),

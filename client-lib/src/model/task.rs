@@ -6,12 +6,13 @@ use autosurgeon::{Hydrate, ReadDoc, Reconcile};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 
 use super::fields::Fields;
+use super::repeat::{Repeat, RepeatError, next_occurrence_id};
 use super::{Date, ModelError, Priority, Status};
 
 /// A task or an order: one document each.
 ///
-/// Links to other documents (`subtasks`, `customer`, `parent`) are document
-/// ids in their bs58check text.
+/// Links to other documents (`subtasks`, `customer`, `parent`, `previous`,
+/// `series`) are document ids in their bs58check text.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Reconcile)]
 pub struct Task {
     /// What is to be done.
@@ -32,13 +33,23 @@ pub struct Task {
     pub subtasks: Vec<String>,
     /// Custom fields, by name (the product or service ordered, say).
     pub fields: BTreeMap<String, String>,
-    /// Recurrence: `daily`, `weekly`, `monthly` or a cron-like line, kept as
-    /// written.
+    /// Recurrence: a [`Repeat`] rule (`weekly`, `every 2 weeks`,
+    /// `every mon,thu`, …). rapport writes the canonical form; text from
+    /// other writers is kept as written and parsed when the task is
+    /// finished ([`Task::recurrence`]).
     pub repeat: Option<String>,
     /// The customer document this is for.
     pub customer: Option<String>,
     /// The task this is a sub-task of.
     pub parent: Option<String>,
+    /// The occurrence this one follows, in a repeating series.
+    pub previous: Option<String>,
+    /// The first task of the repeating series this one belongs to; `None`
+    /// on that first task itself.
+    pub series: Option<String>,
+    /// The due date of the series' first occurrence: monthly and yearly
+    /// rules keep its day of the month.
+    pub series_start: Option<Date>,
 }
 
 /// One step of a task's checklist.
@@ -89,7 +100,62 @@ impl Task {
             repeat: fields.get("repeat")?,
             customer: fields.get("customer")?,
             parent: fields.get("parent")?,
+            previous: fields.get("previous")?,
+            series: fields.get("series")?,
+            series_start: fields.date("series_start")?,
         })
+    }
+
+    /// The [`Repeat`] rule of `repeat`; `None` if the task does not repeat.
+    pub fn recurrence(&self) -> Result<Option<Repeat>, RepeatError> {
+        self.repeat.as_deref().map(str::parse).transpose()
+    }
+
+    /// The occurrence that follows this task, document `id`, finished on
+    /// `today`, and the document it belongs in ([`next_occurrence_id`]).
+    /// `None` if the task does not repeat, or the next date is past 9999.
+    ///
+    /// The next occurrence is an open copy of this one, due on the rule's
+    /// next date after this one's due date (after `today` if there is
+    /// none), with its checklist unticked, no sub-tasks, and `previous`,
+    /// `series` and `series_start` linking it into the series. Every
+    /// replica computes the same task from the same state, so concurrent
+    /// finishes write equal values into the same document.
+    pub fn next_occurrence(
+        &self,
+        id: &DocumentId,
+        today: Date,
+    ) -> Result<Option<(DocumentId, Task)>, RepeatError> {
+        let Some(rule) = self.recurrence()? else {
+            return Ok(None);
+        };
+        let due = self.due.unwrap_or(today);
+        let start = self.series_start.unwrap_or(due);
+        let Some(next_due) = rule.next_due(due, start) else {
+            return Ok(None);
+        };
+        let next = Self {
+            title: self.title.clone(),
+            status: Status::Open,
+            priority: self.priority.clone(),
+            tags: self.tags.clone(),
+            assignees: self.assignees.clone(),
+            due: Some(next_due),
+            checklist: self
+                .checklist
+                .iter()
+                .map(|step| ChecklistItem::new(step.item.clone()))
+                .collect(),
+            subtasks: Vec::new(),
+            fields: self.fields.clone(),
+            repeat: self.repeat.clone(),
+            customer: self.customer.clone(),
+            parent: self.parent.clone(),
+            previous: Some(id.to_string()),
+            series: Some(self.series.clone().unwrap_or_else(|| id.to_string())),
+            series_start: Some(start),
+        };
+        Ok(Some((next_occurrence_id(id), next)))
     }
 }
 
