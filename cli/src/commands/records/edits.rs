@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use rapport_client::Repo;
-use rapport_client::model::{Customer, Priority, Relationship, Stage, Status, Task};
+use rapport_client::model::{Customer, Priority, Relationship, Repeat, Stage, Status, Task};
 
 use super::{input, lookup};
 
@@ -90,7 +90,12 @@ pub(super) fn task(change: &str, repo: &Repo) -> Result<Edit<Task>> {
             let due = input::optional_date(&value, "due")?;
             Box::new(move |t| t.due = due)
         }
-        "repeat" => Box::new(move |t| t.repeat = (!value.is_empty()).then_some(value)),
+        "repeat" => {
+            let rule = (!value.is_empty())
+                .then(|| repeat(&value, "repeat"))
+                .transpose()?;
+            Box::new(move |t| t.repeat = rule.map(|rule| rule.to_string()))
+        }
         "customer" => {
             let customer = (!value.is_empty())
                 .then(|| lookup::customer(repo, &value))
@@ -104,6 +109,13 @@ pub(super) fn task(change: &str, repo: &Repo) -> Result<Edit<Task>> {
         }
         other => custom_field(other, value, TASK_FIELDS, |t: &mut Task| &mut t.fields)?,
     })
+}
+
+/// A repeat rule, as written after `--repeat` or `repeat=`; `what` names
+/// the argument in the error, which shows the rules there are.
+pub(super) fn repeat(text: &str, what: &str) -> Result<Repeat> {
+    text.parse()
+        .map_err(|error| anyhow::anyhow!("{what}: {error}"))
 }
 
 /// The edit `field.NAME=VALUE` asks for; any other key is unknown.

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use rapport_client::Repo;
 use rapport_client::index::IndexEntry;
-use rapport_client::model::{ChecklistItem, Date, Priority, Status, Task};
+use rapport_client::model::{ChecklistItem, Date, NextOccurrence, Priority, Status, Task};
 use rapport_protocol::ids::DocumentId;
 use serde_json::{Value, json};
 
@@ -15,7 +15,13 @@ use crate::context::{Context, records_of_kind};
 const ADD_EXAMPLES: &str = "Examples:
   rapport task add \"Send the offer\" --customer 7Xk2 --due 2025-03-31 --assignee me
   rapport task add \"Monthly report\" --priority high --tag reporting --field product=seo
-  rapport task add \"Draft the scope\" --parent 9aQe --assignee 5Hw3…";
+  rapport task add \"Draft the scope\" --parent 9aQe --assignee 5Hw3…
+  rapport task add \"Weekly invoice\" --due 2025-03-03 --repeat weekly
+  rapport task add \"Standup notes\" --repeat \"every mon,thu\"
+
+Repeat rules: daily, weekly, monthly, yearly, \"every N days|weeks|months|years\"
+(N from 1 to 999), \"every mon,thu\" (any weekdays). When a repeating task is
+done, its next occurrence is made: once, however many replicas finish it.";
 
 const LIST_EXAMPLES: &str = "Examples:
   rapport task list
@@ -33,7 +39,8 @@ const SET_EXAMPLES: &str = "Examples:
 Fields: title, status, priority, due, repeat, customer, tags and assignees
 (comma-separated), and field.NAME for custom fields. An empty value clears a
 field. Statuses: open, in_progress, blocked, done, cancelled. Priorities: low,
-normal, high, urgent.";
+normal, high, urgent. Repeat rules: as for `task add --repeat`; setting
+status=done on a repeating task makes its next occurrence.";
 
 const GROUP_EXAMPLES: &str = "Examples:
   rapport task add \"Send the offer\" --customer 7Xk2 --due 2025-03-31 --assignee me
@@ -83,8 +90,12 @@ pub(crate) enum TaskCommand {
         #[arg(long)]
         done: bool,
     },
-    /// Mark a task done.
-    #[command(after_help = "Example:\n  rapport task done 9aQe")]
+    /// Mark a task done; a repeating one gets its next occurrence.
+    #[command(after_help = "Example:\n  rapport task done 9aQe
+
+A repeating task's next occurrence is due on the rule's next date after this
+one's due date (after today if it has none). It is made once: finishing the
+task again, or on another replica, makes no second one.")]
     Done {
         /// The task's id, or any unique prefix of it.
         id: String,
@@ -113,7 +124,8 @@ pub(crate) struct AddArgs {
     /// The task this is a sub-task of: an id or unique prefix.
     #[arg(long, value_name = "ID")]
     parent: Option<String>,
-    /// Recurrence, kept as written: daily, weekly, monthly, …
+    /// Repeat when done: daily, weekly, monthly, yearly, "every 2 weeks",
+    /// "every mon,thu", …
     #[arg(long, value_name = "RULE")]
     repeat: Option<String>,
     /// A custom field; repeat for more.
@@ -144,7 +156,7 @@ pub(crate) fn run(ctx: &Context, command: TaskCommand) -> Result<()> {
         TaskCommand::Show { id } => show(ctx, &id)?,
         TaskCommand::Set { id, changes } => set(ctx, &id, &changes)?,
         TaskCommand::Check { id, item, done } => check(ctx, &id, &item, done)?,
-        TaskCommand::Done { id } => set(ctx, &id, &["status=done".to_owned()])?,
+        TaskCommand::Done { id } => done(ctx, &id)?,
     };
     ctx.print(shown.human, shown.json);
     Ok(())
@@ -188,7 +200,12 @@ impl AddArgs {
             }
         }
         task.tags = self.tags.clone();
-        task.repeat = self.repeat.clone();
+        task.repeat = self
+            .repeat
+            .as_deref()
+            .map(|rule| edits::repeat(rule, "--repeat"))
+            .transpose()?
+            .map(|rule| rule.to_string());
         task.fields = input::custom_fields(&self.fields)?.into_iter().collect();
         if let Some(customer) = &self.customer {
             task.set_customer(&lookup::customer(repo, customer)?);
@@ -335,6 +352,8 @@ fn describe(id: DocumentId, task: &Task) -> String {
         ("parent", or_empty(task.parent.as_ref())),
         ("subtasks", task.subtasks.join(", ")),
         ("repeat", or_empty(task.repeat.as_ref())),
+        ("previous", or_empty(task.previous.as_ref())),
+        ("series", or_empty(task.series.as_ref())),
     ]
     .into_iter()
     .map(|(key, value)| (key.to_owned(), value))
@@ -356,22 +375,81 @@ fn describe(id: DocumentId, task: &Task) -> String {
 }
 
 fn set(ctx: &Context, prefix: &str, changes: &[String]) -> Result<Shown> {
-    let repo = ctx.repo()?;
-    let id = lookup::task(&repo, prefix)?;
-    let edits = changes
-        .iter()
-        .map(|change| edits::task(change, &repo))
-        .collect::<Result<Vec<_>>>()?;
-    repo.change(id, |tx| {
-        Task::update(tx, |task| edits.into_iter().for_each(|edit| edit(task)))
-    })?;
-    let task = lookup::read_task(&repo, id)?;
+    let today = input::today()?;
+    let (id, task, next) = {
+        let repo = ctx.repo()?;
+        let id = lookup::task(&repo, prefix)?;
+        let edits = changes
+            .iter()
+            .map(|change| edits::task(change, &repo))
+            .collect::<Result<Vec<_>>>()?;
+        let finished = repo.change(id, |tx| {
+            Task::update(tx, |task| {
+                let was_done = task.status == Status::Done;
+                edits.into_iter().for_each(|edit| edit(task));
+                !was_done && task.status == Status::Done
+            })
+        })?;
+        let next = if finished {
+            repo.ensure_next_occurrence(id, today)?
+        } else {
+            NextOccurrence::None
+        };
+        (id, lookup::read_task(&repo, id)?, next)
+    };
     let human = format!(
         "updated task {}\n{}",
         view::short(&id.to_string()),
         describe(id, &task)
     );
-    Ok(Shown::new(human, view::task_json(id, &task)))
+    next_occurrence(ctx, Shown::new(human, view::task_json(id, &task)), &next)
+}
+
+/// `task done`: marks the task done and makes its next occurrence.
+fn done(ctx: &Context, prefix: &str) -> Result<Shown> {
+    let today = input::today()?;
+    let (id, task, next) = {
+        let repo = ctx.repo()?;
+        let id = lookup::task(&repo, prefix)?;
+        let next = repo.finish_task(id, today)?;
+        (id, lookup::read_task(&repo, id)?, next)
+    };
+    let human = format!("done: task {}", view::short(&id.to_string()));
+    next_occurrence(ctx, Shown::new(human, view::task_json(id, &task)), &next)
+}
+
+/// Adds what became of the next occurrence to `shown` (a line, and `next`
+/// in the JSON), and notes a new one for the workspace.
+fn next_occurrence(ctx: &Context, mut shown: Shown, next: &NextOccurrence) -> Result<Shown> {
+    let line = match next {
+        NextOccurrence::Next { id, due, created } => {
+            if *created {
+                ctx.created(*id, None)?;
+            }
+            shown.json["next"] = json!({
+                "id": id.to_string(),
+                "due": due.map(|due| due.to_string()),
+                "created": created,
+            });
+            let verb = if *created { "added" } else { "already there:" };
+            format!(
+                "next occurrence {verb} {} due {}",
+                view::short(&id.to_string()),
+                or_empty(due.as_ref())
+            )
+        }
+        NextOccurrence::BadRule(error) => {
+            shown.json["next"] = Value::Null;
+            eprintln!("warning: no next occurrence made: {error}");
+            return Ok(shown);
+        }
+        NextOccurrence::None => {
+            shown.json["next"] = Value::Null;
+            return Ok(shown);
+        }
+    };
+    shown.human = format!("{}\n{line}", shown.human);
+    Ok(shown)
 }
 
 fn check(ctx: &Context, prefix: &str, item: &str, done: bool) -> Result<Shown> {

@@ -127,6 +127,9 @@ pub(super) fn task_json(id: DocumentId, task: &Task) -> Value {
         "repeat": task.repeat,
         "customer": task.customer,
         "parent": task.parent,
+        "previous": task.previous,
+        "series": task.series,
+        "series_start": task.series_start.map(|date| date.to_string()),
     })
 }
 
