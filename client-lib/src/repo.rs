@@ -526,10 +526,17 @@ impl Repo {
             message: rejected.message.clone(),
             at: now().0,
         };
-        lock(&self.inner.refused)
-            .entry(rejected.document_id)
-            .or_default()
-            .extend(rejected.changes.iter().map(|&h| ChangeHash::from(h)));
+        if let Some(loaded) = lock(&self.inner.docs).get_mut(&rejected.document_id) {
+            loaded.sync.handle_rejected(rejected);
+        }
+        // Changes refused for good count as settled; the others are
+        // offered again and must still arrive.
+        if !rejected.reason.is_transient() {
+            lock(&self.inner.refused)
+                .entry(rejected.document_id)
+                .or_default()
+                .extend(rejected.changes.iter().map(|&h| ChangeHash::from(h)));
+        }
         let bytes = serde_json::to_vec(&notice).expect("a notice serializes");
         self.inner.store.record_rejected(&bytes)
     }

@@ -67,6 +67,7 @@ impl ServeArgs {
             compact_after_changes: self.compact_after_changes.max(1),
             workspace_creators: (!self.workspace_creators.is_empty())
                 .then(|| self.workspace_creators.clone()),
+            storage: crate::storage::Backend::file(),
         }
     }
 

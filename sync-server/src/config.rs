@@ -56,6 +56,9 @@ pub struct Config {
     pub compact_after_changes: usize,
     /// Keys allowed to create workspaces; `None` lets every key.
     pub workspace_creators: Option<Vec<rapport_protocol::ids::PublicKey>>,
+    /// What `relay.redb` lives on: a plain file unless an embedder says
+    /// otherwise.
+    pub storage: crate::storage::Backend,
 }
 
 /// The default of [`Config::compact_after_changes`].
@@ -70,6 +73,7 @@ impl Config {
             limits: Limits::default(),
             compact_after_changes: COMPACT_AFTER_CHANGES,
             workspace_creators: None,
+            storage: crate::storage::Backend::file(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! relay on a loopback port and a Rust test peer.
 
 pub mod canonical;
+pub mod faults;
 pub mod js;
 pub mod js_peer;
 pub mod peer;

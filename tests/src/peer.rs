@@ -316,7 +316,12 @@ fn handle(state: &mut PeerState, name: &PeerId, bytes: &[u8]) {
                 sync.handle_unavailable(&m);
             }
         }
-        Message::Rejected(r) => state.rejected.push(r),
+        Message::Rejected(r) => {
+            if let Some(sync) = state.docs.get_mut(&r.document_id) {
+                sync.handle_rejected(&r);
+            }
+            state.rejected.push(r);
+        }
         _ => {}
     }
 }

@@ -7,7 +7,7 @@ use automerge::{Automerge, AutomergeError};
 
 use super::SyncError;
 use crate::ids::{ChangeHash, DocumentId, PeerId, UnixMillis};
-use crate::wire::{DocMessage, DocUnavailable, Message};
+use crate::wire::{DocMessage, DocUnavailable, Message, Rejected};
 
 /// How long a sync message may go unanswered before it is sent again.
 ///
@@ -292,6 +292,22 @@ impl DocumentSync {
         self.effects.push_back(Effect::Unavailable {
             peer: message.sender_id.clone(),
         });
+    }
+
+    /// The peer refused changes. Those it may take later (its storage
+    /// failed) are offered again with the next message to it; the others
+    /// are not offered again.
+    pub fn handle_rejected(&mut self, rejected: &Rejected) {
+        if !rejected.reason.is_transient() {
+            return;
+        }
+        if let Some(peer) = self.peers.get_mut(&rejected.sender_id) {
+            for hash in &rejected.changes {
+                peer.state
+                    .sent_hashes
+                    .remove(&automerge::ChangeHash::from(*hash));
+            }
+        }
     }
 
     /// The next thing to do, or `None` when there is nothing.

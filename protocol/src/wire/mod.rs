@@ -240,6 +240,12 @@ impl RejectReason {
         }
     }
 
+    /// Whether the same changes may be accepted later: the relay's storage
+    /// failed, not the changes.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::StorageUnavailable)
+    }
+
     /// The reason a code names.
     pub fn from_code(code: &str) -> Self {
         match code {

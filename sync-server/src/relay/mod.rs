@@ -88,7 +88,7 @@ pub(crate) struct Relay {
 
 impl Relay {
     pub(crate) fn open(config: Config) -> Result<Self, StoreError> {
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open_on(&config.data_dir, config.storage.clone())?;
         let relay_id = store.relay_id(|| {
             let bytes: [u8; 12] = rand::random();
             format!("relay-{}", bs58::encode(bytes).into_string())

@@ -9,11 +9,16 @@ mod codec;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend,
+    WriteTransaction,
+};
+use tracing::warn;
 
 use automerge::Automerge;
 use rapport_protocol::relay::StoredDocument;
@@ -52,54 +57,148 @@ pub enum StoreError {
     },
 }
 
+/// Opens the database file. The default keeps it in a plain file; an
+/// embedder may put it on another [`redb::StorageBackend`], as the tests do
+/// with one that fails on purpose.
+#[derive(Clone)]
+pub struct Backend(Arc<OpenFn>);
+
+type OpenFn = dyn Fn(&Path) -> Result<Database, DatabaseError> + Send + Sync;
+
+impl Backend {
+    /// The database in a file on disk.
+    pub fn file() -> Self {
+        Self(Arc::new(|path: &Path| Database::create(path)))
+    }
+
+    /// The database on the backend `make` returns for the file's path.
+    pub fn custom<B: StorageBackend>(
+        make: impl Fn(&Path) -> std::io::Result<B> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(move |path: &Path| {
+            let backend = make(path).map_err(|e| DatabaseError::Storage(e.into()))?;
+            Database::builder().create_with_backend(backend)
+        }))
+    }
+}
+
+impl Default for Backend {
+    fn default() -> Self {
+        Self::file()
+    }
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Backend")
+    }
+}
+
 /// The relay's database. Cheap to clone.
+///
+/// After an I/O error redb refuses every later operation until the
+/// database is opened again, so a failed write (a full disk, say) marks the
+/// database broken and the next operation reopens it: reads go on, and
+/// writes succeed again once the disk does.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: Arc<Database>,
-    path: Arc<PathBuf>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    backend: Backend,
+    /// The open database; `None` while it needs opening again.
+    db: Mutex<Option<Arc<Database>>>,
+    broken: AtomicBool,
 }
 
 impl Store {
     /// Opens (or creates) `relay.redb` in `data_dir`, creating the folder.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_on(data_dir, Backend::file())
+    }
+
+    /// Opens (or creates) `relay.redb` in `data_dir` on `backend`.
+    pub fn open_on(data_dir: &Path, backend: Backend) -> Result<Self, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::CreateDir {
             path: data_dir.to_owned(),
             source,
         })?;
-        let path = data_dir.join(DATABASE_FILE);
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source: Box::new(source),
-        })?;
         let store = Self {
-            db: Arc::new(db),
-            path: Arc::new(path),
+            inner: Arc::new(Inner {
+                path: data_dir.join(DATABASE_FILE),
+                backend,
+                db: Mutex::new(None),
+                broken: AtomicBool::new(false),
+            }),
         };
+        store.database()?;
         store.check_schema()?;
         Ok(store)
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
+    /// The open database, opened again first if an I/O error broke it.
+    fn database(&self) -> Result<Arc<Database>, StoreError> {
+        let mut slot = self.inner.db.lock().unwrap_or_else(|e| e.into_inner());
+        if self.inner.broken.swap(false, Ordering::AcqRel) && slot.take().is_some() {
+            warn!(path = %self.path().display(), "reopening the database after an I/O error");
+        }
+        if let Some(db) = &*slot {
+            return Ok(Arc::clone(db));
+        }
+        let db = (self.inner.backend.0)(self.path()).map_err(|source| {
+            // Still unusable: the next operation tries again.
+            self.inner.broken.store(true, Ordering::Release);
+            StoreError::Open {
+                path: self.path().to_owned(),
+                source: Box::new(source),
+            }
+        })?;
+        let db = Arc::new(db);
+        *slot = Some(Arc::clone(&db));
+        Ok(db)
+    }
+
+    fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        self.database()?.begin_read().map_err(|e| self.err(e))
+    }
+
+    fn begin_write(&self) -> Result<WriteTransaction, StoreError> {
+        self.database()?.begin_write().map_err(|e| self.err(e))
+    }
+
+    /// Every storage error passes here; an I/O error marks the database
+    /// for reopening.
     fn err(&self, source: impl Into<redb::Error>) -> StoreError {
+        let source = source.into();
+        if matches!(
+            source,
+            redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed
+        ) {
+            self.inner.broken.store(true, Ordering::Release);
+        }
         StoreError::Database {
-            path: self.path.to_path_buf(),
-            source: Box::new(source.into()),
+            path: self.path().to_owned(),
+            source: Box::new(source),
         }
     }
 
     fn corrupt(&self, table: &'static str) -> StoreError {
         StoreError::Corrupt {
-            path: self.path.to_path_buf(),
+            path: self.path().to_owned(),
             table,
         }
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
             let found = match meta.get("schema_version").map_err(|e| self.err(e))? {
@@ -111,7 +210,7 @@ impl Store {
             match found {
                 Some(found) if found > SCHEMA_VERSION => {
                     return Err(StoreError::NewerSchema {
-                        path: self.path.to_path_buf(),
+                        path: self.path().to_owned(),
                         found,
                     });
                 }
@@ -133,7 +232,7 @@ impl Store {
 
     /// Every workspace, as stored (JSON).
     pub fn workspaces(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
@@ -150,7 +249,7 @@ impl Store {
         workspace: &[u8],
         events: &[Vec<u8>],
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
             if !workspace.is_empty() {
@@ -176,7 +275,7 @@ impl Store {
 
     /// A workspace's audit events, oldest first.
     pub fn audit(&self, id: &str) -> Result<Vec<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table
@@ -190,7 +289,7 @@ impl Store {
 
     /// The relay's id, made with `make` and stored the first time.
     pub fn relay_id(&self, make: impl FnOnce() -> String) -> Result<String, StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         let id = {
             let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
             let existing = meta
@@ -215,7 +314,7 @@ impl Store {
     /// A document: its snapshot, the changes inside it, and the changes
     /// stored since, in the order stored.
     pub fn load_document(&self, id: DocumentId) -> Result<StoredDocument, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
         let key = id.as_bytes();
         let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
         let snapshot = snapshots
@@ -257,7 +356,7 @@ impl Store {
     pub fn compact(&self, id: DocumentId, threshold: usize) -> Result<usize, StoreError> {
         let key = id.as_bytes();
         let (snapshot, rows) = {
-            let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+            let tx = self.begin_read()?;
             let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
             let snapshot = snapshots
                 .get(key)
@@ -287,7 +386,7 @@ impl Store {
                 .map_err(|_| self.corrupt("changes"))?;
         }
         let saved = doc.save();
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             let mut compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
             let first = match compacted
@@ -319,7 +418,7 @@ impl Store {
 
     /// The key an actor is bound to, if any.
     pub fn actor_key(&self, actor: &[u8]) -> Result<Option<PublicKey>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
         let key = table.get(actor).map_err(|e| self.err(e))?;
         Ok(key.map(|k| PublicKey::from_bytes(*k.value())))
@@ -327,7 +426,7 @@ impl Store {
 
     /// Every actor binding.
     pub fn actors(&self) -> Result<Vec<(Vec<u8>, PublicKey)>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = self.begin_read()?;
         let table = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.err(e))? {
@@ -345,7 +444,7 @@ impl Store {
         changes: &[StoredChange],
         bindings: &[(Vec<u8>, PublicKey)],
     ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.begin_write()?;
         {
             let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
             let key = id.as_bytes();
