@@ -111,9 +111,11 @@ enum Command {
         #[arg(long)]
         document: Option<String>,
     },
-    /// Measure rapport (today: the replica; relay scenarios come later).
+    /// Measure rapport: load a relay (ours or any automerge-repo sync
+    /// server) with typing, cold sync, ingest and idle connections, or
+    /// measure the replica.
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(commands::bench::BenchCommand),
     /// Run the relay (the same as `rapport-server`).
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
@@ -126,20 +128,6 @@ enum Command {
     /// is removed at the end. Nothing to install.
     #[command(after_help = "Example:\n  rapport demo")]
     Demo,
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// Create customer records in a fresh replica (each a durable write),
-    /// then list them from the index.
-    #[command(after_help = "Example:\n  rapport bench replica --records 10000 --json")]
-    Replica {
-        #[arg(long, default_value_t = 10_000)]
-        records: usize,
-        /// How many times to list.
-        #[arg(long, default_value_t = 7)]
-        rounds: usize,
-    },
 }
 
 const SERVE_EXAMPLES: &str = "Examples:
@@ -184,9 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { member, document } => {
             commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())
         }
-        Command::Bench(BenchCommand::Replica { records, rounds }) => {
-            commands::bench::replica(&ctx, records, rounds)
-        }
+        Command::Bench(command) => commands::bench::run(&ctx, command),
         Command::Serve(_) | Command::Demo => unreachable!("handled above"),
     }
 }
