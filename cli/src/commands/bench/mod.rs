@@ -15,7 +15,9 @@ use clap::{Args, Subcommand};
 
 use crate::context::Context;
 
+mod cold_sync;
 mod machine;
+mod many;
 mod peer;
 mod progress;
 mod replica;
@@ -24,6 +26,7 @@ mod stats;
 mod trace;
 mod typing;
 
+use cold_sync::ColdSyncArgs;
 use typing::TypingArgs;
 
 use machine::Watched;
@@ -39,6 +42,13 @@ pub(crate) enum BenchCommand {
         after_help = "Example:\n  rapport bench typing --relay ws://127.0.0.1:3030/sync --open \\\n    --editors 2,4,8,16,32 --seconds 30 --relay-pid $(pgrep -n rapport-server)"
     )]
     Typing(TypingArgs),
+    /// A loader puts N small customer records on the server; a fresh
+    /// replica syncs them all: time, round trips, bytes against the saved
+    /// documents, the server's peak memory.
+    #[command(
+        after_help = "Example:\n  rapport bench cold-sync --relay ws://127.0.0.1:3030/sync --open --records 10000"
+    )]
+    ColdSync(ColdSyncArgs),
     /// Write the side-by-side tables of BENCHMARKS.md from `--json` results.
     #[command(hide = true)]
     Report(ReportArgs),
@@ -100,6 +110,10 @@ pub(crate) fn run(ctx: &Context, command: BenchCommand) -> Result<()> {
         BenchCommand::Typing(args) => {
             args.target.check()?;
             print(ctx, &runtime()?.block_on(typing::run(&args))?)
+        }
+        BenchCommand::ColdSync(args) => {
+            args.target.check()?;
+            print(ctx, &runtime()?.block_on(cold_sync::run(&args))?)
         }
         BenchCommand::Report(args) => write_report(&args),
         BenchCommand::Replica { records, rounds } => replica::replica(ctx, records, rounds),
