@@ -64,6 +64,7 @@
 //! ```
 
 pub mod access;
+pub mod automation;
 pub mod ids;
 pub mod relay;
 pub mod sync;
