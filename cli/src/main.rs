@@ -111,6 +111,16 @@ enum Command {
         #[arg(long)]
         document: Option<String>,
     },
+    /// Pipeline, workload, overdue tasks, customers not contacted lately
+    /// and customer satisfaction, from this replica (works offline).
+    #[command(after_help = commands::dashboard::EXAMPLES)]
+    Dashboard(commands::dashboard::DashboardArgs),
+    /// Who changed what and when in a record.
+    #[command(after_help = commands::history::HISTORY_EXAMPLES)]
+    History(commands::history::HistoryArgs),
+    /// Put a field's value as of an earlier change back, as a new change.
+    #[command(after_help = commands::history::RESTORE_EXAMPLES)]
+    Restore(commands::history::RestoreArgs),
     /// Measure rapport: load a relay (ours or any automerge-repo sync
     /// server) with typing, cold sync, ingest and idle connections, or
     /// measure the replica.
@@ -172,6 +182,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { member, document } => {
             commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())
         }
+        Command::Dashboard(args) => commands::dashboard::run(&ctx, &args),
+        Command::History(args) => commands::history::history(&ctx, &args),
+        Command::Restore(args) => commands::history::restore(&ctx, &args),
         Command::Bench(command) => commands::bench::run(&ctx, command),
         Command::Serve(_) | Command::Demo => unreachable!("handled above"),
     }

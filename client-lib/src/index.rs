@@ -14,6 +14,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Date, Kind};
 
+/// The version of [`IndexEntry`] this code writes. An entry stored with a
+/// lower one lacks fields added since (they read as their defaults), so a
+/// reader that needs them rebuilds the index first ([`IndexEntry::is_current`]).
+///
+/// 1: `csat`.
+pub const ENTRY_VERSION: u32 = 1;
+
+/// The custom field of a task that holds a feedback score: see
+/// [`crate::dashboard`].
+pub const CSAT_FIELD: &str = "csat";
+
 /// The index row of one record document.
 ///
 /// Fields that do not apply to a kind are `None` or empty: a customer has a
@@ -69,6 +80,13 @@ pub struct IndexEntry {
     /// The document's schema version.
     #[serde(default)]
     pub schema: u64,
+    /// A task's custom field `csat` ([`CSAT_FIELD`]), if it is an integer:
+    /// the score of a feedback submission.
+    #[serde(default)]
+    pub csat: Option<i64>,
+    /// The [`ENTRY_VERSION`] that wrote the entry; 0 before versions.
+    #[serde(default)]
+    pub version: u32,
 }
 
 /// Why stored index bytes could not be read, or an entry not encoded.
@@ -93,6 +111,11 @@ impl IndexEntry {
     /// ignored; fields missing (from earlier versions) take their defaults.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
         serde_json::from_slice(bytes).map_err(IndexError::Decode)
+    }
+
+    /// Whether this version wrote the entry, so that every field is filled.
+    pub fn is_current(&self) -> bool {
+        self.version >= ENTRY_VERSION
     }
 }
 
@@ -129,7 +152,23 @@ pub fn index_entry<D: ReadDoc>(doc: &D) -> Option<IndexEntry> {
             Some(ScalarValue::Int(schema)) => u64::try_from(schema).unwrap_or(0),
             _ => 0,
         },
+        csat: (kind == Kind::Task).then(|| csat(doc)).flatten(),
+        version: ENTRY_VERSION,
     })
+}
+
+/// The integer in a task's custom field [`CSAT_FIELD`].
+fn csat<D: ReadDoc>(doc: &D) -> Option<i64> {
+    let fields = match doc.get(&ROOT, "fields").ok()?? {
+        (Value::Object(ObjType::Map), id) => id,
+        _ => return None,
+    };
+    match scalar(doc, &fields, CSAT_FIELD)? {
+        ScalarValue::Str(text) => text.trim().parse().ok(),
+        ScalarValue::Int(score) => Some(score),
+        ScalarValue::Uint(score) => i64::try_from(score).ok(),
+        _ => None,
+    }
 }
 
 /// The scalar at `obj[key]`, if there is one.
@@ -321,6 +360,26 @@ mod tests {
             (entry.title.as_str(), entry.due, entry.schema),
             ("", None, 0)
         );
+        Ok(())
+    }
+
+    #[test]
+    fn feedback_scores_and_entry_versions() -> Result {
+        let mut task = Task::new("Feedback from Acme");
+        task.fields.insert(CSAT_FIELD.into(), " 4 ".into());
+        let entry = entry_of(Record::Task(task.clone()))?;
+        assert_eq!((entry.csat, entry.version), (Some(4), ENTRY_VERSION));
+        assert!(entry.is_current());
+
+        task.fields.insert(CSAT_FIELD.into(), "great".into());
+        assert_eq!(entry_of(Record::Task(task))?.csat, None);
+        let mut customer = Customer::new("Acme", Relationship::Client);
+        customer.fields.insert(CSAT_FIELD.into(), "5".into());
+        assert_eq!(entry_of(Record::Customer(customer))?.csat, None);
+
+        let older = IndexEntry::from_bytes(br#"{"kind":"task","title":"t"}"#)?;
+        assert_eq!((older.version, older.csat), (0, None));
+        assert!(!older.is_current());
         Ok(())
     }
 

@@ -26,7 +26,9 @@
 //! ```
 
 pub mod api;
+pub mod dashboard;
 pub mod error;
+pub mod history;
 pub mod identity;
 pub mod index;
 pub mod model;

@@ -1,6 +1,8 @@
 //! One module per group of commands.
 
 pub(crate) mod bench;
+pub(crate) mod dashboard;
+pub(crate) mod history;
 pub(crate) mod identity;
 pub(crate) mod records;
 pub(crate) mod sync;

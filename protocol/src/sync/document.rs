@@ -191,16 +191,22 @@ impl DocumentSync {
     }
 
     /// Applies a local change. `change` gets a transaction; it is committed
-    /// when `change` returns `Ok`, rolled back on `Err`.
+    /// when `change` returns `Ok`, rolled back on `Err`. The change carries
+    /// `now` as its time, in unix seconds as the JS automerge writes it, so
+    /// that history can say when it was made.
     pub fn handle_local_change<T, E>(
         &mut self,
         now: UnixMillis,
         change: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let before = self.doc.get_heads();
+        let seconds = i64::try_from(now.0 / 1000).unwrap_or(i64::MAX);
         let value = self
             .doc
-            .transact(|tx| change(tx))
+            .transact_with(
+                |_| automerge::transaction::CommitOptions::default().with_time(seconds),
+                |tx| change(tx),
+            )
             .map(|success| success.result)
             .map_err(|failure| failure.error)?;
         if self.doc.get_heads() != before {

@@ -1,0 +1,290 @@
+//! `rapport history` and `rapport restore` through the built binary: two
+//! people edit one customer record through a relay on 127.0.0.1:0, and each
+//! change names the person who made it, on both replicas.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::{Value, json};
+
+struct Home(PathBuf);
+
+impl Home {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("rapport-cli-history-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .arg("--home")
+            .arg(&self.0)
+            .args(args)
+            .env_remove("RAPPORT_HOME")
+            .output()
+            .expect("the binary runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "rapport {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    /// Runs a command with --json; returns the one JSON value it printed.
+    fn json(&self, args: &[&str]) -> Value {
+        let stdout = self.ok(&[&["--json"], args].concat());
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!("rapport {args:?} printed no single JSON value ({e}): {stdout}")
+        })
+    }
+
+    /// Runs a command that must fail with one line on stderr containing
+    /// `expected`, and nothing on stdout.
+    fn fails(&self, args: &[&str], expected: &str) {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "rapport {args:?} should have failed");
+        assert!(out.stdout.is_empty(), "rapport {args:?} printed on stdout");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.contains(expected), "`{expected}` not in: {stderr}");
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A relay in its own process, on a free port.
+struct Relay {
+    child: std::process::Child,
+    url: String,
+    _data: Home,
+}
+
+impl Relay {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let data = Home::new("relay");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the relay starts");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("a listening line").expect("utf-8");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("an address")
+                    .to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            url: format!("ws://{addr}/sync"),
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Each change of `history` as (author key, author name, fields).
+fn authors(history: &Value) -> Vec<(Value, Value, Value)> {
+    history
+        .as_array()
+        .expect("a list of changes")
+        .iter()
+        .map(|c| {
+            (
+                c["author"]["key"].clone(),
+                c["author"]["name"].clone(),
+                c["fields"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn hashes(history: &Value) -> Vec<String> {
+    history
+        .as_array()
+        .expect("a list of changes")
+        .iter()
+        .map(|c| c["hash"].as_str().expect("a hash").to_owned())
+        .collect()
+}
+
+#[test]
+fn history_names_each_member_and_restore_is_a_new_change() {
+    let relay = Relay::start();
+    let ann = Home::new("ann");
+    let bob = Home::new("bob");
+    ann.ok(&["init", "--name", "Ann Lee"]);
+    bob.ok(&["init", "--name", "Bob Ray"]);
+    let key = |home: &Home| home.json(&["whoami"])["key"].clone();
+    let (ann_key, bob_key) = (key(&ann), key(&bob));
+
+    ann.ok(&[
+        "workspace",
+        "create",
+        "Acme projects",
+        "--relay",
+        &relay.url,
+    ]);
+    let added = ann.json(&[
+        "customer", "add", "Acme", "--kind", "client", "--stage", "lead", "--score", "10",
+    ]);
+    let acme = added["id"].as_str().expect("an id").to_owned();
+    ann.ok(&["sync"]);
+    let invite = ann.json(&["invite", "create", "--role", "staff"]);
+    bob.ok(&["join", invite["link"].as_str().expect("a link")]);
+    bob.ok(&["sync"]);
+
+    // Bob moves the customer on; Ann, after syncing, closes the deal.
+    bob.ok(&["customer", "set", &acme[..8], "stage=proposal", "score=40"]);
+    bob.ok(&["sync"]);
+    ann.ok(&["sync"]);
+    ann.ok(&["customer", "set", &acme[..8], "stage=won"]);
+    ann.ok(&["sync"]);
+    bob.ok(&["sync"]);
+
+    // Both replicas tell the same story; each knows its own person's name
+    // only (the relay keeps keys, not names).
+    let theirs = bob.json(&["history", &acme]);
+    let ours = ann.json(&["history", &acme]);
+    assert_eq!(hashes(&ours), hashes(&theirs));
+    let created = ours[0]["fields"].clone();
+    assert!(
+        created
+            .as_array()
+            .is_some_and(|f| f.contains(&json!("name")))
+    );
+    assert_eq!(
+        authors(&ours),
+        [
+            (ann_key.clone(), json!("Ann Lee"), created.clone()),
+            (bob_key.clone(), Value::Null, json!(["score", "stage"])),
+            (ann_key.clone(), json!("Ann Lee"), json!(["stage"])),
+        ]
+    );
+    assert_eq!(
+        authors(&theirs),
+        [
+            (ann_key.clone(), Value::Null, created),
+            (bob_key.clone(), json!("Bob Ray"), json!(["score", "stage"])),
+            (ann_key.clone(), Value::Null, json!(["stage"])),
+        ]
+    );
+    assert!(
+        ours.as_array()
+            .is_some_and(|all| all.iter().all(|c| c["time"].is_i64())),
+        "every change made here carries a time: {ours}"
+    );
+    let shown = ann.ok(&["history", &acme[..8]]);
+    assert!(shown.contains("Ann Lee ("), "{shown}");
+    let bob_short: String = bob_key
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .take(8)
+        .collect();
+    assert!(shown.contains(&bob_short), "{shown}");
+
+    // The stage as of each change, and who set it.
+    let stage = ann.json(&["history", &acme, "--field", "stage"]);
+    let values: Vec<(Value, Value)> = stage
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| (c["author"]["key"].clone(), c["value"].clone()))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            (ann_key.clone(), json!("lead")),
+            (bob_key.clone(), json!("proposal")),
+            (ann_key.clone(), json!("won")),
+        ]
+    );
+
+    // Ann puts back Bob's stage, by the short hash history prints.
+    let bobs: String = stage[1]["hash"]
+        .as_str()
+        .expect("a hash")
+        .chars()
+        .take(12)
+        .collect();
+    let restored = ann.json(&["restore", &acme[..8], "--field", "stage", "--to", &bobs]);
+    assert_eq!(restored["value"], "proposal");
+    assert_eq!(restored["from"], stage[1]["hash"]);
+    let change = restored["change"].clone();
+    assert!(change.is_string(), "{restored}");
+    assert_eq!(ann.json(&["customer", "show", &acme])["stage"], "proposal");
+    // Bob's score stays: only the stage was restored.
+    assert_eq!(ann.json(&["customer", "show", &acme])["score"], 40);
+
+    ann.ok(&["sync"]);
+    bob.ok(&["sync"]);
+    assert_eq!(bob.json(&["customer", "show", &acme])["stage"], "proposal");
+    let theirs = bob.json(&["history", &acme, "--field", "stage"]);
+    let last = theirs
+        .as_array()
+        .and_then(|all| all.last())
+        .expect("a change");
+    assert_eq!(
+        (&last["hash"], &last["author"]["key"], &last["value"]),
+        (&change, &ann_key, &json!("proposal"))
+    );
+    assert_eq!(theirs.as_array().map(Vec::len), Some(4));
+
+    // Bad input: one line, nothing written.
+    let before = hashes(&ann.json(&["history", &acme]));
+    ann.fails(&["history", "zzzz"], "no record with an id starting `zzzz`");
+    ann.fails(
+        &["history", &acme, "--field", "colour"],
+        "no field `colour`",
+    );
+    let unused = (0..=255u8)
+        .map(|n| format!("{n:02x}"))
+        .find(|p| before.iter().all(|h| !h.starts_with(p.as_str())))
+        .expect("5 changes leave most two-digit prefixes unused");
+    ann.fails(
+        &["restore", &acme, "--field", "stage", "--to", &unused],
+        &format!("no change starting `{unused}`"),
+    );
+    ann.fails(
+        &["restore", &acme, "--field", "colour", "--to", &bobs],
+        "no field `colour`",
+    );
+    ann.fails(
+        &["restore", &acme, "--field", "kind", "--to", &bobs],
+        "cannot be restored",
+    );
+    assert_eq!(hashes(&ann.json(&["history", &acme])), before);
+}
