@@ -111,6 +111,9 @@ enum Command {
         #[arg(long)]
         document: Option<String>,
     },
+    /// Rules the relay runs: `when EVENT [if CONDITION] then ACTION`.
+    #[command(subcommand)]
+    Automation(commands::automation::AutomationCommand),
     /// Pipeline, workload, overdue tasks, customers not contacted lately
     /// and customer satisfaction, from this replica (works offline).
     #[command(after_help = commands::dashboard::EXAMPLES)]
@@ -182,6 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { member, document } => {
             commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())
         }
+        Command::Automation(command) => commands::automation::run(&ctx, command),
         Command::Dashboard(args) => commands::dashboard::run(&ctx, &args),
         Command::History(args) => commands::history::history(&ctx, &args),
         Command::Restore(args) => commands::history::restore(&ctx, &args),

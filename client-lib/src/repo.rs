@@ -585,6 +585,7 @@ impl Repo {
     }
 }
 
+mod automations;
 mod recurring;
 #[cfg(test)]
 mod tests;

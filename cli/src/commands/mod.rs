@@ -1,5 +1,6 @@
 //! One module per group of commands.
 
+pub(crate) mod automation;
 pub(crate) mod bench;
 pub(crate) mod dashboard;
 pub(crate) mod history;

@@ -25,6 +25,7 @@
 
 use std::fmt;
 
+pub mod document;
 pub mod record;
 
 /// A parsed rule.
