@@ -360,7 +360,7 @@ fn any_message(rng: &mut ChaCha8Rng, sender: &str, captured: &[Message]) -> Mess
         0 => Message::Join(Join {
             sender_id: sender,
             peer_metadata: Some(PeerMetadata {
-                storage_id: Some(StorageId::from_str_lossy(&random_string(rng, 12))),
+                storage_id: Some(storage_id(&random_string(rng, 12))),
                 is_ephemeral: rng.random(),
             }),
             supported_protocol_versions: vec![random_string(rng, 3)],
@@ -413,7 +413,7 @@ fn any_message(rng: &mut ChaCha8Rng, sender: &str, captured: &[Message]) -> Mess
         8 => Message::RemoteSubscriptionChange(RemoteSubscriptionChange {
             sender_id: sender,
             target_id: target,
-            add: Some(vec![StorageId::from_str_lossy("storage-x")]),
+            add: Some(vec![storage_id("storage-x")]),
             remove: None,
         }),
         9 => Message::RemoteHeadsChanged(RemoteHeadsChanged {
@@ -421,7 +421,7 @@ fn any_message(rng: &mut ChaCha8Rng, sender: &str, captured: &[Message]) -> Mess
             target_id: target,
             document_id: doc,
             new_heads: vec![(
-                StorageId::from_str_lossy("storage-y"),
+                storage_id("storage-y"),
                 RemoteHeads {
                     heads: vec![random_string(rng, 44)],
                     timestamp: rng.random(),
@@ -445,15 +445,9 @@ fn any_message(rng: &mut ChaCha8Rng, sender: &str, captured: &[Message]) -> Mess
 }
 
 /// A storage id from any text (they are opaque strings).
-trait StorageIdExt {
-    fn from_str_lossy(text: &str) -> StorageId;
-}
-
-impl StorageIdExt for StorageId {
-    fn from_str_lossy(text: &str) -> StorageId {
-        let text = if text.is_empty() { "s" } else { text };
-        text.parse().expect("a non-empty storage id")
-    }
+fn storage_id(text: &str) -> StorageId {
+    let text = if text.is_empty() { "s" } else { text };
+    text.parse().expect("a non-empty storage id")
 }
 
 /// Damages an encoded frame: truncates, flips, inserts, or repeats.
@@ -702,7 +696,7 @@ fn b64url(bytes: &[u8]) -> String {
     out
 }
 
-/// A token the relay must refuse, and whether it goes in the query.
+/// A token the relay must refuse (`None`: no token at all).
 fn bad_token(rng: &mut ChaCha8Rng, relay: &TestRelay, shared: &Shared) -> Option<String> {
     let signer = key(100 + rng.random_range(0..50));
     let t = now().0;

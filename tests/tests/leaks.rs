@@ -316,7 +316,7 @@ async fn a_thousand_connect_disconnect_cycles_leak_no_descriptors_or_memory() ->
         rss_after - rss_before
     );
     ensure!(
-        metric(&relay, "rapport_connections_total").await? >= (WARMUP + CYCLES) * 3 / 5,
+        metric(&relay, "rapport_connections_total").await? >= (WARMUP + CYCLES) * 2 / 5,
         "the cycles did connect"
     );
 
