@@ -121,7 +121,15 @@ pub(crate) async fn drive<T>(
         info!(code = ending.code, reason = %ending.error.as_deref().unwrap_or(&ending.reason), "closed");
         let _ = close_tx.send((ending.code, ending.reason));
         drop(tx);
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        // A peer that stopped reading never lets the writer finish: stop it,
+        // which closes the socket and frees what was queued for it.
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
     }
     .instrument(span)
     .await;

@@ -1268,7 +1268,6 @@ async fn send(socket: &mut Socket, message: Message) -> Result<()> {
 /// up: a peer that sends each message under a new (and long) session id
 /// must not make the relay hold what it sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the relay keeps every ephemeral sessionId of an open document forever (sync-server/src/relay/mod.rs forward_ephemeral)"]
 async fn ephemeral_session_ids_do_not_pile_up() -> Result<()> {
     let _turn = ONE_AT_A_TIME.lock().await;
     const MESSAGES: usize = 300;

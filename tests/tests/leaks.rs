@@ -387,7 +387,6 @@ async fn a_half_open_peer_is_reaped_by_pings_and_a_live_one_is_not() -> Result<(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: the relay keeps the socket of a peer it cut off for not reading (connection.rs drive/write_loop)"]
 async fn a_peer_cut_off_for_not_reading_gets_its_socket_closed() -> Result<()> {
     let _turn = ONE_AT_A_TIME.lock().await;
     let dir = TempDir::new("leaks-sluggard");

@@ -27,6 +27,13 @@ use crate::workspace::Workspaces;
 /// Locks a std mutex, carrying on past a poisoned one: the data behind each
 /// lock stays consistent between statements, so a panic elsewhere does not
 /// leave it half-changed.
+/// Session ids longer than this are not automerge-repo's (it uses short
+/// random ones): such ephemeral messages are dropped.
+const MAX_SESSION_ID_BYTES: usize = 128;
+
+/// Ephemeral sessions remembered per document.
+const MAX_EPHEMERAL_SESSIONS: usize = 1024;
+
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -56,7 +63,8 @@ struct DocSlot {
     since_compaction: usize,
     compacting: Arc<std::sync::atomic::AtomicBool>,
     idle_since: Option<Instant>,
-    /// The last `count` per `senderId:sessionId` of ephemeral messages.
+    /// The last `count` per `senderId:sessionId` of ephemeral messages, at
+    /// most [`MAX_EPHEMERAL_SESSIONS`].
     ephemeral: HashMap<(PeerId, String), u64>,
 }
 
@@ -422,6 +430,10 @@ impl Relay {
             return;
         }
         let slot = self.slot(id);
+        if message.session_id.len() > MAX_SESSION_ID_BYTES {
+            Metrics::add(&self.metrics.dropped_messages, 1);
+            return;
+        }
         let mut slot = slot.lock().await;
         let key = (message.sender_id.clone(), message.session_id.clone());
         if slot
@@ -431,6 +443,11 @@ impl Relay {
         {
             Metrics::add(&self.metrics.dropped_messages, 1);
             return;
+        }
+        if slot.ephemeral.len() >= MAX_EPHEMERAL_SESSIONS && !slot.ephemeral.contains_key(&key) {
+            // Forgetting the counts lets a stale message through once; they
+            // are best effort anyway, and memory stays bounded.
+            slot.ephemeral.clear();
         }
         slot.ephemeral.insert(key, message.count);
         let Some(doc) = slot.doc.as_ref() else {
