@@ -6,6 +6,7 @@
 //! so a crash leaves either all of it or none of it.
 
 mod codec;
+mod forms;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,11 @@ use tracing::warn;
 
 use automerge::Automerge;
 use rapport_protocol::relay::StoredDocument;
-use schema::{ACTORS, AUDIT, CHANGES, COMPACTED, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES};
+use schema::{
+    ACTORS, AUDIT, CHANGES, COMPACTED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
+};
+
+pub use forms::{RelayKeys, SubmissionWrite};
 
 /// The file name of the database inside the data folder.
 pub const DATABASE_FILE: &str = "relay.redb";
@@ -226,6 +231,7 @@ impl Store {
             tx.open_table(ACTORS).map_err(|e| self.err(e))?;
             tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
             tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+            tx.open_table(FORMS).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -255,22 +261,34 @@ impl Store {
             if !workspace.is_empty() {
                 table.insert(id, workspace).map_err(|e| self.err(e))?;
             }
-            let mut audit = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
-            let first = match audit
-                .range((id, 0)..=(id, u64::MAX))
-                .map_err(|e| self.err(e))?
-                .next_back()
-            {
-                Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
-                None => 0,
-            };
-            for (seq, event) in (first..).zip(events) {
-                audit
-                    .insert((id, seq), event.as_slice())
-                    .map_err(|e| self.err(e))?;
-            }
         }
+        self.append_audit(&tx, id, events)?;
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Appends audit events to workspace `id` inside `tx`, numbered after
+    /// its last one.
+    fn append_audit(
+        &self,
+        tx: &WriteTransaction,
+        id: &str,
+        events: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let mut audit = tx.open_table(AUDIT).map_err(|e| self.err(e))?;
+        let first = match audit
+            .range((id, 0)..=(id, u64::MAX))
+            .map_err(|e| self.err(e))?
+            .next_back()
+        {
+            Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
+            None => 0,
+        };
+        for (seq, event) in (first..).zip(events) {
+            audit
+                .insert((id, seq), event.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 
     /// A workspace's audit events, oldest first.
@@ -445,30 +463,41 @@ impl Store {
         bindings: &[(Vec<u8>, PublicKey)],
     ) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
-        {
-            let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-            let key = id.as_bytes();
-            let first = match table
-                .range((key, 0)..=(key, u64::MAX))
-                .map_err(|e| self.err(e))?
-                .next_back()
-            {
-                Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
-                None => 0,
-            };
-            for (seq, change) in (first..).zip(changes) {
-                table
-                    .insert((key, seq), codec::encode(change).as_slice())
-                    .map_err(|e| self.err(e))?;
-            }
-            let mut actors = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
-            for (actor, key) in bindings {
-                actors
-                    .insert(actor.as_slice(), key.as_bytes())
-                    .map_err(|e| self.err(e))?;
-            }
-        }
+        self.append_changes(&tx, id, changes, bindings)?;
         tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Appends changes to a document and records actor bindings inside
+    /// `tx`: the one way changes enter the `changes` table.
+    fn append_changes(
+        &self,
+        tx: &WriteTransaction,
+        id: DocumentId,
+        changes: &[StoredChange],
+        bindings: &[(Vec<u8>, PublicKey)],
+    ) -> Result<(), StoreError> {
+        let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+        let key = id.as_bytes();
+        let first = match table
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.err(e))?
+            .next_back()
+        {
+            Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
+            None => 0,
+        };
+        for (seq, change) in (first..).zip(changes) {
+            table
+                .insert((key, seq), codec::encode(change).as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        let mut actors = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
+        for (actor, key) in bindings {
+            actors
+                .insert(actor.as_slice(), key.as_bytes())
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
     }
 }
 

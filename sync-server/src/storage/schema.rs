@@ -2,18 +2,22 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | name | bytes: `relay_id`, `schema_version` |
+//! | `meta` | name | bytes: `relay_id`, `schema_version`, and once forms are used `relay_secret_key` and `relay_actor` (the relay's own identity, see `crate::forms`) |
 //! | `changes` | (document id, sequence number) | one change: hash, dependencies, actor, bytes ([`super::codec`]) |
 //! | `snapshots` | document id | a saved automerge document holding the compacted changes |
 //! | `compacted` | (document id, sequence number) | hash and dependencies of a change inside the snapshot |
 //! | `actors` | actor id bytes | the ed25519 public key the actor is bound to |
 //! | `workspaces` | workspace id | the workspace: members, documents, invites (JSON) |
 //! | `audit` | (workspace id, sequence) | one audit event (JSON), append-only |
+//! | `forms` | form id | an intake form: its workspace, fields, open or closed, submission count (JSON) |
 //!
 //! A document is its snapshot (if any) plus the run of `changes` rows under
 //! its id, in the order they were stored, which is a dependency order.
 //! Compaction folds `changes` rows into the snapshot and moves their hashes
 //! to `compacted`, in one write transaction.
+//!
+//! `forms` came after schema 1 without a version bump: an older relay never
+//! opens the table and leaves it alone, and this one creates it on open.
 
 use redb::TableDefinition;
 
@@ -35,3 +39,5 @@ pub(crate) const WORKSPACES: TableDefinition<&str, &[u8]> = TableDefinition::new
 pub(crate) const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit");
 
 pub(crate) const ACTORS: TableDefinition<&[u8], &[u8; 32]> = TableDefinition::new("actors");
+
+pub(crate) const FORMS: TableDefinition<&str, &[u8]> = TableDefinition::new("forms");

@@ -1,0 +1,295 @@
+//! Storage for intake forms: form definitions, a submission written as one
+//! transaction, the relay's own identity, and how many changes a document
+//! has stored (the version the relay's customer index checks).
+
+use rapport_protocol::ids::{DocumentId, PublicKey};
+use rapport_protocol::relay::StoredChange;
+use redb::ReadableTable;
+
+use super::schema::{CHANGES, COMPACTED, FORMS, META, WORKSPACES};
+use super::{Store, StoreError};
+
+/// The relay's own key pair and automerge actor, made once and kept in
+/// `meta`. The actor is self-describing (the public key, then random
+/// device bytes), as a rapport client's is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RelayKeys {
+    pub secret: [u8; 32],
+    pub actor: Vec<u8>,
+}
+
+impl RelayKeys {
+    /// The public key of the pair.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::from(ed25519_dalek::SigningKey::from_bytes(&self.secret).verifying_key())
+    }
+}
+
+impl std::fmt::Debug for RelayKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayKeys")
+            .field("public_key", &self.public_key().to_string())
+            .field("actor", &self.actor.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A form submission as one durable write: the new document's changes and
+/// the actor bindings they need, the workspace that now lists the document
+/// with its audit events, and the form with its new count.
+#[derive(Debug)]
+pub struct SubmissionWrite<'a> {
+    pub document: DocumentId,
+    pub changes: &'a [StoredChange],
+    pub bindings: &'a [(Vec<u8>, PublicKey)],
+    /// Workspace id and its JSON.
+    pub workspace: (&'a str, &'a [u8]),
+    pub events: &'a [Vec<u8>],
+    /// Form id and its JSON.
+    pub form: (&'a str, &'a [u8]),
+}
+
+const SECRET_KEY: &str = "relay_secret_key";
+const ACTOR: &str = "relay_actor";
+
+impl Store {
+    /// Every form, as stored (JSON).
+    pub fn forms(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tx = self.begin_read()?;
+        let table = tx.open_table(FORMS).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            out.push(row.map_err(|e| self.err(e))?.1.value().to_vec());
+        }
+        Ok(out)
+    }
+
+    /// Writes a form and appends audit events to its workspace, in one
+    /// durable transaction.
+    pub fn save_form(
+        &self,
+        id: &str,
+        form: &[u8],
+        workspace: &str,
+        events: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let tx = self.begin_write()?;
+        {
+            let mut table = tx.open_table(FORMS).map_err(|e| self.err(e))?;
+            table.insert(id, form).map_err(|e| self.err(e))?;
+        }
+        self.append_audit(&tx, workspace, events)?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Stores a submission: all of it or, after a crash or an error, none.
+    pub fn save_submission(&self, write: &SubmissionWrite<'_>) -> Result<(), StoreError> {
+        let tx = self.begin_write()?;
+        self.append_changes(&tx, write.document, write.changes, write.bindings)?;
+        {
+            let mut workspaces = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
+            workspaces
+                .insert(write.workspace.0, write.workspace.1)
+                .map_err(|e| self.err(e))?;
+            let mut forms = tx.open_table(FORMS).map_err(|e| self.err(e))?;
+            forms
+                .insert(write.form.0, write.form.1)
+                .map_err(|e| self.err(e))?;
+        }
+        self.append_audit(&tx, write.workspace.0, write.events)?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// The relay's own identity, made with `make` and stored the first
+    /// time, with its actor bound to its key in `actors` in the same
+    /// transaction.
+    pub fn relay_keys(&self, make: impl FnOnce() -> RelayKeys) -> Result<RelayKeys, StoreError> {
+        let tx = self.begin_write()?;
+        let keys = {
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            let secret = meta
+                .get(SECRET_KEY)
+                .map_err(|e| self.err(e))?
+                .map(|v| <[u8; 32]>::try_from(v.value()));
+            let actor = meta
+                .get(ACTOR)
+                .map_err(|e| self.err(e))?
+                .map(|v| v.value().to_vec());
+            match (secret, actor) {
+                (Some(Ok(secret)), Some(actor)) => return Ok(RelayKeys { secret, actor }),
+                (Some(Err(_)), _) | (Some(_), None) | (None, Some(_)) => {
+                    return Err(self.corrupt("meta"));
+                }
+                (None, None) => {
+                    let keys = make();
+                    meta.insert(SECRET_KEY, keys.secret.as_slice())
+                        .map_err(|e| self.err(e))?;
+                    meta.insert(ACTOR, keys.actor.as_slice())
+                        .map_err(|e| self.err(e))?;
+                    keys
+                }
+            }
+        };
+        self.append_changes(
+            &tx,
+            // No changes: only the binding is written.
+            DocumentId::from_bytes([0; 16]),
+            &[],
+            &[(keys.actor.clone(), keys.public_key())],
+        )?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(keys)
+    }
+
+    /// How many changes each of `ids` has stored, compacted or not, read
+    /// in one transaction.
+    ///
+    /// Only appending changes it: compaction moves changes from `changes`
+    /// to `compacted` (as hashes) without changing the sum, and nothing
+    /// removes a change. So an unchanged count means an unchanged document,
+    /// which is what the relay's customer index relies on.
+    pub fn stored_change_counts(&self, ids: &[DocumentId]) -> Result<Vec<u64>, StoreError> {
+        let tx = self.begin_read()?;
+        let compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
+        let changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let key = id.as_bytes();
+            // `compacted` rows are numbered from 0 and never removed: the
+            // last number says how many there are.
+            let folded = match compacted
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(|e| self.err(e))?
+                .next_back()
+            {
+                Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
+                None => 0,
+            };
+            // `changes` rows are few (compaction keeps them below its
+            // threshold) and their numbers may restart: count them.
+            let mut loose = 0u64;
+            for row in changes
+                .range((key, 0)..=(key, u64::MAX))
+                .map_err(|e| self.err(e))?
+            {
+                row.map_err(|e| self.err(e))?;
+                loose += 1;
+            }
+            out.push(folded + loose);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use automerge::transaction::Transactable;
+    use automerge::{Automerge, ROOT};
+
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("rapport-store-forms-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Real changes, so that compaction can load them.
+    fn changes(n: usize) -> Vec<StoredChange> {
+        let mut doc = Automerge::new();
+        for i in 0..n {
+            doc.transact(|tx| tx.put(ROOT, "n", i as i64))
+                .expect("a change");
+        }
+        doc.get_changes(&[])
+            .into_iter()
+            .map(|c| StoredChange {
+                hash: c.hash(),
+                deps: c.deps().to_vec(),
+                actor: c.actor_id().to_bytes().to_vec(),
+                bytes: Arc::from(c.raw_bytes()),
+            })
+            .collect()
+    }
+
+    fn count(store: &Store, id: DocumentId) -> u64 {
+        store.stored_change_counts(&[id]).unwrap()[0]
+    }
+
+    #[test]
+    fn the_change_count_grows_with_appends_and_survives_compaction() {
+        let dir = temp_dir("count");
+        let store = Store::open(&dir).unwrap();
+        let doc = DocumentId::from_bytes([3; 16]);
+        let all = changes(5);
+        assert_eq!(count(&store, doc), 0);
+        store.append(doc, &all[..3], &[]).unwrap();
+        assert_eq!(count(&store, doc), 3);
+        assert_eq!(store.compact(doc, 1).unwrap(), 3);
+        assert_eq!(count(&store, doc), 3, "compaction");
+        store.append(doc, &all[3..4], &[]).unwrap();
+        assert_eq!(count(&store, doc), 4);
+        assert_eq!(store.compact(doc, 1).unwrap(), 1);
+        store.append(doc, &all[4..], &[]).unwrap();
+        assert_eq!(count(&store, doc), 5);
+        let other = DocumentId::from_bytes([4; 16]);
+        assert_eq!(count(&store, other), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_relay_keys_are_made_once_and_their_actor_is_bound() {
+        let dir = temp_dir("keys");
+        let made = RelayKeys {
+            secret: [7; 32],
+            actor: vec![1, 2, 3],
+        };
+        {
+            let store = Store::open(&dir).unwrap();
+            assert_eq!(store.relay_keys(|| made.clone()).unwrap(), made);
+        }
+        let store = Store::open(&dir).unwrap();
+        let again = store
+            .relay_keys(|| panic!("the keys exist already"))
+            .unwrap();
+        assert_eq!(again, made);
+        assert_eq!(
+            store.actor_key(&made.actor).unwrap(),
+            Some(made.public_key())
+        );
+        assert!(
+            !format!("{again:?}").contains("[7, 7"),
+            "no secret in Debug"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_submission_is_one_write() {
+        let dir = temp_dir("submission");
+        let store = Store::open(&dir).unwrap();
+        let doc = DocumentId::from_bytes([5; 16]);
+        let key = PublicKey::from_bytes([9; 32]);
+        let all = changes(1);
+        store
+            .save_submission(&SubmissionWrite {
+                document: doc,
+                changes: &all,
+                bindings: &[(all[0].actor.clone(), key)],
+                workspace: ("ws-1", b"{\"w\":1}"),
+                events: &[b"{\"e\":1}".to_vec()],
+                form: ("form-1", b"{\"f\":1}"),
+            })
+            .unwrap();
+        assert_eq!(store.load_document(doc).unwrap().changes.len(), 1);
+        assert_eq!(store.workspaces().unwrap(), [b"{\"w\":1}".to_vec()]);
+        assert_eq!(store.forms().unwrap(), [b"{\"f\":1}".to_vec()]);
+        assert_eq!(store.audit("ws-1").unwrap(), [b"{\"e\":1}".to_vec()]);
+        assert_eq!(store.actor_key(&all[0].actor).unwrap(), Some(key));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
