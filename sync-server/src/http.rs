@@ -1,5 +1,5 @@
 //! The relay's HTTP surface: `/sync` (the WebSocket), `/healthz`,
-//! `/metrics` and `/api/info`.
+//! `/metrics` and `/api/info`, with the workspace API and forms merged in.
 
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use crate::transport;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) relay: Arc<Relay>,
+    pub(crate) forms: Arc<crate::forms::Forms>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) tracker: ConnTracker,
 }
@@ -54,6 +55,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/info", get(info))
         .merge(crate::workspace::routes())
+        .merge(crate::forms::routes())
         .with_state(state)
 }
 

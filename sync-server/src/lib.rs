@@ -22,13 +22,16 @@
 //! Endpoints: `GET /healthz` (200 `ok`), `GET /metrics` (Prometheus text),
 //! `GET /api/info` (JSON: `relay_id`, the token audience; `version`;
 //! `protocol`), and `/sync`, the WebSocket. A missing or bad token is
-//! answered `401` before any WebSocket exists.
+//! answered `401` before any WebSocket exists. The workspace API lives under
+//! `/api/workspaces`; intake forms are served to anyone at `/forms/{id}`
+//! (see the `forms` module and [`FormLimits`]).
 
 mod access;
 mod actors;
 pub mod cli;
 mod config;
 mod connection;
+mod forms;
 mod http;
 mod metrics;
 mod relay;
@@ -42,6 +45,7 @@ use std::time::Duration;
 
 pub use access::{Access, Identity};
 pub use config::{AuthMode, COMPACT_AFTER_CHANGES, Config, Limits};
+pub use forms::FormLimits;
 use tracing::{info, warn};
 
 /// Why the relay could not start or stopped with an error.
@@ -58,14 +62,24 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct Server {
     relay: Arc<relay::Relay>,
+    forms: forms::Forms,
 }
 
 impl Server {
     /// Opens the relay's storage.
     pub fn open(config: Config) -> Result<Self, ServerError> {
+        let relay = relay::Relay::open(config)?;
+        let forms = forms::Forms::load(relay.store(), FormLimits::default())?;
         Ok(Self {
-            relay: Arc::new(relay::Relay::open(config)?),
+            relay: Arc::new(relay),
+            forms,
         })
+    }
+
+    /// Serves intake forms under `limits` instead of the defaults.
+    pub fn with_form_limits(mut self, limits: FormLimits) -> Self {
+        self.forms = self.forms.with_limits(limits);
+        self
     }
 
     /// The relay's id: the audience its tokens must name.
@@ -89,6 +103,7 @@ impl Server {
         let tracker = http::ConnTracker::new();
         let state = http::AppState {
             relay: Arc::clone(&relay),
+            forms: Arc::new(self.forms),
             shutdown: stop_rx.clone(),
             tracker: tracker.clone(),
         };
@@ -104,6 +119,8 @@ impl Server {
                     tracing::debug!(error = %e, "cannot set TCP_NODELAY");
                 }
             });
+        // Form submissions are rate-limited per client address.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = graceful.wait_for(|stop| *stop).await;
         });

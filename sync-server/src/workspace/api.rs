@@ -50,7 +50,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// A refusal, as the caller sees it.
-pub(crate) struct ApiError(pub(super) StatusCode, pub(super) String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl From<WorkspaceError> for ApiError {
     fn from(error: WorkspaceError) -> Self {
@@ -89,7 +89,7 @@ impl IntoResponse for ApiError {
 
 pub(super) type ApiResult = Result<Json<Value>, ApiError>;
 
-pub(super) fn caller(relay: &Relay, headers: &HeaderMap) -> Result<PublicKey, ApiError> {
+pub(crate) fn caller(relay: &Relay, headers: &HeaderMap) -> Result<PublicKey, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -104,7 +104,7 @@ pub(super) fn caller(relay: &Relay, headers: &HeaderMap) -> Result<PublicKey, Ap
     }
 }
 
-pub(super) fn event(name: &str, by: PublicKey) -> AuditEvent {
+pub(crate) fn event(name: &str, by: PublicKey) -> AuditEvent {
     AuditEvent {
         at: now().0,
         event: name.to_owned(),
@@ -116,7 +116,7 @@ pub(super) fn event(name: &str, by: PublicKey) -> AuditEvent {
 }
 
 /// Checks `key`'s role, recording a refusal in the audit log.
-pub(super) fn require(
+pub(crate) fn require(
     relay: &Relay,
     ws: &str,
     key: PublicKey,

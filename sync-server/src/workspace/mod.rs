@@ -9,7 +9,7 @@ mod model;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub(crate) use api::routes;
+pub(crate) use api::{ApiError, caller, event, require, routes};
 pub use model::{DocInfo, Invite, Level, Member, Role, Scope, Workspace};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,7 @@ pub struct AuditEvent {
     /// `invite-redeemed`, `invite-refused`, `invite-revoked`,
     /// `member-added`, `member-removed`, `document-added`,
     /// `document-shared`, `document-unshared`, `change-refused`,
-    /// `access-refused`.
+    /// `access-refused`, `form-created`, `form-closed`, `form-submitted`.
     pub event: String,
     /// Who did it.
     pub by: Option<PublicKey>,
@@ -195,9 +195,24 @@ impl Workspaces {
         workspace: Workspace,
         events: Vec<AuditEvent>,
     ) -> Result<(), WorkspaceError> {
+        let id = workspace.id.clone();
+        self.commit_with(workspace, events, |json, events| {
+            store.save_workspace(&id, json, events)
+        })
+    }
+
+    /// Takes `workspace` with `events` as the new state once `write` has
+    /// stored them (the workspace's JSON and the encoded events), so that a
+    /// caller can store more in the same transaction.
+    pub(crate) fn commit_with(
+        &mut self,
+        workspace: Workspace,
+        events: Vec<AuditEvent>,
+        write: impl FnOnce(&[u8], &[Vec<u8>]) -> Result<(), StoreError>,
+    ) -> Result<(), WorkspaceError> {
         let json =
             serde_json::to_vec(&workspace).map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
-        store.save_workspace(&workspace.id, &json, &encode(&events))?;
+        write(&json, &encode(&events))?;
         self.index(&workspace);
         self.by_id.insert(workspace.id.clone(), workspace);
         Ok(())

@@ -1,0 +1,287 @@
+//! Intake forms: an admin defines a form in a workspace; the relay serves
+//! it to anyone at `/forms/{id}` (a plain HTML form, no JavaScript) and
+//! `/forms/{id}.json`, and turns each valid submission into a task document
+//! of the workspace.
+//!
+//! # Endpoints
+//!
+//! Admin (token, admin or owner of the workspace), JSON:
+//!
+//! - `POST /api/workspaces/{ws}/forms` `{name, title?, description?,
+//!   fields: [{name, label?, type, required?, choices?}], title_field?}`
+//!   → 201 and the form; `type` is `text`, `textarea`, `email`, `number`
+//!   or `dropdown` (with `choices`);
+//! - `GET /api/workspaces/{ws}/forms` → `{forms: [...]}`;
+//! - `GET /api/workspaces/{ws}/forms/{form}` → the form;
+//! - `POST /api/workspaces/{ws}/forms/{form}/close` → the closed form.
+//!
+//! Public, no token:
+//!
+//! - `GET /forms/{form}` → the HTML page (410 with a notice once closed);
+//! - `GET /forms/{form}.json` → the definition (410 once closed);
+//! - `POST /forms/{form}` with `application/x-www-form-urlencoded` (answers
+//!   are HTML pages) or `application/json` (a flat object of field names to
+//!   strings or numbers; answers are JSON) → 201 `{task}` (HTML: 200 and a
+//!   thank-you page). Refusals: 404 unknown form, 410 closed, 413 body
+//!   over [`FormLimits::max_body_bytes`], 415 another content type, 400 a
+//!   body that does not parse, 422 fields that do not pass (JSON:
+//!   `{error, fields: {name: problem}}`; HTML: the form again, filled in,
+//!   with each problem beside its field), 429 with `Retry-After` past the
+//!   per-address limit, 503 if storage fails. A refused submission writes
+//!   nothing.
+//!
+//! # What a submission writes
+//!
+//! One durable redb transaction, before the answer: the task document's
+//! one change (by the relay's own actor), the workspace listing the
+//! document, a `form-submitted` audit event and the form's submission
+//! count. Then every connected member of the workspace is told of the new
+//! document (`rapport/documents`), and the others see it on their next
+//! sync. The task's layout is in [`task`]; it is linked to the customer
+//! record whose `email` equals the form's first email field ([`customers`]).
+//!
+//! # The relay's identity
+//!
+//! The relay writes with its own ed25519 key, made on the first submission
+//! and kept in `meta` (`relay_secret_key`), and a self-describing actor
+//! (the key, then 16 random bytes: `relay_actor`) bound to it in the
+//! actors table in the same transaction. Until the relay restarts the
+//! binding is only on disk, and the registry in memory still refuses the
+//! actor to every other key, as it does any self-describing actor. The
+//! key is each task's `added_by` in the workspace.
+//!
+//! Forms live in the `forms` table (one JSON row per form), not in the
+//! workspace JSON: submissions update the form's count, and the workspace
+//! row need not grow with form definitions.
+
+mod admin;
+mod customers;
+mod html;
+mod model;
+mod public;
+mod rate;
+mod submit;
+mod task;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
+use tracing::info;
+
+use crate::http::AppState;
+use crate::relay::{Relay, lock};
+use crate::storage::{RelayKeys, Store, StoreError, SubmissionWrite};
+use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
+use customers::CustomerIndex;
+use model::Form;
+use rate::RateLimiter;
+use submit::Checked;
+use task::NewTask;
+
+/// Bounds on public form submissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormLimits {
+    /// The largest body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// Submissions one address may send at once.
+    pub burst: u32,
+    /// After the burst, one more submission per address per this long.
+    pub refill_every: Duration,
+}
+
+impl Default for FormLimits {
+    /// 64 KiB bodies; 10 submissions a minute per address, 5 at once.
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            burst: 5,
+            refill_every: Duration::from_secs(6),
+        }
+    }
+}
+
+/// Why a submission was refused after it passed its checks.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SubmitError {
+    #[error("this form does not exist")]
+    UnknownForm,
+    #[error("this form is closed")]
+    Closed,
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error("cannot write the task document: {0}")]
+    Document(#[from] automerge::AutomergeError),
+}
+
+/// The forms of every workspace, and what submissions need.
+#[derive(Debug)]
+pub(crate) struct Forms {
+    limits: FormLimits,
+    by_id: Mutex<BTreeMap<String, Form>>,
+    rate: RateLimiter,
+    customers: CustomerIndex,
+    keys: Mutex<Option<RelayKeys>>,
+}
+
+impl Forms {
+    /// Every stored form.
+    pub(crate) fn load(store: &Store, limits: FormLimits) -> Result<Self, StoreError> {
+        let mut by_id = BTreeMap::new();
+        for bytes in store.forms()? {
+            let form: Form = serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt {
+                path: store.path().to_owned(),
+                table: "forms",
+            })?;
+            by_id.insert(form.id.clone(), form);
+        }
+        Ok(Self {
+            rate: RateLimiter::new(limits.burst, limits.refill_every),
+            limits,
+            by_id: Mutex::new(by_id),
+            customers: CustomerIndex::default(),
+            keys: Mutex::new(None),
+        })
+    }
+
+    /// The same forms under other limits.
+    pub(crate) fn with_limits(mut self, limits: FormLimits) -> Self {
+        self.rate = RateLimiter::new(limits.burst, limits.refill_every);
+        self.limits = limits;
+        self
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<Form> {
+        lock(&self.by_id).get(id).cloned()
+    }
+
+    /// The relay's own keys, made the first time. Blocking.
+    fn keys(&self, store: &Store) -> Result<RelayKeys, StoreError> {
+        let mut keys = lock(&self.keys);
+        if let Some(keys) = &*keys {
+            return Ok(keys.clone());
+        }
+        let made = store.relay_keys(|| {
+            let secret: [u8; 32] = rand::random();
+            let mut actor = RelayKeys {
+                secret,
+                actor: Vec::new(),
+            }
+            .public_key()
+            .as_bytes()
+            .to_vec();
+            actor.extend_from_slice(&rand::random::<[u8; 16]>());
+            RelayKeys { secret, actor }
+        })?;
+        *keys = Some(made.clone());
+        Ok(made)
+    }
+
+    /// Turns a checked submission to form `id` into a task document of its
+    /// workspace, durably; returns the task's id and the workspace's
+    /// members, to tell them. Blocking.
+    pub(crate) fn submit(
+        &self,
+        relay: &Relay,
+        id: &str,
+        submission: &Checked,
+        at: UnixMillis,
+    ) -> Result<(DocumentId, Vec<PublicKey>), SubmitError> {
+        let form = self.get(id).ok_or(SubmitError::UnknownForm)?;
+        if !form.is_open() {
+            return Err(SubmitError::Closed);
+        }
+        let keys = self.keys(relay.store())?;
+        let email = form
+            .email_field()
+            .and_then(|field| submission.values.get(&field.name));
+        let customer = match email {
+            Some(email) => {
+                let records: Vec<DocumentId> = {
+                    let workspaces = lock(&relay.workspaces);
+                    let workspace = workspaces.get(&form.workspace)?;
+                    workspace
+                        .documents
+                        .iter()
+                        .filter(|(_, info)| info.thread_of.is_none())
+                        .map(|(id, _)| *id)
+                        .collect()
+                };
+                self.customers
+                    .find(relay.store(), &form.workspace, &records, email)?
+            }
+            None => None,
+        };
+        let task = NewTask::from_submission(&form, submission, customer, at);
+        let changes = task.changes(&keys.actor, at)?;
+        let document = DocumentId::random(&mut rand::rng());
+        let relay_key = keys.public_key();
+        let bindings = [(keys.actor.clone(), relay_key)];
+
+        let mut workspaces = lock(&relay.workspaces);
+        let mut workspace = workspaces.get(&form.workspace)?.clone();
+        workspace.documents.insert(
+            document,
+            DocInfo {
+                thread_of: None,
+                added_by: relay_key,
+                added_at: at.0,
+            },
+        );
+        let members: Vec<PublicKey> = workspace.members.keys().copied().collect();
+        let mut forms = lock(&self.by_id);
+        // Closed while this submission was on its way: nothing is written.
+        let mut form = match forms.get(id) {
+            Some(form) if form.is_open() => form.clone(),
+            Some(_) => return Err(SubmitError::Closed),
+            None => return Err(SubmitError::UnknownForm),
+        };
+        form.submissions += 1;
+        let form_json = serde_json::to_vec(&form).unwrap_or_default();
+        let event = AuditEvent {
+            at: at.0,
+            event: "form-submitted".into(),
+            by: None,
+            member: None,
+            document: Some(document),
+            detail: format!(
+                "form {} ({}); task written by the relay",
+                form.name, form.id
+            ),
+        };
+        let workspace_id = workspace.id.clone();
+        workspaces.commit_with(workspace, vec![event], |workspace_json, events| {
+            relay.store().save_submission(&SubmissionWrite {
+                document,
+                changes: &changes,
+                bindings: &bindings,
+                workspace: (&workspace_id, workspace_json),
+                events,
+                form: (&form.id, &form_json),
+            })
+        })?;
+        info!(form = %form.id, workspace = %workspace_id, task = %document, linked = customer.is_some(), "form submission stored as a task");
+        forms.insert(form.id.clone(), form);
+        Ok((document, members))
+    }
+}
+
+/// The admin and public form routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/workspaces/{ws}/forms",
+            post(admin::create).get(admin::list),
+        )
+        .route("/api/workspaces/{ws}/forms/{form}", get(admin::show))
+        .route(
+            "/api/workspaces/{ws}/forms/{form}/close",
+            post(admin::close),
+        )
+        .route("/forms/{form}", get(public::show).post(public::submit))
+}
