@@ -111,6 +111,10 @@ enum Command {
         #[arg(long)]
         document: Option<String>,
     },
+    /// Intake forms: the relay serves each at a public URL and turns every
+    /// submission into a task (admins).
+    #[command(subcommand)]
+    Form(commands::form::FormCommand),
     /// Rules the relay runs: `when EVENT [if CONDITION] then ACTION`.
     #[command(subcommand)]
     Automation(commands::automation::AutomationCommand),
@@ -185,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit { member, document } => {
             commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())
         }
+        Command::Form(command) => commands::form::run(&ctx, command),
         Command::Automation(command) => commands::automation::run(&ctx, command),
         Command::Dashboard(args) => commands::dashboard::run(&ctx, &args),
         Command::History(args) => commands::history::history(&ctx, &args),

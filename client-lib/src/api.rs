@@ -1,5 +1,6 @@
 //! The relay's workspace API, from the client's side: workspaces, invites,
-//! members, sharing and the audit log. Every call signs a fresh token.
+//! members, sharing, the audit log and intake forms. Every call signs a
+//! fresh token.
 //!
 //! Calls block; from async code run them on a blocking thread.
 
@@ -12,6 +13,9 @@ use crate::repo::now;
 use crate::sync::RelayConfig;
 
 pub use rapport_protocol::access::{Level, Role};
+
+mod forms;
+pub use forms::{FieldType, FormField, FormInfo, NewForm};
 
 /// Why an API call failed.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,9 @@ pub enum ApiError {
     /// An invite link that is not one.
     #[error("`{0}` is not an invite link (expected RELAY_URL#join=WORKSPACE.SECRET)")]
     BadLink(String),
+    /// No form, or more than one, matches what was asked for.
+    #[error("{0}")]
+    UnknownForm(String),
 }
 
 impl ApiError {

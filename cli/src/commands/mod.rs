@@ -3,6 +3,7 @@
 pub(crate) mod automation;
 pub(crate) mod bench;
 pub(crate) mod dashboard;
+pub(crate) mod form;
 pub(crate) mod history;
 pub(crate) mod identity;
 pub(crate) mod records;

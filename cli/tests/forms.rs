@@ -1,0 +1,255 @@
+//! `rapport form create|list|show-url|close` through the built binary,
+//! against a relay in its own process; a submission to the printed URL
+//! arrives as a task on the next `rapport sync`.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Home(PathBuf);
+
+impl Home {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("rapport-cli-forms-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .arg("--home")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .expect("the binary runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "rapport {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let stdout = self.ok(&all);
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!("rapport {args:?} printed no single JSON value ({e}): {stdout}")
+        })
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "rapport {args:?} should have failed");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        stderr
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A relay in its own process, on a free port.
+struct Relay {
+    child: std::process::Child,
+    url: String,
+    _data: Home,
+}
+
+impl Relay {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let data = Home::new("relay");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data.0)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the relay starts");
+        let stderr = child.stderr.take().expect("piped");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines.next().expect("a listening line").expect("utf-8");
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .expect("an address")
+                    .to_owned();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            url: format!("ws://{addr}/sync"),
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// POSTs a JSON body to an `http://` URL; returns the status and body.
+fn post_json(url: &str, body: &Value) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let body = body.to_string();
+    let mut stream = std::net::TcpStream::connect(host).expect("the relay listens");
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("the request is sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("an answer");
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn an_admin_creates_lists_shares_and_closes_a_form() {
+    let relay = Relay::start();
+    let admin = Home::new("admin");
+    admin.ok(&["init", "--name", "Ada Admin"]);
+    admin.ok(&["workspace", "create", "Acme support", "--relay", &relay.url]);
+    let customer = admin.json(&[
+        "customer",
+        "add",
+        "Acme Ltd",
+        "--kind",
+        "client",
+        "--email",
+        "buyer@acme.test",
+    ]);
+    let customer_id = customer["id"].as_str().unwrap().to_owned();
+    admin.ok(&["sync"]);
+    assert!(admin.json(&["form", "list"]).as_array().unwrap().is_empty());
+
+    let created = admin.json(&[
+        "form",
+        "create",
+        "support",
+        "--title",
+        "Support request",
+        "--field",
+        "name",
+        "--field",
+        "email:email",
+        "--field",
+        "product:dropdown:Basic,Pro,Enterprise",
+        "--field",
+        "problem:textarea",
+        "--field",
+        "priority?:dropdown:low,normal,high,urgent",
+        "--title-field",
+        "problem",
+    ]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let url = created["url"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("form-"), "{created}");
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with(&format!("/forms/{id}")));
+    assert_eq!(created["open"], true);
+    assert_eq!(created["fields"].as_array().unwrap().len(), 5);
+    assert_eq!(created["fields"][4]["required"], false);
+    assert_eq!(created["fields"][2]["choices"][2], "Enterprise");
+
+    let listed = admin.json(&["form", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["submissions"], 0);
+    let shown = admin.json(&["form", "show-url", "support"]);
+    assert_eq!(shown["url"], url.as_str());
+    assert_eq!(shown["json_url"], format!("{url}.json").as_str());
+    assert_eq!(admin.ok(&["form", "show-url", &id[..8]]).trim(), url);
+
+    // Someone fills it in; the next sync brings the task.
+    let (status, body) = post_json(
+        &url,
+        &serde_json::json!({
+            "name": "Bea Buyer",
+            "email": "buyer@acme.test",
+            "product": "Pro",
+            "problem": "The export button does nothing",
+            "priority": "urgent",
+        }),
+    );
+    assert_eq!(status, 201, "{body}");
+    admin.ok(&["sync"]);
+    let tasks = admin.json(&["task", "list"]);
+    let tasks = tasks.as_array().unwrap();
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    let task = admin.json(&["task", "show", tasks[0]["id"].as_str().unwrap()]);
+    assert_eq!(task["title"], "The export button does nothing");
+    assert_eq!(task["customer"], customer_id.as_str());
+    assert_eq!(task["priority"], "urgent");
+    assert!(task.to_string().contains("form:support"), "{task}");
+    assert_eq!(admin.json(&["form", "list"])[0]["submissions"], 1);
+
+    let closed = admin.json(&["form", "close", "support"]);
+    assert_eq!(closed["open"], false);
+    assert_eq!(closed["id"], id.as_str());
+    let line = admin.ok(&["form", "show-url", &id]);
+    assert!(line.contains("(closed)"), "{line}");
+    let (status, body) = post_json(&url, &serde_json::json!({ "name": "Late" }));
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(admin.json(&["form", "list"])[0]["open"], false);
+
+    // A satisfaction survey tagged `feedback` feeds the dashboard's CSAT.
+    let survey = admin.json(&[
+        "form",
+        "create",
+        "feedback",
+        "--tag",
+        "feedback",
+        "--field",
+        "csat:dropdown:1,2,3,4,5",
+        "--field",
+        "comment?:textarea",
+    ]);
+    assert_eq!(survey["tags"][0], "feedback");
+    let survey_url = survey["url"].as_str().unwrap();
+    for score in ["4", "5"] {
+        let (status, body) = post_json(survey_url, &serde_json::json!({ "csat": score }));
+        assert_eq!(status, 201, "{body}");
+    }
+    admin.ok(&["sync"]);
+    let csat = &admin.json(&["dashboard"])["csat"];
+    assert_eq!(csat["responses"], 2, "{csat}");
+    assert_eq!(csat["average"], 4.5, "{csat}");
+
+    let err = admin.fails(&["form", "close", "nosuch"]);
+    assert!(err.contains("rapport form list"), "{err}");
+    let err = admin.fails(&["form", "create", "Bad Name", "--field", "name"]);
+    assert!(err.contains("form name"), "{err}");
+    let out = admin.run(&["form", "create", "x", "--field", "plan:dropdown"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("choices"));
+}
