@@ -16,6 +16,7 @@ use clap::{Args, Subcommand};
 use crate::context::Context;
 
 mod cold_sync;
+mod ingest;
 mod machine;
 mod many;
 mod peer;
@@ -27,6 +28,7 @@ mod trace;
 mod typing;
 
 use cold_sync::ColdSyncArgs;
+use ingest::IngestArgs;
 use typing::TypingArgs;
 
 use machine::Watched;
@@ -49,6 +51,13 @@ pub(crate) enum BenchCommand {
         after_help = "Example:\n  rapport bench cold-sync --relay ws://127.0.0.1:3030/sync --open --records 10000"
     )]
     ColdSync(ColdSyncArgs),
+    /// Many peers push small changes as fast as acknowledgements allow:
+    /// changes a second, time to acknowledgement, and this machine's fsync
+    /// measured in the same run.
+    #[command(
+        after_help = "Example:\n  rapport bench ingest --relay ws://127.0.0.1:3030/sync --open --peers 64 \\\n    --fsync-dir /var/lib/rapport"
+    )]
+    Ingest(IngestArgs),
     /// Write the side-by-side tables of BENCHMARKS.md from `--json` results.
     #[command(hide = true)]
     Report(ReportArgs),
@@ -114,6 +123,10 @@ pub(crate) fn run(ctx: &Context, command: BenchCommand) -> Result<()> {
         BenchCommand::ColdSync(args) => {
             args.target.check()?;
             print(ctx, &runtime()?.block_on(cold_sync::run(&args))?)
+        }
+        BenchCommand::Ingest(args) => {
+            args.target.check()?;
+            print(ctx, &runtime()?.block_on(ingest::run(&args))?)
         }
         BenchCommand::Report(args) => write_report(&args),
         BenchCommand::Replica { records, rounds } => replica::replica(ctx, records, rounds),

@@ -34,7 +34,7 @@ use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::sync::{DocumentSync, Effect};
-use rapport_protocol::wire::Message;
+use rapport_protocol::wire::{DocMessage, Message};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite;
@@ -303,6 +303,8 @@ struct Outcome {
     typed: usize,
     forward: Summary,
     visible: Option<Summary>,
+    /// automerge's receive in the observer, per (merged) message.
+    receives: Option<Summary>,
     seconds: f64,
     cpu_seconds: Option<f64>,
     rss_end: Option<u64>,
@@ -314,6 +316,9 @@ impl Outcome {
         report.samples(case, "forward", self.forward);
         if let Some(visible) = self.visible {
             report.samples(case, "visible", visible);
+        }
+        if let Some(receives) = self.receives {
+            report.samples(case, "observer's automerge receive", receives);
         }
         report.single(case, "changes typed", Unit::Count, Some(self.typed as f64));
         report.single(
@@ -451,8 +456,11 @@ async fn run_editors(
         forward.extend(samples?);
     }
     let mut visible = Vec::new();
+    let mut receives = Vec::new();
     for observer in observers {
-        visible.extend(observer.finish().await?);
+        let applied = observer.finish().await?;
+        visible.extend(applied.visible);
+        receives.extend(applied.receives);
     }
     next_op.store(shared.next_op.load(Ordering::Relaxed), Ordering::Relaxed);
     progress.clear();
@@ -463,6 +471,7 @@ async fn run_editors(
         editors,
         typed,
         forward: Summary::of_durations(&forward, expected_forward.saturating_sub(forward.len())),
+        receives: (args.observers > 0).then(|| Summary::of_durations(&receives, 0)),
         visible: (args.observers > 0).then(|| {
             Summary::of_durations(&visible, expected_visible.saturating_sub(visible.len()))
         }),
@@ -630,9 +639,24 @@ impl Editor {
 /// A replica that applies every change with automerge, on its own thread
 /// (automerge's receive on a long history takes tens of milliseconds and
 /// must not stall the editors' tasks).
+///
+/// When sync messages queue up while it is busy, it takes them all at once,
+/// as one message carrying all their changes (the last one's heads and
+/// bloom filter): a replica behind on a long history would fall further
+/// behind with every message otherwise, since each receive pays for the
+/// whole history again.
 struct Observer {
     socket_task: tokio::task::JoinHandle<Result<()>>,
-    apply_thread: std::thread::JoinHandle<Vec<Duration>>,
+    apply_thread: std::thread::JoinHandle<Applied>,
+}
+
+/// What an observer measured.
+#[derive(Debug, Default)]
+struct Applied {
+    /// Change sent → applied here.
+    visible: Vec<Duration>,
+    /// How long each automerge receive took.
+    receives: Vec<Duration>,
 }
 
 impl Observer {
@@ -651,9 +675,21 @@ impl Observer {
         sync.handle_peer_connected_as(server, us, Some(&state.encode()), peer::now());
         let (in_tx, in_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let (out_tx, out_rx) = mpsc::unbounded_channel::<Message>();
+        let stop = phase.clone();
         let apply_thread = std::thread::Builder::new()
             .name("bench-observer".into())
-            .spawn(move || apply_loop(sync, &in_rx, &out_tx, &shared, &ready))?;
+            .spawn(move || {
+                let mut observer = Applier {
+                    sync,
+                    out: out_tx,
+                    shared,
+                    ready,
+                    applied: Applied::default(),
+                    heard: false,
+                };
+                observer.run(&in_rx, &stop);
+                observer.applied
+            })?;
         let socket_task = tokio::spawn(observer_socket(socket, in_tx, out_rx, phase));
         Ok(Self {
             socket_task,
@@ -661,7 +697,7 @@ impl Observer {
         })
     }
 
-    async fn finish(self) -> Result<Vec<Duration>> {
+    async fn finish(self) -> Result<Applied> {
         tokio::time::timeout(Duration::from_secs(30), self.socket_task)
             .await
             .context("an observer did not stop")???;
@@ -693,7 +729,7 @@ async fn observer_socket(
                 Some(Ok(tungstenite::Message::Binary(bytes))) => {
                     if to_apply.send(bytes.to_vec()).is_err() { break; }
                 }
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => socket.flush().await?,
                 Some(Err(e)) => return Err(e.into()),
                 None => bail!("the server closed the observer's connection"),
             },
@@ -705,54 +741,100 @@ async fn observer_socket(
     Ok(())
 }
 
-fn apply_loop(
-    mut sync: DocumentSync,
-    frames: &std::sync::mpsc::Receiver<Vec<u8>>,
-    out: &mpsc::UnboundedSender<Message>,
-    shared: &Shared,
-    ready: &AtomicUsize,
-) -> Vec<Duration> {
-    let send_effects = |sync: &mut DocumentSync| {
-        while let Some(effect) = sync.poll_effect() {
-            if let Effect::Send(message) = effect {
-                let _ = out.send(message);
+/// The observer's thread: applies what arrives, answers, measures.
+struct Applier {
+    sync: DocumentSync,
+    out: mpsc::UnboundedSender<Message>,
+    shared: Arc<Shared>,
+    ready: Arc<AtomicUsize>,
+    applied: Applied,
+    heard: bool,
+}
+
+impl Applier {
+    fn run(&mut self, frames: &std::sync::mpsc::Receiver<Vec<u8>>, phase: &watch::Receiver<Phase>) {
+        self.send_effects();
+        while let Ok(first) = frames.recv() {
+            if *phase.borrow() == Phase::Done {
+                break;
+            }
+            let mut batch = vec![first];
+            batch.extend(frames.try_iter());
+            let messages: Vec<DocMessage> = batch
+                .iter()
+                .filter_map(|bytes| match Message::decode(bytes) {
+                    Ok(Message::Sync(m)) => Some(m),
+                    _ => None,
+                })
+                .collect();
+            if let Some(merged) = merge(messages) {
+                self.apply(&merged);
             }
         }
-    };
-    send_effects(&mut sync);
-    let mut visible = Vec::new();
-    let mut heard = false;
-    while let Ok(bytes) = frames.recv() {
-        let Ok(Message::Sync(m)) = Message::decode(&bytes) else {
-            continue;
-        };
-        let incoming = peer::change_hashes(&m).unwrap_or_default();
+    }
+
+    fn apply(&mut self, message: &DocMessage) {
+        let incoming = peer::change_hashes(message).unwrap_or_default();
         let new: Vec<ChangeHash> = incoming
             .iter()
             .map(|c| c.hash)
-            .filter(|h| sync.doc().get_change_by_hash(h).is_none())
+            .filter(|h| self.sync.doc().get_change_by_hash(h).is_none())
             .collect();
-        if sync.handle_sync(&m, peer::now()).is_err() {
-            continue;
+        let started = Instant::now();
+        if self.sync.handle_sync(message, peer::now()).is_err() {
+            return;
         }
         let applied = Instant::now();
-        let sent = lock(&shared.sent);
+        self.applied.receives.push(applied - started);
+        let sent = lock(&self.shared.sent);
         for hash in new {
-            if sync.doc().get_change_by_hash(&hash).is_some()
+            if self.sync.doc().get_change_by_hash(&hash).is_some()
                 && let Some((at, _)) = sent.get(&hash)
             {
-                visible.push(applied.saturating_duration_since(*at));
-                shared.visible.fetch_add(1, Ordering::Release);
+                self.applied
+                    .visible
+                    .push(applied.saturating_duration_since(*at));
+                self.shared.visible.fetch_add(1, Ordering::Release);
             }
         }
         drop(sent);
-        send_effects(&mut sync);
-        if !heard {
-            heard = true;
-            ready.fetch_add(1, Ordering::Release);
+        self.send_effects();
+        if !self.heard {
+            self.heard = true;
+            self.ready.fetch_add(1, Ordering::Release);
         }
     }
-    visible
+
+    fn send_effects(&mut self) {
+        while let Some(effect) = self.sync.poll_effect() {
+            if let Effect::Send(message) = effect {
+                let _ = self.out.send(message);
+            }
+        }
+    }
+}
+
+/// Sync messages that queued up, as one: the last message with the
+/// changes of all of them, one change per entry.
+fn merge(mut messages: Vec<DocMessage>) -> Option<DocMessage> {
+    let mut last = messages.pop()?;
+    if messages.is_empty() {
+        return Some(last);
+    }
+    let mut changes: Vec<Vec<u8>> = Vec::new();
+    for m in messages.iter().chain(std::iter::once(&last)) {
+        changes.extend(
+            peer::change_hashes(m)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.bytes.to_vec()),
+        );
+    }
+    let mut decoded = automerge::sync::Message::decode(&last.data).ok()?;
+    decoded.changes = automerge::sync::ChunkList::from(changes);
+    decoded.version = automerge::sync::MessageVersion::V1;
+    last.data = decoded.encode();
+    Some(last)
 }
 
 #[cfg(test)]
@@ -781,5 +863,45 @@ mod tests {
         let mut doc = base.doc.clone();
         doc.apply_changes([first, second]).unwrap();
         assert_eq!(doc.text(&base.text).unwrap(), "xyab");
+    }
+
+    #[test]
+    fn queued_sync_messages_merge_into_one_with_all_changes() {
+        let grown = trace::grow(&[], 1, |_| {}).unwrap();
+        let base = base_of(grown.doc, "t".into()).unwrap();
+        let template = Template::new(&base.text).unwrap();
+        let actor = ActorId::random();
+        let a = template
+            .insert(&actor, 1, base.max_op + 1, None, 'a', base.heads.clone())
+            .unwrap();
+        let b = template
+            .insert(&actor, 2, base.max_op + 2, Some(base.max_op + 1), 'b', vec![a.hash()])
+            .unwrap();
+        let message = |change: &Change| {
+            let data = automerge::sync::Message {
+                heads: vec![change.hash()],
+                need: Vec::new(),
+                have: Vec::new(),
+                changes: automerge::sync::ChunkList::from(vec![change.raw_bytes().to_vec()]),
+                flags: None,
+                version: automerge::sync::MessageVersion::V1,
+            };
+            DocMessage {
+                sender_id: "s".parse().unwrap(),
+                target_id: "t".parse().unwrap(),
+                document_id: DocumentId::from_bytes([1; 16]),
+                data: data.encode(),
+            }
+        };
+        let merged = merge(vec![message(&a), message(&b)]).unwrap();
+        let hashes: Vec<ChangeHash> = peer::change_hashes(&merged)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.hash)
+            .collect();
+        assert_eq!(hashes, vec![a.hash(), b.hash()]);
+        let decoded = automerge::sync::Message::decode(&merged.data).unwrap();
+        assert_eq!(decoded.heads, vec![b.hash()]);
+        assert!(merge(Vec::new()).is_none());
     }
 }
