@@ -56,6 +56,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/info", get(info))
         .merge(crate::workspace::routes())
         .merge(crate::forms::routes())
+        .route(
+            "/api/workspaces/{ws}/automations",
+            get(crate::automations::api::show),
+        )
         .with_state(state)
 }
 

@@ -28,6 +28,7 @@
 
 mod access;
 mod actors;
+pub mod automations;
 pub mod cli;
 mod config;
 mod connection;
@@ -101,13 +102,22 @@ impl Server {
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let tracker = http::ConnTracker::new();
+        let forms = Arc::new(self.forms);
         let state = http::AppState {
             relay: Arc::clone(&relay),
-            forms: Arc::new(self.forms),
+            forms: Arc::clone(&forms),
             shutdown: stop_rx.clone(),
             tracker: tracker.clone(),
         };
         let sweeper = tokio::spawn(sweep(Arc::clone(&relay), stop_rx.clone()));
+        // Links in automations' comments point at this address.
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let automations = tokio::spawn(automations::run(
+            Arc::clone(&relay),
+            forms,
+            base_url,
+            stop_rx.clone(),
+        ));
         info!(addr = %listener.local_addr()?, relay_id = %relay.relay_id, data = %relay.store().path().display(), "rapport-server listening");
         let mut graceful = stop_rx.clone();
         let app = http::router(state);
@@ -138,6 +148,8 @@ impl Server {
         }
         sweeper.abort();
         let _ = sweeper.await;
+        // The engine finishes the step under way, and stops.
+        let _ = automations.await;
         relay.finish_background().await;
         // Connection tasks may hold the relay a moment longer; the database
         // closes with the last holder, and the caller may reopen it at once.

@@ -285,6 +285,21 @@ impl RelayDoc {
         }
     }
 
+    /// Adds changes made on the relay itself, already stored, and offers
+    /// them to every peer with the document open.
+    pub fn add_local(&mut self, changes: &[StoredChange]) {
+        let mut added = false;
+        for change in changes {
+            added |= self.graph.add(change);
+        }
+        if added {
+            let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+            for conn in conns {
+                self.generate(conn);
+            }
+        }
+    }
+
     /// Gives up on a prepared message because its changes could not be
     /// stored: nothing is applied, and the sender is told which of its
     /// changes were refused and why.

@@ -61,7 +61,7 @@ mod model;
 mod public;
 mod rate;
 mod submit;
-mod task;
+pub(crate) mod task;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -74,7 +74,7 @@ use tracing::info;
 
 use crate::http::AppState;
 use crate::relay::{Relay, lock};
-use crate::storage::{RelayKeys, Store, StoreError, SubmissionWrite};
+use crate::storage::{Store, StoreError, SubmissionWrite};
 use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
 use customers::CustomerIndex;
 use model::Form;
@@ -126,7 +126,6 @@ pub(crate) struct Forms {
     by_id: Mutex<BTreeMap<String, Form>>,
     rate: RateLimiter,
     customers: CustomerIndex,
-    keys: Mutex<Option<RelayKeys>>,
 }
 
 impl Forms {
@@ -145,7 +144,6 @@ impl Forms {
             limits,
             by_id: Mutex::new(by_id),
             customers: CustomerIndex::default(),
-            keys: Mutex::new(None),
         })
     }
 
@@ -160,26 +158,12 @@ impl Forms {
         lock(&self.by_id).get(id).cloned()
     }
 
-    /// The relay's own keys, made the first time. Blocking.
-    fn keys(&self, store: &Store) -> Result<RelayKeys, StoreError> {
-        let mut keys = lock(&self.keys);
-        if let Some(keys) = &*keys {
-            return Ok(keys.clone());
-        }
-        let made = store.relay_keys(|| {
-            let secret: [u8; 32] = rand::random();
-            let mut actor = RelayKeys {
-                secret,
-                actor: Vec::new(),
-            }
-            .public_key()
-            .as_bytes()
-            .to_vec();
-            actor.extend_from_slice(&rand::random::<[u8; 16]>());
-            RelayKeys { secret, actor }
-        })?;
-        *keys = Some(made.clone());
-        Ok(made)
+    /// The id of the open form called `name` in `workspace`.
+    pub(crate) fn open_form_named(&self, workspace: &str, name: &str) -> Option<String> {
+        lock(&self.by_id)
+            .values()
+            .find(|f| f.workspace == workspace && f.name == name && f.is_open())
+            .map(|f| f.id.clone())
     }
 
     /// Turns a checked submission to form `id` into a task document of its
@@ -196,7 +180,7 @@ impl Forms {
         if !form.is_open() {
             return Err(SubmitError::Closed);
         }
-        let keys = self.keys(relay.store())?;
+        let keys = relay.relay_keys()?;
         let email = form
             .email_field()
             .and_then(|field| submission.values.get(&field.name));
@@ -255,6 +239,7 @@ impl Forms {
             ),
         };
         let workspace_id = workspace.id.clone();
+        let for_automations = relay.automations.is_active(&workspace_id);
         workspaces.commit_with(workspace, vec![event], |workspace_json, events| {
             relay.store().save_submission(&SubmissionWrite {
                 document,
@@ -263,8 +248,12 @@ impl Forms {
                 workspace: (&workspace_id, workspace_json),
                 events,
                 form: (&form.id, &form_json),
+                for_automations,
             })
         })?;
+        if for_automations {
+            relay.automations.wake();
+        }
         info!(form = %form.id, workspace = %workspace_id, task = %document, linked = customer.is_some(), "form submission stored as a task");
         forms.insert(form.id.clone(), form);
         Ok((document, members))

@@ -35,6 +35,8 @@ pub(crate) struct NewTask {
     pub(crate) tags: Vec<String>,
     pub(crate) fields: BTreeMap<String, String>,
     pub(crate) customer: Option<DocumentId>,
+    /// The due date, `YYYY-MM-DD`.
+    pub(crate) due: Option<String>,
 }
 
 impl NewTask {
@@ -76,6 +78,7 @@ impl NewTask {
             tags: tags(form),
             fields,
             customer,
+            due: None,
         }
     }
 
@@ -85,13 +88,23 @@ impl NewTask {
         actor: &[u8],
         at: UnixMillis,
     ) -> Result<Vec<StoredChange>, AutomergeError> {
+        self.changes_with_message(actor, at, "form submission")
+    }
+
+    /// The document as its single change, with a commit message.
+    pub(crate) fn changes_with_message(
+        &self,
+        actor: &[u8],
+        at: UnixMillis,
+        message: &str,
+    ) -> Result<Vec<StoredChange>, AutomergeError> {
         let mut doc = Automerge::new().with_actor(ActorId::from(actor));
         let mut tx = doc.transaction();
         self.write(&mut tx)?;
         let secs = i64::try_from(at.as_secs()).unwrap_or(i64::MAX);
         tx.commit_with(
             CommitOptions::default()
-                .with_message("form submission")
+                .with_message(message.to_owned())
                 .with_time(secs),
         );
         Ok(doc
@@ -112,7 +125,10 @@ impl NewTask {
         tx.put(ROOT, "priority", self.priority.as_str())?;
         strings(tx, "tags", &self.tags)?;
         strings(tx, "assignees", &[])?;
-        tx.put(ROOT, "due", ScalarValue::Null)?;
+        match &self.due {
+            Some(due) => tx.put(ROOT, "due", due.as_str())?,
+            None => tx.put(ROOT, "due", ScalarValue::Null)?,
+        }
         tx.put_object(ROOT, "checklist", ObjType::List)?;
         strings(tx, "subtasks", &[])?;
         let fields = tx.put_object(ROOT, "fields", ObjType::Map)?;

@@ -19,9 +19,10 @@ use crate::access::{Access, Identity};
 
 mod access;
 use crate::actors::ActorRegistry;
+use crate::automations::Automations;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
-use crate::storage::{Store, StoreError};
+use crate::storage::{RelayKeys, Store, StoreError};
 use crate::workspace::Workspaces;
 
 /// Locks a std mutex, carrying on past a poisoned one: the data behind each
@@ -92,6 +93,9 @@ pub(crate) struct Relay {
     next_conn: AtomicU64,
     /// Compactions in progress, awaited at shutdown.
     background: Mutex<tokio::task::JoinSet<()>>,
+    /// The relay's own key and actor, once made.
+    keys: Mutex<Option<RelayKeys>>,
+    pub(crate) automations: Automations,
 }
 
 impl Relay {
@@ -107,6 +111,7 @@ impl Relay {
             .clone()
             .map(|keys| keys.into_iter().collect());
         let workspaces = Workspaces::load(&store, creators)?;
+        let automations = Automations::load(&store, &workspaces)?;
         // Never empty, so always a valid peer id.
         let peer_id: PeerId = format!("rapport-{relay_id}")
             .parse()
@@ -124,11 +129,37 @@ impl Relay {
             metrics: Metrics::default(),
             next_conn: AtomicU64::new(1),
             background: Mutex::new(tokio::task::JoinSet::new()),
+            keys: Mutex::new(None),
+            automations,
         })
     }
 
     pub(crate) fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The relay's own key and actor, made and stored the first time: it
+    /// writes form submissions and automations' results with them.
+    /// Blocking.
+    pub(crate) fn relay_keys(&self) -> Result<RelayKeys, StoreError> {
+        let mut keys = lock(&self.keys);
+        if let Some(keys) = &*keys {
+            return Ok(keys.clone());
+        }
+        let made = self.store.relay_keys(|| {
+            let secret: [u8; 32] = rand::random();
+            let mut actor = RelayKeys {
+                secret,
+                actor: Vec::new(),
+            }
+            .public_key()
+            .as_bytes()
+            .to_vec();
+            actor.extend_from_slice(&rand::random::<[u8; 16]>());
+            RelayKeys { secret, actor }
+        })?;
+        *keys = Some(made.clone());
+        Ok(made)
     }
 
     /// Checks the token of an upgrade request.
@@ -357,10 +388,22 @@ impl Relay {
         let changes: Vec<StoredChange> = prepared.to_store.clone();
         let store = self.store.clone();
         let to_bind = bindings.clone();
-        let written =
-            tokio::task::spawn_blocking(move || store.append(id, &changes, &to_bind)).await;
+        // The automations look at documents of workspaces that have rules.
+        let watched = self.automations.watches(&lock(&self.workspaces), id);
+        let before = doc.heads();
+        let written = tokio::task::spawn_blocking(move || {
+            if watched {
+                store.append_for_automations(id, &changes, &to_bind, &before)
+            } else {
+                store.append(id, &changes, &to_bind)
+            }
+        })
+        .await;
         match written {
             Ok(Ok(())) => {
+                if watched {
+                    self.automations.wake();
+                }
                 lock(&self.actors).mark_stored(&bindings);
                 Metrics::add(&self.metrics.changes_stored, count as u64);
                 doc.commit(prepared);
@@ -393,6 +436,19 @@ impl Relay {
     fn flush(&self, doc: &mut RelayDoc) {
         while let Some(RelayEffect::Send { conn, message }) = doc.poll_effect() {
             self.send(conn, &message);
+        }
+    }
+
+    /// Hands changes the relay made itself, already stored, to the
+    /// document if it is in memory, which offers them to its peers.
+    pub(crate) async fn add_local_changes(&self, id: DocumentId, changes: &[StoredChange]) {
+        let Some(slot) = lock(&self.docs).get(&id).cloned() else {
+            return;
+        };
+        let mut slot = slot.lock().await;
+        if let Some(doc) = slot.doc.as_mut() {
+            doc.add_local(changes);
+            self.flush(doc);
         }
     }
 

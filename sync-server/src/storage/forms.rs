@@ -47,6 +47,8 @@ pub struct SubmissionWrite<'a> {
     pub events: &'a [Vec<u8>],
     /// Form id and its JSON.
     pub form: (&'a str, &'a [u8]),
+    /// Whether the workspace has automations to tell of the new task.
+    pub for_automations: bool,
 }
 
 const SECRET_KEY: &str = "relay_secret_key";
@@ -97,6 +99,9 @@ impl Store {
                 .map_err(|e| self.err(e))?;
         }
         self.append_audit(&tx, write.workspace.0, write.events)?;
+        if write.for_automations {
+            self.mark_pending(&tx, write.document, &[])?;
+        }
         tx.commit().map_err(|e| self.err(e))
     }
 
@@ -283,8 +288,14 @@ mod tests {
                 workspace: ("ws-1", b"{\"w\":1}"),
                 events: &[b"{\"e\":1}".to_vec()],
                 form: ("form-1", b"{\"f\":1}"),
+                for_automations: true,
             })
             .unwrap();
+        assert_eq!(
+            store.pending().unwrap()[0].document,
+            doc,
+            "marked, as asked"
+        );
         assert_eq!(store.load_document(doc).unwrap().changes.len(), 1);
         assert_eq!(store.workspaces().unwrap(), [b"{\"w\":1}".to_vec()]);
         assert_eq!(store.forms().unwrap(), [b"{\"f\":1}".to_vec()]);

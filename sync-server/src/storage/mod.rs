@@ -5,6 +5,7 @@
 //! operation is one write transaction, committed durably before it returns,
 //! so a crash leaves either all of it or none of it.
 
+mod automations;
 mod codec;
 mod forms;
 mod schema;
@@ -24,9 +25,11 @@ use tracing::warn;
 use automerge::Automerge;
 use rapport_protocol::relay::StoredDocument;
 use schema::{
-    ACTORS, AUDIT, CHANGES, COMPACTED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
+    ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, CHANGES, COMPACTED, FORMS, META,
+    SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
 };
 
+pub use automations::{AutomationWrite, Pending};
 pub use forms::{RelayKeys, SubmissionWrite};
 
 /// The file name of the database inside the data folder.
@@ -232,6 +235,8 @@ impl Store {
             tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
             tx.open_table(AUDIT).map_err(|e| self.err(e))?;
             tx.open_table(FORMS).map_err(|e| self.err(e))?;
+            tx.open_table(AUTOMATION_PENDING).map_err(|e| self.err(e))?;
+            tx.open_table(AUTOMATION_OUTBOX).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -363,6 +368,21 @@ impl Store {
             compacted,
             changes,
         })
+    }
+
+    /// A document as automerge holds it: its snapshot with the changes
+    /// stored since applied. Empty if nothing is stored.
+    pub fn load_automerge(&self, id: DocumentId) -> Result<Automerge, StoreError> {
+        let stored = self.load_document(id)?;
+        let mut doc = match &stored.snapshot {
+            Some(bytes) => Automerge::load(bytes).map_err(|_| self.corrupt("snapshots"))?,
+            None => Automerge::new(),
+        };
+        for change in &stored.changes {
+            doc.load_incremental(&change.bytes)
+                .map_err(|_| self.corrupt("changes"))?;
+        }
+        Ok(doc)
     }
 
     /// Folds a document's stored changes into its snapshot when there are

@@ -10,13 +10,16 @@
 //! | `workspaces` | workspace id | the workspace: members, documents, invites (JSON) |
 //! | `audit` | (workspace id, sequence) | one audit event (JSON), append-only |
 //! | `forms` | form id | an intake form: its workspace, fields, open or closed, submission count (JSON) |
+//! | `automation_pending` | document id | changes the automations have not looked at yet: a generation (u64 LE) and the heads before them (32 bytes each) |
+//! | `automation_outbox` | sequence | a webhook waiting to be delivered (JSON, `automations::webhook::Delivery`) |
 //!
 //! A document is its snapshot (if any) plus the run of `changes` rows under
 //! its id, in the order they were stored, which is a dependency order.
 //! Compaction folds `changes` rows into the snapshot and moves their hashes
 //! to `compacted`, in one write transaction.
 //!
-//! `forms` came after schema 1 without a version bump: an older relay never
+//! `forms` and the `automation_` tables came after schema 1 without a
+//! version bump: an older relay never
 //! opens the table and leaves it alone, and this one creates it on open.
 
 use redb::TableDefinition;
@@ -41,3 +44,9 @@ pub(crate) const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::n
 pub(crate) const ACTORS: TableDefinition<&[u8], &[u8; 32]> = TableDefinition::new("actors");
 
 pub(crate) const FORMS: TableDefinition<&str, &[u8]> = TableDefinition::new("forms");
+
+pub(crate) const AUTOMATION_PENDING: TableDefinition<&[u8; 16], &[u8]> =
+    TableDefinition::new("automation_pending");
+
+pub(crate) const AUTOMATION_OUTBOX: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("automation_outbox");

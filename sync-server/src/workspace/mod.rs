@@ -138,6 +138,11 @@ impl Workspaces {
         }
     }
 
+    /// Every workspace's id.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &str> {
+        self.by_id.keys().map(String::as_str)
+    }
+
     /// The workspace a document belongs to.
     pub(crate) fn home_of(&self, document: DocumentId) -> Option<&str> {
         self.document_home.get(&document).map(String::as_str)

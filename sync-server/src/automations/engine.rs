@@ -1,0 +1,589 @@
+//! The engine: takes pending documents, runs the rules on them, delivers
+//! webhooks. One task, off the sync path; each step's storage work runs on
+//! a blocking thread.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ROOT};
+use rapport_protocol::automation::{
+    Action, Event, FieldValue, RecordKind, Rule, document, due_in_days, record, render,
+};
+use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
+use rapport_protocol::relay::StoredChange;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use super::webhook::{self, Delivery};
+use super::{thread, webhook_secret};
+use crate::forms::Forms;
+use crate::forms::task::NewTask;
+use crate::relay::{Relay, lock, now};
+use crate::storage::{AutomationWrite, Pending, RelayKeys, StoreError};
+use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
+
+/// How long the engine sleeps when nothing wakes it.
+const IDLE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+enum EngineError {
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error("cannot write the relay's change: {0}")]
+    Document(#[from] AutomergeError),
+}
+
+/// What a step changed that the running relay must hear of.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Relay changes to documents that may be open.
+    changed: Vec<(DocumentId, Vec<StoredChange>)>,
+    /// Members to tell of new documents.
+    widened: Vec<PublicKey>,
+}
+
+/// Runs until `stop` turns true, finishing the step under way.
+pub(crate) async fn run(
+    relay: Arc<Relay>,
+    forms: Arc<Forms>,
+    base_url: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let engine = Arc::clone(&relay);
+        let forms = Arc::clone(&forms);
+        let base = base_url.clone();
+        let step = tokio::task::spawn_blocking(move || step(&engine, &forms, &base)).await;
+        let (outcome, wait) = match step {
+            Ok(done) => done,
+            Err(e) => {
+                warn!(error = %e, "the automations step failed");
+                (Outcome::default(), IDLE)
+            }
+        };
+        for (id, changes) in &outcome.changed {
+            relay.add_local_changes(*id, changes).await;
+        }
+        if !outcome.widened.is_empty() {
+            relay.enforce(&[], &outcome.widened);
+        }
+        tokio::select! {
+            () = relay.automations.wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Looks at every pending document, then delivers the webhooks that are
+/// due; returns what changed and how long to wait for the next delivery.
+fn step(relay: &Relay, forms: &Forms, base_url: &str) -> (Outcome, Duration) {
+    let mut outcome = Outcome::default();
+    let pending = match relay.store().pending() {
+        Ok(pending) => pending,
+        Err(e) => {
+            warn!(error = %e, "cannot read the documents pending for automations");
+            return (outcome, IDLE);
+        }
+    };
+    let mut wait = IDLE;
+    for p in pending {
+        let document = p.document;
+        if let Err(e) = look_at(relay, forms, base_url, p, &mut outcome) {
+            // The mark stays: the next step tries again.
+            warn!(%document, error = %e, "automations could not run on a document");
+            wait = Duration::from_secs(1);
+        }
+    }
+    match deliver(relay, &mut outcome) {
+        Ok(next) => wait = wait.min(next),
+        Err(e) => warn!(error = %e, "cannot deliver webhooks"),
+    }
+    (outcome, wait)
+}
+
+/// Runs the rules on one pending document and stores what they did with
+/// clearing its mark.
+fn look_at(
+    relay: &Relay,
+    forms: &Forms,
+    base_url: &str,
+    pending: Pending,
+    outcome: &mut Outcome,
+) -> Result<(), EngineError> {
+    let store = relay.store();
+    let id = pending.document;
+    let home = lock(&relay.workspaces).home_of(id).map(str::to_owned);
+    let Some(workspace) = home else {
+        return clear(relay, &pending, Vec::new());
+    };
+    let rules_id = document::document_id(&workspace);
+    let rules_doc = store.load_automerge(rules_id)?;
+    let stored_rules = document::rules(&rules_doc);
+    if id == rules_id {
+        relay
+            .automations
+            .set_active(&workspace, !stored_rules.is_empty());
+        return clear(relay, &pending, Vec::new());
+    }
+    let keys = relay.relay_keys()?;
+    let actor = ActorId::from(keys.actor.clone());
+    let mut doc = store.load_automerge(id)?.with_actor(actor.clone());
+    let mut rules_doc = rules_doc.with_actor(actor);
+    let rules_before = rules_doc.get_heads();
+    let heads = doc.get_heads();
+    let at = now();
+    let fired: Vec<(String, Rule)> = stored_rules
+        .into_iter()
+        .filter_map(|stored| {
+            let rule = Rule::parse(&stored.text).ok()?;
+            fires(&rule, &doc, &pending.before).then_some((stored.id, rule))
+        })
+        .collect();
+    if fired.is_empty() {
+        return clear(relay, &pending, heads);
+    }
+    let relay_key = keys.public_key();
+    let mut run = Run {
+        workspace: &workspace,
+        record: id,
+        at,
+        keys: &keys,
+        new_documents: Vec::new(),
+        deliveries: Vec::new(),
+    };
+    let values = Values {
+        doc: &doc,
+        id,
+        workspace: &workspace,
+        forms,
+        base_url,
+    };
+    let mut sets = Vec::new();
+    for (rule_id, rule) in &fired {
+        let event = event_id(rule_id, id, &heads);
+        info!(document = %id, rule = %rule_id, %event, "automation fired");
+        match &rule.action {
+            Action::Set { field, value } => sets.push((rule_id, field, values.render(value))),
+            action => run.act(rule_id, &event, action, &values)?,
+        }
+        // A webhook's run is counted when it is delivered (or fails).
+        if !matches!(rule.action, Action::Webhook { .. }) {
+            change(&mut rules_doc, at, rule_id, |tx| {
+                document::record_run(tx, rule_id, None, millis(at))
+            })?;
+        }
+    }
+    for (rule_id, field, value) in sets {
+        change(&mut doc, at, rule_id, |tx| {
+            tx.put(ROOT, field.as_str(), value.as_str())
+        })?;
+    }
+    let mut changes = vec![
+        (id, stored_since(&doc, &heads)),
+        (rules_id, stored_since(&rules_doc, &rules_before)),
+    ];
+    changes.retain(|(_, c)| !c.is_empty());
+    let changed = changes.clone();
+    changes.extend(run.new_documents.iter().map(|(d, c, _)| (*d, c.clone())));
+    let bindings = [(keys.actor.clone(), relay_key)];
+    let deliveries: Vec<Vec<u8>> = run
+        .deliveries
+        .iter()
+        .map(|d| serde_json::to_vec(d).expect("a delivery serializes"))
+        .collect();
+    let looked_at = Some((id, pending.generation, doc.get_heads()));
+    if run.new_documents.is_empty() {
+        store.save_automation(&AutomationWrite {
+            looked_at,
+            changes,
+            bindings: &bindings,
+            deliveries,
+            ..AutomationWrite::default()
+        })?;
+    } else {
+        let mut workspaces = lock(&relay.workspaces);
+        let mut updated = workspaces.get(&workspace)?.clone();
+        let mut events = Vec::new();
+        for (new, _, thread_of) in &run.new_documents {
+            updated.documents.insert(
+                *new,
+                DocInfo {
+                    thread_of: *thread_of,
+                    added_by: relay_key,
+                    added_at: at.0,
+                },
+            );
+            events.push(AuditEvent {
+                at: at.0,
+                event: "document-added".into(),
+                by: Some(relay_key),
+                member: None,
+                document: Some(*new),
+                detail: format!("written by an automation on {id}"),
+            });
+        }
+        outcome.widened.extend(updated.members.keys().copied());
+        workspaces.commit_with(updated, events, |json, events| {
+            store.save_automation(&AutomationWrite {
+                looked_at,
+                changes,
+                bindings: &bindings,
+                workspace: Some((&workspace, json)),
+                events,
+                deliveries,
+                outbox: Vec::new(),
+            })
+        })?;
+    }
+    outcome.changed.extend(changed);
+    Ok(())
+}
+
+/// Clears a mark when nothing fired.
+fn clear(relay: &Relay, pending: &Pending, heads: Vec<ChangeHash>) -> Result<(), EngineError> {
+    relay.store().save_automation(&AutomationWrite {
+        looked_at: Some((pending.document, pending.generation, heads)),
+        ..AutomationWrite::default()
+    })?;
+    Ok(())
+}
+
+/// Whether the changes since `before` fire `rule` on `doc`.
+fn fires(rule: &Rule, doc: &Automerge, before: &[ChangeHash]) -> bool {
+    match &rule.event {
+        Event::FieldChanges { .. } => record::fires(rule, doc, before),
+        Event::FormSubmitted { form } => {
+            let FieldValue::List(tags) = record::field(doc, "tags", None) else {
+                return false;
+            };
+            let from_form = tags
+                .iter()
+                .any(|tag| match (tag.strip_prefix("form:"), form) {
+                    (Some(name), Some(wanted)) => name == wanted,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                });
+            before.is_empty()
+                && record::kind(doc) == Some(RecordKind::Task)
+                && from_form
+                && rule.conditions_hold(|f| record::field(doc, f, None))
+        }
+        Event::DocumentShared => false,
+    }
+}
+
+/// The stable id of rule `rule` firing on `document` at `heads`: the same
+/// every time the same event is looked at.
+fn event_id(rule: &str, document: DocumentId, heads: &[ChangeHash]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(rule.as_bytes());
+    hash.update(document.as_bytes());
+    let mut sorted = heads.to_vec();
+    sorted.sort();
+    for head in &sorted {
+        hash.update(head.0);
+    }
+    hash.finalize()[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A document id derived from an event and what it makes.
+fn derived_id(event: &str, what: &str) -> DocumentId {
+    let digest = Sha256::new()
+        .chain_update(b"rapport/automation\0")
+        .chain_update(event.as_bytes())
+        .chain_update(what.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    DocumentId::from_bytes(bytes)
+}
+
+/// What templates can name: the record's fields, `{id}`, `{form:NAME}`.
+struct Values<'a> {
+    doc: &'a Automerge,
+    id: DocumentId,
+    workspace: &'a str,
+    forms: &'a Forms,
+    base_url: &'a str,
+}
+
+impl Values<'_> {
+    fn render(&self, template: &str) -> String {
+        render(template, |name| {
+            if name == "id" {
+                return Some(self.id.to_string());
+            }
+            if let Some(form) = name.strip_prefix("form:") {
+                return self
+                    .forms
+                    .open_form_named(self.workspace, form)
+                    .map(|id| format!("{}/forms/{id}", self.base_url));
+            }
+            match record::field(self.doc, name, None) {
+                FieldValue::Missing => None,
+                value => Some(value.as_text()),
+            }
+        })
+    }
+}
+
+/// The documents and webhooks one document's fired rules make.
+struct Run<'a> {
+    workspace: &'a str,
+    record: DocumentId,
+    at: UnixMillis,
+    keys: &'a RelayKeys,
+    /// New documents: id, changes, and the record a thread is on.
+    new_documents: Vec<(DocumentId, Vec<StoredChange>, Option<DocumentId>)>,
+    deliveries: Vec<Delivery>,
+}
+
+impl Run<'_> {
+    fn act(
+        &mut self,
+        rule: &str,
+        event: &str,
+        action: &Action,
+        values: &Values<'_>,
+    ) -> Result<(), EngineError> {
+        match action {
+            Action::CreateTask { fields } => {
+                let task = self.task(rule, fields, values);
+                let changes =
+                    task.changes_with_message(&self.keys.actor, self.at, &message(rule))?;
+                let id = derived_id(event, "task");
+                self.new_documents.push((id, changes, None));
+            }
+            Action::Comment { text } => {
+                let mut doc = Automerge::new().with_actor(ActorId::from(self.keys.actor.clone()));
+                let author = self.keys.public_key().to_string();
+                let record = self.record.to_string();
+                let body = values.render(text);
+                change(&mut doc, self.at, rule, |tx| {
+                    thread::write(tx, &record, event, &author, millis(self.at), &body)
+                })?;
+                let id = derived_id(event, "thread");
+                self.new_documents
+                    .push((id, stored_since(&doc, &[]), Some(self.record)));
+            }
+            Action::Webhook { url } => {
+                let body = serde_json::json!({
+                    "event": event,
+                    "rule": rule,
+                    "workspace": self.workspace,
+                    "document": self.record.to_string(),
+                    "kind": record::kind(values.doc).map(RecordKind::as_str),
+                    "title": record::field(values.doc, "title", None).as_text(),
+                    "at": self.at.0,
+                });
+                self.deliveries.push(Delivery {
+                    event: event.to_owned(),
+                    workspace: self.workspace.to_owned(),
+                    rule: rule.to_owned(),
+                    url: url.clone(),
+                    body: body.to_string(),
+                    attempts: 0,
+                    next_at: self.at.0,
+                    last_error: None,
+                });
+            }
+            Action::Set { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// The task a `create task` action makes: `title`, `priority`, `tags`
+    /// (comma-separated), `customer` and `due` (days from now) go where the
+    /// model keeps them; other names become custom fields, with
+    /// `automation` (the rule) and `source` (the record) added.
+    fn task(&self, rule: &str, fields: &[(String, String)], values: &Values<'_>) -> NewTask {
+        let mut task = NewTask {
+            title: String::new(),
+            priority: "normal".into(),
+            tags: Vec::new(),
+            fields: BTreeMap::from([
+                ("automation".to_owned(), rule.to_owned()),
+                ("source".to_owned(), self.record.to_string()),
+            ]),
+            customer: None,
+            due: None,
+        };
+        for (name, template) in fields {
+            let value = values.render(template);
+            match name.as_str() {
+                "title" => task.title = value,
+                "priority" => task.priority = value,
+                "tags" => {
+                    task.tags = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                }
+                "customer" => task.customer = value.parse().ok(),
+                "due" => {
+                    task.due = due_in_days(&value).map(|days| date_after(self.at, days));
+                }
+                _ => {
+                    task.fields.insert(name.clone(), value);
+                }
+            }
+        }
+        task
+    }
+}
+
+/// Delivers the webhooks that are due, one attempt each; returns how long
+/// until the next is due.
+fn deliver(relay: &Relay, outcome: &mut Outcome) -> Result<Duration, EngineError> {
+    let store = relay.store();
+    let mut next = IDLE;
+    for (seq, row) in store.outbox()? {
+        let Ok(mut delivery) = serde_json::from_slice::<Delivery>(&row) else {
+            warn!(seq, "a damaged webhook in the outbox; dropped");
+            store.save_automation(&AutomationWrite {
+                outbox: vec![(seq, None)],
+                ..AutomationWrite::default()
+            })?;
+            continue;
+        };
+        let at = now();
+        if delivery.next_at > at.0 {
+            next = next.min(Duration::from_millis(delivery.next_at - at.0));
+            continue;
+        }
+        let keys = relay.relay_keys()?;
+        let secret = webhook_secret(&keys, &delivery.workspace);
+        let result = webhook::post(&delivery, secret.as_bytes());
+        let row = match &result {
+            Ok(()) => {
+                debug!(url = %delivery.url, event = %delivery.event, "webhook delivered");
+                None
+            }
+            Err(error) => {
+                let again = delivery.failed(error.clone(), at.0);
+                warn!(url = %delivery.url, attempts = delivery.attempts, %error, again, "webhook failed");
+                if again {
+                    next = next.min(webhook::retry_delay(delivery.attempts));
+                    Some(serde_json::to_vec(&delivery).expect("a delivery serializes"))
+                } else {
+                    None
+                }
+            }
+        };
+        let rules_id = document::document_id(&delivery.workspace);
+        let mut rules = store
+            .load_automerge(rules_id)?
+            .with_actor(ActorId::from(keys.actor.clone()));
+        let before = rules.get_heads();
+        change(&mut rules, at, &delivery.rule, |tx| {
+            document::record_run(
+                tx,
+                &delivery.rule,
+                result.as_ref().err().map(String::as_str),
+                millis(at),
+            )
+        })?;
+        let changes = stored_since(&rules, &before);
+        let bindings = [(keys.actor.clone(), keys.public_key())];
+        store.save_automation(&AutomationWrite {
+            changes: vec![(rules_id, changes.clone())],
+            bindings: &bindings,
+            outbox: vec![(seq, row)],
+            ..AutomationWrite::default()
+        })?;
+        outcome.changed.push((rules_id, changes));
+    }
+    Ok(next)
+}
+
+fn message(rule: &str) -> String {
+    format!("automation {rule}")
+}
+
+/// One change by the relay on behalf of `rule`, timed `at`.
+fn change(
+    doc: &mut Automerge,
+    at: UnixMillis,
+    rule: &str,
+    write: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>,
+) -> Result<(), AutomergeError> {
+    let options = CommitOptions::default()
+        .with_message(message(rule))
+        .with_time(i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
+    doc.transact_with(|_| options, write)
+        .map(drop)
+        .map_err(|failure| failure.error)
+}
+
+fn millis(at: UnixMillis) -> i64 {
+    i64::try_from(at.0).unwrap_or(i64::MAX)
+}
+
+/// The changes of `doc` that are not ancestors of `heads`, as stored.
+fn stored_since(doc: &Automerge, heads: &[ChangeHash]) -> Vec<StoredChange> {
+    doc.get_changes(heads)
+        .into_iter()
+        .map(|change| StoredChange {
+            hash: change.hash(),
+            deps: change.deps().to_vec(),
+            actor: change.actor_id().to_bytes().to_vec(),
+            bytes: Arc::from(change.raw_bytes()),
+        })
+        .collect()
+}
+
+/// `YYYY-MM-DD`, `days` after the UTC day of `at`.
+fn date_after(at: UnixMillis, days: u32) -> String {
+    let day = i64::try_from(at.0 / 86_400_000).unwrap_or(0) + i64::from(days);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_count_days_from_the_utc_day() {
+        assert_eq!(date_after(UnixMillis(0), 0), "1970-01-01");
+        assert_eq!(date_after(UnixMillis(0), 59), "1970-03-01");
+        // 2024-02-28T23:00Z + 1 day: a leap year.
+        assert_eq!(date_after(UnixMillis(1_709_161_200_000), 1), "2024-02-29");
+        assert_eq!(date_after(UnixMillis(1_709_161_200_000), 2), "2024-03-01");
+        assert_eq!(date_after(UnixMillis(1_735_603_200_000), 7), "2025-01-07");
+    }
+
+    #[test]
+    fn event_ids_are_stable_and_distinct() {
+        let doc = DocumentId::from_bytes([1; 16]);
+        let heads = [ChangeHash([2; 32]), ChangeHash([1; 32])];
+        let swapped = [heads[1], heads[0]];
+        assert_eq!(event_id("r", doc, &heads), event_id("r", doc, &swapped));
+        assert_ne!(event_id("r", doc, &heads), event_id("s", doc, &heads));
+        assert_ne!(event_id("r", doc, &heads), event_id("r", doc, &heads[..1]));
+        assert_ne!(derived_id("e", "task"), derived_id("e", "thread"));
+    }
+}
