@@ -354,8 +354,7 @@ async fn other_fields_do_not_fire_a_rule_and_set_writes_the_record() -> Result<(
         .change(other, |tx| Task::update(tx, |t| t.status = Status::Blocked))?;
     world
         .sync_until("the priority set", |repo| {
-            Ok(repo.read(other, Task::read)??.priority
-                == rapport_client::model::Priority::Urgent)
+            Ok(repo.read(other, Task::read)??.priority == rapport_client::model::Priority::Urgent)
         })
         .await?;
     assert_eq!(runs(&world.owner, &world.workspace, &rules[1])?.0, 1);
@@ -476,5 +475,59 @@ async fn webhooks_are_signed_and_a_failing_one_is_retried_and_shown() -> Result<
     world.sync().await?;
     assert!(world.owner.heads(edit).is_ok());
     let _ = bad;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sharing_a_document_fires_once() -> Result<()> {
+    let mut world = World::new("shared").await?;
+    let rules = world
+        .add_rules(&[r#"when document shared if kind is requirements then comment "Shared with {title}'s client""#])
+        .await?;
+    let plan = rapport_client::model::Requirements::new("Portal plan", "Scope: a portal.");
+    let plan = world.create(|tx| plan.write(tx))?;
+    let task = world.create(|tx| Task::new("Not shared").write(tx))?;
+    world.sync().await?;
+    let client_home = TempDir::new("automations-shared-client");
+    let client = Repo::init(client_home.path())?;
+    let link = blocking(|| {
+        world.api.create_invite(
+            &world.workspace,
+            &rapport_client::api::InviteRequest {
+                role: rapport_client::api::Role::Client,
+                documents: vec![(task, rapport_client::api::Level::Read)],
+                level: None,
+                expires_in_secs: 3600,
+                uses: 1,
+            },
+        )
+    })?;
+    let client_api = RelayApi::new(&config(&world.relay), client.identity().clone())?;
+    blocking(|| client_api.redeem(&link))?;
+    let key = client.public_key();
+    blocking(|| {
+        world.api.share(
+            &world.workspace,
+            plan,
+            &key,
+            rapport_client::api::Level::Comment,
+        )
+    })?;
+    world
+        .sync_until("the comment on the shared plan", |repo| {
+            Ok(!threads_on(repo, plan)?.is_empty())
+        })
+        .await?;
+    world.relay.restart_in_place().await?;
+    world.sync().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.sync().await?;
+    let threads = threads_on(&world.owner, plan)?;
+    assert_eq!(threads.len(), 1);
+    assert_eq!(
+        threads[0].comments[0].body,
+        "Shared with Portal plan's client"
+    );
+    assert_eq!(runs(&world.owner, &world.workspace, &rules[0])?.0, 1);
     Ok(())
 }

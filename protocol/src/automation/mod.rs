@@ -60,12 +60,21 @@ pub enum RecordKind {
 }
 
 impl RecordKind {
-    /// The kind as the document header writes it.
+    /// The kind as the document header writes it (a `doc` is a
+    /// requirements document).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Task => "task",
             Self::Customer => "customer",
+            Self::Doc => "requirements",
+        }
+    }
+
+    /// The kind as rules write it.
+    pub fn word(self) -> &'static str {
+        match self {
             Self::Doc => "doc",
+            other => other.as_str(),
         }
     }
 }
@@ -445,7 +454,7 @@ impl fmt::Display for Rule {
         f.write_str("when ")?;
         match &self.event {
             Event::FieldChanges { kind, field, to } => {
-                write!(f, "{}.{field} changes", kind.as_str())?;
+                write!(f, "{}.{field} changes", kind.word())?;
                 if let Some(to) = to {
                     write!(f, " to {}", quoted(to))?;
                 }

@@ -66,7 +66,7 @@ pub fn kind(doc: &Automerge) -> Option<RecordKind> {
         FieldValue::Text(kind) => match kind.as_str() {
             "task" => Some(RecordKind::Task),
             "customer" => Some(RecordKind::Customer),
-            "doc" => Some(RecordKind::Doc),
+            "requirements" => Some(RecordKind::Doc),
             _ => None,
         },
         _ => None,

@@ -145,7 +145,7 @@ fn look_at(
         .into_iter()
         .filter_map(|stored| {
             let rule = Rule::parse(&stored.text).ok()?;
-            fires(&rule, &doc, &pending.before).then_some((stored.id, rule))
+            fires(&rule, &doc, &pending.before, pending.shared).then_some((stored.id, rule))
         })
         .collect();
     if fired.is_empty() {
@@ -258,7 +258,7 @@ fn clear(relay: &Relay, pending: &Pending, heads: Vec<ChangeHash>) -> Result<(),
 }
 
 /// Whether the changes since `before` fire `rule` on `doc`.
-fn fires(rule: &Rule, doc: &Automerge, before: &[ChangeHash]) -> bool {
+fn fires(rule: &Rule, doc: &Automerge, before: &[ChangeHash], shared: bool) -> bool {
     match &rule.event {
         Event::FieldChanges { .. } => record::fires(rule, doc, before),
         Event::FormSubmitted { form } => {
@@ -277,7 +277,7 @@ fn fires(rule: &Rule, doc: &Automerge, before: &[ChangeHash]) -> bool {
                 && from_form
                 && rule.conditions_hold(|f| record::field(doc, f, None))
         }
-        Event::DocumentShared => false,
+        Event::DocumentShared => shared && rule.conditions_hold(|f| record::field(doc, f, None)),
     }
 }
 

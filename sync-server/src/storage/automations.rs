@@ -12,7 +12,7 @@ use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
 use redb::{ReadableTable, WriteTransaction};
 
-use super::schema::{AUTOMATION_OUTBOX, AUTOMATION_PENDING, WORKSPACES};
+use super::schema::{AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, WORKSPACES};
 use super::{Store, StoreError};
 
 /// A document with changes the automations have not looked at.
@@ -23,6 +23,8 @@ pub struct Pending {
     pub generation: u64,
     /// The document's heads before the first change not looked at.
     pub before: Vec<ChangeHash>,
+    /// Whether it was shared with someone since.
+    pub shared: bool,
 }
 
 /// What running the rules on one pending document writes, in one
@@ -86,6 +88,33 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a workspace in which `document` was shared, with its audit
+    /// events, and marks the document for the automations (at `heads`, its
+    /// heads now), in one durable transaction.
+    pub fn save_workspace_sharing(
+        &self,
+        id: &str,
+        workspace: &[u8],
+        events: &[Vec<u8>],
+        document: DocumentId,
+        heads: &[ChangeHash],
+    ) -> Result<(), StoreError> {
+        let tx = self.begin_write()?;
+        {
+            let mut table = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
+            table.insert(id, workspace).map_err(|e| self.err(e))?;
+        }
+        self.append_audit(&tx, id, events)?;
+        self.mark_pending(&tx, document, heads)?;
+        {
+            let mut shared = tx.open_table(AUTOMATION_SHARED).map_err(|e| self.err(e))?;
+            shared
+                .insert(document.as_bytes(), ())
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// Every pending document.
     pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
         let tx = self.begin_read()?;
@@ -99,7 +128,15 @@ impl Store {
                 document: DocumentId::from_bytes(*key.value()),
                 generation,
                 before,
+                shared: false,
             });
+        }
+        let shared = tx.open_table(AUTOMATION_SHARED).map_err(|e| self.err(e))?;
+        for pending in &mut out {
+            pending.shared = shared
+                .get(pending.document.as_bytes())
+                .map_err(|e| self.err(e))?
+                .is_some();
         }
         Ok(out)
     }
@@ -138,6 +175,10 @@ impl Store {
             }
         }
         if let Some((id, generation, after)) = &write.looked_at {
+            tx.open_table(AUTOMATION_SHARED)
+                .map_err(|e| self.err(e))?
+                .remove(id.as_bytes())
+                .map_err(|e| self.err(e))?;
             let mut table = tx.open_table(AUTOMATION_PENDING).map_err(|e| self.err(e))?;
             let current = table
                 .get(id.as_bytes())

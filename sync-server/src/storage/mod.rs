@@ -25,8 +25,8 @@ use tracing::warn;
 use automerge::Automerge;
 use rapport_protocol::relay::StoredDocument;
 use schema::{
-    ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, CHANGES, COMPACTED, FORMS, META,
-    SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
+    ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, COMPACTED,
+    FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
 };
 
 pub use automations::{AutomationWrite, Pending};
@@ -237,6 +237,7 @@ impl Store {
             tx.open_table(FORMS).map_err(|e| self.err(e))?;
             tx.open_table(AUTOMATION_PENDING).map_err(|e| self.err(e))?;
             tx.open_table(AUTOMATION_OUTBOX).map_err(|e| self.err(e))?;
+            tx.open_table(AUTOMATION_SHARED).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }

@@ -11,6 +11,7 @@
 //! | `audit` | (workspace id, sequence) | one audit event (JSON), append-only |
 //! | `forms` | form id | an intake form: its workspace, fields, open or closed, submission count (JSON) |
 //! | `automation_pending` | document id | changes the automations have not looked at yet: a generation (u64 LE) and the heads before them (32 bytes each) |
+//! | `automation_shared` | document id | nothing: the document was shared since the automations last looked at it |
 //! | `automation_outbox` | sequence | a webhook waiting to be delivered (JSON, `automations::webhook::Delivery`) |
 //!
 //! A document is its snapshot (if any) plus the run of `changes` rows under
@@ -50,3 +51,6 @@ pub(crate) const AUTOMATION_PENDING: TableDefinition<&[u8; 16], &[u8]> =
 
 pub(crate) const AUTOMATION_OUTBOX: TableDefinition<u64, &[u8]> =
     TableDefinition::new("automation_outbox");
+
+pub(crate) const AUTOMATION_SHARED: TableDefinition<&[u8; 16], ()> =
+    TableDefinition::new("automation_shared");

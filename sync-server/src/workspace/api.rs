@@ -445,7 +445,22 @@ fn set_share(
                 entry.shares.remove(&document);
             }
         }
-        workspaces.commit(relay.store(), workspace, vec![changed])?;
+        if level.is_some() && relay.automations.is_active(ws) {
+            // A share is an event for the automations: recorded with it.
+            let heads = relay
+                .store()
+                .load_automerge(document)
+                .map(|d| d.get_heads());
+            let heads = heads.map_err(WorkspaceError::from)?;
+            workspaces.commit_with(workspace, vec![changed], |json, events| {
+                relay
+                    .store()
+                    .save_workspace_sharing(ws, json, events, document, &heads)
+            })?;
+            relay.automations.wake();
+        } else {
+            workspaces.commit(relay.store(), workspace, vec![changed])?;
+        }
     }
     match level {
         Some(_) => relay.enforce(&[member], &[member]),
