@@ -1,6 +1,8 @@
-//! `rapport form create|list|show-url|close` through the built binary,
-//! against a relay in its own process; a submission to the printed URL
-//! arrives as a task on the next `rapport sync`.
+//! `rapport form create|list|show-url|close` and `rapport automation
+//! add|list|remove|examples` through the built binary, against a relay in
+//! its own process: a submission to the printed URL arrives as a task on
+//! the next `rapport sync`, and a failing webhook shows in `automation
+//! list`.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -71,7 +73,9 @@ struct Relay {
 impl Relay {
     fn start() -> Self {
         use std::io::{BufRead, BufReader};
-        let data = Home::new("relay");
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let data = Home::new(&format!("relay-{n}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&data.0)
@@ -252,4 +256,79 @@ fn an_admin_creates_lists_shares_and_closes_a_form() {
     let out = admin.run(&["form", "create", "x", "--field", "plan:dropdown"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("choices"));
+}
+
+#[test]
+fn automations_are_added_listed_run_and_removed() {
+    let relay = Relay::start();
+    let admin = Home::new("automations");
+    admin.ok(&["init", "--name", "Ann Lee"]);
+    admin.ok(&["workspace", "create", "Acme", "--relay", &relay.url]);
+    let examples = admin.json(&["automation", "examples"]);
+    assert_eq!(examples.as_array().map(Vec::len), Some(3));
+    let invoice = admin.json(&[
+        "automation",
+        "add",
+        "--example",
+        "invoice-when-order-fulfilled",
+    ]);
+    // Nobody listens on this port: the webhook fails.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let down = format!("http://{}/hook", closed.local_addr().expect("an address"));
+    drop(closed);
+    let rule = format!("when task.status changes to done if tags has down then webhook {down}");
+    let hook = admin.json(&["automation", "add", &rule]);
+    assert!(
+        admin
+            .fails(&["automation", "add", "whenever it rains"])
+            .contains("not a rule")
+    );
+    assert!(
+        admin
+            .fails(&["automation", "add", "--example", "nope"])
+            .contains("no example `nope`")
+    );
+
+    admin.ok(&["sync"]);
+    let task = admin.json(&["task", "add", "Hook me", "--tag", "down"]);
+    let task = task["id"].as_str().expect("an id").to_owned();
+    admin.ok(&["sync"]);
+    admin.ok(&["task", "done", &task]);
+    let hook_id = hook["id"].as_str().expect("an id");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failed = loop {
+        admin.ok(&["sync"]);
+        let list = admin.json(&["automation", "list"]);
+        let row = list
+            .as_array()
+            .and_then(|rules| rules.iter().find(|r| r["id"] == hook_id))
+            .cloned()
+            .expect("the webhook rule is listed");
+        if row["failures"].as_u64() >= Some(1) {
+            break row;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no failure shown: {row}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .expect("an error")
+            .contains(&down)
+    );
+    let human = admin.ok(&["automation", "list"]);
+    assert!(human.contains(&down), "{human}");
+
+    let invoice_id = invoice["id"].as_str().expect("an id");
+    admin.ok(&["automation", "remove", invoice_id]);
+    let left = admin.json(&["automation", "list"]);
+    assert_eq!(left.as_array().map(Vec::len), Some(1));
+    assert!(
+        admin
+            .fails(&["automation", "remove", invoice_id])
+            .contains("no automation")
+    );
 }
