@@ -28,6 +28,9 @@ pub(crate) struct WorkspaceEntry {
     /// relay, with the record each comment thread belongs to.
     #[serde(default)]
     pub(crate) pending: Vec<(DocumentId, Option<DocumentId>)>,
+    /// Members' names by key, as the relay last listed them.
+    #[serde(default)]
+    pub(crate) names: std::collections::BTreeMap<String, String>,
 }
 
 impl WorkspaceEntry {

@@ -174,8 +174,8 @@ fn history_names_each_member_and_restore_is_a_new_change() {
     ann.ok(&["sync"]);
     bob.ok(&["sync"]);
 
-    // Both replicas tell the same story; each knows its own person's name
-    // only (the relay keeps keys, not names).
+    // Both replicas tell the same story, with each member's name as they
+    // gave it (on `init`) to the relay when they created or joined.
     let theirs = bob.json(&["history", &acme]);
     let ours = ann.json(&["history", &acme]);
     assert_eq!(hashes(&ours), hashes(&theirs));
@@ -189,16 +189,16 @@ fn history_names_each_member_and_restore_is_a_new_change() {
         authors(&ours),
         [
             (ann_key.clone(), json!("Ann Lee"), created.clone()),
-            (bob_key.clone(), Value::Null, json!(["score", "stage"])),
+            (bob_key.clone(), json!("Bob Ray"), json!(["score", "stage"])),
             (ann_key.clone(), json!("Ann Lee"), json!(["stage"])),
         ]
     );
     assert_eq!(
         authors(&theirs),
         [
-            (ann_key.clone(), Value::Null, created),
+            (ann_key.clone(), json!("Ann Lee"), created),
             (bob_key.clone(), json!("Bob Ray"), json!(["score", "stage"])),
-            (ann_key.clone(), Value::Null, json!(["stage"])),
+            (ann_key.clone(), json!("Ann Lee"), json!(["stage"])),
         ]
     );
     assert!(
@@ -214,7 +214,7 @@ fn history_names_each_member_and_restore_is_a_new_change() {
         .chars()
         .take(8)
         .collect();
-    assert!(shown.contains(&bob_short), "{shown}");
+    assert!(shown.contains(&format!("Bob Ray ({bob_short})")), "{shown}");
 
     // The stage as of each change, and who set it.
     let stage = ann.json(&["history", &acme, "--field", "stage"]);

@@ -101,6 +101,9 @@ pub struct RelayApi {
     audience: String,
     identity: Identity,
     agent: ureq::Agent,
+    /// The person's name, given to the relay when they create or join a
+    /// workspace.
+    name: Option<String>,
 }
 
 impl RelayApi {
@@ -124,6 +127,7 @@ impl RelayApi {
                 .timeout_global(Some(std::time::Duration::from_secs(30)))
                 .build()
                 .into(),
+            name: None,
         })
     }
 
@@ -198,9 +202,17 @@ impl RelayApi {
         Ok(value)
     }
 
+    /// Gives the relay `name` as this person's name when they create or
+    /// join a workspace; the other members see it.
+    pub fn with_name(mut self, name: &str) -> Self {
+        self.name = (!name.trim().is_empty()).then(|| name.trim().to_owned());
+        self
+    }
+
     /// Creates a workspace owned by this identity; returns its id.
     pub fn create_workspace(&self, name: &str) -> Result<String, ApiError> {
-        let answer = self.call("POST", "/api/workspaces", Some(json!({ "name": name })))?;
+        let body = json!({ "name": name, "member_name": self.name });
+        let answer = self.call("POST", "/api/workspaces", Some(body))?;
         Ok(answer["id"].as_str().unwrap_or_default().to_owned())
     }
 
@@ -288,7 +300,7 @@ impl RelayApi {
         let answer = self.call(
             "POST",
             "/api/invites/redeem",
-            Some(json!({ "workspace": link.workspace, "secret": link.secret })),
+            Some(json!({ "workspace": link.workspace, "secret": link.secret, "name": self.name })),
         )?;
         serde_json::from_value(answer["role"].clone()).map_err(|e| ApiError::Unreachable {
             url: self.base.clone(),

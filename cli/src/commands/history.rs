@@ -48,8 +48,9 @@ pub(crate) const HISTORY_EXAMPLES: &str = "Examples:
   rapport history 7Xk2 --field stage    # the stage after each change to it
   rapport --json history 9aQe
 
-Times are the author's clock, UTC. People show by name when this replica
-knows it (today: only yourself), otherwise by key.";
+Times are the author's clock, UTC. People show by the name they gave when
+they created or joined the workspace (learned by `rapport sync`; clients,
+who may not list members, know only their own), otherwise by key.";
 
 pub(crate) const RESTORE_EXAMPLES: &str = "Examples:
   rapport history 7Xk2 --field stage
@@ -194,6 +195,8 @@ fn value_text(change: &FieldChange) -> String {
 pub(crate) struct People {
     me: PublicKey,
     my_name: String,
+    /// Other members' names, as the last `rapport sync` learned them.
+    others: std::collections::BTreeMap<String, String>,
 }
 
 impl People {
@@ -201,12 +204,16 @@ impl People {
         Ok(Self {
             me: repo.public_key(),
             my_name: ctx.settings()?.name,
+            others: ctx.workspace().map(|w| w.names).unwrap_or_default(),
         })
     }
 
     /// The name of `key`, if this replica knows it.
     pub(crate) fn name(&self, key: &PublicKey) -> Option<&str> {
-        (*key == self.me && !self.my_name.is_empty()).then_some(self.my_name.as_str())
+        if *key == self.me && !self.my_name.is_empty() {
+            return Some(self.my_name.as_str());
+        }
+        self.others.get(&key.to_string()).map(String::as_str)
     }
 
     /// `Ann Lee (3xPQmrvp)` or, for a key without a name, `3xPQmrvp`.

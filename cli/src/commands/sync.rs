@@ -18,6 +18,7 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
         .enable_all()
         .build()?;
     register_pending(ctx, &repo)?;
+    remember_names(ctx, &repo);
     let terminal = std::io::stderr().is_terminal() && !ctx.json;
     let mut last_line = String::new();
     let report = |p: &Progress| {
@@ -92,6 +93,43 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Keeps the members' names (as they gave them to the relay) for `history`
+/// and `dashboard` to show offline. Best effort: clients may not list
+/// members, and an unreachable relay leaves the names known before.
+fn remember_names(ctx: &Context, repo: &rapport_client::Repo) {
+    let fetched = (|| -> Result<std::collections::BTreeMap<String, String>> {
+        let workspace = ctx.workspace()?;
+        if workspace.role < rapport_client::api::Role::Staff {
+            return Ok(workspace.names);
+        }
+        let api =
+            rapport_client::api::RelayApi::new(&workspace.relay_config(), repo.identity().clone())?;
+        let members = api.members(&workspace.id)?;
+        Ok(members["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some((
+                    m["key"].as_str()?.to_owned(),
+                    m["name"].as_str()?.to_owned(),
+                ))
+            })
+            .collect())
+    })();
+    let Ok(names) = fetched else {
+        return;
+    };
+    if let Ok(mut settings) = ctx.settings()
+        && let Some(current) = settings.current.clone()
+        && let Some(entry) = settings.workspaces.iter_mut().find(|w| w.id == current)
+        && entry.names != names
+    {
+        entry.names = names;
+        let _ = ctx.save_settings(&settings);
+    }
 }
 
 /// Puts documents made here into the workspace on the relay.

@@ -94,8 +94,10 @@ fn create(ctx: &Context, name: &str, relay: &str) -> Result<()> {
         relay_id,
         role: Role::Owner,
         pending: Vec::new(),
+        names: Default::default(),
     };
-    let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?;
+    let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?
+        .with_name(&ctx.settings()?.name);
     let id = api.create_workspace(name)?;
     let mut settings = ctx.settings()?;
     let mut entry = entry;
@@ -270,8 +272,10 @@ pub(crate) fn join(ctx: &Context, link: &str) -> Result<()> {
         relay_id,
         role: Role::Client,
         pending: Vec::new(),
+        names: Default::default(),
     };
-    let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?;
+    let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?
+        .with_name(&ctx.settings()?.name);
     entry.role = api.redeem(&link)?;
     if let Some(name) = api.workspaces()?["workspaces"]
         .as_array()

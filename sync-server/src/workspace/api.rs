@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::invites::{create_invite, list_invites, redeem, revoke_invite};
-use super::{AuditEvent, DocInfo, Level, Member, Role, Workspace, WorkspaceError};
+use super::{AuditEvent, DocInfo, Level, Member, Role, Workspace, WorkspaceError, member_name};
 use crate::access::Identity;
 use crate::http::AppState;
 use crate::relay::{Relay, lock, now};
@@ -139,6 +139,9 @@ pub(crate) fn require(
 #[derive(Deserialize)]
 struct CreateWorkspace {
     name: String,
+    /// The creator's own name.
+    #[serde(default)]
+    member_name: Option<String>,
 }
 
 async fn create_workspace(
@@ -180,6 +183,7 @@ async fn create_workspace(
             workspace_level: None,
             shares: Default::default(),
             added_at: at,
+            name: member_name(body.member_name.as_deref()),
         },
     );
     let mut created = event("workspace-created", key);
@@ -331,6 +335,7 @@ async fn list_members(
                 "workspace_level": m.workspace_level,
                 "shares": m.shares.iter().map(|(d, l)| json!({"document": d.to_string(), "access": l})).collect::<Vec<_>>(),
                 "added_at": m.added_at,
+                "name": m.name,
             })
         })
         .collect();

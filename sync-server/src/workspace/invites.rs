@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::{ApiResult, caller, event, require};
-use super::{Invite, Level, Member, Role, Scope, WorkspaceError, sha256_hex};
+use super::{Invite, Level, Member, Role, Scope, WorkspaceError, member_name, sha256_hex};
 use crate::http::AppState;
 use crate::relay::{lock, now};
 
@@ -138,6 +138,9 @@ pub(super) async fn revoke_invite(
 pub(super) struct Redeem {
     workspace: String,
     secret: String,
+    /// The redeemer's name, shown to the other members.
+    #[serde(default)]
+    name: Option<String>,
 }
 
 pub(super) async fn redeem(
@@ -186,7 +189,11 @@ pub(super) async fn redeem(
             workspace_level: None,
             shares: Default::default(),
             added_at: at,
+            name: None,
         });
+        if let Some(name) = member_name(body.name.as_deref()) {
+            member.name = Some(name);
+        }
         member.role = member.role.max(invite.role);
         match &invite.scope {
             Scope::Workspace { level } => {

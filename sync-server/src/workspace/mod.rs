@@ -10,7 +10,7 @@ mod model;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub(crate) use api::{ApiError, caller, event, require, routes};
-pub use model::{DocInfo, Invite, Level, Member, Role, Scope, Workspace};
+pub use model::{DocInfo, Invite, Level, Member, Role, Scope, Workspace, member_name};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -38,6 +38,22 @@ pub struct Member {
     #[serde(default)]
     pub shares: BTreeMap<DocumentId, Level>,
     pub added_at: u64,
+    /// The name the person gave, shown to the other members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A person's name as given: trimmed, one line, at most 100 characters;
+/// `None` if nothing is left.
+pub fn member_name(given: Option<&str>) -> Option<String> {
+    let name: String = given?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(100)
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// A document of a workspace.
