@@ -166,7 +166,7 @@ const DEFAULT_PRIORITY: &str = "normal";
 /// them) on `options.today`. Entries that are neither customers nor tasks
 /// are skipped.
 pub fn compute(entries: &[(DocumentId, IndexEntry)], options: &Options) -> Dashboard {
-    let today = day_number(options.today);
+    let today = options.today.days_since_epoch();
     let mut figures = Figures::default();
     for (id, entry) in entries {
         match entry.kind {
@@ -193,7 +193,7 @@ pub fn index(repo: &Repo) -> Result<Vec<(DocumentId, IndexEntry)>, ClientError> 
 /// The UTC day of `now`, if it is within the years 0 to 9999.
 pub fn utc_date(now: UnixMillis) -> Option<Date> {
     let days = i64::try_from(now.0 / 86_400_000).ok()?;
-    date_of_day(days)
+    Date::from_days_since_epoch(days)
 }
 
 /// The figures as they are gathered.
@@ -218,14 +218,14 @@ impl<'a> Figures<'a> {
         if matches!(Stage::from(stage), Stage::Lost | Stage::Churned) {
             return;
         }
-        let last = entry.last_contact.as_deref().and_then(|d| d.parse().ok());
-        let days_since = last.map(|last| today - day_number(last));
+        let last: Option<Date> = entry.last_contact.as_deref().and_then(|d| d.parse().ok());
+        let days_since = last.map(|last| today - last.days_since_epoch());
         if days_since.is_none_or(|days| days > i64::from(stale_days)) {
             self.stale.push(StaleCustomer {
                 id,
                 name: entry.title.clone(),
                 stage: stage.to_owned(),
-                last_contact: last.map(|d: Date| d.to_string()),
+                last_contact: last.map(|d| d.to_string()),
                 days_since,
             });
         }
@@ -246,7 +246,9 @@ impl<'a> Figures<'a> {
             return;
         }
         let due: Option<Date> = entry.due.as_deref().and_then(|d| d.parse().ok());
-        let days_overdue = due.map(|due| today - day_number(due)).filter(|d| *d > 0);
+        let days_overdue = due
+            .map(|due| today - due.days_since_epoch())
+            .filter(|d| *d > 0);
         let unassigned = entry.assignees.is_empty().then_some(None);
         let assignees = entry.assignees.iter().map(|a| Some(a.as_str()));
         for assignee in assignees.chain(unassigned) {
@@ -334,39 +336,6 @@ impl<'a> Figures<'a> {
             csat,
         }
     }
-}
-
-/// Days since 1970-01-01 (negative before), in the proleptic Gregorian
-/// calendar (Howard Hinnant's `days_from_civil`).
-fn day_number(date: Date) -> i64 {
-    let (month, day) = (i64::from(date.month()), i64::from(date.day()));
-    let year = i64::from(date.year()) - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date `days` after 1970-01-01, if within the years 0 to 9999
-/// (Howard Hinnant's `civil_from_days`).
-fn date_of_day(days: i64) -> Option<Date> {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let narrow = |n: i64| u8::try_from(n).ok();
-    Date::new(u16::try_from(year).ok()?, narrow(month)?, narrow(day)?).ok()
 }
 
 #[cfg(test)]
@@ -590,8 +559,8 @@ mod tests {
             ("1969-12-31", -1),
         ] {
             let date: Date = text.parse().expect("valid");
-            assert_eq!(day_number(date), days, "{text}");
-            assert_eq!(date_of_day(days), Some(date), "{text}");
+            assert_eq!(date.days_since_epoch(), days, "{text}");
+            assert_eq!(Date::from_days_since_epoch(days), Some(date), "{text}");
         }
         let millis = 11_017 * 86_400_000 + 86_399_999;
         assert_eq!(

@@ -73,6 +73,39 @@ impl Date {
     pub const fn day(self) -> u8 {
         self.day
     }
+
+    /// Days since 1970-01-01 (negative before), in the proleptic Gregorian
+    /// calendar (Howard Hinnant's `days_from_civil`).
+    pub fn days_since_epoch(self) -> i64 {
+        let (month, day) = (i64::from(self.month), i64::from(self.day));
+        let year = i64::from(self.year) - i64::from(month <= 2);
+        let era = year.div_euclid(400);
+        let year_of_era = year - era * 400;
+        let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        era * 146_097 + day_of_era - 719_468
+    }
+
+    /// The date `days` after 1970-01-01, if it is within 0000..=9999
+    /// (Howard Hinnant's `civil_from_days`).
+    pub fn from_days_since_epoch(days: i64) -> Option<Self> {
+        let days = days.checked_add(719_468)?;
+        let era = days.div_euclid(146_097);
+        let day_of_era = days - era * 146_097;
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let shifted_month = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+        let month = if shifted_month < 10 {
+            shifted_month + 3
+        } else {
+            shifted_month - 9
+        };
+        let year = year_of_era.checked_add(era.checked_mul(400)?)? + i64::from(month <= 2);
+        let narrow = |n: i64| u8::try_from(n).ok();
+        Self::new(u16::try_from(year).ok()?, narrow(month)?, narrow(day)?).ok()
+    }
 }
 
 fn is_leap(year: u16) -> bool {
@@ -224,7 +257,48 @@ mod tests {
         assert!(a < b);
     }
 
+    #[test]
+    fn days_count_from_the_epoch_both_ways() {
+        let cases = [
+            ("1970-01-01", 0),
+            ("1969-12-31", -1),
+            ("2000-03-01", 11_017),
+            // Leap days: every fourth year, not 1900 or 2100, but 2000.
+            ("2024-02-29", 19_782),
+            ("2000-02-29", 11_016),
+            ("1600-02-29", -135_081),
+            ("1900-02-28", -25_509),
+            ("1900-03-01", -25_508),
+            ("2100-02-28", 47_540),
+            ("2100-03-01", 47_541),
+            ("0000-01-01", -719_528),
+            ("9999-12-31", 2_932_896),
+        ];
+        for (text, days) in cases {
+            let date: Date = text.parse().unwrap();
+            assert_eq!(date.days_since_epoch(), days, "{text}");
+            assert_eq!(Date::from_days_since_epoch(days), Some(date), "{text}");
+        }
+        // Every date a `Date` holds, 0000-01-01 to 9999-12-31, one after another.
+        let mut previous = Date::new(0, 1, 1).unwrap();
+        for days in -719_527..=2_932_896 {
+            let date = Date::from_days_since_epoch(days).unwrap();
+            assert!(date > previous, "{date} after {previous}");
+            assert_eq!(date.days_since_epoch(), days);
+            previous = date;
+        }
+        for days in [-719_529, 2_932_897, i64::MIN, i64::MAX] {
+            assert_eq!(Date::from_days_since_epoch(days), None, "{days}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn day_numbers_round_trip(year in 0u16..=9999, month in 1u8..=12, day in 1u8..=28) {
+            let date = Date::new(year, month, day).unwrap();
+            prop_assert_eq!(Date::from_days_since_epoch(date.days_since_epoch()), Some(date));
+        }
+
         #[test]
         fn text_round_trips(year in 0u16..=9999, month in 1u8..=12, day in 1u8..=31) {
             if let Ok(date) = Date::new(year, month, day) {

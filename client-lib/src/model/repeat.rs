@@ -418,7 +418,7 @@ fn shown(text: &str) -> String {
 
 /// `date` plus `days`; `None` outside the years 0..=9999.
 fn add_days(date: Date, days: i64) -> Option<Date> {
-    date_of_day(day_number(date).checked_add(days)?)
+    Date::from_days_since_epoch(date.days_since_epoch().checked_add(days)?)
 }
 
 /// `months` calendar months after `date`, on day `day` or the month's last
@@ -436,41 +436,8 @@ fn add_months(date: Date, months: i64, day: u8) -> Option<Date> {
 /// The day of the week of `date`.
 fn weekday(date: Date) -> Weekday {
     // 1970-01-01 was a Thursday, index 3 with Monday 0.
-    let index = (day_number(date) + 3).rem_euclid(7);
+    let index = (date.days_since_epoch() + 3).rem_euclid(7);
     Weekday::ALL[usize::try_from(index).unwrap_or(0)]
-}
-
-/// Days since 1970-01-01 (negative before), in the proleptic Gregorian
-/// calendar (Howard Hinnant's `days_from_civil`).
-fn day_number(date: Date) -> i64 {
-    let (month, day) = (i64::from(date.month()), i64::from(date.day()));
-    let year = i64::from(date.year()) - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date `days` after 1970-01-01, if it is within 0000..=9999
-/// (Howard Hinnant's `civil_from_days`).
-fn date_of_day(days: i64) -> Option<Date> {
-    let days = days.checked_add(719_468)?;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era.checked_add(era.checked_mul(400)?)? + i64::from(month <= 2);
-    let narrow = |n: i64| u8::try_from(n).ok();
-    Date::new(u16::try_from(year).ok()?, narrow(month)?, narrow(day)?).ok()
 }
 
 #[cfg(test)]

@@ -352,7 +352,7 @@ proptest! {
             match rule {
                 Repeat::On(days) => {
                     prop_assert!(days.contains(weekday(next)));
-                    prop_assert!(day_number(next) - day_number(due) <= 7);
+                    prop_assert!(next.days_since_epoch() - due.days_since_epoch() <= 7);
                 }
                 Repeat::Every { unit: Unit::Month | Unit::Year, .. } => {
                     let month_end = add_days(next, 1).is_none_or(|after| after.day() == 1);
@@ -363,7 +363,7 @@ proptest! {
                 }
                 Repeat::Every { count, unit } => {
                     let step = i64::from(count.get()) * if unit == Unit::Week { 7 } else { 1 };
-                    prop_assert_eq!(day_number(next) - day_number(due), step);
+                    prop_assert_eq!(next.days_since_epoch() - due.days_since_epoch(), step);
                 }
             }
         } else {
@@ -375,12 +375,7 @@ proptest! {
                     i64::from(count.get()) * days
                 }
             };
-            prop_assert!(day_number(due) + most > day_number(date("9999-12-31")), "{} from {}", rule, due);
+            prop_assert!(due.days_since_epoch() + most > date("9999-12-31").days_since_epoch(), "{} from {}", rule, due);
         }
-    }
-
-    #[test]
-    fn day_numbers_round_trip(date in any_date()) {
-        prop_assert_eq!(date_of_day(day_number(date)), Some(date));
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use rapport_client::index::IndexEntry;
-use rapport_client::model::{Customer, Relationship, Stage};
+use rapport_client::model::{Customer, Date, Relationship, Stage};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde_json::{Value, json};
 
@@ -208,7 +208,7 @@ impl ListArgs {
         if days.is_some_and(|days| days < 0) {
             bail!("--not-contacted-days must be 0 or more, e.g. --not-contacted-days 30");
         }
-        let today = input::day_number(input::today()?);
+        let today = input::today()?.days_since_epoch();
         Ok(Filter {
             stage: self
                 .stage
@@ -240,8 +240,8 @@ impl Filter {
             let last = entry
                 .last_contact
                 .as_deref()
-                .and_then(|date| date.parse().ok());
-            last.is_none_or(|last| input::day_number(last) <= by)
+                .and_then(|date| date.parse::<Date>().ok());
+            last.is_none_or(|last| last.days_since_epoch() <= by)
         };
         is(self.stage.as_ref().map(Stage::as_str), entry.stage.as_ref())
             && is(

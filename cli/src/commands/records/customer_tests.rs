@@ -1,3 +1,5 @@
+use rapport_client::model::Date;
+
 use super::*;
 use crate::commands::records::testing::Home;
 
@@ -169,7 +171,7 @@ fn filters_read_the_index() {
     assert!(filter.keeps(&entry("lead", None)));
     assert!(!filter.keeps(&entry("won", None)));
     let stale = Filter {
-        contacted_by: Some(input::day_number("2024-01-10".parse().unwrap())),
+        contacted_by: Some("2024-01-10".parse::<Date>().unwrap().days_since_epoch()),
         ..Filter::default()
     };
     assert!(stale.keeps(&entry("lead", Some("2024-01-10"))));

@@ -106,7 +106,8 @@ pub(super) fn required(text: &str, what: &str) -> Result<String> {
 /// Today's date in UTC, from the system clock.
 pub(super) fn today() -> Result<Date> {
     let days = now_millis().div_euclid(86_400_000);
-    date_of_day(days).ok_or_else(|| anyhow!("the system clock is out of range: set the date"))
+    Date::from_days_since_epoch(days)
+        .ok_or_else(|| anyhow!("the system clock is out of range: set the date"))
 }
 
 /// Unix milliseconds now.
@@ -118,44 +119,11 @@ pub(super) fn now_millis() -> i64 {
     i64::try_from(millis).unwrap_or(i64::MAX)
 }
 
-/// Days since 1970-01-01 (negative before), in the proleptic Gregorian
-/// calendar (Howard Hinnant's `days_from_civil`).
-pub(super) fn day_number(date: Date) -> i64 {
-    let (month, day) = (i64::from(date.month()), i64::from(date.day()));
-    let year = i64::from(date.year()) - i64::from(month <= 2);
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-/// The date `days` after 1970-01-01, if it is within 0000..=9999
-/// (Howard Hinnant's `civil_from_days`).
-pub(super) fn date_of_day(days: i64) -> Option<Date> {
-    let days = days + 719_468;
-    let era = days.div_euclid(146_097);
-    let day_of_era = days - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    let narrow = |n: i64| u8::try_from(n).ok();
-    Date::new(u16::try_from(year).ok()?, narrow(month)?, narrow(day)?).ok()
-}
-
 /// `YYYY-MM-DD HH:MM` (UTC) for unix milliseconds.
 pub(super) fn timestamp(millis: i64) -> String {
     let minutes = millis.div_euclid(60_000);
     let (days, minute_of_day) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
-    match date_of_day(days) {
+    match Date::from_days_since_epoch(days) {
         Some(date) => format!("{date} {:02}:{:02}", minute_of_day / 60, minute_of_day % 60),
         None => format!("@{millis}"),
     }
@@ -230,25 +198,8 @@ mod tests {
     }
 
     #[test]
-    fn days_count_from_the_epoch_both_ways() {
-        let cases = [
-            ("1970-01-01", 0),
-            ("2000-03-01", 11_017),
-            ("2024-02-29", 19_782),
-            ("1969-12-31", -1),
-        ];
-        for (text, days) in cases {
-            let date: Date = text.parse().unwrap();
-            assert_eq!(day_number(date), days, "{text}");
-            assert_eq!(date_of_day(days), Some(date), "{text}");
-        }
-        // 0000-01-01 to 9999-12-31, the dates a `Date` holds.
-        for days in (-719_528..=2_932_896).step_by(997).chain([2_932_896]) {
-            let date = date_of_day(days).unwrap();
-            assert_eq!(day_number(date), days);
-        }
-        assert_eq!(date_of_day(-719_529), None);
-        assert_eq!(date_of_day(2_932_897), None);
+    fn timestamps_and_today_read_the_clock_in_utc() {
+        // Day numbers themselves are tested with `Date`.
         assert_eq!(timestamp(86_400_000 + 3_720_000), "1970-01-02 01:02");
         assert!(today().unwrap() > "2024-01-01".parse().unwrap());
     }
