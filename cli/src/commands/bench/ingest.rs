@@ -354,7 +354,7 @@ mod tests {
         doc.apply_changes(changes).unwrap();
         let values = doc.get_all(automerge::ROOT, "n").unwrap();
         assert_eq!(values.len(), 1, "each put overwrites the last");
-        assert_eq!(values[0].0.to_i64(), Some(3));
+        assert_eq!(values[0].0.as_i64(), Some(3));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use clap::{Args, Subcommand};
 use crate::context::Context;
 
 mod cold_sync;
+mod idle;
 mod ingest;
 mod machine;
 mod many;
@@ -28,6 +29,7 @@ mod trace;
 mod typing;
 
 use cold_sync::ColdSyncArgs;
+use idle::IdleArgs;
 use ingest::IngestArgs;
 use typing::TypingArgs;
 
@@ -58,19 +60,29 @@ pub(crate) enum BenchCommand {
         after_help = "Example:\n  rapport bench ingest --relay ws://127.0.0.1:3030/sync --open --peers 64 \\\n    --fsync-dir /var/lib/rapport"
     )]
     Ingest(IngestArgs),
+    /// N idle connections and one echo-timed connection: memory per
+    /// connection and echo p50/p99, beside a bare tokio-tungstenite echo
+    /// server measured in the same run.
+    #[command(
+        after_help = "Example:\n  rapport bench idle --relay ws://127.0.0.1:3030/sync --open --connections 10000"
+    )]
+    Idle(IdleArgs),
+    /// A bare tokio-tungstenite echo server (the idle scenario's floor).
+    #[command(hide = true)]
+    EchoServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
     /// Write the side-by-side tables of BENCHMARKS.md from `--json` results.
     #[command(hide = true)]
     Report(ReportArgs),
-    /// Create customer records in a fresh replica (each a durable write),
-    /// then list them from the index.
-    #[command(after_help = "Example:\n  rapport bench replica --records 10000 --json")]
-    Replica {
-        #[arg(long, default_value_t = 10_000)]
-        records: usize,
-        /// How many times to list.
-        #[arg(long, default_value_t = 7)]
-        rounds: usize,
-    },
+    /// The replica: create records (each durable), list them, compute the
+    /// dashboard, replay the editing trace with durability; against
+    /// automerge in memory with no storage.
+    #[command(
+        after_help = "Example:\n  rapport bench replica --records 10000 --trace-edits 5000 --json"
+    )]
+    Replica(replica::ReplicaArgs),
 }
 
 /// `rapport bench report`: the inputs of `BENCHMARKS.md`.
@@ -128,8 +140,13 @@ pub(crate) fn run(ctx: &Context, command: BenchCommand) -> Result<()> {
             args.target.check()?;
             print(ctx, &runtime()?.block_on(ingest::run(&args))?)
         }
+        BenchCommand::Idle(args) => {
+            args.target.check()?;
+            print(ctx, &runtime()?.block_on(idle::run(&args))?)
+        }
+        BenchCommand::EchoServer { listen } => idle::echo_server(listen),
         BenchCommand::Report(args) => write_report(&args),
-        BenchCommand::Replica { records, rounds } => replica::replica(ctx, records, rounds),
+        BenchCommand::Replica(args) => print(ctx, &replica::run(&args)?),
     }
 }
 

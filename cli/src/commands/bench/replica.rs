@@ -1,32 +1,88 @@
-//! `rapport bench replica`: the local side measured (the first scenario of
-//! `rapport bench`; the relay scenarios come later).
+//! `rapport bench replica`: the local side measured, against automerge in
+//! memory with no storage (the floor).
+//!
+//! - create N customer records in a fresh replica, each a durable write;
+//! - list them from the index, and compute the dashboard from it (median
+//!   of several rounds);
+//! - replay the first edits of the automerge-paper trace into a
+//!   requirements text in the replica, each edit its own durable change,
+//!   and the same edits into an automerge document in memory.
 
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ObjType, ROOT};
+use clap::Args;
 use rapport_client::Repo;
 use rapport_client::model::{Customer, Relationship, Stage};
 use serde_json::json;
 
-use crate::context::Context;
+use super::progress::{Progress, bar};
+use super::report::{Report, Unit};
+use super::stats::Summary;
+use super::trace;
 
-/// Creates `records` customer records in a fresh replica (each one a
-/// durable write), then lists them from the index several times.
-pub(crate) fn replica(ctx: &Context, records: usize, rounds: usize) -> Result<()> {
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReplicaArgs {
+    #[arg(long, default_value_t = 10_000)]
+    records: usize,
+    /// How many times to list and compute the dashboard.
+    #[arg(long, default_value_t = 7)]
+    rounds: usize,
+    /// Trace edits to replay, each a durable change (0 to skip).
+    #[arg(long, default_value_t = 5_000)]
+    trace_edits: usize,
+    /// The editing trace (default: ../shared/data/automerge-paper-edits.json.gz).
+    #[arg(long, value_name = "PATH")]
+    trace: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: &ReplicaArgs) -> Result<Report> {
     let folder = std::env::temp_dir().join(format!("rapport-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&folder);
-    let result = run(ctx, &folder, records, rounds.max(1));
+    let result = measure(args, &folder);
     let _ = std::fs::remove_dir_all(&folder);
     result
 }
 
-fn run(ctx: &Context, folder: &std::path::Path, records: usize, rounds: usize) -> Result<()> {
-    let repo = Repo::init(folder)?;
+fn measure(args: &ReplicaArgs, folder: &Path) -> Result<Report> {
+    let mut progress = Progress::new();
+    let mut report = Report::new(
+        "replica",
+        "rapport",
+        "local (no server)",
+        json!({ "records": args.records, "rounds": args.rounds, "trace_edits": args.trace_edits }),
+    );
+    let repo = Repo::init(&folder.join("records"))?;
+    records(args, &repo, &mut report, &mut progress)?;
+    if args.trace_edits > 0 {
+        let path = args.trace.clone().unwrap_or_else(trace::default_path);
+        let mut edits = trace::read(&path)?;
+        edits.truncate(args.trace_edits);
+        replay(&edits, &folder.join("trace"), &mut report, &mut progress)?;
+    }
+    report.note(
+        "replica: every create and every edit returns only once its redb commit is durable; the \
+         floor is the same work on an automerge document in memory, no storage",
+    );
+    Ok(report)
+}
+
+/// Creates the records, then lists them and computes the dashboard.
+fn records(
+    args: &ReplicaArgs,
+    repo: &Repo,
+    report: &mut Report,
+    progress: &mut Progress,
+) -> Result<()> {
+    progress.step(format!("creating {} customer records", args.records));
     let started = Instant::now();
-    for n in 0..records {
+    for n in 0..args.records {
         repo.create(|tx| {
             let mut customer = Customer::new(format!("Customer {n}"), Relationship::Customer);
-            customer.stage = if n % 3 == 0 {
+            customer.stage = if n.is_multiple_of(3) {
                 Stage::Proposal
             } else {
                 Stage::Lead
@@ -34,52 +90,149 @@ fn run(ctx: &Context, folder: &std::path::Path, records: usize, rounds: usize) -
             customer.score = (n % 100) as i64;
             customer.write(tx)
         })?;
-        if !ctx.json && n % 500 == 499 {
-            eprint!("\rcreated {}/{records}", n + 1);
+        if n % 100 == 0 {
+            progress.update(format!(
+                "{} {n}/{}",
+                bar(n as f64, args.records as f64),
+                args.records
+            ));
         }
     }
-    if !ctx.json {
-        eprintln!();
-    }
+    progress.clear();
     let create = started.elapsed();
-    let mut listings = Vec::with_capacity(rounds);
-    let mut listed = 0;
-    for _ in 0..rounds {
+    let case = format!("{} records", args.records);
+    report.single(
+        &case,
+        "create, each durable: total",
+        Unit::Seconds,
+        Some(create.as_secs_f64()),
+    );
+    report.single(
+        &case,
+        "create, each durable: per record",
+        Unit::Seconds,
+        Some(create.as_secs_f64() / args.records.max(1) as f64),
+    );
+    let mut listings = Vec::new();
+    let mut dashboards = Vec::new();
+    let options = rapport_client::dashboard::Options {
+        today: rapport_client::dashboard::utc_date(super::peer::now())
+            .ok_or_else(|| anyhow::anyhow!("the clock is outside years 0 to 9999"))?,
+        stale_days: 30,
+    };
+    for _ in 0..args.rounds.max(1) {
         let started = Instant::now();
-        let customers: Vec<_> = repo
-            .index()?
-            .into_iter()
+        let entries = repo.index()?;
+        let customers = entries
+            .iter()
             .filter(|(_, e)| e.kind.as_str() == "customer")
-            .collect();
+            .count();
         listings.push(started.elapsed());
-        listed = customers.len();
+        debug_assert_eq!(customers, args.records);
+        let started = Instant::now();
+        let dashboard = rapport_client::dashboard::compute(&entries, &options);
+        dashboards.push(started.elapsed());
+        std::hint::black_box(dashboard);
     }
-    listings.sort();
-    let median = listings[listings.len() / 2];
-    let per_record = create / u32::try_from(records.max(1)).unwrap_or(u32::MAX);
-    ctx.print(
-        format!(
-            "replica: {records} customer records created in {:.2?} ({per_record:.2?} each, every one durable)\n\
-             list from the index: {listed} records, median {median:.2?} over {rounds} runs (min {:.2?}, max {:.2?})\n\
-             machine: {} cores, {}",
-            create,
-            listings[0],
-            listings[listings.len() - 1],
-            std::thread::available_parallelism().map_or(0, |n| n.get()),
-            std::env::consts::ARCH,
-        ),
-        json!({
-            "scenario": "replica",
-            "records": records,
-            "create_seconds": create.as_secs_f64(),
-            "create_per_record_seconds": per_record.as_secs_f64(),
-            "list_records": listed,
-            "list_median_seconds": median.as_secs_f64(),
-            "list_min_seconds": listings[0].as_secs_f64(),
-            "list_max_seconds": listings[listings.len() - 1].as_secs_f64(),
-            "rounds": rounds,
-            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
-        }),
+    report.samples(
+        &case,
+        "list from the index",
+        Summary::of_durations(&listings, 0),
+    );
+    report.samples(
+        &case,
+        "compute the dashboard (from the listed index)",
+        Summary::of_durations(&dashboards, 0),
     );
     Ok(())
+}
+
+/// Replays `edits` into the replica, each a durable change, and into an
+/// automerge document in memory.
+fn replay(
+    edits: &[trace::Edit],
+    folder: &Path,
+    report: &mut Report,
+    progress: &mut Progress,
+) -> Result<()> {
+    let case = format!("{} trace edits", edits.len());
+    progress.step(format!(
+        "replaying {} trace edits into a replica",
+        edits.len()
+    ));
+    let repo = Repo::init(folder)?;
+    let (id, text) = repo.create(|tx| tx.put_object(ROOT, trace::TEXT_KEY, ObjType::Text))?;
+    let mut each = Vec::with_capacity(edits.len());
+    let started = Instant::now();
+    for (n, edit) in edits.iter().enumerate() {
+        let t = Instant::now();
+        repo.change(id, |tx| apply(tx, &text, edit))?;
+        each.push(t.elapsed());
+        if n % 100 == 0 {
+            progress.update(format!(
+                "{} {n}/{}",
+                bar(n as f64, edits.len() as f64),
+                edits.len()
+            ));
+        }
+    }
+    let replica_total = started.elapsed();
+    progress.clear();
+    let mut doc = AutoCommit::new();
+    let text = doc.put_object(ROOT, trace::TEXT_KEY, ObjType::Text)?;
+    doc.commit();
+    let mut floor_each = Vec::with_capacity(edits.len());
+    let started = Instant::now();
+    for edit in edits {
+        let t = Instant::now();
+        apply(&mut doc, &text, edit)?;
+        doc.commit();
+        floor_each.push(t.elapsed());
+    }
+    let floor_total = started.elapsed();
+    let per = |total: Duration| Some(total.as_secs_f64() / edits.len().max(1) as f64);
+    report.samples(
+        &case,
+        "replica: edit, durable",
+        Summary::of_durations(&each, 0),
+    );
+    report.samples(
+        &case,
+        "automerge in memory: edit (the floor)",
+        Summary::of_durations(&floor_each, 0),
+    );
+    report.single(
+        &case,
+        "replica: mean per edit",
+        Unit::Seconds,
+        per(replica_total),
+    );
+    report.single(
+        &case,
+        "floor: mean per edit",
+        Unit::Seconds,
+        per(floor_total),
+    );
+    report.single(
+        &case,
+        "replica / floor",
+        Unit::Ratio,
+        Some(replica_total.as_secs_f64() / floor_total.as_secs_f64().max(1e-12)),
+    );
+    Ok(())
+}
+
+/// One trace edit on a text.
+fn apply(
+    tx: &mut impl Transactable,
+    text: &automerge::ObjId,
+    edit: &trace::Edit,
+) -> Result<(), automerge::AutomergeError> {
+    let (at, delete, insert) = edit.parts();
+    tx.splice_text(
+        text,
+        at,
+        isize::try_from(delete).unwrap_or(isize::MAX),
+        insert,
+    )
 }

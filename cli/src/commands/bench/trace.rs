@@ -42,6 +42,11 @@ pub(crate) enum Edit {
 }
 
 impl Edit {
+    /// Where, how many characters deleted, what inserted.
+    pub(crate) fn parts(&self) -> (usize, usize, &str) {
+        (self.position(), self.deleted(), self.inserted())
+    }
+
     fn position(&self) -> usize {
         match self {
             Self::Insert(at, ..) | Self::Delete(at, _) => *at,

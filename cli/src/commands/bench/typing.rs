@@ -875,7 +875,14 @@ mod tests {
             .insert(&actor, 1, base.max_op + 1, None, 'a', base.heads.clone())
             .unwrap();
         let b = template
-            .insert(&actor, 2, base.max_op + 2, Some(base.max_op + 1), 'b', vec![a.hash()])
+            .insert(
+                &actor,
+                2,
+                base.max_op + 2,
+                Some(base.max_op + 1),
+                'b',
+                vec![a.hash()],
+            )
             .unwrap();
         let message = |change: &Change| {
             let data = automerge::sync::Message {
