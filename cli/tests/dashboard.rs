@@ -1,83 +1,12 @@
 //! `rapport dashboard` through the built binary, on a replica seeded with
 //! customers and tasks in known states, offline (no relay, no workspace).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use rapport_protocol::ids::PublicKey;
 use serde_json::{Value, json};
 
-/// A home folder made by `rapport init`, removed at the end.
-struct Home {
-    dir: PathBuf,
-}
+mod common;
 
-impl Home {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "rapport-cli-dashboard-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let home = Self { dir };
-        home.ok(&["init", "--name", "Ann Lee"]);
-        home
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .arg("--home")
-            .arg(&self.dir)
-            .args(args)
-            .env_remove("RAPPORT_HOME")
-            .output()
-            .expect("the rapport binary runs")
-    }
-
-    /// Runs a command that must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.output(args);
-        assert!(
-            output.status.success(),
-            "rapport {args:?} failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("utf-8")
-    }
-
-    /// Runs a command with `--json`; the one JSON value it printed.
-    fn json(&self, args: &[&str]) -> Value {
-        let stdout = self.ok(&[&["--json"], args].concat());
-        serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|e| panic!("rapport {args:?}: not one JSON value ({e}):\n{stdout}"))
-    }
-
-    /// Adds a record; its id.
-    fn add(&self, args: &[&str]) -> String {
-        let added = self.json(args);
-        added["id"].as_str().expect("an id").to_owned()
-    }
-
-    /// Runs a command that must fail with one line on stderr containing
-    /// `expected`, and nothing on stdout.
-    fn fails(&self, args: &[&str], expected: &str) {
-        let output = self.output(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "rapport {args:?} succeeded");
-        assert!(
-            output.stdout.is_empty(),
-            "rapport {args:?} printed on stdout"
-        );
-        assert_eq!(stderr.trim().lines().count(), 1, "not one line: {stderr}");
-        assert!(stderr.contains(expected), "`{expected}` not in: {stderr}");
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use common::Home;
 
 /// Customers and tasks in known states; returns Ann's (this home's) key
 /// and Bob's.
@@ -141,7 +70,7 @@ fn seed(home: &Home) -> (String, String) {
 
 #[test]
 fn figures_match_the_ones_worked_out_by_hand() {
-    let home = Home::new("seeded");
+    let home = Home::init("seeded");
     let (ann, bob) = seed(&home);
     let figures = home.json(&["dashboard", "--today", "2025-03-10"]);
     assert_eq!(figures["today"], "2025-03-10");
@@ -235,7 +164,7 @@ fn figures_match_the_ones_worked_out_by_hand() {
 
 #[test]
 fn people_read_the_same_figures() {
-    let home = Home::new("human");
+    let home = Home::init("human");
     seed(&home);
     let shown = home.ok(&["dashboard", "--today", "2025-03-10"]);
     for expected in [
@@ -255,7 +184,7 @@ fn people_read_the_same_figures() {
 
 #[test]
 fn bad_input_is_one_line() {
-    let home = Home::new("bad");
+    let home = Home::init("bad");
     home.fails(&["dashboard", "--stale-days", "-3"], "--stale-days");
     home.fails(
         &["dashboard", "--stale-days", "soon"],

@@ -1,116 +1,9 @@
 //! The CLI as people use it: a relay on 127.0.0.1:0, a staff home and a
 //! client home, every step through the built binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-use serde_json::Value;
-
-struct Home(PathBuf);
-
-impl Home {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("rapport-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .arg("--home")
-            .arg(&self.0)
-            .args(args)
-            .output()
-            .expect("the binary runs")
-    }
-
-    /// Runs a command that must succeed; returns its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "rapport {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    /// Runs a command with --json; returns the one JSON value it printed.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let stdout = self.ok(&all);
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-            panic!("rapport {args:?} printed no single JSON value ({e}): {stdout}")
-        })
-    }
-
-    /// Runs a command that must fail; returns its stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "rapport {args:?} should have failed");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-        stderr
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A relay in its own process, on a free port.
-struct Relay {
-    child: std::process::Child,
-    url: String,
-    _data: Home,
-}
-
-impl Relay {
-    fn start() -> Self {
-        use std::io::{BufRead, BufReader};
-        let data = Home::new("relay");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data.path())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the relay starts");
-        let stderr = child.stderr.take().expect("piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().expect("a listening line").expect("utf-8");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .expect("an address")
-                    .to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            url: format!("ws://{addr}/sync"),
-            _data: data,
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Home, Relay};
 
 #[test]
 fn staff_and_client_work_together_through_the_cli() {
@@ -270,15 +163,15 @@ fn staff_and_client_work_together_through_the_cli() {
 #[test]
 fn bad_input_is_one_line_with_the_fix_and_nothing_is_written() {
     let home = Home::new("bad");
-    let err = home.fails(&["whoami"]);
+    let err = home.error(&["whoami"]);
     assert!(err.contains("rapport init"), "{err}");
     assert!(!home.path().exists() || std::fs::read_dir(home.path()).unwrap().count() == 0);
     home.ok(&["init", "--name", "Ann"]);
-    let err = home.fails(&["init", "--name", "Ann"]);
+    let err = home.error(&["init", "--name", "Ann"]);
     assert!(err.contains("already holds"), "{err}");
-    let err = home.fails(&["invite", "list"]);
+    let err = home.error(&["invite", "list"]);
     assert!(err.contains("rapport workspace create"), "{err}");
-    let err = home.fails(&[
+    let err = home.error(&[
         "workspace",
         "create",
         "X",
@@ -286,6 +179,6 @@ fn bad_input_is_one_line_with_the_fix_and_nothing_is_written() {
         "ws://127.0.0.1:9/sync",
     ]);
     assert!(err.contains("relay"), "{err}");
-    let err = home.fails(&["join", "not-a-link"]);
+    let err = home.error(&["join", "not-a-link"]);
     assert!(err.contains("invite link"), "{err}");
 }

@@ -5,112 +5,12 @@
 //! list`.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-struct Home(PathBuf);
+mod common;
 
-impl Home {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("rapport-cli-forms-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        Self(path)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .arg("--home")
-            .arg(&self.0)
-            .args(args)
-            .output()
-            .expect("the binary runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "rapport {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let stdout = self.ok(&all);
-        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-            panic!("rapport {args:?} printed no single JSON value ({e}): {stdout}")
-        })
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "rapport {args:?} should have failed");
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-        stderr
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A relay in its own process, on a free port.
-struct Relay {
-    child: std::process::Child,
-    url: String,
-    _data: Home,
-}
-
-impl Relay {
-    fn start() -> Self {
-        use std::io::{BufRead, BufReader};
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let data = Home::new(&format!("relay-{n}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&data.0)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("the relay starts");
-        let stderr = child.stderr.take().expect("piped");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines.next().expect("a listening line").expect("utf-8");
-            if let Some(rest) = line.split("addr=").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .expect("an address")
-                    .to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Self {
-            child,
-            url: format!("ws://{addr}/sync"),
-            _data: data,
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Home, Relay};
 
 /// POSTs a JSON body to an `http://` URL; returns the status and body.
 fn post_json(url: &str, body: &Value) -> (u16, String) {
@@ -249,9 +149,9 @@ fn an_admin_creates_lists_shares_and_closes_a_form() {
     assert_eq!(csat["responses"], 2, "{csat}");
     assert_eq!(csat["average"], 4.5, "{csat}");
 
-    let err = admin.fails(&["form", "close", "nosuch"]);
+    let err = admin.error(&["form", "close", "nosuch"]);
     assert!(err.contains("rapport form list"), "{err}");
-    let err = admin.fails(&["form", "create", "Bad Name", "--field", "name"]);
+    let err = admin.error(&["form", "create", "Bad Name", "--field", "name"]);
     assert!(err.contains("form name"), "{err}");
     let out = admin.run(&["form", "create", "x", "--field", "plan:dropdown"]);
     assert!(!out.status.success());
@@ -280,12 +180,12 @@ fn automations_are_added_listed_run_and_removed() {
     let hook = admin.json(&["automation", "add", &rule]);
     assert!(
         admin
-            .fails(&["automation", "add", "whenever it rains"])
+            .error(&["automation", "add", "whenever it rains"])
             .contains("not a rule")
     );
     assert!(
         admin
-            .fails(&["automation", "add", "--example", "nope"])
+            .error(&["automation", "add", "--example", "nope"])
             .contains("no example `nope`")
     );
 
@@ -328,7 +228,7 @@ fn automations_are_added_listed_run_and_removed() {
     assert_eq!(left.as_array().map(Vec::len), Some(1));
     assert!(
         admin
-            .fails(&["automation", "remove", invoice_id])
+            .error(&["automation", "remove", invoice_id])
             .contains("no automation")
     );
 }

@@ -1,106 +1,13 @@
 //! The record commands (`customer`, `task`, `doc`, `comment`) run as a user
 //! runs them: the built binary on a fresh home, with and without `--json`.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-/// A home folder made by `rapport init`, removed at the end.
-struct Home {
-    dir: PathBuf,
-}
+mod common;
 
-impl Home {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("rapport-cli-records-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let home = Self { dir };
-        home.ok(&["init", "--name", "Ann Lee"]);
-        home
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rapport"));
-        command
-            .arg("--home")
-            .arg(&self.dir)
-            .args(args)
-            .env_remove("RAPPORT_HOME");
-        command
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .output()
-            .expect("the rapport binary runs")
-    }
-
-    /// Runs a command that must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.output(args);
-        let (stdout, stderr) = texts(&output);
-        assert!(
-            output.status.success(),
-            "rapport {args:?} failed:\n{stdout}\n{stderr}"
-        );
-        stdout
-    }
-
-    /// Runs a command with `--json`; the one JSON value it printed.
-    fn json(&self, args: &[&str]) -> Value {
-        let stdout = self.ok(&[&["--json"], args].concat());
-        serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|e| panic!("rapport {args:?}: not one JSON value ({e}):\n{stdout}"))
-    }
-
-    /// Runs a command that must fail with one line on stderr containing
-    /// `expected`, and nothing on stdout.
-    fn fails(&self, args: &[&str], expected: &str) {
-        let output = self.output(args);
-        let (stdout, stderr) = texts(&output);
-        assert!(
-            !output.status.success(),
-            "rapport {args:?} succeeded:\n{stdout}"
-        );
-        assert!(
-            stdout.is_empty(),
-            "rapport {args:?} printed on stdout:\n{stdout}"
-        );
-        assert_eq!(
-            stderr.trim().lines().count(),
-            1,
-            "rapport {args:?}: not one line:\n{stderr}"
-        );
-        assert!(
-            stderr.contains(expected),
-            "rapport {args:?}: expected `{expected}` in:\n{stderr}"
-        );
-    }
-
-    /// Adds a record; its full id, from `--json` output `{"id": …}`.
-    fn add(&self, args: &[&str]) -> String {
-        let added = self.json(args);
-        added["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("rapport {args:?}: no id in {added}"))
-            .to_owned()
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn texts(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use common::{Home, texts};
 
 fn array(value: &Value) -> &Vec<Value> {
     value
@@ -110,7 +17,7 @@ fn array(value: &Value) -> &Vec<Value> {
 
 #[test]
 fn customers_add_list_show_set_and_touch() {
-    let home = Home::new("customers");
+    let home = Home::init("customers");
     let acme = home.add(&[
         "customer",
         "add",
@@ -204,7 +111,7 @@ fn customers_add_list_show_set_and_touch() {
 
 #[test]
 fn tasks_add_list_check_and_done() {
-    let home = Home::new("tasks");
+    let home = Home::init("tasks");
     let acme = home.add(&["customer", "add", "Acme", "--kind", "client"]);
     let offer = home.add(&[
         "task",
@@ -272,7 +179,7 @@ fn tasks_add_list_check_and_done() {
 
 #[test]
 fn docs_new_append_show_and_edit() {
-    let home = Home::new("docs");
+    let home = Home::init("docs");
     let acme = home.add(&["customer", "add", "Acme", "--kind", "client"]);
     let doc = home.add(&[
         "doc",
@@ -333,7 +240,7 @@ fn docs_new_append_show_and_edit() {
 
 #[test]
 fn comments_add_reply_list_and_resolve() {
-    let home = Home::new("comments");
+    let home = Home::init("comments");
     let doc = home.add(&["doc", "new", "Buyer portal"]);
     let question = home.add(&["comment", "add", &doc[..6], "Is the budget final?"]);
     let answer = home.add(&[
@@ -368,7 +275,7 @@ fn comments_add_reply_list_and_resolve() {
 
 #[test]
 fn bad_input_is_one_line_and_writes_nothing() {
-    let home = Home::new("bad");
+    let home = Home::init("bad");
     let acme = home.add(&["customer", "add", "Acme", "--kind", "client"]);
     let before = home.json(&["customer", "show", &acme]);
 
@@ -444,7 +351,7 @@ fn bad_input_is_one_line_and_writes_nothing() {
 
 #[test]
 fn ambiguous_prefixes_ask_for_more() {
-    let home = Home::new("ambiguous");
+    let home = Home::init("ambiguous");
     let mut ids: Vec<String> = Vec::new();
     // 59 ids over 58 base58 characters: two share a first character by then.
     let shared = loop {
@@ -461,7 +368,7 @@ fn ambiguous_prefixes_ask_for_more() {
 
 #[test]
 fn help_teaches_by_example() {
-    let home = Home::new("help");
+    let home = Home::init("help");
     for group in [
         ["customer", "add"],
         ["customer", "set"],

@@ -2,79 +2,15 @@
 //! done` and `task set status=done` make the next occurrence, once; bad
 //! rules are one-line errors that change nothing.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-/// A home folder made by `rapport init`, removed at the end.
-struct Home {
-    dir: PathBuf,
-}
+mod common;
+
+use common::Home;
 
 impl Home {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "rapport-cli-recurring-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let home = Self { dir };
-        home.ok(&["init", "--name", "Ann Lee"]);
-        home
-    }
-
-    fn output(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .arg("--home")
-            .arg(&self.dir)
-            .args(args)
-            .env_remove("RAPPORT_HOME")
-            .output()
-            .expect("the rapport binary runs")
-    }
-
-    /// Runs a command that must succeed; its stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let output = self.output(args);
-        let (stdout, stderr) = texts(&output);
-        assert!(
-            output.status.success(),
-            "rapport {args:?} failed:\n{stdout}\n{stderr}"
-        );
-        stdout
-    }
-
-    /// Runs a command with `--json`; the one JSON value it printed.
-    fn json(&self, args: &[&str]) -> Value {
-        let stdout = self.ok(&[&["--json"], args].concat());
-        serde_json::from_str(stdout.trim())
-            .unwrap_or_else(|e| panic!("rapport {args:?}: not one JSON value ({e}):\n{stdout}"))
-    }
-
-    /// Runs a command that must fail with one line on stderr containing
-    /// `expected`, and nothing on stdout.
-    fn fails(&self, args: &[&str], expected: &str) {
-        let output = self.output(args);
-        let (stdout, stderr) = texts(&output);
-        assert!(
-            !output.status.success(),
-            "rapport {args:?} succeeded:\n{stdout}"
-        );
-        assert!(stdout.is_empty(), "rapport {args:?} printed:\n{stdout}");
-        assert_eq!(
-            stderr.trim().lines().count(),
-            1,
-            "rapport {args:?}: not one line:\n{stderr}"
-        );
-        assert!(
-            stderr.contains(expected),
-            "rapport {args:?}: expected `{expected}` in:\n{stderr}"
-        );
-    }
-
     /// Adds a task; its full id.
-    fn add(&self, args: &[&str]) -> String {
+    fn add_task(&self, args: &[&str]) -> String {
         let added = self.json(&[&["task", "add"], args].concat());
         added["id"].as_str().expect("add prints an id").to_owned()
     }
@@ -96,23 +32,10 @@ impl Home {
     }
 }
 
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn texts(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn a_weekly_task_done_makes_its_next_one_once() {
-    let home = Home::new("weekly");
-    let first = home.add(&[
+    let home = Home::init("weekly");
+    let first = home.add_task(&[
         "Weekly invoice",
         "--due",
         "2025-01-06",
@@ -167,8 +90,8 @@ fn a_weekly_task_done_makes_its_next_one_once() {
 
 #[test]
 fn monthly_from_the_31st_comes_back_to_the_31st() {
-    let home = Home::new("monthly");
-    let first = home.add(&[
+    let home = Home::init("monthly");
+    let first = home.add_task(&[
         "Monthly report",
         "--due",
         "2025-01-31",
@@ -183,14 +106,14 @@ fn monthly_from_the_31st_comes_back_to_the_31st() {
 
 #[test]
 fn a_task_without_repeat_or_due_date() {
-    let home = Home::new("plain");
-    let once = home.add(&["Once"]);
+    let home = Home::init("plain");
+    let once = home.add_task(&["Once"]);
     let done = home.json(&["task", "done", &once]);
     assert_eq!(done["next"], Value::Null);
     assert_eq!(home.tasks().len(), 1);
 
     // No due date: the next one is due a day after today.
-    let daily = home.add(&["Water the plants", "--repeat", "daily"]);
+    let daily = home.add_task(&["Water the plants", "--repeat", "daily"]);
     let next = home.json(&["task", "done", &daily])["next"].clone();
     let due = next["due"].as_str().expect("a due date");
     assert!(due.len() == 10 && due > "2025-01-01", "{due}");
@@ -198,7 +121,7 @@ fn a_task_without_repeat_or_due_date() {
 
 #[test]
 fn bad_repeat_rules_are_one_line_errors_that_change_nothing() {
-    let home = Home::new("bad");
+    let home = Home::init("bad");
     home.fails(
         &["task", "add", "X", "--repeat", "fortnightly"],
         "--repeat: `fortnightly` is not a repeat rule: use daily, weekly, monthly",
@@ -217,7 +140,7 @@ fn bad_repeat_rules_are_one_line_errors_that_change_nothing() {
     );
     assert!(home.tasks().is_empty(), "nothing was added");
 
-    let id = home.add(&["Y", "--repeat", "every mon, thu"]);
+    let id = home.add_task(&["Y", "--repeat", "every mon, thu"]);
     assert_eq!(home.json(&["task", "show", &id])["repeat"], "every mon,thu");
     home.fails(
         &["task", "set", &id, "repeat=every 2 eons"],
