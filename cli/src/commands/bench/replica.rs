@@ -128,7 +128,11 @@ fn records(
             .filter(|(_, e)| e.kind.as_str() == "customer")
             .count();
         listings.push(started.elapsed());
-        debug_assert_eq!(customers, args.records);
+        anyhow::ensure!(
+            customers == args.records,
+            "the index lists {customers} customers of the {} made",
+            args.records
+        );
         let started = Instant::now();
         let dashboard = rapport_client::dashboard::compute(&entries, &options);
         dashboards.push(started.elapsed());
