@@ -531,3 +531,69 @@ async fn sharing_a_document_fires_once() -> Result<()> {
     assert_eq!(runs(&world.owner, &world.workspace, &rules[0])?.0, 1);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_submission_fires_its_rule_once() -> Result<()> {
+    let mut world = World::new("form").await?;
+    let form = blocking(|| {
+        world.api.create_form(
+            &world.workspace,
+            &NewForm {
+                name: "support".into(),
+                title: Some("Support".into()),
+                description: None,
+                fields: vec![FormField {
+                    name: "name".into(),
+                    label: String::new(),
+                    kind: FieldType::Text,
+                    required: true,
+                    choices: Vec::new(),
+                }],
+                title_field: None,
+                tags: Vec::new(),
+            },
+        )
+    })?;
+    let rules = world
+        .add_rules(&[
+            "when form submitted support then set priority=high",
+            "when form submitted other then set priority=low",
+        ])
+        .await?;
+    let body = r#"{"name":"Bea"}"#;
+    let request = format!(
+        "POST /forms/{} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        form.id,
+        world.relay.addr,
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(world.relay.addr).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await?;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+
+    world
+        .sync_until("the submission's priority set", |repo| {
+            let submitted = tasks_titled(repo, "Support: Bea")?;
+            Ok(match submitted.first() {
+                Some(&id) => {
+                    repo.read(id, Task::read)??.priority == rapport_client::model::Priority::High
+                }
+                None => false,
+            })
+        })
+        .await?;
+    world.relay.restart_in_place().await?;
+    world.sync().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    world.sync().await?;
+    assert_eq!(tasks_titled(&world.owner, "Support: Bea")?.len(), 1);
+    assert_eq!(runs(&world.owner, &world.workspace, &rules[0])?.0, 1);
+    assert_eq!(
+        runs(&world.owner, &world.workspace, &rules[1])?.0,
+        0,
+        "another form's rule"
+    );
+    Ok(())
+}
