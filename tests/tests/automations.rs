@@ -67,6 +67,31 @@ impl World {
         Ok(ids)
     }
 
+    /// A form with one required field.
+    fn create_form(
+        &self,
+        name: &str,
+        title: &str,
+        field: &str,
+        kind: FieldType,
+    ) -> Result<rapport_client::api::FormInfo> {
+        let form = NewForm {
+            name: name.into(),
+            title: Some(title.into()),
+            description: None,
+            fields: vec![FormField {
+                name: field.into(),
+                label: String::new(),
+                kind,
+                required: true,
+                choices: Vec::new(),
+            }],
+            title_field: None,
+            tags: Vec::new(),
+        };
+        Ok(blocking(|| self.api.create_form(&self.workspace, &form))?)
+    }
+
     /// Makes a record with `init` and puts it in the workspace.
     fn create(
         &self,
@@ -190,25 +215,7 @@ fn today_plus(days: u64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_automations_fire_once_each_across_relay_restarts() -> Result<()> {
     let mut world = World::new("shipped").await?;
-    let feedback = blocking(|| {
-        world.api.create_form(
-            &world.workspace,
-            &NewForm {
-                name: "feedback".into(),
-                title: Some("How did we do?".into()),
-                description: None,
-                fields: vec![FormField {
-                    name: "csat".into(),
-                    label: String::new(),
-                    kind: FieldType::Number,
-                    required: true,
-                    choices: Vec::new(),
-                }],
-                title_field: None,
-                tags: Vec::new(),
-            },
-        )
-    })?;
+    let feedback = world.create_form("feedback", "How did we do?", "csat", FieldType::Number)?;
     let rules = world
         .add_rules(&[
             example("invoice-when-order-fulfilled"),
@@ -535,25 +542,7 @@ async fn sharing_a_document_fires_once() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_form_submission_fires_its_rule_once() -> Result<()> {
     let mut world = World::new("form").await?;
-    let form = blocking(|| {
-        world.api.create_form(
-            &world.workspace,
-            &NewForm {
-                name: "support".into(),
-                title: Some("Support".into()),
-                description: None,
-                fields: vec![FormField {
-                    name: "name".into(),
-                    label: String::new(),
-                    kind: FieldType::Text,
-                    required: true,
-                    choices: Vec::new(),
-                }],
-                title_field: None,
-                tags: Vec::new(),
-            },
-        )
-    })?;
+    let form = world.create_form("support", "Support", "name", FieldType::Text)?;
     let rules = world
         .add_rules(&[
             "when form submitted support then set priority=high",
