@@ -16,6 +16,8 @@
 # Sizes come from the profile and may be overridden one by one through the
 # environment: EDITORS, TYPING_SECONDS, TRACE_EDITS, RECORDS, PEERS,
 # INGEST_SECONDS, CONNECTIONS, ECHOES, REPLICA_RECORDS, REPLICA_EDITS.
+# RESULTS_DIR=DIR keeps the --json results there (rerun
+# `rapport bench report` on them to rewrite the tables).
 #
 # Needs: cargo, node >= 20 and npm (the JS server is installed with
 # `npm ci` from tests/bench/js-server/package-lock.json), curl.
@@ -44,7 +46,7 @@ case "$profile" in
     : "${CONNECTIONS:=2000}" "${ECHOES:=500}" "${REPLICA_RECORDS:=1000}" "${REPLICA_EDITS:=1000}" ;;
   moderate)
     : "${EDITORS:=2,4,8,16}" "${TYPING_SECONDS:=20}" "${TRACE_EDITS:=259778}"
-    : "${RECORDS:=5000}" "${PEERS:=64}" "${INGEST_SECONDS:=10}"
+    : "${RECORDS:=10000}" "${PEERS:=64}" "${INGEST_SECONDS:=10}"
     : "${CONNECTIONS:=10000}" "${ECHOES:=2000}" "${REPLICA_RECORDS:=10000}" "${REPLICA_EDITS:=5000}" ;;
   full) # the sizes
     : "${EDITORS:=2,4,8,16,32}" "${TYPING_SECONDS:=30}" "${TRACE_EDITS:=259778}"
@@ -71,8 +73,9 @@ echo "== installing the JS sync server (npm ci)" >&2
 (cd "$root/tests/bench/js-server" && timeout 600 npm ci --no-audit --no-fund --loglevel=error >&2)
 echo "== building release binaries" >&2
 (cd "$root" && timeout 3000 cargo build --release -p rapport -p rapport-server >&2)
-rapport="$root/target/release/rapport"
-relay="$root/target/release/rapport-server"
+target="${CARGO_TARGET_DIR:-$root/target}"
+rapport="$target/release/rapport"
+relay="$target/release/rapport-server"
 
 free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
@@ -167,6 +170,7 @@ for scenario in "${wanted[@]}"; do
   esac
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${RESULTS_DIR:-}" ]; then mkdir -p "$RESULTS_DIR" && cp "${results[@]}" "$RESULTS_DIR/"; fi
 
 "$rapport" bench report --command "$command_line" \
   --note "profile: $profile (EDITORS=$EDITORS TYPING_SECONDS=$TYPING_SECONDS TRACE_EDITS=$TRACE_EDITS RECORDS=$RECORDS PEERS=$PEERS INGEST_SECONDS=$INGEST_SECONDS CONNECTIONS=$CONNECTIONS ECHOES=$ECHOES REPLICA_RECORDS=$REPLICA_RECORDS REPLICA_EDITS=$REPLICA_EDITS)" \

@@ -306,11 +306,17 @@ pub(crate) fn comparison(reports: &[Report], ours: &str) -> String {
             .find(|r| r.server != ours)
             .map_or_else(|| "other".to_owned(), |r| r.server.clone());
         let _ = writeln!(out, "## {scenario}\n");
-        let _ = writeln!(
-            out,
-            "| case | measure | {ours} | {theirs_name} | ours/theirs |"
-        );
-        out.push_str("|---|---|---|---|---|\n");
+        let only_ours = runs.iter().all(|r| r.server == ours);
+        if only_ours {
+            let _ = writeln!(out, "| case | measure | {ours} |");
+            out.push_str("|---|---|---|\n");
+        } else {
+            let _ = writeln!(
+                out,
+                "| case | measure | {ours} | {theirs_name} | ours/theirs |"
+            );
+            out.push_str("|---|---|---|---|---|\n");
+        }
         // Rows in the order our runs give them, then any only theirs have.
         let mut keys: Vec<(String, String)> = Vec::new();
         let mut cells: BTreeMap<(String, String), [Option<Cell>; 2]> = BTreeMap::new();
@@ -337,6 +343,10 @@ pub(crate) fn comparison(reports: &[Report], ours: &str) -> String {
                 (Some((Some(x), _)), Some((Some(y), _))) if *y != 0.0 => format!("{:.2}", x / y),
                 _ => "–".to_owned(),
             };
+            if only_ours {
+                let _ = writeln!(out, "| {} | {} | {} |", key.0, key.1, text(a));
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {ratio} |",
@@ -445,6 +455,19 @@ mod tests {
         );
         assert!(
             table.contains("| 2 editors | relay CPU per change | 50.0 µs | – | – |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_scenario_run_only_here_has_one_column() {
+        let table = comparison(&[report("rapport", 0.001, None)], "rapport");
+        assert!(
+            table.contains("| case | measure | rapport |\n|---|---|---|\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 2 editors | forward p50 | 1.00 ms |\n"),
             "{table}"
         );
     }

@@ -167,8 +167,17 @@ pub(crate) async fn run(args: &TypingArgs) -> Result<Report> {
     let shared_op = AtomicU64::new(base.max_op + 1);
     for &editors in &args.editors {
         let case = format!("{editors} editors, {}", short(&base.what));
-        let outcome = run_editors(args, id, &base, editors, &shared_op, &mut progress).await?;
-        outcome.add_to(&mut report, &case);
+        match run_editors(args, id, &base, editors, &shared_op, &mut progress).await {
+            Ok(outcome) => outcome.add_to(&mut report, &case),
+            Err(e) => {
+                // A server that cannot keep up with E editors will not with
+                // more: keep what was measured and stop the sweep.
+                progress.step(format!("{editors} editors: {e:#}"));
+                report.single(&case, "run failed (see notes)", Unit::Count, None);
+                report.note(format!("{editors} editors: the run failed: {e:#}"));
+                break;
+            }
+        }
         quiesce(watched, Duration::from_secs(60)).await;
     }
     progress.clear();
