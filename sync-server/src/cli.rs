@@ -72,7 +72,8 @@ impl ServeArgs {
     }
 
     /// Runs the relay until SIGINT or SIGTERM, logging to stderr
-    /// (`RUST_LOG` filters, default `info`).
+    /// (`RUST_LOG` filters, default `info`; automerge's own logs only at
+    /// `warn` unless `RUST_LOG` names them).
     pub fn run(&self) -> Result<(), ServerError> {
         init_logging();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -86,8 +87,13 @@ impl ServeArgs {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // automerge's own spans format a document's whole change graph at
+    // `info`, which cost the relay half its CPU; ask for them by name.
+    if !std::env::var("RUST_LOG").is_ok_and(|asked| asked.contains("automerge")) {
+        filter = filter.add_directive("automerge=warn".parse().expect("a valid directive"));
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
