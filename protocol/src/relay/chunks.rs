@@ -105,13 +105,8 @@ fn load_document(chunk: &[u8]) -> Result<Vec<StoredChange>, ChunkError> {
     let doc = Automerge::load(chunk).map_err(|e| ChunkError::BadDocument(e.to_string()))?;
     Ok(doc
         .get_changes(&[])
-        .into_iter()
-        .map(|change| StoredChange {
-            hash: change.hash(),
-            deps: change.deps().to_vec(),
-            actor: change.actor_id().to_bytes().to_vec(),
-            bytes: Arc::from(change.raw_bytes()),
-        })
+        .iter()
+        .map(StoredChange::from)
         .collect())
 }
 

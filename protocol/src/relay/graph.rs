@@ -31,6 +31,17 @@ pub struct StoredChange {
     pub bytes: Arc<[u8]>,
 }
 
+impl From<&automerge::Change> for StoredChange {
+    fn from(change: &automerge::Change) -> Self {
+        Self {
+            hash: change.hash(),
+            deps: change.deps().to_vec(),
+            actor: change.actor_id().to_bytes().to_vec(),
+            bytes: Arc::from(change.raw_bytes()),
+        }
+    }
+}
+
 impl std::fmt::Debug for StoredChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredChange")

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::webhook::{self, Delivery};
 use super::{thread, webhook_secret};
 use crate::forms::Forms;
-use crate::forms::task::NewTask;
+use crate::forms::task::{NewTask, civil};
 use crate::relay::{Relay, lock, now};
 use crate::storage::{AutomationWrite, Pending, RelayKeys, StoreError};
 use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
@@ -536,30 +536,15 @@ fn millis(at: UnixMillis) -> i64 {
 /// The changes of `doc` that are not ancestors of `heads`, as stored.
 fn stored_since(doc: &Automerge, heads: &[ChangeHash]) -> Vec<StoredChange> {
     doc.get_changes(heads)
-        .into_iter()
-        .map(|change| StoredChange {
-            hash: change.hash(),
-            deps: change.deps().to_vec(),
-            actor: change.actor_id().to_bytes().to_vec(),
-            bytes: Arc::from(change.raw_bytes()),
-        })
+        .iter()
+        .map(StoredChange::from)
         .collect()
 }
 
 /// `YYYY-MM-DD`, `days` after the UTC day of `at`.
 fn date_after(at: UnixMillis, days: u32) -> String {
-    let day = i64::try_from(at.0 / 86_400_000).unwrap_or(0) + i64::from(days);
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let (year, month, day) = civil(at.as_secs() / 86_400 + u64::from(days));
+    format!("{year:04}-{month:02}-{day:02}")
 }
 
 #[cfg(test)]

@@ -87,23 +87,14 @@ impl CustomerIndex {
 
 /// The lowercased `email` of document `id` if it is a customer record.
 fn customer_email(store: &Store, id: DocumentId) -> Result<Option<String>, StoreError> {
-    let stored = store.load_document(id)?;
-    let mut doc = match &stored.snapshot {
-        Some(bytes) => match Automerge::load(bytes) {
-            Ok(doc) => doc,
-            Err(e) => {
-                debug!(document = %id, error = %e, "a snapshot does not load; not a customer");
-                return Ok(None);
-            }
-        },
-        None => Automerge::new(),
-    };
-    for change in &stored.changes {
-        if let Err(e) = doc.load_incremental(&change.bytes) {
-            debug!(document = %id, error = %e, "a change does not load; not a customer");
+    let doc = match store.load_automerge(id) {
+        Ok(doc) => doc,
+        Err(e @ StoreError::Corrupt { .. }) => {
+            debug!(document = %id, error = %e, "the document does not load; not a customer");
             return Ok(None);
         }
-    }
+        Err(e) => return Err(e),
+    };
     if root_text(&doc, "kind").as_deref() != Some("customer") {
         return Ok(None);
     }
@@ -125,8 +116,6 @@ fn root_text(doc: &Automerge, key: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc as StdArc;
-
     use automerge::transaction::Transactable;
     use rapport_protocol::relay::StoredChange;
 
@@ -134,13 +123,8 @@ mod tests {
 
     fn stored(doc: &Automerge, after: &[automerge::ChangeHash]) -> Vec<StoredChange> {
         doc.get_changes(after)
-            .into_iter()
-            .map(|c| StoredChange {
-                hash: c.hash(),
-                deps: c.deps().to_vec(),
-                actor: c.actor_id().to_bytes().to_vec(),
-                bytes: StdArc::from(c.raw_bytes()),
-            })
+            .iter()
+            .map(StoredChange::from)
             .collect()
     }
 

@@ -10,7 +10,6 @@
 //! `due`, `repeat`, `parent`, `previous`, `series` and `series_start`.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, AutomergeError, ObjType, ROOT, ScalarValue};
@@ -109,13 +108,8 @@ impl NewTask {
         );
         Ok(doc
             .get_changes(&[])
-            .into_iter()
-            .map(|change| StoredChange {
-                hash: change.hash(),
-                deps: change.deps().to_vec(),
-                actor: change.actor_id().to_bytes().to_vec(),
-                bytes: Arc::from(change.raw_bytes()),
-            })
+            .iter()
+            .map(StoredChange::from)
             .collect())
     }
 
@@ -195,7 +189,7 @@ pub(crate) fn utc(at: UnixMillis) -> String {
 
 /// Days since 1970-01-01 as a proleptic Gregorian date (Howard Hinnant's
 /// `civil_from_days`, for non-negative days).
-fn civil(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097;

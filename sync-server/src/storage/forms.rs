@@ -189,7 +189,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
-    use std::sync::Arc;
 
     use automerge::transaction::Transactable;
     use automerge::{Automerge, ROOT};
@@ -211,13 +210,8 @@ mod tests {
                 .expect("a change");
         }
         doc.get_changes(&[])
-            .into_iter()
-            .map(|c| StoredChange {
-                hash: c.hash(),
-                deps: c.deps().to_vec(),
-                actor: c.actor_id().to_bytes().to_vec(),
-                bytes: Arc::from(c.raw_bytes()),
-            })
+            .iter()
+            .map(StoredChange::from)
             .collect()
     }
 
