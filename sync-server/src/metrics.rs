@@ -24,6 +24,9 @@ pub(crate) struct Metrics {
     pub(crate) slow_peers_disconnected: AtomicU64,
     pub(crate) auth_failures: AtomicU64,
     pub(crate) storage_errors: AtomicU64,
+    /// Durable commits of stored changes: with many writers at once, fewer
+    /// than the changes (group commit).
+    pub(crate) storage_commits: std::sync::Arc<AtomicU64>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -131,6 +134,11 @@ impl Metrics {
                 "rapport_storage_errors_total",
                 "Failed storage writes.",
                 &self.storage_errors,
+            ),
+            (
+                "rapport_storage_commits_total",
+                "Durable commits of received changes (several changes share one).",
+                &*self.storage_commits,
             ),
         ];
         for (name, help, value) in counters {

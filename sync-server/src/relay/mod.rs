@@ -22,7 +22,7 @@ use crate::actors::ActorRegistry;
 use crate::automations::Automations;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
-use crate::storage::{RelayKeys, Store, StoreError};
+use crate::storage::{GroupCommit, RelayKeys, Store, StoreError};
 use crate::workspace::Workspaces;
 
 /// Locks a std mutex, carrying on past a poisoned one: the data behind each
@@ -84,6 +84,8 @@ pub(crate) struct Relay {
     pub(crate) relay_id: String,
     pub(crate) peer_id: PeerId,
     store: Store,
+    /// Every sync message's changes become durable through it.
+    writer: GroupCommit,
     pub(crate) workspaces: Mutex<Workspaces>,
     docs: Mutex<HashMap<DocumentId, Arc<AsyncMutex<DocSlot>>>>,
     conns: Mutex<HashMap<ConnId, ConnHandle>>,
@@ -112,6 +114,12 @@ impl Relay {
             .map(|keys| keys.into_iter().collect());
         let workspaces = Workspaces::load(&store, creators)?;
         let automations = Automations::load(&store, &workspaces)?;
+        let metrics = Metrics::default();
+        let writer = GroupCommit::start(store.clone(), Arc::clone(&metrics.storage_commits))
+            .map_err(|source| StoreError::Thread {
+                path: store.path().to_owned(),
+                source,
+            })?;
         // Never empty, so always a valid peer id.
         let peer_id: PeerId = format!("rapport-{relay_id}")
             .parse()
@@ -122,11 +130,12 @@ impl Relay {
             peer_id,
             relay_id,
             store,
+            writer,
             workspaces: Mutex::new(workspaces),
             docs: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
             actors: Mutex::new(actors),
-            metrics: Metrics::default(),
+            metrics,
             next_conn: AtomicU64::new(1),
             background: Mutex::new(tokio::task::JoinSet::new()),
             keys: Mutex::new(None),
@@ -385,22 +394,17 @@ impl Relay {
         let count = prepared.to_store.len();
         let bindings =
             lock(&self.actors).unstored(prepared.to_store.iter().map(|c| c.actor.as_slice()));
-        let changes: Vec<StoredChange> = prepared.to_store.clone();
-        let store = self.store.clone();
-        let to_bind = bindings.clone();
         // The automations look at documents of workspaces that have rules.
         let watched = self.automations.watches(&lock(&self.workspaces), id);
-        let before = doc.heads();
-        let written = tokio::task::spawn_blocking(move || {
-            if watched {
-                store.append_for_automations(id, &changes, &to_bind, &before)
-            } else {
-                store.append(id, &changes, &to_bind)
-            }
-        })
-        .await;
+        let write = Store::appending(
+            id,
+            prepared.to_store.clone(),
+            bindings.clone(),
+            watched.then(|| doc.heads()),
+        );
+        let written = self.writer.write(write).await;
         match written {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 if watched {
                     self.automations.wake();
                 }
@@ -410,12 +414,8 @@ impl Relay {
                 self.flush(doc);
                 return count;
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 warn!(document = %id, error = %e, "storing changes failed; refusing them");
-                self.refuse_unstored(doc, prepared);
-            }
-            Err(join) => {
-                warn!(document = %id, error = %join, "the storage task failed; refusing the changes");
                 self.refuse_unstored(doc, prepared);
             }
         }

@@ -47,22 +47,6 @@ pub struct AutomationWrite<'a> {
 }
 
 impl Store {
-    /// Stores changes like [`Store::append`], and marks the document for the
-    /// automations with `before`, its heads before these changes (kept if
-    /// it is marked already).
-    pub fn append_for_automations(
-        &self,
-        id: DocumentId,
-        changes: &[StoredChange],
-        bindings: &[(Vec<u8>, PublicKey)],
-        before: &[ChangeHash],
-    ) -> Result<(), StoreError> {
-        let tx = self.begin_write()?;
-        self.append_changes(&tx, id, changes, bindings)?;
-        self.mark_pending(&tx, id, before)?;
-        tx.commit().map_err(|e| self.err(e))
-    }
-
     pub(super) fn mark_pending(
         &self,
         tx: &WriteTransaction,

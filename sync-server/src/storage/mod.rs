@@ -8,6 +8,7 @@
 mod automations;
 mod codec;
 mod forms;
+mod group;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use tracing::warn;
 
 use automerge::Automerge;
 use rapport_protocol::relay::StoredDocument;
+use rapport_protocol::sync::load_document;
 use schema::{
     ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, COMPACTED,
     FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
@@ -31,6 +33,7 @@ use schema::{
 
 pub use automations::{AutomationWrite, Pending};
 pub use forms::{RelayKeys, SubmissionWrite};
+pub(crate) use group::{GroupCommit, Write};
 
 /// The file name of the database inside the data folder.
 pub const DATABASE_FILE: &str = "relay.redb";
@@ -57,6 +60,14 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: u32 },
     #[error("{path} holds a damaged record in `{table}`")]
     Corrupt { path: PathBuf, table: &'static str },
+    #[error("the relay's storage writer has stopped")]
+    WriterGone,
+    #[error("cannot start the storage writer for {path}: {source}")]
+    Thread {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("storage error in {path}: {source}")]
     Database {
         path: PathBuf,
@@ -375,15 +386,11 @@ impl Store {
     /// stored since applied. Empty if nothing is stored.
     pub fn load_automerge(&self, id: DocumentId) -> Result<Automerge, StoreError> {
         let stored = self.load_document(id)?;
-        let mut doc = match &stored.snapshot {
-            Some(bytes) => Automerge::load(bytes).map_err(|_| self.corrupt("snapshots"))?,
-            None => Automerge::new(),
-        };
-        for change in &stored.changes {
-            doc.load_incremental(&change.bytes)
-                .map_err(|_| self.corrupt("changes"))?;
-        }
-        Ok(doc)
+        load_document(
+            stored.snapshot.as_deref(),
+            stored.changes.iter().map(|c| &*c.bytes),
+        )
+        .map_err(|_| self.corrupt("changes"))
     }
 
     /// Folds a document's stored changes into its snapshot when there are
@@ -416,14 +423,8 @@ impl Store {
         if rows.len() < threshold.max(1) {
             return Ok(0);
         }
-        let mut doc = match &snapshot {
-            Some(bytes) => Automerge::load(bytes).map_err(|_| self.corrupt("snapshots"))?,
-            None => Automerge::new(),
-        };
-        for (_, change) in &rows {
-            doc.load_incremental(&change.bytes)
-                .map_err(|_| self.corrupt("changes"))?;
-        }
+        let doc = load_document(snapshot.as_deref(), rows.iter().map(|(_, c)| &*c.bytes))
+            .map_err(|_| self.corrupt("changes"))?;
         let saved = doc.save();
         let tx = self.begin_write()?;
         {
@@ -488,6 +489,24 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// The write [`Store::append`] makes, for a [`GroupCommit`]; with
+    /// `pending` (the document's heads before these changes) it also marks
+    /// the document for the automations, kept if it is marked already.
+    pub(crate) fn appending(
+        id: DocumentId,
+        changes: Vec<StoredChange>,
+        bindings: Vec<(Vec<u8>, PublicKey)>,
+        pending: Option<Vec<automerge::ChangeHash>>,
+    ) -> Write {
+        Box::new(move |store, tx| {
+            store.append_changes(tx, id, &changes, &bindings)?;
+            match &pending {
+                Some(before) => store.mark_pending(tx, id, before),
+                None => Ok(()),
+            }
+        })
+    }
+
     /// Appends changes to a document and records actor bindings inside
     /// `tx`: the one way changes enter the `changes` table.
     fn append_changes(
@@ -527,13 +546,13 @@ mod tests {
     use super::*;
     use automerge::ChangeHash;
 
-    fn temp_dir(name: &str) -> PathBuf {
+    pub(super) fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("rapport-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
 
-    fn change(n: u8, deps: &[u8]) -> StoredChange {
+    pub(super) fn change(n: u8, deps: &[u8]) -> StoredChange {
         StoredChange {
             hash: ChangeHash([n; 32]),
             deps: deps.iter().map(|&d| ChangeHash([d; 32])).collect(),
