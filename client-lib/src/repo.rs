@@ -356,15 +356,12 @@ impl Repo {
             path: self.inner.store.path().to_owned(),
             reason,
         };
-        let mut doc = match &stored.snapshot {
-            Some(bytes) => Automerge::load(bytes).map_err(|e| corrupt(e.to_string()))?,
-            None => Automerge::new(),
-        };
-        for chunk in &stored.changes {
-            doc.load_incremental(chunk)
-                .map_err(|e| corrupt(e.to_string()))?;
-        }
-        let doc = doc.with_actor(self.inner.identity.actor_id());
+        let doc = rapport_protocol::sync::load_document(
+            stored.snapshot.as_deref(),
+            stored.changes.iter().map(Vec::as_slice),
+        )
+        .map_err(|e| corrupt(e.to_string()))?
+        .with_actor(self.inner.identity.actor_id());
         let persisted = doc.get_heads();
         Ok(Loaded {
             sync: DocumentSync::new(id, self.inner.peer_id.clone(), doc),

@@ -34,7 +34,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = Limits::default().idle_timeout.as_secs())]
     pub idle_timeout_secs: u64,
     /// Fold a document's stored changes into its snapshot once this many
-    /// have accumulated.
+    /// have accumulated (or a quarter of the document's changes, if more).
     #[arg(long, default_value_t = crate::COMPACT_AFTER_CHANGES)]
     pub compact_after_changes: usize,
     /// Only these keys (base58, repeatable) may create workspaces; by

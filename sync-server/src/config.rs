@@ -52,7 +52,8 @@ pub struct Config {
     pub auth: AuthMode,
     pub limits: Limits,
     /// A document's stored changes are folded into its snapshot once there
-    /// are this many.
+    /// are this many, or a quarter of the document's changes if that is
+    /// more (each compaction loads and saves the whole document).
     pub compact_after_changes: usize,
     /// Keys allowed to create workspaces; `None` lets every key.
     pub workspace_creators: Option<Vec<rapport_protocol::ids::PublicKey>>,

@@ -339,8 +339,12 @@ impl Relay {
         };
         let stored = self.store_and_commit(doc, prepared, identity).await;
         self.metrics.observe_sync_latency(started.elapsed());
+        // A compaction loads and saves the whole document: on a long
+        // history it waits for a quarter of it to be new, so that its cost
+        // per stored change stays flat as the history grows.
+        let due = self.config.compact_after_changes.max(doc.len() / 4);
         slot.since_compaction += stored;
-        if slot.since_compaction >= self.config.compact_after_changes {
+        if slot.since_compaction >= due {
             self.compact_in_background(id, &slot.compacting);
             slot.since_compaction = 0;
         }
