@@ -232,7 +232,9 @@ where
             Ok(Some(Ok(Incoming::Binary(bytes)))) => bytes,
         };
         count_in(relay, &bytes);
-        if let Some(ending) = handle_frame(relay, session, &bytes).await {
+        // Boxed: the handling of a message is a large future, and an idle
+        // connection should not carry its space while it waits.
+        if let Some(ending) = Box::pin(handle_frame(relay, session, &bytes)).await {
             return ending;
         }
     }

@@ -68,6 +68,9 @@ struct TokenQuery {
     token: Option<String>,
 }
 
+/// Each connection's WebSocket read buffer.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
+
 async fn sync(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -91,6 +94,11 @@ async fn sync(
     upgrade
         .max_message_size(limit)
         .max_frame_size(limit)
+        // tungstenite allocates (and zeroes) its whole read buffer per
+        // connection: 128 KiB by default, most of an idle connection's cost.
+        // Sync frames are small; tungstenite grows the buffer for a larger
+        // one once its header names the length.
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             connection::drive(relay, transport::adapt(socket), identity, shutdown).await;
             drop(permit);
