@@ -33,6 +33,8 @@ struct Sim {
     up: Vec<VecDeque<Message>>,
     down: Vec<VecDeque<Message>>,
     rejected: Vec<Vec<Message>>,
+    /// Bytes of every sync message the relay sent.
+    relay_sync_bytes: usize,
     /// Actors the relay refuses.
     banned: Vec<Vec<u8>>,
     rng: ChaCha8Rng,
@@ -57,6 +59,7 @@ impl Sim {
             up: vec![VecDeque::new(); n],
             down: vec![VecDeque::new(); n],
             rejected: vec![Vec::new(); n],
+            relay_sync_bytes: 0,
             banned: Vec::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             now: UnixMillis(0),
@@ -96,6 +99,9 @@ impl Sim {
         }
         while let Some(RelayEffect::Send { conn, message }) = self.relay.poll_effect() {
             let i = conn.0 as usize;
+            if let Message::Sync(sync) = &message {
+                self.relay_sync_bytes += sync.data.len();
+            }
             if matches!(message, Message::Rejected(_)) {
                 self.rejected[i].push(message);
             } else if self.online[i] {
@@ -327,6 +333,29 @@ fn a_fresh_peer_gets_the_snapshot_and_the_newer_changes() {
             .into_iter()
             .map(Into::into)
             .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_peer_with_nothing_gets_the_document_saved_whole() {
+    let source = counted(200);
+    let changes = source.get_changes(&[]);
+    let change_bytes: usize = changes.iter().map(|c| c.raw_bytes().len()).sum();
+    let stored = StoredDocument {
+        changes: split_changes(changes.iter().map(|c| c.raw_bytes())).unwrap(),
+        ..StoredDocument::default()
+    };
+    let (relay, _) = RelayDoc::from_stored(DOC, relay_id(), stored);
+    let mut sim = Sim::with_relay(relay, vec![Automerge::new()], 8);
+    sim.connect(0);
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[0], "k3"), Some(199));
+    let saved = source.save().len();
+    assert!(
+        sim.relay_sync_bytes < saved + 1024 && sim.relay_sync_bytes < change_bytes / 2,
+        "the relay sent {} bytes; the saved document is {saved}, its changes {change_bytes}",
+        sim.relay_sync_bytes
     );
 }
 

@@ -75,6 +75,9 @@ pub struct RelayDoc {
     snapshot: Option<Arc<[u8]>>,
     /// How many changes have no bytes but the snapshot's.
     in_snapshot_only: usize,
+    /// The whole document saved at these heads, for peers that have none
+    /// of it.
+    packed: Option<(Vec<ChangeHash>, Arc<[u8]>)>,
     queue: Vec<StoredChange>,
     /// Changes refused here: never asked for again.
     refused: BTreeSet<ChangeHash>,
@@ -95,6 +98,7 @@ impl RelayDoc {
             graph: ChangeGraph::new(),
             snapshot: None,
             in_snapshot_only: 0,
+            packed: None,
             queue: Vec::new(),
             refused: BTreeSet::new(),
             peers: BTreeMap::new(),

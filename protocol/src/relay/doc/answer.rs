@@ -8,6 +8,11 @@ use automerge::ChangeHash;
 use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
 
 use super::{ConnId, RelayDoc, RelayEffect};
+
+/// Most change bytes a document may have for the relay to save it whole
+/// for a peer that has nothing, on the document's lock. Larger documents go
+/// as their snapshot and changes.
+const MAX_PACKED_CHANGE_BYTES: usize = 1 << 20;
 use crate::wire::{DocMessage, Message};
 
 impl RelayDoc {
@@ -111,6 +116,16 @@ impl RelayDoc {
             self.unpack_snapshot();
         }
         let changes = self.graph.bytes_of(hashes);
+        // A peer that has nothing gets the document as automerge saves it
+        // (compressed, a fraction of its changes' size), as automerge itself
+        // does for a peer that lacks most of a document.
+        if supports_v2
+            && changes.len() > 1
+            && changes.len() == self.graph.len()
+            && let Some(saved) = self.packed(&changes)
+        {
+            return (MessageVersion::V2, vec![saved.to_vec()]);
+        }
         if supports_v2 {
             (MessageVersion::V2, vec![changes.concat()])
         } else {
@@ -119,6 +134,26 @@ impl RelayDoc {
                 changes.iter().map(|c| c.to_vec()).collect(),
             )
         }
+    }
+
+    /// The whole document saved, from all of its `changes` (in dependency
+    /// order); kept until the heads move. `None` when it is too large to
+    /// build on the way (compaction makes a snapshot of those) or does not
+    /// load.
+    fn packed(&mut self, changes: &[Arc<[u8]>]) -> Option<Arc<[u8]>> {
+        let heads = self.graph.heads();
+        if let Some((at, saved)) = &self.packed
+            && *at == heads
+        {
+            return Some(Arc::clone(saved));
+        }
+        if changes.iter().map(|c| c.len()).sum::<usize>() > MAX_PACKED_CHANGE_BYTES {
+            return None;
+        }
+        let doc = crate::sync::load_document(None, changes.iter().map(|c| &**c)).ok()?;
+        let saved: Arc<[u8]> = Arc::from(doc.save());
+        self.packed = Some((heads, Arc::clone(&saved)));
+        Some(saved)
     }
 
     /// Gives every change of the snapshot its own bytes. Costs one load of
