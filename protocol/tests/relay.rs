@@ -351,6 +351,14 @@ fn a_peer_with_nothing_gets_the_document_saved_whole() {
     sim.run_until_quiescent();
     sim.assert_converged();
     assert_eq!(value(&sim.clients[0], "k3"), Some(199));
+    let kept = sim
+        .relay
+        .take_new_snapshot()
+        .expect("the saved document, for storage");
+    assert_eq!(kept.hashes.len(), 200);
+    let reloaded = Automerge::load(&kept.saved).unwrap();
+    assert_eq!(reloaded.get_heads(), source.get_heads());
+    assert!(sim.relay.take_new_snapshot().is_none());
     let saved = source.save().len();
     assert!(
         sim.relay_sync_bytes < saved + 1024 && sim.relay_sync_bytes < change_bytes / 2,

@@ -110,6 +110,11 @@ impl Server {
             tracker: tracker.clone(),
         };
         let sweeper = tokio::spawn(sweep(Arc::clone(&relay), stop_rx.clone()));
+        let packer = tokio::spawn({
+            let relay = Arc::clone(&relay);
+            let stop = stop_rx.clone();
+            async move { relay.pack_idle_documents(stop).await }
+        });
         // Links in automations' comments point at this address.
         let base_url = format!("http://{}", listener.local_addr()?);
         let automations = tokio::spawn(automations::run(
@@ -148,6 +153,7 @@ impl Server {
         }
         sweeper.abort();
         let _ = sweeper.await;
+        let _ = packer.await;
         // The engine finishes the step under way, and stops.
         let _ = automations.await;
         relay.finish_background().await;

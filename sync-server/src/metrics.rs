@@ -27,6 +27,8 @@ pub(crate) struct Metrics {
     /// Durable commits of stored changes: with many writers at once, fewer
     /// than the changes (group commit).
     pub(crate) storage_commits: std::sync::Arc<AtomicU64>,
+    /// Documents saved whole and kept as their snapshot.
+    pub(crate) snapshots_kept: std::sync::Arc<AtomicU64>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -139,6 +141,11 @@ impl Metrics {
                 "rapport_storage_commits_total",
                 "Durable commits of received changes (several changes share one).",
                 &*self.storage_commits,
+            ),
+            (
+                "rapport_snapshots_kept_total",
+                "Documents saved whole (for a peer that had none, or once idle) and stored as their snapshot.",
+                &*self.snapshots_kept,
             ),
         ];
         for (name, help, value) in counters {

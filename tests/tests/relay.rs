@@ -217,17 +217,7 @@ async fn the_redb_file_holds_every_acknowledged_change_after_shutdown() -> Resul
     for n in 0..20i64 {
         a.change(id, |tx| tx.put(ROOT, "n", n))?;
     }
-    // The relay's answer names our heads once it has stored everything.
-    let heads = a.with(|a| a.doc(id).get_heads());
-    a.wait_until(|a| {
-        a.received.iter().any(|m| match m {
-            rapport_protocol::wire::Message::Sync(s) => automerge::sync::Message::decode(&s.data)
-                .map(|d| d.heads == heads)
-                .unwrap_or(false),
-            _ => false,
-        })
-    })
-    .await?;
+    let heads = stored_by_relay(&a, id).await?;
     relay.stop().await?;
 
     let store = Store::open(dir.path())?;
@@ -241,6 +231,57 @@ async fn the_redb_file_holds_every_acknowledged_change_after_shutdown() -> Resul
     }
     assert_eq!(doc.get_heads(), heads);
     assert_eq!(int_of(&doc, "n"), Some(19));
+    Ok(())
+}
+
+/// Waits until the relay's answer names the peer's heads of `id`: it
+/// answers so once it has stored everything. Returns those heads.
+async fn stored_by_relay(peer: &TestPeer, id: DocumentId) -> Result<Vec<automerge::ChangeHash>> {
+    let heads = peer.with(|p| p.doc(id).get_heads());
+    peer.wait_until(|p| {
+        p.received.iter().any(|m| match m {
+            rapport_protocol::wire::Message::Sync(s) => automerge::sync::Message::decode(&s.data)
+                .map(|d| d.heads == heads)
+                .unwrap_or(false),
+            _ => false,
+        })
+    })
+    .await?;
+    Ok(heads)
+}
+
+#[tokio::test]
+async fn a_document_nobody_has_open_is_saved_whole_as_its_snapshot() -> Result<()> {
+    let dir = TempDir::new("idle-snapshot");
+    let mut relay = TestRelay::start(dir.path()).await?;
+    let id = DocumentId::from_bytes([8; 16]);
+    let a = peer(&relay, 1, "a").await?;
+    a.open(id, record(1));
+    for n in 0..30i64 {
+        a.change(id, |tx| tx.put(ROOT, "n", n))?;
+    }
+    let heads = stored_by_relay(&a, id).await?;
+    a.close().await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, metrics) = relay.get("/metrics").await?;
+        if metrics.contains("rapport_snapshots_kept_total 1") {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the idle document was not saved:\n{metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    relay.stop().await?;
+    let stored = Store::open(dir.path())?.load_document(id)?;
+    assert!(stored.changes.is_empty(), "every change folded");
+    assert_eq!(stored.compacted.len(), 31);
+    let snapshot = stored.snapshot.expect("a snapshot");
+    let doc = Automerge::load(&snapshot)?;
+    assert_eq!(doc.get_heads(), heads);
+    assert_eq!(int_of(&doc, "n"), Some(29));
     Ok(())
 }
 

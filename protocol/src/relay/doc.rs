@@ -65,6 +65,34 @@ pub struct StoredDocument {
     pub changes: Vec<StoredChange>,
 }
 
+/// The whole document, saved while answering a peer that had none of it:
+/// storage can keep it as the document's snapshot (a compaction for free).
+#[derive(Debug, Clone)]
+pub struct NewSnapshot {
+    /// The saved document.
+    pub saved: Arc<[u8]>,
+    /// Every change it contains.
+    pub hashes: Vec<ChangeHash>,
+}
+
+/// Saving a document whole, away from its lock: taken with
+/// [`RelayDoc::pack_job`], run anywhere with [`PackJob::run`], handed back
+/// with [`RelayDoc::finish_pack`].
+#[derive(Debug)]
+pub struct PackJob {
+    heads: Vec<ChangeHash>,
+    hashes: Vec<ChangeHash>,
+    changes: Vec<Arc<[u8]>>,
+}
+
+impl PackJob {
+    /// Saves the document (the expensive part); `None` if it is too large
+    /// or does not load.
+    pub fn run(&self) -> Option<Arc<[u8]>> {
+        answer::pack(&self.changes)
+    }
+}
+
 /// The sync engine of one document on the relay. See the module docs.
 #[derive(Debug)]
 pub struct RelayDoc {
@@ -78,12 +106,19 @@ pub struct RelayDoc {
     /// The whole document saved at these heads, for peers that have none
     /// of it.
     packed: Option<(Vec<ChangeHash>, Arc<[u8]>)>,
+    /// A saved document made while answering, not yet taken for storage.
+    new_snapshot: Option<NewSnapshot>,
     queue: Vec<StoredChange>,
     /// Changes refused here: never asked for again.
     refused: BTreeSet<ChangeHash>,
     peers: BTreeMap<ConnId, PeerSync>,
     effects: VecDeque<RelayEffect>,
 }
+
+/// Most changes a document may have for [`RelayDoc::pack_job`]: past it,
+/// compaction makes its snapshot (the bytes would pass the packing bound
+/// anyway, and the walk is not worth making on the document's lock).
+const MAX_PACKED_CHANGES: usize = 20_000;
 
 /// How many refused hashes a document remembers; past this it forgets them
 /// all, and a peer still holding one is simply asked for it once more.
@@ -99,6 +134,7 @@ impl RelayDoc {
             snapshot: None,
             in_snapshot_only: 0,
             packed: None,
+            new_snapshot: None,
             queue: Vec::new(),
             refused: BTreeSet::new(),
             peers: BTreeMap::new(),
@@ -180,6 +216,47 @@ impl RelayDoc {
     /// Closes the document for a connection.
     pub fn remove_peer(&mut self, conn: ConnId) {
         self.peers.remove(&conn);
+    }
+
+    /// A whole document saved since the last call, for storage to keep as
+    /// the snapshot; the document itself keeps every change's bytes.
+    pub fn take_new_snapshot(&mut self) -> Option<NewSnapshot> {
+        self.new_snapshot.take()
+    }
+
+    /// The work of saving the whole document ahead of a peer that will have
+    /// none of it (and of a compaction), for a background task; `None` when
+    /// there is nothing to gain: fewer than two changes, a snapshot already,
+    /// or a saved copy at these heads.
+    pub fn pack_job(&self) -> Option<PackJob> {
+        let heads = self.graph.heads();
+        if self.graph.len() < 2
+            || self.graph.len() > MAX_PACKED_CHANGES
+            || self.snapshot.is_some()
+            || self.in_snapshot_only > 0
+            || self.packed.as_ref().is_some_and(|(at, _)| *at == heads)
+        {
+            return None;
+        }
+        let hashes = self.graph.not_ancestors_of(&[]);
+        let changes = self.graph.bytes_of(&hashes);
+        Some(PackJob {
+            heads,
+            hashes,
+            changes,
+        })
+    }
+
+    /// Takes back a saved document made by [`PackJob::run`]: kept for peers
+    /// that have nothing and offered to storage
+    /// ([`RelayDoc::take_new_snapshot`]), unless the document changed
+    /// meanwhile. Returns whether it was kept.
+    pub fn finish_pack(&mut self, job: PackJob, saved: Arc<[u8]>) -> bool {
+        if self.graph.heads() != job.heads {
+            return false;
+        }
+        self.keep_packed(job.heads, job.hashes, saved);
+        true
     }
 
     /// The next effect, or `None`.

@@ -26,5 +26,8 @@ mod graph;
 mod peer;
 
 pub use chunks::{ChunkError, split_changes};
-pub use doc::{ConnId, MAX_QUEUED_CHANGES, Prepared, RelayDoc, RelayEffect, StoredDocument};
+pub use doc::{
+    ConnId, MAX_QUEUED_CHANGES, NewSnapshot, PackJob, Prepared, RelayDoc, RelayEffect,
+    StoredDocument,
+};
 pub use graph::{ChangeGraph, StoredChange};

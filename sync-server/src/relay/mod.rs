@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
-use rapport_protocol::relay::{ConnId, Prepared, RelayDoc, RelayEffect, StoredChange};
+use rapport_protocol::relay::{ConnId, NewSnapshot, Prepared, RelayDoc, RelayEffect, StoredChange};
 use rapport_protocol::sync::SyncError;
 use rapport_protocol::token::{AuthError, Verifier, VerifierConfig};
 use rapport_protocol::wire::{DocMessage, DocUnavailable, Ephemeral, Message, RejectReason};
@@ -86,6 +86,9 @@ pub(crate) struct Relay {
     store: Store,
     /// Every sync message's changes become durable through it.
     writer: GroupCommit,
+    /// Documents nobody has open any more, for [`Relay::pack_idle_documents`].
+    idle_tx: mpsc::UnboundedSender<DocumentId>,
+    idle_rx: Mutex<Option<mpsc::UnboundedReceiver<DocumentId>>>,
     pub(crate) workspaces: Mutex<Workspaces>,
     docs: Mutex<HashMap<DocumentId, Arc<AsyncMutex<DocSlot>>>>,
     conns: Mutex<HashMap<ConnId, ConnHandle>>,
@@ -115,6 +118,7 @@ impl Relay {
         let workspaces = Workspaces::load(&store, creators)?;
         let automations = Automations::load(&store, &workspaces)?;
         let metrics = Metrics::default();
+        let (idle_tx, idle_rx) = mpsc::unbounded_channel();
         let writer = GroupCommit::start(store.clone(), Arc::clone(&metrics.storage_commits))
             .map_err(|source| StoreError::Thread {
                 path: store.path().to_owned(),
@@ -131,6 +135,8 @@ impl Relay {
             relay_id,
             store,
             writer,
+            idle_tx,
+            idle_rx: Mutex::new(Some(idle_rx)),
             workspaces: Mutex::new(workspaces),
             docs: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
@@ -224,6 +230,7 @@ impl Relay {
                 doc.remove_peer(conn);
                 if doc.peer_count() == 0 {
                     slot.idle_since = Some(Instant::now());
+                    let _ = self.idle_tx.send(*id);
                 }
             }
         }
@@ -338,6 +345,7 @@ impl Relay {
             Err(other) => return Verdict::ProtocolError(other.to_string()),
         };
         let stored = self.store_and_commit(doc, prepared, identity).await;
+        let new_snapshot = doc.take_new_snapshot();
         self.metrics.observe_sync_latency(started.elapsed());
         // A compaction loads and saves the whole document: on a long
         // history it waits for a quarter of it to be new, so that its cost
@@ -348,7 +356,105 @@ impl Relay {
             self.compact_in_background(id, &slot.compacting);
             slot.since_compaction = 0;
         }
+        if let Some(snapshot) = new_snapshot
+            && self.keep_snapshot(id, snapshot, &slot.compacting)
+        {
+            slot.since_compaction = 0;
+        }
         Verdict::Continue
+    }
+
+    /// Stores a whole document the relay saved for a peer as the document's
+    /// snapshot, through the group commit (lazily) and without waiting,
+    /// unless a compaction is running (it makes its own). Returns whether
+    /// it was queued.
+    fn keep_snapshot(
+        &self,
+        id: DocumentId,
+        snapshot: NewSnapshot,
+        running: &Arc<std::sync::atomic::AtomicBool>,
+    ) -> bool {
+        if running.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        // Lazy: no fsync of its own; a crash before the next durable commit
+        // only loses the snapshot, the changes stay as they were.
+        let result = self.writer.submit(
+            Store::snapshotting(id, snapshot.saved, snapshot.hashes),
+            false,
+        );
+        let running = Arc::clone(running);
+        let kept = Arc::clone(&self.metrics.snapshots_kept);
+        tokio::spawn(async move {
+            match result.await {
+                Ok(Ok(())) => {
+                    Metrics::add(&kept, 1);
+                    debug!(document = %id, "kept a saved document as its snapshot");
+                }
+                Ok(Err(e)) => {
+                    warn!(document = %id, error = %e, "cannot keep a saved document as its snapshot")
+                }
+                Err(_) => {
+                    warn!(document = %id, "the storage writer stopped before keeping a snapshot")
+                }
+            }
+            running.store(false, Ordering::Release);
+        });
+        true
+    }
+
+    /// Saves documents whole once nobody has them open, one at a time off
+    /// their locks: the next peer that has none of a document gets it at
+    /// once, and storage keeps it as the snapshot. Runs until `stop`.
+    pub(crate) async fn pack_idle_documents(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some(mut idle) = lock(&self.idle_rx).take() else {
+            return;
+        };
+        loop {
+            let id = tokio::select! {
+                id = idle.recv() => match id {
+                    Some(id) => id,
+                    None => return,
+                },
+                _ = stop.changed() => return,
+            };
+            self.pack_idle(id).await;
+        }
+    }
+
+    async fn pack_idle(&self, id: DocumentId) {
+        let Some(slot) = lock(&self.docs).get(&id).cloned() else {
+            return;
+        };
+        let job = {
+            let slot = slot.lock().await;
+            match slot.doc.as_ref() {
+                // Opened again meanwhile: it is queued again when closed.
+                Some(doc) if doc.peer_count() == 0 => doc.pack_job(),
+                _ => None,
+            }
+        };
+        let Some(job) = job else {
+            return;
+        };
+        let Ok((job, Some(saved))) = tokio::task::spawn_blocking(move || {
+            let saved = job.run();
+            (job, saved)
+        })
+        .await
+        else {
+            return;
+        };
+        let mut slot = slot.lock().await;
+        let snapshot = slot.doc.as_mut().and_then(|doc| {
+            doc.finish_pack(job, saved);
+            doc.take_new_snapshot()
+        });
+        if let Some(snapshot) = snapshot
+            && self.keep_snapshot(id, snapshot, &slot.compacting)
+        {
+            slot.since_compaction = 0;
+        }
     }
 
     /// Folds the document's stored changes into its snapshot, off the

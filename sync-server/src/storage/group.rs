@@ -8,13 +8,18 @@
 //! once. If anything in a group fails, the group is rolled back and each
 //! write runs again in a transaction of its own, so one bad write fails
 //! alone.
+//!
+//! A write may also be *lazy*: committed, but made durable only by the
+//! next durable commit (redb's `Durability::None`). A group of lazy writes
+//! costs no fsync; a crash before the next durable commit loses them whole,
+//! so they are for work that may be lost, such as a snapshot.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use redb::WriteTransaction;
+use redb::{Durability, WriteTransaction};
 use tokio::sync::oneshot;
 use tracing::warn;
 
@@ -30,6 +35,7 @@ const MAX_GROUP: usize = 1024;
 
 struct Job {
     write: Write,
+    durable: bool,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -58,18 +64,27 @@ impl GroupCommit {
     /// Runs `write` in the next commit; resolves once that commit is
     /// durable (or failed).
     pub(crate) async fn write(&self, write: Write) -> Result<(), StoreError> {
-        self.submit(write)
+        self.submit(write, true)
             .await
             .unwrap_or(Err(StoreError::WriterGone))
     }
 
-    /// Queues `write` now; the receiver gets its result.
-    fn submit(&self, write: Write) -> oneshot::Receiver<Result<(), StoreError>> {
+    /// Queues `write` now; the receiver gets its result. A write that is
+    /// not `durable` is lazy (see the module docs).
+    pub(crate) fn submit(
+        &self,
+        write: Write,
+        durable: bool,
+    ) -> oneshot::Receiver<Result<(), StoreError>> {
         let (done, result) = oneshot::channel();
         if let Some(queue) = &self.queue {
             // A send fails only once the thread is gone; `done` is then
             // dropped and the receiver sees it.
-            let _ = queue.send(Job { write, done });
+            let _ = queue.send(Job {
+                write,
+                durable,
+                done,
+            });
         }
         result
     }
@@ -95,9 +110,12 @@ fn run(store: &Store, jobs: &mpsc::Receiver<Job>, commits: &AtomicU64) {
                 Err(_) => break,
             }
         }
-        match commit(store, group.iter().map(|job| &job.write)) {
+        let durable = group.iter().any(|job| job.durable);
+        match commit(store, group.iter().map(|job| &job.write), durable) {
             Ok(()) => {
-                commits.fetch_add(1, Ordering::Relaxed);
+                if durable {
+                    commits.fetch_add(1, Ordering::Relaxed);
+                }
                 for job in group {
                     let _ = job.done.send(Ok(()));
                 }
@@ -107,8 +125,8 @@ fn run(store: &Store, jobs: &mpsc::Receiver<Job>, commits: &AtomicU64) {
             }
             Err(_) => {
                 for job in group {
-                    let alone = commit(store, std::iter::once(&job.write));
-                    if alone.is_ok() {
+                    let alone = commit(store, std::iter::once(&job.write), job.durable);
+                    if alone.is_ok() && job.durable {
                         commits.fetch_add(1, Ordering::Relaxed);
                     }
                     let _ = job.done.send(alone);
@@ -118,10 +136,18 @@ fn run(store: &Store, jobs: &mpsc::Receiver<Job>, commits: &AtomicU64) {
     }
 }
 
-/// Runs `writes` in one transaction and commits it; on any error the
-/// transaction is dropped, which rolls it back.
-fn commit<'a>(store: &Store, writes: impl Iterator<Item = &'a Write>) -> Result<(), StoreError> {
-    let tx = store.begin_write()?;
+/// Runs `writes` in one transaction and commits it, durably or lazily; on
+/// any error the transaction is dropped, which rolls it back.
+fn commit<'a>(
+    store: &Store,
+    writes: impl Iterator<Item = &'a Write>,
+    durable: bool,
+) -> Result<(), StoreError> {
+    let mut tx = store.begin_write()?;
+    if !durable {
+        tx.set_durability(Durability::None)
+            .map_err(|e| store.err(e))?;
+    }
     for write in writes {
         write(store, &tx)?;
     }
@@ -161,8 +187,8 @@ mod tests {
         let writer = GroupCommit::start(store.clone(), Arc::clone(&commits)).unwrap();
         let doc = DocumentId::from_bytes([1; 16]);
         let (first, release) = held(doc);
-        let mut results = vec![writer.submit(first)];
-        results.extend((1..10).map(|n| writer.submit(append(doc, n))));
+        let mut results = vec![writer.submit(first, true)];
+        results.extend((1..10).map(|n| writer.submit(append(doc, n), true)));
         drop(release);
         for result in results {
             result.await.unwrap().unwrap();
@@ -180,9 +206,9 @@ mod tests {
         let writer = GroupCommit::start(store.clone(), Arc::default()).unwrap();
         let doc = DocumentId::from_bytes([2; 16]);
         let (first, release) = held(doc);
-        let first = writer.submit(first);
-        let bad = writer.submit(Box::new(|store, _| Err(store.corrupt("changes"))));
-        let good = writer.submit(append(doc, 1));
+        let first = writer.submit(first, true);
+        let bad = writer.submit(Box::new(|store, _| Err(store.corrupt("changes"))), true);
+        let good = writer.submit(append(doc, 1), true);
         drop(release);
         first.await.unwrap().unwrap();
         assert!(matches!(
@@ -191,6 +217,49 @@ mod tests {
         ));
         good.await.unwrap().unwrap();
         assert_eq!(store.load_document(doc).unwrap().changes.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_saved_document_becomes_the_snapshot_of_the_changes_it_holds() {
+        let store = Store::open(&temp_dir("group-snapshot")).unwrap();
+        let writer = GroupCommit::start(store.clone(), Arc::default()).unwrap();
+        let doc = DocumentId::from_bytes([4; 16]);
+        let changes: Vec<_> = (1..=5).map(|n| change(n, &[n - 1])).collect();
+        store.append(doc, &changes, &[]).unwrap();
+        let held: Vec<_> = changes[..3].iter().map(|c| c.hash).collect();
+        writer
+            .write(Store::snapshotting(
+                doc,
+                Arc::from(&b"saved"[..]),
+                held.clone(),
+            ))
+            .await
+            .unwrap();
+        let stored = store.load_document(doc).unwrap();
+        assert_eq!(stored.snapshot.as_deref(), Some(&b"saved"[..]));
+        let compacted: Vec<_> = stored.compacted.iter().map(|(h, _)| *h).collect();
+        assert_eq!(compacted, held);
+        assert_eq!(stored.compacted[1].1, changes[1].deps);
+        let left: Vec<_> = stored.changes.iter().map(|c| c.hash).collect();
+        assert_eq!(left, vec![changes[3].hash, changes[4].hash]);
+    }
+
+    #[tokio::test]
+    async fn a_lazy_write_commits_without_a_durable_commit_of_its_own() {
+        let dir = temp_dir("group-lazy");
+        let store = Store::open(&dir).unwrap();
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer = GroupCommit::start(store.clone(), Arc::clone(&commits)).unwrap();
+        let doc = DocumentId::from_bytes([5; 16]);
+        writer.submit(append(doc, 1), false).await.unwrap().unwrap();
+        assert_eq!(store.load_document(doc).unwrap().changes.len(), 1);
+        assert_eq!(commits.load(Ordering::Relaxed), 0);
+        writer.write(append(doc, 2)).await.unwrap();
+        assert_eq!(commits.load(Ordering::Relaxed), 1);
+        drop(writer);
+        drop(store);
+        let reopened = Store::open(&dir).unwrap();
+        assert_eq!(reopened.load_document(doc).unwrap().changes.len(), 2);
     }
 
     #[tokio::test]

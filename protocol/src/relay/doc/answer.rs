@@ -7,7 +7,7 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
 
-use super::{ConnId, RelayDoc, RelayEffect};
+use super::{ConnId, NewSnapshot, RelayDoc, RelayEffect};
 
 /// Most change bytes a document may have for the relay to save it whole
 /// for a peer that has nothing, on the document's lock. Larger documents go
@@ -122,7 +122,7 @@ impl RelayDoc {
         if supports_v2
             && changes.len() > 1
             && changes.len() == self.graph.len()
-            && let Some(saved) = self.packed(&changes)
+            && let Some(saved) = self.packed(hashes, &changes)
         {
             return (MessageVersion::V2, vec![saved.to_vec()]);
         }
@@ -137,23 +137,30 @@ impl RelayDoc {
     }
 
     /// The whole document saved, from all of its `changes` (in dependency
-    /// order); kept until the heads move. `None` when it is too large to
-    /// build on the way (compaction makes a snapshot of those) or does not
-    /// load.
-    fn packed(&mut self, changes: &[Arc<[u8]>]) -> Option<Arc<[u8]>> {
+    /// order, their hashes `hashes`); kept until the heads move, and
+    /// offered to storage as a snapshot ([`RelayDoc::take_new_snapshot`]).
+    /// `None` when it is too large to build on the way (compaction makes a
+    /// snapshot of those) or does not load.
+    fn packed(&mut self, hashes: &[ChangeHash], changes: &[Arc<[u8]>]) -> Option<Arc<[u8]>> {
         let heads = self.graph.heads();
         if let Some((at, saved)) = &self.packed
             && *at == heads
         {
             return Some(Arc::clone(saved));
         }
-        if changes.iter().map(|c| c.len()).sum::<usize>() > MAX_PACKED_CHANGE_BYTES {
-            return None;
-        }
-        let doc = crate::sync::load_document(None, changes.iter().map(|c| &**c)).ok()?;
-        let saved: Arc<[u8]> = Arc::from(doc.save());
-        self.packed = Some((heads, Arc::clone(&saved)));
+        let saved = pack(changes)?;
+        self.keep_packed(heads, hashes.to_vec(), Arc::clone(&saved));
         Some(saved)
+    }
+
+    pub(super) fn keep_packed(
+        &mut self,
+        heads: Vec<ChangeHash>,
+        hashes: Vec<ChangeHash>,
+        saved: Arc<[u8]>,
+    ) {
+        self.packed = Some((heads, Arc::clone(&saved)));
+        self.new_snapshot = Some(NewSnapshot { saved, hashes });
     }
 
     /// Gives every change of the snapshot its own bytes. Costs one load of
@@ -247,6 +254,16 @@ impl RelayDoc {
         result.extend(candidates.into_iter().filter(|h| to_send.contains(h)));
         result
     }
+}
+
+/// The document saved from all of its changes (in dependency order), or
+/// `None` when they are too many bytes to save on the way or do not load.
+pub(super) fn pack(changes: &[Arc<[u8]>]) -> Option<Arc<[u8]>> {
+    if changes.iter().map(|c| c.len()).sum::<usize>() > MAX_PACKED_CHANGE_BYTES {
+        return None;
+    }
+    let doc = crate::sync::load_document(None, changes.iter().map(|c| &**c)).ok()?;
+    Some(Arc::from(doc.save()))
 }
 
 /// The message automerge sends when the peer's `last_sync` names changes we
