@@ -147,9 +147,7 @@ IFS=, read -r -a wanted <<<"$scenarios"
 for scenario in "${wanted[@]}"; do
   case "$scenario" in
     typing)
-      # Compaction deferred: the relay's compaction of the 259,779-change
-      # document does not finish in the run (see docs/benchmarks.md).
-      run_pair typing 3600 --compact-after-changes 1000000000 -- \
+      run_pair typing 3600 -- \
         --editors "$EDITORS" --seconds "$TYPING_SECONDS" --trace-edits "$TRACE_EDITS" ;;
     typing-empty)
       run_pair typing-empty 1800 -- --editors "$EDITORS" --seconds "$TYPING_SECONDS" --empty ;;

@@ -83,6 +83,9 @@ pub(crate) struct TypingArgs {
     drain_seconds: f64,
 }
 
+/// The scheduling priority (nice value) of an observer's thread.
+const OBSERVER_NICE: i32 = 10;
+
 /// The document the editors type into, as it was before they started.
 struct Base {
     doc: Automerge,
@@ -183,8 +186,8 @@ pub(crate) async fn run(args: &TypingArgs) -> Result<Report> {
     progress.clear();
     report.note(format!(
         "forward: frame written by editor A → frame reaches editor B's socket; visible: → applied \
-         in an observer replica's automerge document ({} observer(s)); {} characters a second per \
-         editor for {} s, then up to {} s to drain",
+         in an observer replica's automerge document ({} observer(s), each on a thread at nice \
+         {OBSERVER_NICE}); {} characters a second per editor for {} s, then up to {} s to drain",
         args.observers, args.rate, args.seconds, args.drain_seconds
     ));
     if !args.empty && args.edits_per_change > 1 {
@@ -688,6 +691,13 @@ impl Observer {
         let apply_thread = std::thread::Builder::new()
             .name("bench-observer".into())
             .spawn(move || {
+                // automerge's receive on a long history takes a core; it is
+                // measured on its own (visible, receive). At a lower
+                // priority it leaves the editors' sockets and the server
+                // the CPU they need on a small machine, whichever server
+                // runs. Best effort: without it the tails only get worse.
+                #[cfg(unix)]
+                let _ = rustix::process::setpriority_process(None, OBSERVER_NICE);
                 let mut observer = Applier {
                     sync,
                     out: out_tx,
