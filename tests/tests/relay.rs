@@ -212,33 +212,31 @@ async fn the_redb_file_holds_every_acknowledged_change_after_shutdown() -> Resul
     let dir = TempDir::new("durable");
     let mut relay = TestRelay::start(dir.path()).await?;
     let id = DocumentId::from_bytes([5; 16]);
-    let a = peer(&relay, 1, "a").await?;
-    a.open(id, record(1));
-    for n in 0..20i64 {
-        a.change(id, |tx| tx.put(ROOT, "n", n))?;
-    }
-    let heads = stored_by_relay(&a, id).await?;
+    let (_a, heads) = counted_to(&relay, id, 20).await?;
     relay.stop().await?;
 
-    let store = Store::open(dir.path())?;
-    let stored = store.load_document(id)?;
-    let mut doc = match &stored.snapshot {
-        Some(snapshot) => Automerge::load(snapshot)?,
-        None => Automerge::new(),
-    };
-    for change in &stored.changes {
-        doc.load_incremental(&change.bytes)?;
-    }
+    let doc = Store::open(dir.path())?.load_automerge(id)?;
     assert_eq!(doc.get_heads(), heads);
     assert_eq!(int_of(&doc, "n"), Some(19));
     Ok(())
 }
 
-/// Waits until the relay's answer names the peer's heads of `id`: it
-/// answers so once it has stored everything. Returns those heads.
-async fn stored_by_relay(peer: &TestPeer, id: DocumentId) -> Result<Vec<automerge::ChangeHash>> {
-    let heads = peer.with(|p| p.doc(id).get_heads());
-    peer.wait_until(|p| {
+/// A peer that opened `id` with a record and set its `n` to 0, 1, …
+/// `count - 1`, one change each, once the relay has stored them all; and
+/// its heads.
+async fn counted_to(
+    relay: &TestRelay,
+    id: DocumentId,
+    count: i64,
+) -> Result<(TestPeer, Vec<automerge::ChangeHash>)> {
+    let a = peer(relay, 1, "a").await?;
+    a.open(id, record(1));
+    for n in 0..count {
+        a.change(id, |tx| tx.put(ROOT, "n", n))?;
+    }
+    // The relay's answer names our heads once it has stored everything.
+    let heads = a.with(|p| p.doc(id).get_heads());
+    a.wait_until(|p| {
         p.received.iter().any(|m| match m {
             rapport_protocol::wire::Message::Sync(s) => automerge::sync::Message::decode(&s.data)
                 .map(|d| d.heads == heads)
@@ -247,7 +245,7 @@ async fn stored_by_relay(peer: &TestPeer, id: DocumentId) -> Result<Vec<automerg
         })
     })
     .await?;
-    Ok(heads)
+    Ok((a, heads))
 }
 
 #[tokio::test]
@@ -255,12 +253,7 @@ async fn a_document_nobody_has_open_is_saved_whole_as_its_snapshot() -> Result<(
     let dir = TempDir::new("idle-snapshot");
     let mut relay = TestRelay::start(dir.path()).await?;
     let id = DocumentId::from_bytes([8; 16]);
-    let a = peer(&relay, 1, "a").await?;
-    a.open(id, record(1));
-    for n in 0..30i64 {
-        a.change(id, |tx| tx.put(ROOT, "n", n))?;
-    }
-    let heads = stored_by_relay(&a, id).await?;
+    let (a, heads) = counted_to(&relay, id, 30).await?;
     a.close().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
