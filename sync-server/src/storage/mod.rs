@@ -7,6 +7,7 @@
 
 mod automations;
 mod codec;
+mod compaction;
 mod forms;
 mod group;
 mod schema;
@@ -391,121 +392,6 @@ impl Store {
             stored.changes.iter().map(|c| &*c.bytes),
         )
         .map_err(|_| self.corrupt("changes"))
-    }
-
-    /// Folds a document's stored changes into its snapshot when there are
-    /// at least `threshold` of them. The new snapshot is computed from a
-    /// consistent read, then written, with the folded rows removed and
-    /// their hashes recorded, in one write transaction: a crash leaves the
-    /// old state or the new one. Changes stored meanwhile stay as they are.
-    /// Returns how many changes were folded.
-    pub fn compact(&self, id: DocumentId, threshold: usize) -> Result<usize, StoreError> {
-        let key = id.as_bytes();
-        let (snapshot, rows) = {
-            let tx = self.begin_read()?;
-            let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-            let snapshot = snapshots
-                .get(key)
-                .map_err(|e| self.err(e))?
-                .map(|v| v.value().to_vec());
-            let table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-            let mut rows = Vec::new();
-            for row in table
-                .range((key, 0)..=(key, u64::MAX))
-                .map_err(|e| self.err(e))?
-            {
-                let (k, value) = row.map_err(|e| self.err(e))?;
-                let change = codec::decode(value.value()).ok_or_else(|| self.corrupt("changes"))?;
-                rows.push((k.value().1, change));
-            }
-            (snapshot, rows)
-        };
-        if rows.len() < threshold.max(1) {
-            return Ok(0);
-        }
-        let doc = load_document(snapshot.as_deref(), rows.iter().map(|(_, c)| &*c.bytes))
-            .map_err(|_| self.corrupt("changes"))?;
-        let saved = doc.save();
-        let tx = self.begin_write()?;
-        self.fold(
-            &tx,
-            id,
-            &saved,
-            rows.iter()
-                .map(|(row, c)| (*row, c.hash, c.deps.as_slice())),
-        )?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(rows.len())
-    }
-
-    /// The write that makes `saved`, the whole document as it was with
-    /// the changes `hashes`, its snapshot, folding the stored changes among
-    /// `hashes` into it. The relay makes one when it saves a document for a
-    /// peer that has none of it, so that work also serves as a compaction.
-    /// It must not run beside a [`Store::compact`] of the same document.
-    pub(crate) fn snapshotting(
-        id: DocumentId,
-        saved: Arc<[u8]>,
-        hashes: Vec<automerge::ChangeHash>,
-    ) -> Write {
-        Box::new(move |store, tx| {
-            let hashes: std::collections::HashSet<&automerge::ChangeHash> = hashes.iter().collect();
-            let key = id.as_bytes();
-            let mut rows = Vec::new();
-            {
-                let table = tx.open_table(CHANGES).map_err(|e| store.err(e))?;
-                for row in table
-                    .range((key, 0)..=(key, u64::MAX))
-                    .map_err(|e| store.err(e))?
-                {
-                    let (k, value) = row.map_err(|e| store.err(e))?;
-                    let change =
-                        codec::decode(value.value()).ok_or_else(|| store.corrupt("changes"))?;
-                    if hashes.contains(&change.hash) {
-                        rows.push((k.value().1, change));
-                    }
-                }
-            }
-            store.fold(
-                tx,
-                id,
-                &saved,
-                rows.iter()
-                    .map(|(row, c)| (*row, c.hash, c.deps.as_slice())),
-            )
-        })
-    }
-
-    /// Inside `tx`: `saved` becomes the document's snapshot, and the rows
-    /// `(row, hash, dependencies)` leave the changes table for the
-    /// compacted one.
-    fn fold<'a>(
-        &self,
-        tx: &WriteTransaction,
-        id: DocumentId,
-        saved: &[u8],
-        rows: impl Iterator<Item = (u64, automerge::ChangeHash, &'a [automerge::ChangeHash])>,
-    ) -> Result<(), StoreError> {
-        let key = id.as_bytes();
-        let mut compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
-        let first = match compacted
-            .range((key, 0)..=(key, u64::MAX))
-            .map_err(|e| self.err(e))?
-            .next_back()
-        {
-            Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
-            None => 0,
-        };
-        let mut changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-        for (seq, (row, hash, deps)) in (first..).zip(rows) {
-            compacted
-                .insert((key, seq), codec::encode_meta(&hash, deps).as_slice())
-                .map_err(|e| self.err(e))?;
-            changes.remove((key, row)).map_err(|e| self.err(e))?;
-        }
-        let mut snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-        snapshots.insert(key, saved).map_err(|e| self.err(e))?;
-        Ok(())
     }
 
     /// The key an actor is bound to, if any.
