@@ -234,7 +234,7 @@ impl RelayDoc {
             || self.graph.len() > MAX_PACKED_CHANGES
             || self.snapshot.is_some()
             || self.in_snapshot_only > 0
-            || self.packed.as_ref().is_some_and(|(at, _)| *at == heads)
+            || self.packed_at(&heads).is_some()
         {
             return None;
         }
@@ -250,13 +250,11 @@ impl RelayDoc {
     /// Takes back a saved document made by [`PackJob::run`]: kept for peers
     /// that have nothing and offered to storage
     /// ([`RelayDoc::take_new_snapshot`]), unless the document changed
-    /// meanwhile. Returns whether it was kept.
-    pub fn finish_pack(&mut self, job: PackJob, saved: Arc<[u8]>) -> bool {
-        if self.graph.heads() != job.heads {
-            return false;
+    /// meanwhile.
+    pub fn finish_pack(&mut self, job: PackJob, saved: Arc<[u8]>) {
+        if self.graph.heads() == job.heads {
+            self.keep_packed(job.heads, job.hashes, saved);
         }
-        self.keep_packed(job.heads, job.hashes, saved);
-        true
     }
 
     /// The next effect, or `None`.

@@ -346,7 +346,6 @@ impl Relay {
             Err(other) => return Verdict::ProtocolError(other.to_string()),
         };
         let stored = self.store_and_commit(doc, prepared, identity).await;
-        let new_snapshot = doc.take_new_snapshot();
         self.metrics.observe_sync_latency(started.elapsed());
         // A compaction loads and saves the whole document: on a long
         // history it waits for a quarter of it to be new, so that its cost
@@ -357,11 +356,7 @@ impl Relay {
             self.compact_in_background(id, &slot.compacting);
             slot.since_compaction = 0;
         }
-        if let Some(snapshot) = new_snapshot
-            && self.keep_snapshot(id, snapshot, &slot.compacting)
-        {
-            slot.since_compaction = 0;
-        }
+        self.keep_new_snapshot(id, &mut slot);
         Verdict::Continue
     }
 

@@ -6,19 +6,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rapport_protocol::ids::DocumentId;
-use rapport_protocol::relay::NewSnapshot;
+use rapport_protocol::relay::{NewSnapshot, RelayDoc};
 use tracing::{debug, warn};
 
-use super::{Relay, lock};
+use super::{DocSlot, Relay, lock};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
 impl Relay {
+    /// Stores the whole document the slot's document saved last, if any
+    /// (see [`RelayDoc::take_new_snapshot`]).
+    pub(super) fn keep_new_snapshot(&self, id: DocumentId, slot: &mut DocSlot) {
+        if let Some(snapshot) = slot.doc.as_mut().and_then(RelayDoc::take_new_snapshot)
+            && self.keep_snapshot(id, snapshot, &slot.compacting)
+        {
+            slot.since_compaction = 0;
+        }
+    }
+
     /// Stores a whole document the relay saved for a peer as the document's
     /// snapshot, through the group commit (lazily) and without waiting,
     /// unless a compaction is running (it makes its own). Returns whether
     /// it was queued.
-    pub(super) fn keep_snapshot(
+    fn keep_snapshot(
         &self,
         id: DocumentId,
         snapshot: NewSnapshot,
@@ -96,15 +106,10 @@ impl Relay {
             return;
         };
         let mut slot = slot.lock().await;
-        let snapshot = slot.doc.as_mut().and_then(|doc| {
+        if let Some(doc) = slot.doc.as_mut() {
             doc.finish_pack(job, saved);
-            doc.take_new_snapshot()
-        });
-        if let Some(snapshot) = snapshot
-            && self.keep_snapshot(id, snapshot, &slot.compacting)
-        {
-            slot.since_compaction = 0;
         }
+        self.keep_new_snapshot(id, &mut slot);
     }
 
     /// Folds the document's stored changes into its snapshot, off the

@@ -8,12 +8,12 @@ use automerge::ChangeHash;
 use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
 
 use super::{ConnId, NewSnapshot, RelayDoc, RelayEffect};
+use crate::wire::{DocMessage, Message};
 
 /// Most change bytes a document may have for the relay to save it whole
 /// for a peer that has nothing, on the document's lock. Larger documents go
 /// as their snapshot and changes.
 const MAX_PACKED_CHANGE_BYTES: usize = 1 << 20;
-use crate::wire::{DocMessage, Message};
 
 impl RelayDoc {
     /// automerge's `generate_sync_message`, answered from the change graph.
@@ -143,14 +143,20 @@ impl RelayDoc {
     /// snapshot of those) or does not load.
     fn packed(&mut self, hashes: &[ChangeHash], changes: &[Arc<[u8]>]) -> Option<Arc<[u8]>> {
         let heads = self.graph.heads();
-        if let Some((at, saved)) = &self.packed
-            && *at == heads
-        {
+        if let Some(saved) = self.packed_at(&heads) {
             return Some(Arc::clone(saved));
         }
         let saved = pack(changes)?;
         self.keep_packed(heads, hashes.to_vec(), Arc::clone(&saved));
         Some(saved)
+    }
+
+    /// The saved document kept for `heads`, if any.
+    pub(super) fn packed_at(&self, heads: &[ChangeHash]) -> Option<&Arc<[u8]>> {
+        self.packed
+            .as_ref()
+            .filter(|(at, _)| at == heads)
+            .map(|(_, saved)| saved)
     }
 
     pub(super) fn keep_packed(
