@@ -29,16 +29,7 @@ impl Store {
                 .map_err(|e| self.err(e))?
                 .map(|v| v.value().to_vec());
             let table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-            let mut rows = Vec::new();
-            for row in table
-                .range((key, 0)..=(key, u64::MAX))
-                .map_err(|e| self.err(e))?
-            {
-                let (k, value) = row.map_err(|e| self.err(e))?;
-                let change = codec::decode(value.value()).ok_or_else(|| self.corrupt("changes"))?;
-                rows.push((k.value().1, change));
-            }
-            (snapshot, rows)
+            (snapshot, self.change_rows(&table, id)?)
         };
         if rows.len() < threshold.max(1) {
             return Ok(0);
@@ -66,22 +57,11 @@ impl Store {
     pub(crate) fn snapshotting(id: DocumentId, saved: Arc<[u8]>, hashes: Vec<ChangeHash>) -> Write {
         Box::new(move |store, tx| {
             let hashes: HashSet<&ChangeHash> = hashes.iter().collect();
-            let key = id.as_bytes();
-            let mut rows = Vec::new();
-            {
+            let mut rows = {
                 let table = tx.open_table(CHANGES).map_err(|e| store.err(e))?;
-                for row in table
-                    .range((key, 0)..=(key, u64::MAX))
-                    .map_err(|e| store.err(e))?
-                {
-                    let (k, value) = row.map_err(|e| store.err(e))?;
-                    let change =
-                        codec::decode(value.value()).ok_or_else(|| store.corrupt("changes"))?;
-                    if hashes.contains(&change.hash) {
-                        rows.push((k.value().1, change));
-                    }
-                }
-            }
+                store.change_rows(&table, id)?
+            };
+            rows.retain(|(_, change)| hashes.contains(&change.hash));
             store.fold(
                 tx,
                 id,

@@ -368,19 +368,36 @@ impl Store {
                 .push(codec::decode_meta(value.value()).ok_or_else(|| self.corrupt("compacted"))?);
         }
         let table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-        let mut changes = Vec::new();
-        for row in table
-            .range((key, 0)..=(key, u64::MAX))
-            .map_err(|e| self.err(e))?
-        {
-            let (_, value) = row.map_err(|e| self.err(e))?;
-            changes.push(codec::decode(value.value()).ok_or_else(|| self.corrupt("changes"))?);
-        }
+        let changes = self
+            .change_rows(&table, id)?
+            .into_iter()
+            .map(|(_, change)| change)
+            .collect();
         Ok(StoredDocument {
             snapshot,
             compacted,
             changes,
         })
+    }
+
+    /// A document's rows in the changes table, `(row, change)` in the order
+    /// stored, from a read or a write transaction's table.
+    fn change_rows(
+        &self,
+        table: &impl ReadableTable<(&'static [u8; 16], u64), &'static [u8]>,
+        id: DocumentId,
+    ) -> Result<Vec<(u64, StoredChange)>, StoreError> {
+        let key = id.as_bytes();
+        let mut rows = Vec::new();
+        for row in table
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            let (k, value) = row.map_err(|e| self.err(e))?;
+            let change = codec::decode(value.value()).ok_or_else(|| self.corrupt("changes"))?;
+            rows.push((k.value().1, change));
+        }
+        Ok(rows)
     }
 
     /// A document as automerge holds it: its snapshot with the changes
