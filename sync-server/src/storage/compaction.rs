@@ -7,7 +7,7 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::sync::load_document;
-use redb::{ReadableTable, WriteTransaction};
+use redb::WriteTransaction;
 
 use super::schema::{CHANGES, COMPACTED, SNAPSHOTS};
 use super::{Store, StoreError, Write, codec};
@@ -84,14 +84,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = id.as_bytes();
         let mut compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
-        let first = match compacted
-            .range((key, 0)..=(key, u64::MAX))
-            .map_err(|e| self.err(e))?
-            .next_back()
-        {
-            Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
-            None => 0,
-        };
+        let first = self.next_row(&compacted, id)?;
         let mut changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
         for (seq, (row, hash, deps)) in (first..).zip(rows) {
             compacted

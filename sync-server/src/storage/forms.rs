@@ -162,14 +162,7 @@ impl Store {
             let key = id.as_bytes();
             // `compacted` rows are numbered from 0 and never removed: the
             // last number says how many there are.
-            let folded = match compacted
-                .range((key, 0)..=(key, u64::MAX))
-                .map_err(|e| self.err(e))?
-                .next_back()
-            {
-                Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
-                None => 0,
-            };
+            let folded = self.next_row(&compacted, *id)?;
             // `changes` rows are few (compaction keeps them below its
             // threshold) and their numbers may restart: count them.
             let mut loose = 0u64;

@@ -380,6 +380,24 @@ impl Store {
         })
     }
 
+    /// The number after a document's last row in a table of numbered rows
+    /// (`changes`, `compacted`): 0 when it has none.
+    fn next_row(
+        &self,
+        table: &impl ReadableTable<(&'static [u8; 16], u64), &'static [u8]>,
+        id: DocumentId,
+    ) -> Result<u64, StoreError> {
+        let key = id.as_bytes();
+        match table
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.err(e))?
+            .next_back()
+        {
+            Some(row) => Ok(row.map_err(|e| self.err(e))?.0.value().1 + 1),
+            None => Ok(0),
+        }
+    }
+
     /// A document's rows in the changes table, `(row, change)` in the order
     /// stored, from a read or a write transaction's table.
     fn change_rows(
@@ -473,14 +491,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
         let key = id.as_bytes();
-        let first = match table
-            .range((key, 0)..=(key, u64::MAX))
-            .map_err(|e| self.err(e))?
-            .next_back()
-        {
-            Some(row) => row.map_err(|e| self.err(e))?.0.value().1 + 1,
-            None => 0,
-        };
+        let first = self.next_row(&table, id)?;
         for (seq, change) in (first..).zip(changes) {
             table
                 .insert((key, seq), codec::encode(change).as_slice())
