@@ -11,12 +11,13 @@ use rapport_protocol::ids::{DocumentId, PeerId, StorageId};
 use rapport_protocol::relay::ConnId;
 use rapport_protocol::sync::Handshake;
 use rapport_protocol::wire::{DecodeError, ErrorMessage, Message, PeerMetadata};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::time::{Instant, timeout_at};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::access::Identity;
 use crate::metrics::Metrics;
+use crate::outbox::{Frames, Outbox, outbox};
 use crate::relay::{Relay, Verdict, now};
 use crate::transport::{Incoming, Outgoing, TransportError};
 
@@ -66,12 +67,18 @@ struct Session {
 }
 
 /// Serves one upgraded connection until it closes.
-pub(crate) async fn drive<T>(
+///
+/// Not an `async fn`: the transport is split here, before the future is
+/// built, so that it lives once in the halves' shared allocation instead
+/// of being held by the future as well. An idle connection is mostly this
+/// future, so its size is what 10,000 idle peers cost.
+pub(crate) fn drive<T>(
     relay: Arc<Relay>,
     transport: T,
     identity: Identity,
     shutdown: watch::Receiver<bool>,
-) where
+) -> impl Future<Output = ()> + Send + 'static
+where
     T: Stream<Item = Result<Incoming, TransportError>>
         + Sink<Outgoing, Error = TransportError>
         + Send
@@ -80,66 +87,103 @@ pub(crate) async fn drive<T>(
 {
     let conn = relay.next_conn_id();
     let span = info_span!("conn", id = conn.0, identity = %identity);
-    async move {
-        let (sink, mut stream) = transport.split();
-        let (tx, rx) = mpsc::channel::<Bytes>(relay.config.limits.send_queue_frames);
-        let (close_tx, close_rx) = oneshot::channel::<(u16, String)>();
-        let writer = tokio::spawn(write_loop(sink, rx, close_rx, relay.config.limits.ping_interval).in_current_span());
-        let kill = Arc::new(Notify::new());
+    let (sink, stream) = transport.split();
+    serve(relay, conn, identity, sink, stream, shutdown).instrument(span)
+}
 
-        let mut session = None;
-        let mut shutdown = shutdown;
-        let ending = match handshake(&relay, &mut stream, &tx, conn, identity, &mut shutdown).await {
-            Ok(remote) => {
-                relay.register(conn, identity, remote.clone(), tx.clone(), Arc::clone(&kill));
-                relay.announce_documents(conn);
-                info!(peer = %remote, "connected");
-                let mut s = Session {
-                    conn,
-                    identity,
-                    remote,
-                    open_docs: BTreeSet::new(),
-                    logged_unknown: BTreeSet::new(),
-                };
-                let ending = read_loop(&relay, &mut stream, &mut s, &kill, &mut shutdown).await;
-                session = Some(s);
-                ending
-            }
-            Err(ending) => ending,
-        };
-        if let Some(error) = &ending.error {
-            let message = Message::Error(ErrorMessage {
-                sender_id: Some(relay.peer_id.clone()),
-                message: error.clone(),
-                target_id: session.as_ref().map(|s| s.remote.clone()),
-            });
-            let _ = tx.try_send(Bytes::from(message.encode()));
+async fn serve<K, S>(
+    relay: Arc<Relay>,
+    conn: ConnId,
+    identity: Identity,
+    sink: K,
+    mut stream: S,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    K: Sink<Outgoing, Error = TransportError> + Send + Unpin + 'static,
+    S: Stream<Item = Result<Incoming, TransportError>> + Unpin,
+{
+    let (tx, rx) = outbox(relay.config.limits.send_queue_frames);
+    let (close_tx, close_rx) = oneshot::channel::<(u16, String)>();
+    let writer = tokio::spawn(
+        write_loop(sink, rx, close_rx, relay.config.limits.ping_interval).in_current_span(),
+    );
+    let kill = Arc::new(Notify::new());
+
+    // Boxed, as is the ending below: each runs once, and the connection
+    // should not carry their space while it waits for frames.
+    let handshake = Box::pin(handshake(
+        &relay,
+        &mut stream,
+        &tx,
+        conn,
+        identity,
+        &mut shutdown,
+    ));
+    let (session, ending) = match handshake.await {
+        Ok(remote) => {
+            relay.register(
+                conn,
+                identity,
+                remote.clone(),
+                tx.clone(),
+                Arc::clone(&kill),
+            );
+            relay.announce_documents(conn);
+            info!(peer = %remote, "connected");
+            let mut s = Session {
+                conn,
+                identity,
+                remote,
+                open_docs: BTreeSet::new(),
+                logged_unknown: BTreeSet::new(),
+            };
+            let ending = read_loop(&relay, &mut stream, &mut s, &kill, &mut shutdown).await;
+            (Some(s), ending)
         }
-        if let Some(s) = &session {
-            relay.unregister(conn, &s.open_docs).await;
-        }
-        info!(code = ending.code, reason = %ending.error.as_deref().unwrap_or(&ending.reason), "closed");
-        let _ = close_tx.send((ending.code, ending.reason));
-        drop(tx);
-        // A peer that stopped reading never lets the writer finish: stop it,
-        // which closes the socket and frees what was queued for it.
-        let mut writer = writer;
-        if tokio::time::timeout(Duration::from_secs(5), &mut writer)
-            .await
-            .is_err()
-        {
-            writer.abort();
-        }
+        Err(ending) => (None, ending),
+    };
+    Box::pin(close(&relay, tx, close_tx, writer, session, ending)).await;
+}
+
+/// Tells the peer why the connection ends, leaves its documents, and lets
+/// the writer finish.
+async fn close(
+    relay: &Relay,
+    tx: Outbox,
+    close_tx: oneshot::Sender<(u16, String)>,
+    mut writer: tokio::task::JoinHandle<()>,
+    session: Option<Session>,
+    ending: Ending,
+) {
+    if let Some(error) = &ending.error {
+        let message = Message::Error(ErrorMessage {
+            sender_id: Some(relay.peer_id.clone()),
+            message: error.clone(),
+            target_id: session.as_ref().map(|s| s.remote.clone()),
+        });
+        let _ = tx.try_send(Bytes::from(message.encode()));
     }
-    .instrument(span)
-    .await;
+    if let Some(s) = &session {
+        relay.unregister(s.conn, &s.open_docs).await;
+    }
+    info!(code = ending.code, reason = %ending.error.as_deref().unwrap_or(&ending.reason), "closed");
+    let _ = close_tx.send((ending.code, ending.reason));
+    drop(tx);
+    // A peer that stopped reading never lets the writer finish: stop it,
+    // which closes the socket and frees what was queued for it.
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }
 
 /// Waits for `join` and answers `peer`; returns the peer's id.
 async fn handshake<S>(
     relay: &Relay,
     stream: &mut S,
-    tx: &mpsc::Sender<Bytes>,
+    tx: &Outbox,
     conn: ConnId,
     identity: Identity,
     shutdown: &mut watch::Receiver<bool>,
@@ -325,7 +369,7 @@ fn transport_ending(error: TransportError) -> Ending {
 /// Writes queued frames and pings until told to close.
 async fn write_loop<K>(
     mut sink: K,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: Frames,
     mut close: oneshot::Receiver<(u16, String)>,
     ping_interval: Duration,
 ) where
@@ -345,7 +389,7 @@ async fn write_loop<K>(
             },
             closing = &mut close => {
                 // Drain what is queued (the `error` message among it) first.
-                while let Ok(frame) = rx.try_recv() {
+                while let Some(frame) = rx.try_recv() {
                     if sink.send(Outgoing::Binary(frame)).await.is_err() {
                         return;
                     }

@@ -9,6 +9,7 @@ use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::FutureExt as _;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tracing::info;
@@ -99,9 +100,16 @@ async fn sync(
         // Sync frames are small; tungstenite grows the buffer for a larger
         // one once its header names the length.
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| async move {
-            connection::drive(relay, transport::adapt(socket), identity, shutdown).await;
-            drop(permit);
+        .on_upgrade(move |socket| {
+            // The connection runs in a task of its own: axum's upgrade task
+            // holds the socket and its setup besides the future it awaits,
+            // which an idle connection would carry for as long as it lives.
+            let connection = connection::drive(relay, transport::adapt(socket), identity, shutdown);
+            // `map`, not an `async` block: a block would hold the future
+            // twice, once as captured and once as awaited.
+            let task = connection.map(move |()| drop(permit));
+            tokio::spawn(task);
+            std::future::ready(())
         })
 }
 

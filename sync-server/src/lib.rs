@@ -35,6 +35,7 @@ mod connection;
 mod forms;
 mod http;
 mod metrics;
+mod outbox;
 mod relay;
 pub mod storage;
 mod transport;

@@ -23,6 +23,7 @@ use crate::actors::ActorRegistry;
 use crate::automations::Automations;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Refused};
 use crate::storage::{GroupCommit, RelayKeys, Store, StoreError};
 use crate::workspace::Workspaces;
 
@@ -51,7 +52,7 @@ pub(crate) fn now() -> UnixMillis {
 /// A live connection, as other connections' tasks reach it.
 #[derive(Debug)]
 struct ConnHandle {
-    tx: mpsc::Sender<Bytes>,
+    tx: Outbox,
     kill: Arc<Notify>,
     identity: Identity,
     remote: PeerId,
@@ -203,7 +204,7 @@ impl Relay {
         conn: ConnId,
         identity: Identity,
         remote: PeerId,
-        tx: mpsc::Sender<Bytes>,
+        tx: Outbox,
         kill: Arc<Notify>,
     ) {
         lock(&self.conns).insert(
@@ -251,7 +252,7 @@ impl Relay {
                 Metrics::add(&self.metrics.messages_out, 1);
                 Metrics::add(&self.metrics.bytes_out, len);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 warn!(
                     conn = conn.0,
                     "send queue full: disconnecting a peer that does not read"
@@ -259,7 +260,7 @@ impl Relay {
                 Metrics::add(&self.metrics.slow_peers_disconnected, 1);
                 handle.kill.notify_one();
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(Refused::Closed) => {}
         }
     }
 
