@@ -8,7 +8,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
-use rapport_protocol::relay::{ConnId, Prepared, RelayDoc, RelayEffect, StoredChange};
+use rapport_protocol::relay::{
+    ConnId, Prepared, RelayDoc, RelayEffect, StoredChange, StoredDocument,
+};
 use rapport_protocol::sync::SyncError;
 use rapport_protocol::token::{AuthError, Verifier, VerifierConfig};
 use rapport_protocol::wire::{DocMessage, DocUnavailable, Ephemeral, Message, RejectReason};
@@ -446,13 +448,19 @@ impl Relay {
     /// Loads the slot's document from storage, unless it is loaded.
     async fn load(&self, slot: &mut DocSlot, id: DocumentId) -> Result<(), StoreError> {
         if slot.doc.is_none() {
-            let store = self.store.clone();
-            let changes = tokio::task::spawn_blocking(move || store.load_document(id))
-                .await
-                .map_err(|_| StoreError::Corrupt {
-                    path: self.store.path().to_owned(),
-                    table: "changes",
-                })??;
+            // A document the relay never held (a new one, or one a peer asks
+            // for that nobody has) needs no trip to the storage thread.
+            let changes = if self.store.may_hold(id) {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.load_document(id))
+                    .await
+                    .map_err(|_| StoreError::Corrupt {
+                        path: self.store.path().to_owned(),
+                        table: "changes",
+                    })??
+            } else {
+                StoredDocument::default()
+            };
             let (doc, orphans) = RelayDoc::from_stored(id, self.peer_id.clone(), changes);
             if orphans > 0 {
                 warn!(document = %id, orphans, "stored changes whose dependencies are missing");
