@@ -9,16 +9,18 @@
 //! not ancestors of these heads?") be answered by walking back only as far
 //! as the heads in question reach, instead of over the whole history.
 
-use std::cell::Cell;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, DefaultHasher};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
 use automerge::ChangeHash;
 
-/// A deterministic hasher: the keys are SHA-256 hashes, which nobody can
-/// choose to collide, so no random seed is needed.
-type Map<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+/// Maps and sets keyed by change hashes and by node numbers. Fx hashing, a
+/// few multiplications: SipHash spent a large part of each sync answer's
+/// time. The keys are SHA-256 digests, which nobody can choose, and
+/// numbers of our own.
+type Map<K, V> = rustc_hash::FxHashMap<K, V>;
+pub(crate) type HashSet<T> = rustc_hash::FxHashSet<T>;
 
 /// One change as the relay keeps it.
 #[derive(Clone, PartialEq, Eq)]
@@ -70,6 +72,21 @@ pub struct ChangeGraph {
     heads: BTreeSet<u32>,
     /// Nodes visited by walks so far: the work the sync answers cost.
     walked: Cell<u64>,
+    /// Room for [`ChangeGraph::not_ancestors_of`], kept between walks: a
+    /// sync answer walks once or twice, and hashing each visited node into
+    /// a fresh map cost more than the walk itself.
+    scratch: RefCell<Scratch>,
+}
+
+/// A walk's working state; every flag is back to zero between walks.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// One per node: [`FROM_HEADS`] and [`FROM_BASE`].
+    flags: Vec<u8>,
+    /// The nodes whose flags the walk set.
+    touched: Vec<u32>,
+    /// Nodes to visit, highest generation first.
+    queue: BinaryHeap<(u32, u32)>,
 }
 
 /// Painting flags of the walk in [`ChangeGraph::not_ancestors_of`].
@@ -204,18 +221,30 @@ impl ChangeGraph {
         if base.is_empty() {
             return self.nodes.iter().map(|n| n.hash).collect();
         }
-        let mut flags: Map<u32, u8> = Map::default();
-        let mut queue = BinaryHeap::new();
+        let mut scratch = self.scratch.borrow_mut();
+        let Scratch {
+            flags,
+            touched,
+            queue,
+        } = &mut *scratch;
+        if flags.len() < self.nodes.len() {
+            flags.resize(self.nodes.len(), 0);
+        }
+        for (&i, flag) in self
+            .heads
+            .iter()
+            .map(|i| (i, FROM_HEADS))
+            .chain(base.iter().map(|i| (i, FROM_BASE)))
+        {
+            if flags[i as usize] == 0 {
+                touched.push(i);
+            }
+            flags[i as usize] |= flag;
+        }
         let mut open = 0usize; // queued nodes not known to be in base's ancestry
-        for &i in &self.heads {
-            flags.insert(i, FROM_HEADS);
-        }
-        for &i in &base {
-            *flags.entry(i).or_default() |= FROM_BASE;
-        }
-        for (&i, &f) in &flags {
+        for &i in touched.iter() {
             queue.push((self.nodes[i as usize].generation, i));
-            if f & FROM_BASE == 0 {
+            if flags[i as usize] & FROM_BASE == 0 {
                 open += 1;
             }
         }
@@ -223,36 +252,42 @@ impl ChangeGraph {
         while open > 0 {
             let Some((_, i)) = queue.pop() else { break };
             self.walked.set(self.walked.get() + 1);
-            let f = flags[&i];
+            let f = flags[i as usize];
             if f & FROM_BASE == 0 {
                 open -= 1;
                 result.push(i);
             }
             for &dep in self.nodes[i as usize].deps.iter() {
-                match flags.get_mut(&dep) {
-                    None => {
-                        flags.insert(dep, f);
-                        queue.push((self.nodes[dep as usize].generation, dep));
-                        if f & FROM_BASE == 0 {
-                            open += 1;
-                        }
+                // A dependency has a lower generation: it is still queued
+                // (or new), never visited already.
+                let before = flags[dep as usize];
+                if before == 0 {
+                    flags[dep as usize] = f;
+                    touched.push(dep);
+                    queue.push((self.nodes[dep as usize].generation, dep));
+                    if f & FROM_BASE == 0 {
+                        open += 1;
                     }
-                    Some(existing) => {
-                        let before = *existing;
-                        *existing |= f;
-                        if before & FROM_BASE == 0 && *existing & FROM_BASE != 0 {
-                            open -= 1;
-                        }
+                } else {
+                    flags[dep as usize] |= f;
+                    if before & FROM_BASE == 0 && f & FROM_BASE != 0 {
+                        open -= 1;
                     }
                 }
             }
         }
+        for &i in touched.iter() {
+            flags[i as usize] = 0;
+        }
+        touched.clear();
+        queue.clear();
+        drop(scratch);
         result.sort_unstable();
         result.into_iter().map(|i| self.hash_of(i)).collect()
     }
 
     /// Removes from `set` every hash that is `heads` or an ancestor of them.
-    pub fn remove_ancestors(&self, set: &mut BTreeSet<ChangeHash>, heads: &[ChangeHash]) {
+    pub fn remove_ancestors(&self, set: &mut HashSet<ChangeHash>, heads: &[ChangeHash]) {
         if set.is_empty() {
             return;
         }
@@ -377,8 +412,10 @@ mod tests {
     #[test]
     fn remove_ancestors_keeps_the_rest() {
         let g = diamond();
-        let mut set: BTreeSet<_> = hashes(&[3, 4, 6]).into_iter().collect();
+        let mut set: HashSet<_> = hashes(&[3, 4, 6]).into_iter().collect();
         g.remove_ancestors(&mut set, &hashes(&[3]));
-        assert_eq!(set.into_iter().collect::<Vec<_>>(), hashes(&[4, 6]));
+        let mut left: Vec<_> = set.into_iter().collect();
+        left.sort_unstable();
+        assert_eq!(left, hashes(&[4, 6]));
     }
 }

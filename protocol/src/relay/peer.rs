@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use automerge::ChangeHash;
 use automerge::sync::Have;
 
+use super::graph::HashSet;
 use crate::ids::PeerId;
 
 #[derive(Debug)]
@@ -25,7 +26,7 @@ pub(super) struct PeerSync {
     pub(super) their_need: Option<Vec<ChangeHash>>,
     pub(super) their_have: Option<Vec<Have>>,
     /// Changes sent in this session and not yet known to be received.
-    pub(super) sent_hashes: BTreeSet<ChangeHash>,
+    pub(super) sent_hashes: HashSet<ChangeHash>,
     /// A message is on its way and no answer came yet.
     pub(super) in_flight: bool,
     pub(super) have_responded: bool,
@@ -46,7 +47,7 @@ impl PeerSync {
             last_sent_need: Vec::new(),
             their_need: None,
             their_have: None,
-            sent_hashes: BTreeSet::new(),
+            sent_hashes: HashSet::default(),
             in_flight: false,
             have_responded: false,
             supports_v2: false,

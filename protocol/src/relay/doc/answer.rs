@@ -8,6 +8,7 @@ use automerge::ChangeHash;
 use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
 
 use super::{ConnId, NewSnapshot, RelayDoc, RelayEffect};
+use crate::relay::graph::HashSet;
 use crate::wire::{DocMessage, Message};
 
 /// Most change bytes a document may have for the relay to save it whole
@@ -242,7 +243,7 @@ impl RelayDoc {
             .into_iter()
             .collect();
         let candidates = self.graph.not_ancestors_of(&last_sync);
-        let mut to_send: BTreeSet<ChangeHash> = BTreeSet::new();
+        let mut to_send: HashSet<ChangeHash> = HashSet::default();
         // Candidates come in dependency order, so one pass also picks up
         // every change that depends on one being sent.
         for hash in &candidates {
