@@ -10,10 +10,10 @@ mod codec;
 mod compaction;
 mod forms;
 mod group;
+mod held;
 mod schema;
 
 use std::collections::HashSet;
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -166,53 +166,6 @@ impl Store {
         let held = store.held_documents()?;
         *store.inner.held.lock().unwrap_or_else(|e| e.into_inner()) = held;
         Ok(store)
-    }
-
-    /// Whether the store may hold anything of a document. `false` is
-    /// certain: nothing is stored for it.
-    pub fn may_hold(&self, id: DocumentId) -> bool {
-        self.held().contains(&id)
-    }
-
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<DocumentId>> {
-        self.inner.held.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Counts a document as held, inside the transaction that writes its
-    /// first rows: before the commit, since one counted whose write then
-    /// fails costs a needless read, and one missed would seem empty.
-    fn will_hold(&self, id: DocumentId) {
-        self.held().insert(id);
-    }
-
-    /// Every document with a snapshot or stored changes: one lookup per
-    /// document, skipping over its rows.
-    fn held_documents(&self) -> Result<HashSet<DocumentId>, StoreError> {
-        let tx = self.begin_read()?;
-        let mut held = HashSet::new();
-        let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-        for row in snapshots.iter().map_err(|e| self.err(e))? {
-            let (key, _) = row.map_err(|e| self.err(e))?;
-            held.insert(DocumentId::from_bytes(*key.value()));
-        }
-        let changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-        let mut after: Option<[u8; 16]> = None;
-        loop {
-            let mut rows = match &after {
-                None => changes.iter(),
-                Some(last) => changes.range::<(&[u8; 16], u64)>((
-                    Bound::Excluded((last, u64::MAX)),
-                    Bound::Unbounded,
-                )),
-            }
-            .map_err(|e| self.err(e))?;
-            let Some(row) = rows.next() else { break };
-            let (key, _) = row.map_err(|e| self.err(e))?;
-            let id = *key.value().0;
-            held.insert(DocumentId::from_bytes(id));
-            after = Some(id);
-        }
-        Ok(held)
     }
 
     /// The database file.
@@ -620,50 +573,6 @@ mod tests {
             "relay-a",
             "kept"
         );
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn the_documents_held_are_known_after_reopening_even_when_compacted() {
-        use automerge::transaction::Transactable as _;
-        let dir = temp_dir("held");
-        let compacted = DocumentId::from_bytes([100; 16]);
-        let never = DocumentId::from_bytes([5; 16]);
-        let appended: Vec<DocumentId> = (1..5)
-            .chain(6..20)
-            .map(|n| DocumentId::from_bytes([n; 16]))
-            .collect();
-        let mut doc = Automerge::new();
-        for n in 0..3 {
-            let mut tx = doc.transaction();
-            tx.put(automerge::ROOT, "n", n).unwrap();
-            tx.commit();
-        }
-        let real: Vec<StoredChange> = doc
-            .get_changes(&[])
-            .iter()
-            .map(StoredChange::from)
-            .collect();
-        {
-            let store = Store::open(&dir).unwrap();
-            assert!(!store.may_hold(appended[0]));
-            for id in &appended {
-                // Several rows each: the scan at opening skips over them.
-                store
-                    .append(*id, &[change(1, &[]), change(2, &[1])], &[])
-                    .unwrap();
-            }
-            store.append(compacted, &real, &[]).unwrap();
-            assert_eq!(store.compact(compacted, 1).unwrap(), 3);
-            assert!(store.may_hold(appended[0]) && store.may_hold(compacted));
-        }
-        let store = Store::open(&dir).unwrap();
-        for id in &appended {
-            assert!(store.may_hold(*id), "{id}");
-        }
-        assert!(store.load_document(compacted).unwrap().changes.is_empty());
-        assert!(store.may_hold(compacted), "held only as its snapshot");
-        assert!(!store.may_hold(never));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
