@@ -28,9 +28,10 @@ impl Store {
         self.held().insert(id);
     }
 
-    /// Every document with a snapshot or stored changes: one lookup per
-    /// document, skipping over its rows.
-    pub(super) fn held_documents(&self) -> Result<HashSet<DocumentId>, StoreError> {
+    /// Reads which documents the store holds, at opening: every document
+    /// with a snapshot or stored changes, one lookup per document, skipping
+    /// over its rows.
+    pub(super) fn read_held(&self) -> Result<(), StoreError> {
         let tx = self.begin_read()?;
         let mut held = HashSet::new();
         let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
@@ -55,7 +56,8 @@ impl Store {
             held.insert(DocumentId::from_bytes(id));
             after = Some(id);
         }
-        Ok(held)
+        *self.held() = held;
+        Ok(())
     }
 }
 

@@ -163,8 +163,7 @@ impl Store {
         };
         store.database()?;
         store.check_schema()?;
-        let held = store.held_documents()?;
-        *store.inner.held.lock().unwrap_or_else(|e| e.into_inner()) = held;
+        store.read_held()?;
         Ok(store)
     }
 
