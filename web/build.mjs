@@ -1,0 +1,61 @@
+// Builds web/dist: index.html, and under assets/ the content-hashed
+// JavaScript, CSS, automerge .wasm and license texts.
+//
+// Deterministic: the same sources and the same installed packages
+// (`npm ci` from package-lock.json) give the same bytes, so CI can rebuild
+// and diff. No timestamps, no absolute paths in the output.
+import * as esbuild from "esbuild"
+import { rmSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { basename, dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = dirname(fileURLToPath(import.meta.url))
+const dist = join(root, "dist")
+
+rmSync(dist, { recursive: true, force: true })
+mkdirSync(join(dist, "assets"), { recursive: true })
+
+const result = await esbuild.build({
+  absWorkingDir: root,
+  entryPoints: { app: "src/main.ts", style: "src/style.css" },
+  outdir: dist,
+  entryNames: "assets/[name]-[hash]",
+  assetNames: "assets/[name]-[hash]",
+  publicPath: "/",
+  bundle: true,
+  format: "esm",
+  target: ["es2022", "chrome110", "firefox115", "safari16"],
+  platform: "browser",
+  minify: true,
+  sourcemap: false,
+  legalComments: "linked",
+  charset: "utf8",
+  loader: { ".wasm": "file" },
+  define: { "process.env.NODE_ENV": '"production"' },
+  metafile: true,
+  logLevel: "warning",
+})
+
+// The full automerge entries inline the wasm as base64 (2.5 MB more):
+// everything must import the slim ones, which load the .wasm by URL.
+const fat = Object.keys(result.metafile.inputs).filter(path => /fullfat/.test(path))
+if (fat.length > 0) throw new Error(`full automerge entries bundled: ${fat.join(", ")}`)
+
+const outputs = Object.entries(result.metafile.outputs)
+const find = (entry, ext) => {
+  const hit = outputs.find(([path, out]) => out.entryPoint === entry && path.endsWith(ext))
+  if (!hit) throw new Error(`no output for ${entry}`)
+  return "/" + hit[0].slice("dist/".length)
+}
+const script = find("src/main.ts", ".js")
+const style = find("src/style.css", ".css")
+
+const html = readFileSync(join(root, "src/index.html"), "utf8")
+  .replace("%SCRIPT%", script)
+  .replace("%STYLE%", style)
+writeFileSync(join(dist, "index.html"), html)
+
+const sizes = outputs
+  .map(([path, out]) => `${basename(path)} ${out.bytes}`)
+  .sort()
+console.log(sizes.join("\n"))
