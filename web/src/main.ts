@@ -30,6 +30,9 @@ import { placeholder, shell, type Shell } from "./views/shell"
 import { welcomeView } from "./views/welcome"
 import { routeStaffView } from "./views/staff"
 import { exposeForTests } from "./testing"
+import { bodyText, markRuns } from "./model/body"
+import { changeActors } from "./replica/actor"
+import { exportKeyFile } from "./identity/keyfile"
 
 const root = document.getElementById("app")!
 
@@ -232,7 +235,7 @@ async function start(identity: Identity, notices: Notices, storageProblem: strin
     }
     frame.setNav(section === "d" ? "documents" : section === "c" ? "customers" : section === "t" ? "tasks" : section)
     fill(frame.main, next.el)
-    exposeForTests({ notices, app, view: next })
+    exposeForTests({ notices, app, view: next, helpers: { bodyText, markRuns, changeActors, exportKeyFile } })
   }
 
   if (storageProblem) notices.show("storage", "warning", storageProblem)
