@@ -321,15 +321,21 @@ const ops = {
   },
   async importKey(cmd) {
     const { page } = entry(cmd)
-    await page.evaluate(() => {
-      location.hash = "#/account"
-    })
+    const publicKey = JSON.parse(cmd.file).public_key
+    if (await page.$(".app")) {
+      await page.evaluate(() => {
+        location.hash = "#/account"
+      })
+    }
     const input = page.locator('input[type=file][aria-label="Key file"]')
     await input.setInputFiles({ name: "key.json", mimeType: "application/json", buffer: Buffer.from(cmd.file) })
-    await page.waitForFunction(() => document.querySelector(".notice-success, .notice-error"), null, { timeout: cmd.timeoutMs ?? DEFAULT_TIMEOUT })
-    const error = await page.$eval(".notice-error .notice-text", el => el.textContent).catch(() => null)
+    await page.waitForFunction(
+      pk => window.rapport?.app?.identity?.publicKey === pk || document.querySelector(".notice-error, .form-error:not([hidden])"),
+      publicKey,
+      { timeout: cmd.timeoutMs ?? DEFAULT_TIMEOUT, polling: 100 },
+    )
+    const error = await page.evaluate(pk => (window.rapport?.app?.identity?.publicKey === pk ? null : document.querySelector(".notice-error .notice-text, .form-error:not([hidden])")?.textContent), publicKey)
     if (error) throw new Error(error)
-    await page.waitForLoadState("load")
     return {}
   },
   async whoami(cmd) {
