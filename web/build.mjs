@@ -5,6 +5,7 @@
 // (`npm ci` from package-lock.json) give the same bytes, so CI can rebuild
 // and diff. No timestamps, no absolute paths in the output.
 import * as esbuild from "esbuild"
+import { createHash } from "node:crypto"
 import { rmSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { basename, dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -54,6 +55,19 @@ const html = readFileSync(join(root, "src/index.html"), "utf8")
   .replace("%SCRIPT%", script)
   .replace("%STYLE%", style)
 writeFileSync(join(dist, "index.html"), html)
+
+// The service worker, served at /sw.js (its scope must be the whole site),
+// with the assets to keep for offline opening and a cache name that
+// changes whenever they do.
+const assets = outputs
+  .map(([path]) => "/" + path.slice("dist/".length))
+  .filter(path => path.startsWith("/assets/") && !path.endsWith(".LEGAL.txt"))
+  .sort()
+const cache = "rapport-app-" + createHash("sha256").update(html).update(assets.join("\n")).digest("hex").slice(0, 16)
+const sw = readFileSync(join(root, "src/sw.js"), "utf8")
+  .replace('"%CACHE%"', JSON.stringify(cache))
+  .replace("%ASSETS%", JSON.stringify(assets))
+writeFileSync(join(dist, "sw.js"), sw)
 
 const sizes = outputs
   .map(([path, out]) => `${basename(path)} ${out.bytes}`)

@@ -1,6 +1,6 @@
 // Serves web/dist as the relay will, for developing before the relay embeds
-// it: index.html for / and /join, /assets/* with long caching, the CSP the
-// relay will send, and /api, /sync (WebSocket) and /healthz proxied to a
+// it: index.html for / and /join, /sw.js (the service worker, no-cache),
+// /assets/* with long caching, the CSP the relay will send, and /api, /sync (WebSocket) and /healthz proxied to a
 // running relay.
 //
 //   node dev-server.mjs --relay http://127.0.0.1:3030 [--listen 127.0.0.1:8080]
@@ -55,7 +55,7 @@ function proxy(req, res) {
 async function serveFile(path, res) {
   const file = path === "/" || path === "/join" || path === "/join/" ? "/index.html" : path
   const full = normalize(join(dist, file))
-  if (!full.startsWith(dist) || !(file === "/index.html" || file.startsWith("/assets/"))) {
+  if (!full.startsWith(dist) || !(file === "/index.html" || file === "/sw.js" || file.startsWith("/assets/"))) {
     res.writeHead(404, { "content-type": "text/plain" })
     return res.end("not found\n")
   }

@@ -36,7 +36,14 @@ import { exportKeyFile } from "./identity/keyfile"
 
 const root = document.getElementById("app")!
 
+/** The service worker keeps the app on this device so it opens offline. */
+function keepAppOffline(): void {
+  if (!("serviceWorker" in navigator)) return
+  navigator.serviceWorker.register("/sw.js", { scope: "/" }).catch(error => console.warn("rapport: the app cannot be kept for offline use", error))
+}
+
 async function boot(): Promise<void> {
+  keepAppOffline()
   const notices = new Notices()
   try {
     await initializeWasm(wasmUrl)

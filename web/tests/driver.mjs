@@ -37,7 +37,7 @@
 //   {"op":"waitFor","page":P, one of "text":S | "notice":S | "selector":CSS | "status":"online"|"offline"
 //        | "waiting":N | "comment":S | "title":S | "present":NAME | "editorText":S, "timeoutMs":N}
 // Comments (on the open record):
-//   {"op":"comment","page":P,"text":"…","replyTo":CID?} -> {"id"} (typed into the box, submitted)
+//   {"op":"comment","page":P,"text":"…","replyTo":CID?} -> {"commentId"} (typed into the box, submitted)
 //   {"op":"resolve","page":P,"comment":CID,"reopen":false}
 // Escape hatches:
 //   {"op":"eval","page":P,"script":"…"}     evaluates an expression; window.rapport has app, view, helpers
@@ -85,7 +85,13 @@ async function open(cmd) {
   const name = cmd.page ?? "main"
   if (pages.has(name)) await pages.get(name).context.close()
   const context = await browser.newContext({ viewport: cmd.viewport ?? { width: 1280, height: 800 }, acceptDownloads: true })
-  await context.addInitScript(() => localStorage.setItem("rapport-test", "1"))
+  await context.addInitScript(() => {
+    try {
+      localStorage.setItem("rapport-test", "1")
+    } catch {
+      // an error page (offline) has no storage
+    }
+  })
   const page = await context.newPage()
   const errors = []
   page.on("pageerror", e => {
@@ -239,11 +245,11 @@ async function comment(cmd) {
     cmd.text,
     { timeout: cmd.timeoutMs ?? DEFAULT_TIMEOUT },
   )
-  const id = await page.evaluate(
+  const commentId = await page.evaluate(
     text => [...document.querySelectorAll("[data-comment]")].reverse().find(el => el.querySelector(":scope > .comment-body")?.textContent.includes(text))?.getAttribute("data-comment"),
     cmd.text,
   )
-  return { id }
+  return { commentId }
 }
 
 async function resolve(cmd) {
@@ -401,7 +407,7 @@ lines.on("line", line => {
     try {
       const op = ops[cmd.op]
       if (!op) throw new Error(`unknown op ${JSON.stringify(cmd.op)}`)
-      send({ id: cmd.id ?? null, ok: true, ...(await op(cmd)) })
+      send({ ...(await op(cmd)), id: cmd.id ?? null, ok: true })
     } catch (error) {
       send({ id: cmd.id ?? null, ok: false, error: String(error?.message ?? error) })
     }

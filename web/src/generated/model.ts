@@ -340,12 +340,7 @@ auth: string,
 /**
  * The largest WebSocket message the relay accepts.
  */
-max_frame_bytes: number, 
-/**
- * The address links name: the configured public URL, or the listening
- * address.
- */
-url: string | null, };
+max_frame_bytes: number, };
 
 /**
  * Every refusal: `{"error": "…"}`.
@@ -471,11 +466,7 @@ level: Level | null, expires_in_secs: number, uses: number, };
 /**
  * The answer to [`CreateInvite`]: the secret, shown this once.
  */
-export type InviteCreated = { id: string, workspace: string, secret: string, role: Role, expires_at: number, uses: number, 
-/**
- * The link to send: `{relay}/join#{workspace}.{secret}`.
- */
-link: string, };
+export type InviteCreated = { id: string, workspace: string, secret: string, role: Role, expires_at: number, uses: number, };
 
 /**
  * One invite, never with its secret.

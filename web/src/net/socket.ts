@@ -52,6 +52,13 @@ export class RelaySocket extends WebSocketClientAdapter {
     super(syncUrl, RETRY_MS)
     this.on("peer-candidate", () => this.setState("online"))
     this.on("peer-disconnected", () => this.setState("offline"))
+    // Going offline does not always close an open WebSocket (Chromium keeps
+    // it until a write fails): close it, so the page says "offline" at once
+    // and reconnects when the network is back.
+    window.addEventListener("offline", () => this.socket?.close())
+    window.addEventListener("online", () => {
+      if (this.peerId && this.linkState !== "online") this.connect(this.peerId, this.peerMetadata)
+    })
   }
 
   get state(): LinkState {
@@ -89,6 +96,17 @@ export class RelaySocket extends WebSocketClientAdapter {
       .finally(() => {
         this.minting = false
       })
+  }
+
+  /**
+   * Drops ephemeral messages of other peers: automerge-repo forwards every
+   * ephemeral message it receives to its other peers, keeping the original
+   * sender, and the relay (which fans them out itself) closes a connection
+   * that sends under another peer's id.
+   */
+  override send(message: Parameters<WebSocketClientAdapter["send"]>[0]): void {
+    if (message.type === "ephemeral" && message.senderId !== this.peerId) return
+    super.send(message)
   }
 
   override receiveMessage(messageBytes: Uint8Array): void {
