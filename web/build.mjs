@@ -27,13 +27,14 @@ const result = await esbuild.build({
   format: "esm",
   target: ["es2022", "chrome110", "firefox115", "safari16"],
   platform: "browser",
-  minify: true,
+  minify: process.env.RAPPORT_NO_MINIFY !== "1",
   sourcemap: false,
   legalComments: "linked",
   charset: "utf8",
   loader: { ".wasm": "file" },
   define: { "process.env.NODE_ENV": '"production"' },
   metafile: true,
+  plugins: [spansForTheEditorBinding()],
   logLevel: "warning",
 })
 
@@ -41,6 +42,22 @@ const result = await esbuild.build({
 // everything must import the slim ones, which load the .wasm by URL.
 const fat = Object.keys(result.metafile.inputs).filter(path => /fullfat/.test(path))
 if (fat.length > 0) throw new Error(`full automerge entries bundled: ${fat.join(", ")}`)
+
+/**
+ * Points @automerge/prosemirror's automerge imports at src/editor/spans.ts,
+ * which keeps the body's spans per document state (see that file).
+ */
+function spansForTheEditorBinding() {
+  return {
+    name: "rapport-spans",
+    setup(build) {
+      build.onResolve({ filter: /^@automerge\/automerge\/slim$/ }, args => {
+        if (!args.importer.includes("/node_modules/@automerge/prosemirror/")) return undefined
+        return { path: join(root, "src/editor/spans.ts") }
+      })
+    },
+  }
+}
 
 const outputs = Object.entries(result.metafile.outputs)
 const find = (entry, ext) => {

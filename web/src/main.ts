@@ -33,6 +33,25 @@ import { exposeForTests } from "./testing"
 import { bodyText, markRuns } from "./model/body"
 import { changeActors } from "./replica/actor"
 import { exportKeyFile } from "./identity/keyfile"
+import { spans as keptSpans } from "./editor/spans"
+import { spans as automergeSpans, type Doc } from "@automerge/automerge/slim"
+
+/** For tests: whether the kept spans of `doc` are automerge's own. */
+function spansAgree(doc: Doc<unknown>): boolean {
+  const norm = (s: unknown) =>
+    JSON.stringify(s, (_k, v) => {
+      if (v && typeof v === "object" && "val" in v) return String(v.val)
+      if (v && typeof v === "object" && !Array.isArray(v)) return Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      return v
+    })
+  const a = norm(keptSpans(doc, ["body"]))
+  const b = norm(automergeSpans(doc, ["body"]))
+  if (a === b) return true
+  let i = 0
+  while (a[i] === b[i]) i++
+  console.warn("spans differ at", i, a.slice(Math.max(0, i - 200), i + 200), "||||", b.slice(Math.max(0, i - 200), i + 200))
+  return false
+}
 
 const root = document.getElementById("app")!
 
@@ -242,7 +261,7 @@ async function start(identity: Identity, notices: Notices, storageProblem: strin
     }
     frame.setNav(section === "d" ? "documents" : section === "c" ? "customers" : section === "t" ? "tasks" : section)
     fill(frame.main, next.el)
-    exposeForTests({ notices, app, view: next, helpers: { bodyText, markRuns, changeActors, exportKeyFile } })
+    exposeForTests({ notices, app, view: next, helpers: { bodyText, markRuns, changeActors, exportKeyFile, spansAgree } })
   }
 
   if (storageProblem) notices.show("storage", "warning", storageProblem)

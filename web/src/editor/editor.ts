@@ -17,6 +17,7 @@ import { BODY } from "../model/body"
 import { colorOf } from "../ui/dom"
 import { command, type Format } from "./commands"
 import type { Presence } from "./presence"
+import { advance, armChange, bodySpans, disarm } from "./spans"
 
 export interface EditorOptions {
   handle: DocHandle<unknown>
@@ -31,14 +32,29 @@ export class RequirementsEditor {
   readonly view: EditorView
   readonly schema: Schema
   private remote = false
+  private stopKeeping: () => void = () => undefined
+  private selectionTimer: ReturnType<typeof setTimeout> | undefined
 
   constructor(parent: HTMLElement, private readonly options: EditorOptions) {
     const { handle } = options
     // What the binding sees: our change (with our actor), and change events
     // marked as remote so that undo never takes back another person's typing.
+    // Keeps the body's spans from state to state (see ./spans.ts); registered
+    // before the binding's own listener, so it finds them there.
+    const keepSpans = (payload: { patches: A.Patch[]; patchInfo: { before: unknown; after: unknown } }) =>
+      advance(payload.patchInfo.before as A.Doc<unknown>, payload.patchInfo.after as A.Doc<unknown>, payload.patches)
+    handle.on("change", keepSpans as never)
+    this.stopKeeping = () => handle.off("change", keepSpans as never)
     const bound = {
       doc: () => handle.doc(),
-      change: (edit: (doc: unknown) => void) => options.change(edit),
+      change: (edit: (doc: unknown) => void) => {
+        armChange(handle.doc() as A.Doc<unknown>)
+        try {
+          options.change(edit)
+        } finally {
+          disarm()
+        }
+      },
       on: (_event: "change", callback: (payload: never) => void) => {
         const wrapped = (payload: unknown) => {
           this.remote = true
@@ -91,7 +107,11 @@ export class RequirementsEditor {
       dispatchTransaction: (tr: Transaction) => {
         if (this.remote) tr.setMeta("addToHistory", false)
         this.view.updateState(this.view.state.apply(tr))
-        if (tr.selectionSet || tr.docChanged) this.reportSelection()
+        if (tr.selectionSet || tr.docChanged) {
+          // Where our cursor is goes out once typing pauses, not per key.
+          clearTimeout(this.selectionTimer)
+          this.selectionTimer = setTimeout(() => this.reportSelection(), 250)
+        }
         options.onSelection?.()
       },
     })
@@ -113,7 +133,7 @@ export class RequirementsEditor {
     if (index === "end") {
       pos = TextSelection.atEnd(doc).from
     } else {
-      const spans = A.spans(this.options.handle.doc() as A.Doc<unknown>, BODY)
+      const spans = bodySpans(this.options.handle.doc() as A.Doc<unknown>)
       pos = amSpliceIdxToPmIdx(basicSchemaAdapter, spans, index) ?? TextSelection.atEnd(doc).from
     }
     const selection = TextSelection.near(doc.resolve(Math.max(0, Math.min(pos, doc.content.size))))
@@ -123,7 +143,7 @@ export class RequirementsEditor {
 
   /** Selects body indexes `from`..`to`. */
   select(from: number, to: number): void {
-    const spans = A.spans(this.options.handle.doc() as A.Doc<unknown>, BODY)
+    const spans = bodySpans(this.options.handle.doc() as A.Doc<unknown>)
     const a = amSpliceIdxToPmIdx(basicSchemaAdapter, spans, from) ?? 0
     const b = amSpliceIdxToPmIdx(basicSchemaAdapter, spans, to) ?? a
     this.view.dispatch(this.view.state.tr.setSelection(TextSelection.create(this.view.state.doc, a, b)))
@@ -131,6 +151,8 @@ export class RequirementsEditor {
   }
 
   destroy(): void {
+    clearTimeout(this.selectionTimer)
+    this.stopKeeping()
     this.view.destroy()
   }
 
@@ -140,7 +162,7 @@ export class RequirementsEditor {
     const doc = this.options.handle.doc() as A.Doc<unknown>
     const { anchor, head } = this.view.state.selection
     try {
-      const spans = A.spans(doc, BODY)
+      const spans = bodySpans(doc)
       const a = pmRangeToAmRange(basicSchemaAdapter, spans, { from: anchor, to: anchor })
       const h = anchor === head ? a : pmRangeToAmRange(basicSchemaAdapter, spans, { from: head, to: head })
       presence.moveTo(doc, a?.start ?? null, h?.start ?? null)
@@ -161,7 +183,7 @@ export class RequirementsEditor {
           const decorations: Decoration[] = []
           for (const peer of presence.cursors()) {
             if (!peer.head) continue
-            spans ??= A.spans(doc, BODY)
+            spans ??= bodySpans(doc)
             const at = (cursor: string | null) => {
               if (!cursor) return null
               try {

@@ -61,7 +61,7 @@ export function dashboardView(app: App): View {
             "tbody",
             {},
             byStage.map(s => {
-              const bar = h("span", { class: "bar" })
+              const bar = h("span", { class: s.count ? "bar" : "bar bar-empty" })
               bar.style.width = `${(s.count / most) * 100}%`
               return h(
                 "tr",

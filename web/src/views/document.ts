@@ -173,7 +173,7 @@ function makeToolbar(editor: RequirementsEditor): { el: HTMLElement; update(): v
     button("italic", "I", "Italic (Ctrl+I)"),
     button("bullets", "•", "Bulleted list"),
     button("numbers", "1.", "Numbered list"),
-    button("link", "🔗", "Link"),
+    button("link", "Link", "Link"),
   )
   return { el, update() {} }
 }
