@@ -80,6 +80,8 @@ async function boot(): Promise<void> {
     }
   }
   if (location.pathname.startsWith("/join")) {
+    // Another invite pasted into the address bar: start over with it.
+    window.addEventListener("hashchange", () => location.reload())
     fill(root, notices.el, joinView(identity, notices, storageProblem?.message ?? null))
     exposeForTests({ notices })
     return
@@ -161,9 +163,24 @@ async function start(identity: Identity, notices: Notices, storageProblem: strin
       const list = await client.workspaces()
       workspaces = list
       if (!list.some(w => w.id === ws.id)) markRemoved(ws.id)
-    } catch {
-      // The relay is unreachable: the badge says offline; nothing more to say.
+    } catch (error) {
+      // Unreachable: the badge says offline; a refusal is said.
+      refused(error)
     }
+  }
+
+  /** Says what a refusal of the API means; true if it was one. */
+  function refused(error: unknown): boolean {
+    if (!(error instanceof ApiError) || error.unreachable) return false
+    const current = app.workspace?.id
+    if (error.status === 401 && /removed/i.test(error.message) && current) {
+      markRemoved(current)
+    } else if (error.status === 401) {
+      notices.show("auth", "error", `The relay did not accept this browser's key: ${error.message}. If this device's clock is wrong, correct it and reload.`)
+    } else {
+      notices.show("lists", "warning", `The relay refused to list your documents: ${error.message}`)
+    }
+    return true
   }
 
   function markRemoved(id: string): void {
@@ -187,7 +204,7 @@ async function start(identity: Identity, notices: Notices, storageProblem: strin
       await app.workspace?.refresh()
       await app.workspace?.loadAll()
     } catch (error) {
-      if (error instanceof ApiError && !error.unreachable) notices.show("lists", "warning", `The relay refused to list your documents: ${error.message}`)
+      refused(error)
     }
   }
 

@@ -13,8 +13,9 @@
 // its IndexedDB, key and replica are its own); the default is "main".
 //
 // Pages:
-//   {"op":"open","page":P,"url":U,"viewport":{"width":390,"height":844}}
-//                                 new isolated context + page at U (test hooks on)
+//   {"op":"open","page":P,"url":U,"viewport":{"width":390,"height":844},"noIndexedDB":false}
+//                                 new isolated context + page at U (test hooks on); noIndexedDB
+//                                 hides IndexedDB, as a browser that refuses site storage
 //   {"op":"goto","page":P,"url":U}   {"op":"reload","page":P}
 //   {"op":"route","page":P,"route":"#/w/WS/d/DOC"}      hash navigation in the app
 //   {"op":"offline","page":P,"offline":true|false}     the context's network
@@ -92,6 +93,12 @@ async function open(cmd) {
       // an error page (offline) has no storage
     }
   })
+  if (cmd.noIndexedDB) {
+    // As in a browser that refuses site storage.
+    await context.addInitScript(() => {
+      Object.defineProperty(window, "indexedDB", { value: undefined, configurable: true })
+    })
+  }
   const page = await context.newPage()
   const errors = []
   page.on("pageerror", e => {

@@ -148,6 +148,37 @@ await step("a forced change by the comment-only client is refused and said so", 
   await send({ op: "forceChange", page: C, doc, field: "title", value: "Hacked" })
   await send({ op: "waitFor", page: C, notice: "refused", timeoutMs: 20000 })
 })
+await step("a malformed invite link says so", async () => {
+  await send({ op: "open", page: "bad", url: `${base}/join#ws-abc` })
+  await send({ op: "waitFor", page: "bad", notice: "not complete" })
+})
+await step("a revoked invite says so and keeps the name typed", async () => {
+  const ws = docPath.split("/")[2]
+  const doc = docPath.split("/").pop()
+  const made = await send({
+    op: "eval",
+    page: S,
+    script: `(async () => { const api = window.rapport.app.api; const i = await api.createInvite(${JSON.stringify(ws)}, { role: "client", documents: [[${JSON.stringify(doc)}, "read"]], level: null, expires_in_secs: 3600, uses: 1 }); await api.revokeInvite(${JSON.stringify(ws)}, i.id); return i.secret })()`,
+  })
+  await send({ op: "goto", page: "bad", url: `${base}/join#${ws}.${made.value}` })
+  const joined = await send({ op: "join", page: "bad", name: "Rita Revoked" })
+  expect(!joined.joined && /revoked/i.test(joined.message), `message ${joined.message}`)
+  const kept = await send({ op: "eval", page: "bad", script: "document.querySelector('input[name=name]').value" })
+  expect(kept.value === "Rita Revoked", "name lost")
+})
+await step("joining with the relay unreachable says so", async () => {
+  await send({ op: "goto", page: "bad", url: `${base}/join${fragment}` })
+  await send({ op: "waitFor", page: "bad", selector: "input[name=name]" })
+  await send({ op: "offline", page: "bad", offline: true })
+  const joined = await send({ op: "join", page: "bad", name: "Otto Offline" })
+  expect(!joined.joined && /cannot be reached/.test(joined.message), `message ${joined.message}`)
+  await send({ op: "close", page: "bad" })
+})
+await step("a browser without IndexedDB is told, and joining says why it cannot", async () => {
+  await send({ op: "open", page: "nodb", url: `${base}/join${fragment}`, noIndexedDB: true })
+  await send({ op: "waitFor", page: "nodb", notice: "does not let rapport keep data" })
+  await send({ op: "close", page: "nodb" })
+})
 await step("screenshots at phone and laptop sizes", async () => {
   for (const [who, label] of [
     [C, "client"],
@@ -168,6 +199,14 @@ await step("screenshots at phone and laptop sizes", async () => {
   await send({ op: "route", page: S, route: `#/w/${ws}/dashboard` })
   await send({ op: "waitFor", page: S, selector: "[data-pipeline]" })
   await send({ op: "screenshot", page: S, path: join(args.out, "dashboard-laptop.png") })
+})
+
+await step("a removed client is told so", async () => {
+  const ws = docPath.split("/")[2]
+  const me = await send({ op: "whoami", page: C })
+  await send({ op: "eval", page: S, script: `window.rapport.app.api.removeMember(${JSON.stringify(ws)}, ${JSON.stringify(me.publicKey)})` })
+  await send({ op: "waitFor", page: C, notice: "You were removed from this workspace", timeoutMs: 30000 })
+  await send({ op: "screenshot", page: C, path: join(args.out, "client-removed-laptop.png") })
 })
 
 console.log(`${passed} passed, ${failed} failed`)

@@ -39,7 +39,7 @@ function open(): Promise<IDBDatabase> {
   if (opened) return opened
   opened = new Promise((resolve, reject) => {
     if (typeof indexedDB === "undefined") {
-      reject(new StorageError("This browser has no IndexedDB.", "unavailable"))
+      reject(storageError({ name: "InvalidStateError" }))
       return
     }
     let request: IDBOpenDBRequest
