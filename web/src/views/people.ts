@@ -47,7 +47,7 @@ export function peopleView(app: App): View {
             return h(
               "tr",
               { "data-member": m.key },
-              h("td", {}, m.name || short(m.key), m.key === app.identity.publicKey ? " (you)" : ""),
+              h("td", {}, m.name || short(m.key), m.key === app.identity.publicKey ? " (you)" : "", m.name ? h("span", { class: "muted mono key-hint", title: m.key }, ` ${short(m.key)}`) : null),
               h("td", {}, m.role),
               h("td", {}, m.role === "client" ? m.shares.map(s => `${titleOf(s.document)} (${s.access})`).join(", ") || "—" : "everything"),
               h(

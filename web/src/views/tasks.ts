@@ -105,7 +105,8 @@ export async function taskView(app: App, id: string): Promise<View> {
     const customers = ws.records("customer")
     const customer = select("customer", ["", ...customers.map(c => c.id)], t.customer ?? "", Object.fromEntries([["", "—"], ...customers.map(c => [c.id, c.record.name])]))
     onCommit(customer, v => change(doc => setStr(doc, "customer", v || null)))
-    const people = ws.members.map(m => ({ key: m.key, name: m.name || app.names.of(m.key) }))
+    // Staff and admins do the work; clients are not assigned tasks here.
+    const people = ws.members.filter(m => m.role !== "client").map(m => ({ key: m.key, name: m.name || app.names.of(m.key) }))
     for (const key of t.assignees) if (!people.some(p => p.key === key)) people.push({ key, name: app.names.of(key) })
     const assignees = h(
       "div",
