@@ -1,6 +1,8 @@
 // Builds web/dist: index.html, and under assets/ the content-hashed
 // JavaScript, CSS, automerge .wasm and license texts.
 //
+// RAPPORT_NO_MINIFY=1 builds a readable bundle for profiling (never commit it).
+//
 // Deterministic: the same sources and the same installed packages
 // (`npm ci` from package-lock.json) give the same bytes, so CI can rebuild
 // and diff. No timestamps, no absolute paths in the output.

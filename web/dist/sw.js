@@ -2,8 +2,8 @@
 // hashed assets) on this device, so the app opens with the relay down.
 // Documents are kept by the app in IndexedDB; the API and /sync always go
 // to the network. The build writes the asset list and the cache name.
-const CACHE = "rapport-app-3d9aa474865738de"
-const ASSETS = ["/assets/app-EUP43WWJ.js","/assets/automerge-X4OLCNJ7.wasm","/assets/style-DMHZLZHI.css"]
+const CACHE = "rapport-app-0a3b4139c61c2d3e"
+const ASSETS = ["/assets/app-KKZKVISE.js","/assets/automerge-X4OLCNJ7.wasm","/assets/style-K5EXOGAK.css"]
 const SHELL = "/"
 
 self.addEventListener("install", event => {

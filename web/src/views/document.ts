@@ -108,7 +108,13 @@ export async function documentView(app: App, id: string): Promise<DocumentView> 
     h(
       "div",
       { class: "document-main" },
-      h("div", { class: "document-head" }, title, people),
+      h(
+        "div",
+        { class: "document-head" },
+        title,
+        people,
+        h("button", { type: "button", class: "button-quiet jump-comments", onclick: () => comments.el.scrollIntoView({ behavior: "smooth" }) }, "Comments"),
+      ),
       why,
       toolbar?.el ?? null,
       editorHost,
