@@ -198,3 +198,14 @@ pub(crate) fn records_of_kind(repo: &Repo, kind: &str) -> Result<Vec<(DocumentId
         .filter(|(_, entry)| entry.kind.as_str() == kind)
         .collect())
 }
+
+/// Today's date in UTC, from the system clock.
+pub(crate) fn today() -> Result<rapport_model::Date> {
+    rapport_model::Date::utc(rapport_client::now())
+        .ok_or_else(|| anyhow::anyhow!("the system clock is out of range: set the date"))
+}
+
+/// Unix milliseconds now, as comments and the demo stamp them.
+pub(crate) fn now_millis() -> i64 {
+    i64::try_from(rapport_client::now().0).unwrap_or(i64::MAX)
+}

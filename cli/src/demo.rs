@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use automerge::Automerge;
 use rapport_client::api::{InviteRequest, Level, RelayApi, Role};
-use rapport_client::model::{Comment, Customer, Relationship, Requirements, Template, Thread};
 use rapport_client::{RelayConfig, Repo};
+use rapport_model::{Comment, Customer, Relationship, Requirements, Template, Thread};
 use rapport_protocol::ids::DocumentId;
 use rapport_server::{Config, Server};
 
@@ -93,7 +93,7 @@ async fn scenario(folder: &Path) -> Result<()> {
     let question = Comment::new(
         "c1",
         &client.public_key(),
-        now_millis(),
+        crate::context::now_millis(),
         "Does the portal need single sign-on?",
     );
     client.change(thread, |tx| Thread::update(tx, |t| t.add(question)))?;
@@ -184,13 +184,6 @@ fn comments(repo: &Repo, thread: DocumentId) -> Result<Vec<String>> {
 /// Runs blocking relay API calls off the async threads.
 fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn body(repo: &Repo, doc: DocumentId) -> Result<String> {

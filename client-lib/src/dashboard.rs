@@ -37,20 +37,20 @@
 //! let figures = dashboard::compute(&[], &options);
 //! assert_eq!(figures.csat.responses, 0);
 //! assert_eq!(figures.csat.average, None);
-//! # Ok::<(), rapport_client::model::DateError>(())
+//! # Ok::<(), rapport_model::DateError>(())
 //! ```
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
-use rapport_protocol::ids::{DocumentId, UnixMillis};
+use rapport_protocol::ids::DocumentId;
 use serde::Serialize;
 
 use crate::error::ClientError;
 pub use crate::index::CSAT_FIELD;
 use crate::index::IndexEntry;
-use crate::model::{Date, Kind, Stage, Status};
 use crate::repo::Repo;
+use rapport_model::{Date, Kind, Stage, Status};
 
 /// The tag that marks a task as a feedback submission.
 pub const FEEDBACK_TAG: &str = "feedback";
@@ -188,12 +188,6 @@ pub fn index(repo: &Repo) -> Result<Vec<(DocumentId, IndexEntry)>, ClientError> 
     }
     repo.rebuild_index()?;
     repo.index()
-}
-
-/// The UTC day of `now`, if it is within the years 0 to 9999.
-pub fn utc_date(now: UnixMillis) -> Option<Date> {
-    let days = i64::try_from(now.0 / 86_400_000).ok()?;
-    Date::from_days_since_epoch(days)
 }
 
 /// The figures as they are gathered.
@@ -340,6 +334,8 @@ impl<'a> Figures<'a> {
 
 #[cfg(test)]
 mod tests {
+    use rapport_protocol::ids::UnixMillis;
+
     use super::*;
     use crate::index::ENTRY_VERSION;
 
@@ -548,7 +544,10 @@ mod tests {
     fn defaults_are_the_models() {
         assert_eq!(DEFAULT_STAGE, Stage::default().as_str());
         assert_eq!(DEFAULT_STATUS, Status::default().as_str());
-        assert_eq!(DEFAULT_PRIORITY, crate::model::Priority::default().as_str());
+        assert_eq!(
+            DEFAULT_PRIORITY,
+            rapport_model::Priority::default().as_str()
+        );
     }
 
     #[test]
@@ -564,7 +563,7 @@ mod tests {
         }
         let millis = 11_017 * 86_400_000 + 86_399_999;
         assert_eq!(
-            utc_date(UnixMillis(millis)),
+            Date::utc(UnixMillis(millis)),
             Some("2000-03-01".parse().expect("valid"))
         );
     }

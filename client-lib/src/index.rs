@@ -4,7 +4,7 @@
 //! [`index_entry`] reads only the root fields an entry needs, straight from
 //! the document: it never hydrates a record, so a requirements document with
 //! a long body costs no more than a task. It is lenient where
-//! [`Record::read`](crate::model::Record::read) is strict: a field of the
+//! [`Record::read`](rapport_model::Record::read) is strict: a field of the
 //! wrong type, or a date that is not `YYYY-MM-DD`, is left out of the entry
 //! rather than failing it, so one odd field never hides a record from lists.
 //! Entries are derived data: rebuild them from the documents at will.
@@ -12,7 +12,7 @@
 use automerge::{ObjType, ROOT, ReadDoc, ScalarValue, Value};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Date, Kind};
+use rapport_model::{Date, Kind};
 
 /// The version of [`IndexEntry`] this code writes. An entry stored with a
 /// lower one lacks fields added since (they read as their defaults), so a
@@ -242,7 +242,7 @@ mod tests {
     use rapport_protocol::ids::{DocumentId, PublicKey};
 
     use super::*;
-    use crate::model::{
+    use rapport_model::{
         Comment, Customer, Priority, Record, Relationship, Requirements, SCHEMA_VERSION, Stage,
         Task, Template, Thread,
     };

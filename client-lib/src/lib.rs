@@ -31,13 +31,14 @@ pub mod error;
 pub mod history;
 pub mod identity;
 pub mod index;
-pub mod model;
+pub mod relay_url;
 mod repo;
 pub mod store;
 pub mod sync;
+pub mod transport;
 
 pub use error::ClientError;
-pub use repo::{DocEvent, RefusedChanges, Repo};
+pub use repo::{DocEvent, RefusedChanges, Repo, now};
 pub use sync::{LiveSync, Progress, RelayConfig, SyncError};
 
 /// The index entry of a document, as stored in the index table; `None` for

@@ -95,12 +95,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-pub(crate) fn now() -> UnixMillis {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    UnixMillis(u64::try_from(millis).unwrap_or(u64::MAX))
+/// The wall clock, as the protocol and model crates take it.
+pub fn now() -> UnixMillis {
+    UnixMillis::from(std::time::SystemTime::now())
 }
 
 impl Repo {

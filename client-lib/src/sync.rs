@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rapport_protocol::ids::{DocumentId, PeerId, StorageId};
-use rapport_protocol::sync::{Backoff, Handshake};
+use rapport_protocol::sync::Backoff;
 use rapport_protocol::token;
 use rapport_protocol::wire::{Message, PeerMetadata};
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+use tokio_tungstenite::tungstenite;
 use tracing::{debug, info, warn};
 
+use crate::relay_url::{BadRelayUrl, RelayUrl};
 use crate::repo::{Received, Repo, now};
+use crate::transport::{self, ConnectError, OpenOptions, Socket};
 
 /// Where to sync, and how to authenticate there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,9 +76,6 @@ pub enum SyncError {
     #[error(transparent)]
     Replica(#[from] crate::error::ClientError),
 }
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What a connection should do once every document is in sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,44 +365,30 @@ async fn connect(repo: &Repo, relay: &RelayConfig) -> Result<Socket, SyncError> 
         url: relay.url.clone(),
         reason,
     };
-    let mut request = relay
+    let url: RelayUrl = relay
         .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| unreachable(e.to_string()))?;
-    if let Some(audience) = &relay.audience {
-        let token = token::mint(
-            repo.identity().signing_key(),
-            audience,
-            now(),
-            300,
-            &mut rand::rng(),
-        )
-        .map_err(|e| unreachable(e.to_string()))?;
-        let value = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| unreachable("the token is not a valid header".into()))?;
-        request.headers_mut().insert("Authorization", value);
-    }
-    // Small frames must not wait for Nagle's algorithm.
-    let connecting = tokio_tungstenite::connect_async_with_config(request, None, true);
-    match tokio::time::timeout(Duration::from_secs(10), connecting).await {
-        Err(_) => Err(unreachable("no answer within 10 s".into())),
-        Ok(Ok((socket, _))) => Ok(socket),
-        Ok(Err(tungstenite::Error::Http(response))) => {
-            let body = response
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            Err(SyncError::Refused {
-                url: relay.url.clone(),
-                status: response.status().as_u16(),
-                body,
-            })
-        }
-        Ok(Err(e)) => Err(unreachable(e.to_string())),
-    }
+        .parse()
+        .map_err(|e: BadRelayUrl| unreachable(e.to_string()))?;
+    let token = match &relay.audience {
+        Some(audience) => Some(
+            token::mint(
+                repo.identity().signing_key(),
+                audience,
+                now(),
+                300,
+                &mut rand::rng(),
+            )
+            .map_err(|e| unreachable(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let options = OpenOptions {
+        token: token.as_deref(),
+        unlimited_frames: false,
+    };
+    transport::open(&url.sync_url(), options)
+        .await
+        .map_err(|e| connect_error(relay, e))
 }
 
 async fn handshake(
@@ -416,40 +401,21 @@ async fn handshake(
         storage_id: repo.peer_id().as_str().parse::<StorageId>().ok(),
         is_ephemeral: false,
     };
-    let mut handshake = Handshake::initiate(us.clone(), metadata, now());
-    while let Some(message) = handshake.poll_transmit() {
-        socket
-            .send(tungstenite::Message::binary(message.encode()))
-            .await
-            .map_err(|e| closed(relay, e))?;
-    }
-    let protocol = |reason: String| SyncError::Protocol {
-        url: relay.url.clone(),
-        reason,
-    };
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .map_err(|_| protocol("no answer to `join` within 10 s".into()))?;
-        let bytes = match frame {
-            None => return Err(closed(relay, "closed during the handshake")),
-            Some(Err(e)) => return Err(closed(relay, e)),
-            Some(Ok(tungstenite::Message::Binary(bytes))) => bytes,
-            Some(Ok(_)) => continue,
-        };
-        let message = match Message::decode(&bytes) {
-            Ok(message) => message,
-            Err(e) if e.is_droppable() => continue,
-            Err(e) => return Err(protocol(e.to_string())),
-        };
-        match handshake.handle_message(message) {
-            Ok(Some(established)) => return Ok(established.remote),
-            Ok(None) => {}
-            Err(e) => {
-                warn!(error = %e, "handshake failed");
-                return Err(protocol(e.to_string()));
-            }
-        }
+    transport::handshake(socket, us.clone(), metadata, Duration::from_secs(10))
+        .await
+        .map_err(|e| {
+            warn!(error = %e, "handshake failed");
+            connect_error(relay, e)
+        })
+}
+
+fn connect_error(relay: &RelayConfig, error: ConnectError) -> SyncError {
+    let url = relay.url.clone();
+    match error {
+        ConnectError::Refused { status, body } => SyncError::Refused { url, status, body },
+        ConnectError::Protocol(reason) => SyncError::Protocol { url, reason },
+        ConnectError::Closed(reason) => SyncError::Closed { url, reason },
+        ConnectError::Unreachable(reason) => SyncError::Unreachable { url, reason },
     }
 }
 

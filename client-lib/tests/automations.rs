@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use rapport_client::Repo;
-use rapport_protocol::automation::{EXAMPLES, Rule};
+use rapport_model::automation::{EXAMPLES, Rule};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 

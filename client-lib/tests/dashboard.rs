@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rapport_client::Repo;
 use rapport_client::dashboard::{self, Csat, Dashboard, FEEDBACK_TAG, Options};
 use rapport_client::index::{CSAT_FIELD, IndexEntry};
-use rapport_client::model::{Customer, Date, Relationship, Stage, Status, Task};
+use rapport_model::{Customer, Date, Relationship, Stage, Status, Task};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;

@@ -8,7 +8,7 @@ use automerge::transaction::Transactable;
 use automerge::{ObjType, ROOT, ReadDoc};
 use rapport_client::Repo;
 use rapport_client::history::{self, HistoryError};
-use rapport_client::model::{Customer, Relationship, Requirements, Stage};
+use rapport_model::{Customer, Relationship, Requirements, Stage};
 use serde_json::json;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;

@@ -421,6 +421,18 @@ impl UnixMillis {
     }
 }
 
+/// A conversion, not a clock: the caller reads the time
+/// (`UnixMillis::from(SystemTime::now())`) and passes it in. Times before
+/// the epoch are 0; times past `u64::MAX` milliseconds saturate.
+impl From<std::time::SystemTime> for UnixMillis {
+    fn from(time: std::time::SystemTime) -> Self {
+        let millis = time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        Self(u64::try_from(millis).unwrap_or(u64::MAX))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

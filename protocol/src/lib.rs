@@ -63,8 +63,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod access;
-pub mod automation;
 pub mod ids;
 pub mod relay;
 pub mod sync;

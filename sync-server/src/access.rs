@@ -20,14 +20,4 @@ impl std::fmt::Display for Identity {
     }
 }
 
-/// What a connection may do with one document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Access {
-    /// The document does not exist for this connection: answered exactly as
-    /// a document that does not exist.
-    None,
-    /// Receive changes; changes sent are refused.
-    Read,
-    /// Read and write.
-    Write,
-}
+pub use rapport_model::access::Access;

@@ -1,78 +1,33 @@
-//! The relay's HTTP surface: `/sync` (the WebSocket), `/healthz`,
-//! `/metrics` and `/api/info`, with the workspace API and forms merged in.
+//! The relay's own endpoints: `/sync` (the WebSocket upgrade), `/metrics`
+//! and `/api/info`. Every route is listed in `crate::routes`.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures_util::FutureExt as _;
+use rapport_model::api::{ErrorBody, RelayInfo};
 use serde::Deserialize;
-use tokio::sync::watch;
 use tracing::info;
 
 use crate::config::AuthMode;
 use crate::connection;
 use crate::metrics::Metrics;
-use crate::relay::{AuthRefusal, Relay};
+use crate::relay::AuthRefusal;
+use crate::state::AppState;
 use crate::transport;
 
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) relay: Arc<Relay>,
-    pub(crate) forms: Arc<crate::forms::Forms>,
-    pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) tracker: ConnTracker,
-}
-
-/// Counts live connection tasks so that shutdown can wait for them.
-#[derive(Clone, Debug)]
-pub(crate) struct ConnTracker(Arc<tokio::sync::Semaphore>);
-
-impl ConnTracker {
-    const MAX: u32 = 1 << 24;
-
-    pub(crate) fn new() -> Self {
-        Self(Arc::new(tokio::sync::Semaphore::new(Self::MAX as usize)))
-    }
-
-    fn enter(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        Arc::clone(&self.0).try_acquire_owned().ok()
-    }
-
-    /// Waits until every connection task has ended.
-    pub(crate) async fn wait_idle(&self) {
-        let _ = self.0.acquire_many(Self::MAX).await;
-    }
-}
-
-pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/sync", get(sync))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
-        .route("/api/info", get(info))
-        .merge(crate::workspace::routes())
-        .merge(crate::forms::routes())
-        .route(
-            "/api/workspaces/{ws}/automations",
-            get(crate::automations::api::show),
-        )
-        .with_state(state)
-}
-
 #[derive(Debug, Deserialize)]
-struct TokenQuery {
+pub(crate) struct TokenQuery {
     token: Option<String>,
 }
 
 /// Each connection's WebSocket read buffer.
 const READ_BUFFER_BYTES: usize = 2 * 1024;
 
-async fn sync(
+pub(crate) async fn sync(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<TokenQuery>,
@@ -117,7 +72,9 @@ impl AuthRefusal {
     fn into_response_with(self, metrics: &Metrics) -> Response {
         Metrics::add(&metrics.auth_failures, 1);
         info!(reason = %self, "refused an upgrade");
-        let body = serde_json::json!({ "error": self.to_string() });
+        let body = ErrorBody {
+            error: self.to_string(),
+        };
         (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -127,21 +84,25 @@ impl AuthRefusal {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.relay.metrics.render(),
     )
 }
 
-async fn info(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn info(State(state): State<AppState>) -> Json<RelayInfo> {
     let relay = &state.relay;
-    Json(serde_json::json!({
-        "relay_id": relay.relay_id,
-        "peer_id": relay.peer_id.as_str(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "protocol": rapport_protocol::wire::PROTOCOL_VERSION,
-        "auth": match relay.config.auth { AuthMode::Token => "token", AuthMode::Open => "open" },
-        "max_frame_bytes": relay.config.limits.max_frame_bytes,
-    }))
+    Json(RelayInfo {
+        relay_id: relay.relay_id.clone(),
+        peer_id: relay.peer_id.as_str().to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        protocol: rapport_protocol::wire::PROTOCOL_VERSION.to_owned(),
+        auth: match relay.config.auth {
+            AuthMode::Token => "token",
+            AuthMode::Open => "open",
+        }
+        .to_owned(),
+        max_frame_bytes: relay.config.limits.max_frame_bytes as u64,
+    })
 }

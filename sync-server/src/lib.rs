@@ -37,6 +37,8 @@ mod http;
 mod metrics;
 mod outbox;
 mod relay;
+mod routes;
+mod state;
 pub mod storage;
 mod transport;
 pub mod workspace;
@@ -102,9 +104,9 @@ impl Server {
             warn!("open mode: no tokens, anyone may read and write every document");
         }
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let tracker = http::ConnTracker::new();
+        let tracker = state::ConnTracker::new();
         let forms = Arc::new(self.forms);
-        let state = http::AppState {
+        let state = state::AppState {
             relay: Arc::clone(&relay),
             forms: Arc::clone(&forms),
             shutdown: stop_rx.clone(),
@@ -126,7 +128,7 @@ impl Server {
         ));
         info!(addr = %listener.local_addr()?, relay_id = %relay.relay_id, data = %relay.store().path().display(), "rapport-server listening");
         let mut graceful = stop_rx.clone();
-        let app = http::router(state);
+        let app = routes::router(state);
         // Small frames must not wait for Nagle's algorithm: sync is a
         // conversation of small messages.
         let listener =

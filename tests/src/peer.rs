@@ -10,23 +10,16 @@ use anyhow::{Context, Result, bail};
 use automerge::{ActorId, Automerge};
 use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
+use rapport_client::transport::{self, OpenOptions, Socket};
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey, UnixMillis};
-use rapport_protocol::sync::{DocumentSync, Effect, Handshake};
+use rapport_protocol::sync::{DocumentSync, Effect};
 use rapport_protocol::token;
 use rapport_protocol::wire::{Message, PeerMetadata, Rejected};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
-use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use tokio_tungstenite::tungstenite;
 
 pub fn now() -> UnixMillis {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    UnixMillis(millis as u64)
+    rapport_client::now()
 }
 
 /// A person's key, from a seed byte.
@@ -127,24 +120,13 @@ impl TestPeer {
 
     async fn handshake(mut socket: Socket, name: &str) -> Result<Self> {
         let peer_id: PeerId = name.parse()?;
-        let mut handshake = Handshake::initiate(peer_id.clone(), PeerMetadata::default(), now());
-        while let Some(message) = handshake.poll_transmit() {
-            socket
-                .send(tungstenite::Message::binary(message.encode()))
-                .await?;
-        }
-        let relay = loop {
-            let frame = tokio::time::timeout(PATIENCE, socket.next())
-                .await
-                .context("no answer to join")?;
-            let frame = frame.context("closed during the handshake")??;
-            let tungstenite::Message::Binary(bytes) = frame else {
-                continue;
-            };
-            if let Some(established) = handshake.handle_message(Message::decode(&bytes)?)? {
-                break established.remote;
-            }
-        };
+        let relay = transport::handshake(
+            &mut socket,
+            peer_id.clone(),
+            PeerMetadata::default(),
+            PATIENCE,
+        )
+        .await?;
         let state = Arc::new(Mutex::new(PeerState::default()));
         let changed = Arc::new(Notify::new());
         let (out, out_rx) = mpsc::unbounded_channel();
@@ -328,14 +310,11 @@ fn handle(state: &mut PeerState, name: &PeerId, bytes: &[u8]) {
 
 /// Opens a WebSocket, with the token as a bearer header.
 pub async fn open_socket(url: &str, token: Option<&str>) -> Result<Socket> {
-    let mut request = url.into_client_request()?;
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("Authorization", format!("Bearer {token}").parse()?);
-    }
-    let (socket, _) = tokio_tungstenite::connect_async(request).await?;
-    Ok(socket)
+    let options = OpenOptions {
+        token,
+        unlimited_frames: false,
+    };
+    Ok(transport::open(url, options).await?)
 }
 
 /// The public key of a signing key, as rapport shows it.

@@ -118,10 +118,7 @@ impl World {
 
     fn events(&self) -> Result<Vec<String>> {
         let events = blocking(|| self.owner_api.audit(&self.workspace, None, None))?;
-        Ok(events
-            .iter()
-            .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
-            .collect())
+        Ok(events.iter().map(|e| e.event.clone()).collect())
     }
 }
 
@@ -268,14 +265,11 @@ async fn expired_used_up_revoked_and_wrong_invites_each_say_why() -> Result<()> 
 
     let revoked_link = world.invite(Role::Staff, vec![], 5, 3600)?;
     let invites = blocking(|| world.owner_api.invites(&world.workspace))?;
-    let id = invites["invites"]
-        .as_array()
-        .unwrap()
+    let id = invites
         .iter()
-        .find(|i| i["uses"] == 0 && i["max_uses"] == 5)
-        .and_then(|i| i["id"].as_str())
-        .unwrap()
-        .to_owned();
+        .find(|i| i.uses == 0 && i.max_uses == 5)
+        .map(|i| i.id.clone())
+        .unwrap();
     blocking(|| world.owner_api.revoke_invite(&world.workspace, &id))?;
     let revoked = world
         .join("inv-revoked", &revoked_link)
@@ -482,11 +476,9 @@ async fn admin_endpoints_refuse_non_admins_and_log_it() -> Result<()> {
 
 fn staff_api_key(world: &World) -> rapport_protocol::ids::PublicKey {
     let members = blocking(|| world.owner_api.members(&world.workspace)).unwrap();
-    members["members"]
-        .as_array()
-        .unwrap()
+    members
         .iter()
-        .find(|m| m["role"] == "staff")
-        .and_then(|m| m["key"].as_str()?.parse().ok())
+        .find(|m| m.role == Role::Staff)
+        .map(|m| m.key)
         .unwrap()
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rapport_client::api::{FieldType, FormField, NewForm, RelayApi};
 use rapport_client::index::IndexEntry;
-use rapport_client::model::{Customer, Kind, Relationship, Stage, Status, Task, Thread};
 use rapport_client::{RelayConfig, Repo};
-use rapport_protocol::automation::{EXAMPLES, Rule};
+use rapport_model::automation::{EXAMPLES, Rule};
+use rapport_model::{Customer, Kind, Relationship, Stage, Status, Task, Thread};
 use rapport_protocol::ids::DocumentId;
 use rapport_server::automations::webhook;
 use rapport_tests::peer::mint_token;
@@ -97,7 +97,7 @@ impl World {
         &self,
         init: impl FnOnce(
             &mut automerge::transaction::Transaction<'_>,
-        ) -> Result<(), rapport_client::model::ModelError>,
+        ) -> Result<(), rapport_model::ModelError>,
     ) -> Result<DocumentId> {
         let (id, ()) = self.owner.create(init)?;
         blocking(|| self.api.add_documents(&self.workspace, &[(id, None)]))?;
@@ -205,10 +205,8 @@ fn today_plus(days: u64) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_millis() as u64;
-    let date = rapport_client::dashboard::utc_date(rapport_protocol::ids::UnixMillis(
-        now + days * 86_400_000,
-    ))
-    .expect("a date");
+    let date = rapport_model::Date::utc(rapport_protocol::ids::UnixMillis(now + days * 86_400_000))
+        .expect("a date");
     date.to_string()
 }
 
@@ -343,7 +341,7 @@ async fn other_fields_do_not_fire_a_rule_and_set_writes_the_record() -> Result<(
         })
         .await?;
     world.owner.change(order, |tx| {
-        Task::update(tx, |t| t.priority = rapport_client::model::Priority::High)
+        Task::update(tx, |t| t.priority = rapport_model::Priority::High)
     })?;
     world.sync().await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -361,7 +359,7 @@ async fn other_fields_do_not_fire_a_rule_and_set_writes_the_record() -> Result<(
         .change(other, |tx| Task::update(tx, |t| t.status = Status::Blocked))?;
     world
         .sync_until("the priority set", |repo| {
-            Ok(repo.read(other, Task::read)??.priority == rapport_client::model::Priority::Urgent)
+            Ok(repo.read(other, Task::read)??.priority == rapport_model::Priority::Urgent)
         })
         .await?;
     assert_eq!(runs(&world.owner, &world.workspace, &rules[1])?.0, 1);
@@ -491,7 +489,7 @@ async fn sharing_a_document_fires_once() -> Result<()> {
     let rules = world
         .add_rules(&[r#"when document shared if kind is requirements then comment "Shared with {title}'s client""#])
         .await?;
-    let plan = rapport_client::model::Requirements::new("Portal plan", "Scope: a portal.");
+    let plan = rapport_model::Requirements::new("Portal plan", "Scope: a portal.");
     let plan = world.create(|tx| plan.write(tx))?;
     let task = world.create(|tx| Task::new("Not shared").write(tx))?;
     world.sync().await?;
@@ -566,9 +564,7 @@ async fn a_form_submission_fires_its_rule_once() -> Result<()> {
         .sync_until("the submission's priority set", |repo| {
             let submitted = tasks_titled(repo, "Support: Bea")?;
             Ok(match submitted.first() {
-                Some(&id) => {
-                    repo.read(id, Task::read)??.priority == rapport_client::model::Priority::High
-                }
+                Some(&id) => repo.read(id, Task::read)??.priority == rapport_model::Priority::High,
                 None => false,
             })
         })

@@ -11,10 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use rapport_client::api::{InviteRequest, RelayApi, Role};
-use rapport_client::model::{
-    ChecklistItem, Date, Kind, NextOccurrence, Status, Task, next_occurrence_id,
-};
 use rapport_client::{RelayConfig, Repo};
+use rapport_model::{ChecklistItem, Date, Kind, NextOccurrence, Status, Task, next_occurrence_id};
 use rapport_protocol::ids::DocumentId;
 use rapport_tests::relay::{TempDir, TestRelay};
 

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ReadDoc};
 use futures_util::{SinkExt, StreamExt};
+use rapport_client::transport::ConnectError;
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::wire::{Join, Leave, Message, PeerMetadata};
 use rapport_server::{AuthMode, Limits};
@@ -141,8 +142,8 @@ impl Bystander {
 async fn upgrade_status(relay: &TestRelay, token: Option<&str>) -> Option<u16> {
     match open_socket(&relay.url(), token).await {
         Ok(_) => None,
-        Err(e) => match e.downcast_ref::<tungstenite::Error>() {
-            Some(tungstenite::Error::Http(response)) => Some(response.status().as_u16()),
+        Err(e) => match e.downcast_ref::<ConnectError>() {
+            Some(ConnectError::Refused { status, .. }) => Some(*status),
             _ => Some(0),
         },
     }

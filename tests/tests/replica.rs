@@ -328,7 +328,7 @@ async fn live_sync_carries_edits_both_ways_and_reports_progress() -> Result<()> 
 
 #[test]
 fn records_are_listed_from_the_index_and_the_index_rebuilds() -> Result<()> {
-    use rapport_client::model::{Customer, Relationship, Task};
+    use rapport_model::{Customer, Relationship, Task};
     let home = TempDir::new("index");
     let repo = Repo::init(home.path())?;
     let (acme, ()) = repo.create(|tx| Customer::new("Acme", Relationship::Client).write(tx))?;

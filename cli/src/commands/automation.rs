@@ -4,7 +4,7 @@
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
 use rapport_client::Repo;
-use rapport_protocol::automation::{EXAMPLES, Rule};
+use rapport_model::automation::{EXAMPLES, Rule};
 use serde_json::json;
 
 use super::history::table;

@@ -4,8 +4,6 @@
 use anyhow::{Context as _, Result, anyhow};
 use clap::Args;
 use rapport_client::dashboard::{self, Dashboard, Options};
-use rapport_client::model::Date;
-use rapport_protocol::ids::UnixMillis;
 use serde_json::Value;
 
 use super::history::{People, short_id, table};
@@ -42,7 +40,7 @@ pub(crate) fn run(ctx: &Context, args: &DashboardArgs) -> Result<()> {
     let options = Options {
         today: match &args.today {
             Some(text) => text.trim().parse().context("--today")?,
-            None => today()?,
+            None => crate::context::today()?,
         },
         stale_days: stale_days(&args.stale_days)?,
     };
@@ -69,16 +67,6 @@ fn stale_days(text: &str) -> Result<u32> {
             "--stale-days: `{text}` is not a number of days (0 or more); write e.g. --stale-days 30"
         )
     })
-}
-
-fn today() -> Result<Date> {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis())
-        .unwrap_or(0);
-    let now = UnixMillis(u64::try_from(millis).unwrap_or(u64::MAX));
-    dashboard::utc_date(now)
-        .ok_or_else(|| anyhow!("the system clock is out of range: set the date"))
 }
 
 fn human(figures: &Dashboard, people: &People) -> String {

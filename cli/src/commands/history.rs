@@ -247,7 +247,7 @@ fn time_text(seconds: i64) -> String {
     let millis = u64::try_from(seconds)
         .ok()
         .and_then(|s| s.checked_mul(1000));
-    match millis.and_then(|m| rapport_client::dashboard::utc_date(UnixMillis(m))) {
+    match millis.and_then(|m| rapport_model::Date::utc(UnixMillis(m))) {
         Some(day) => format!("{day} {:02}:{:02}", minute_of_day / 60, minute_of_day % 60),
         None => format!("@{seconds}"),
     }

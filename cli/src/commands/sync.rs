@@ -107,16 +107,9 @@ fn remember_names(ctx: &Context, repo: &rapport_client::Repo) {
         let api =
             rapport_client::api::RelayApi::new(&workspace.relay_config(), repo.identity().clone())?;
         let members = api.members(&workspace.id)?;
-        Ok(members["members"]
-            .as_array()
+        Ok(members
             .into_iter()
-            .flatten()
-            .filter_map(|m| {
-                Some((
-                    m["key"].as_str()?.to_owned(),
-                    m["name"].as_str()?.to_owned(),
-                ))
-            })
+            .filter_map(|m| Some((m.key.to_string(), m.name?)))
             .collect())
     })();
     let Ok(names) = fetched else {

@@ -4,6 +4,7 @@
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Subcommand;
 use rapport_client::api::{InviteLink, InviteRequest, Level, RelayApi, Role};
+use rapport_client::relay_url::RelayUrl;
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde_json::{Value, json};
 
@@ -85,12 +86,14 @@ pub(crate) fn run_workspace(ctx: &Context, command: WorkspaceCommand) -> Result<
 
 fn create(ctx: &Context, name: &str, relay: &str) -> Result<()> {
     let repo = ctx.repo()?;
-    let relay_id = RelayApi::relay_id(relay)
-        .with_context(|| format!("is a rapport relay running at {relay}?"))?;
+    let relay: RelayUrl = relay.parse()?;
+    let relay_id = RelayApi::info(&relay)
+        .with_context(|| format!("is a rapport relay running at {relay}?"))?
+        .relay_id;
     let entry = WorkspaceEntry {
         id: String::new(),
         name: name.to_owned(),
-        relay: relay.to_owned(),
+        relay: relay.to_string(),
         relay_id,
         role: Role::Owner,
         pending: Vec::new(),
@@ -224,22 +227,17 @@ pub(crate) fn run_invite(ctx: &Context, command: InviteCommand) -> Result<()> {
             );
         }
         InviteCommand::List => {
-            let answer = api.invites(&workspace.id)?;
-            let invites = answer["invites"].as_array().cloned().unwrap_or_default();
+            let invites = api.invites(&workspace.id)?;
             let human: String = invites
                 .iter()
                 .map(|i| {
                     format!(
                         "{:<16} {:<7} uses {}/{}{}\n",
-                        i["id"].as_str().unwrap_or_default(),
-                        i["role"].as_str().unwrap_or_default(),
-                        i["uses"],
-                        i["max_uses"],
-                        if i["revoked"] == true {
-                            "  revoked"
-                        } else {
-                            ""
-                        }
+                        i.id,
+                        role_name(i.role),
+                        i.uses,
+                        i.max_uses,
+                        if i.revoked { "  revoked" } else { "" }
                     )
                 })
                 .collect();
@@ -249,7 +247,7 @@ pub(crate) fn run_invite(ctx: &Context, command: InviteCommand) -> Result<()> {
                 } else {
                     human
                 },
-                Value::Array(invites),
+                serde_json::to_value(&invites)?,
             );
         }
         InviteCommand::Revoke { invite } => {
@@ -263,12 +261,13 @@ pub(crate) fn run_invite(ctx: &Context, command: InviteCommand) -> Result<()> {
 pub(crate) fn join(ctx: &Context, link: &str) -> Result<()> {
     let link: InviteLink = link.parse()?;
     let repo = ctx.repo()?;
-    let relay_id = RelayApi::relay_id(&link.relay)
-        .with_context(|| format!("cannot reach the relay of this link ({})", link.relay))?;
+    let relay_id = RelayApi::info(&link.relay)
+        .with_context(|| format!("cannot reach the relay of this link ({})", link.relay))?
+        .relay_id;
     let mut entry = WorkspaceEntry {
         id: link.workspace.clone(),
         name: link.workspace.clone(),
-        relay: link.relay.clone(),
+        relay: link.relay.to_string(),
         relay_id,
         role: Role::Client,
         pending: Vec::new(),
@@ -277,12 +276,8 @@ pub(crate) fn join(ctx: &Context, link: &str) -> Result<()> {
     let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?
         .with_name(&ctx.settings()?.name);
     entry.role = api.redeem(&link)?;
-    if let Some(name) = api.workspaces()?["workspaces"]
-        .as_array()
-        .and_then(|list| list.iter().find(|w| w["id"] == entry.id.as_str()))
-        .and_then(|w| w["name"].as_str())
-    {
-        entry.name = name.to_owned();
+    if let Some(joined) = api.workspaces()?.into_iter().find(|w| w.id == entry.id) {
+        entry.name = joined.name;
     }
     let mut settings = ctx.settings()?;
     settings.workspaces.retain(|w| w.id != entry.id);
@@ -304,19 +299,19 @@ pub(crate) fn run_member(ctx: &Context, command: MemberCommand) -> Result<()> {
     let (api, workspace) = ctx.api()?;
     match command {
         MemberCommand::List => {
-            let answer = api.members(&workspace.id)?;
-            let members = answer["members"].as_array().cloned().unwrap_or_default();
+            let members = api.members(&workspace.id)?;
             let human: String = members
                 .iter()
                 .map(|m| {
                     format!(
-                        "{:<46} {}\n",
-                        m["key"].as_str().unwrap_or_default(),
-                        m["role"].as_str().unwrap_or_default()
+                        "{:<46} {:<7} {}\n",
+                        m.key.to_string(),
+                        role_name(m.role),
+                        m.name.as_deref().unwrap_or_default()
                     )
                 })
                 .collect();
-            ctx.print(human, Value::Array(members));
+            ctx.print(human, serde_json::to_value(&members)?);
         }
         MemberCommand::Remove { key } => {
             let key = member_key(&api, &workspace, &key)?;
@@ -335,16 +330,14 @@ fn member_key(api: &RelayApi, workspace: &WorkspaceEntry, prefix: &str) -> Resul
     if let Ok(key) = prefix.parse::<PublicKey>() {
         return Ok(key);
     }
-    let members = api.members(&workspace.id)?;
-    let keys: Vec<String> = members["members"]
-        .as_array()
+    let keys: Vec<PublicKey> = api
+        .members(&workspace.id)?
         .into_iter()
-        .flatten()
-        .filter_map(|m| m["key"].as_str().map(str::to_owned))
-        .filter(|k| k.starts_with(prefix))
+        .map(|m| m.key)
+        .filter(|k| k.to_string().starts_with(prefix))
         .collect();
     match keys.as_slice() {
-        [one] => Ok(one.parse()?),
+        [one] => Ok(*one),
         [] => bail!("no member whose key starts `{prefix}`; `rapport member list` shows them"),
         _ => bail!("`{prefix}` matches several members; type more of the key"),
     }
@@ -380,28 +373,32 @@ pub(crate) fn audit(ctx: &Context, member: Option<&str>, document: Option<&str>)
     let human: String = events
         .iter()
         .map(|e| {
+            let short = |text: String| text.chars().take(10).collect::<String>();
             format!(
                 "{:>13}  {:<18} by {:<12} {}{}{}\n",
-                e["at"],
-                e["event"].as_str().unwrap_or_default(),
-                e["by"]
-                    .as_str()
-                    .map(|k| &k[..k.len().min(10)])
-                    .unwrap_or("-"),
-                e["member"]
-                    .as_str()
-                    .map(|m| format!("member {} ", &m[..m.len().min(10)]))
+                e.at,
+                e.event,
+                e.by.map_or_else(|| "-".to_owned(), |k| short(k.to_string())),
+                e.member
+                    .map(|m| format!("member {} ", short(m.to_string())))
                     .unwrap_or_default(),
-                e["document"]
-                    .as_str()
+                e.document
                     .map(|d| format!("document {d} "))
                     .unwrap_or_default(),
-                e["detail"].as_str().unwrap_or_default(),
+                e.detail,
             )
         })
         .collect();
-    ctx.print(human, Value::Array(events));
+    ctx.print(human, serde_json::to_value(&events)?);
     Ok(())
+}
+
+/// A role as people write it.
+fn role_name(role: Role) -> String {
+    serde_json::to_value(role)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 pub(crate) fn parse_role(text: &str) -> Result<Role, String> {

@@ -1,9 +1,9 @@
 //! A workspace's automation rules, kept in its automations document (see
-//! `rapport_protocol::automation::document`). The relay runs them; the
+//! `rapport_model::automation::document`). The relay runs them; the
 //! replica only edits and lists them, offline like everything else.
 
-use rapport_protocol::automation::Rule;
-use rapport_protocol::automation::document::{self, StoredRule};
+use rapport_model::automation::Rule;
+use rapport_model::automation::document::{self, StoredRule};
 use rapport_protocol::ids::DocumentId;
 
 use super::{Repo, now};

@@ -63,7 +63,7 @@ use rapport_protocol::ids::DocumentId;
 
 use super::Repo;
 use crate::error::ClientError;
-use crate::model::{
+use rapport_model::{
     Date, Header, Kind, ModelError, NextOccurrence, Status, Task, next_occurrence_id,
 };
 
@@ -146,7 +146,7 @@ mod tests {
     use automerge::{ActorId, Automerge};
 
     use super::*;
-    use crate::model::ChecklistItem;
+    use rapport_model::ChecklistItem;
 
     fn date(text: &str) -> Date {
         text.parse().expect("a valid test date")
@@ -357,7 +357,7 @@ mod tests {
         let repo = &home.1;
         let (id, ()) = repo.create(|tx| weekly_invoice().write(tx)).unwrap();
         let squatter =
-            crate::model::Customer::new("Squatter", crate::model::Relationship::Customer);
+            rapport_model::Customer::new("Squatter", rapport_model::Relationship::Customer);
         repo.create_at(next_occurrence_id(&id), |tx| squatter.write(tx))
             .unwrap();
         let error = repo.finish_task(id, date("2025-01-07")).unwrap_err();

@@ -44,6 +44,13 @@ impl From<&automerge::Change> for StoredChange {
     }
 }
 
+impl StoredChange {
+    /// The changes of `doc` that are not ancestors of `heads`, as stored.
+    pub fn since(doc: &automerge::Automerge, heads: &[ChangeHash]) -> Vec<Self> {
+        doc.get_changes(heads).iter().map(Self::from).collect()
+    }
+}
+
 impl std::fmt::Debug for StoredChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoredChange")

@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use rapport_protocol::automation::document;
+use rapport_model::automation::document;
 use serde_json::{Value, json};
 
 use super::webhook_secret;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::workspace::{ApiError, Role, caller, require};
 
 pub(crate) async fn show(

@@ -2,15 +2,15 @@
 //! webhooks. One task, off the sync path; each step's storage work runs on
 //! a blocking thread.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{ActorId, Automerge, AutomergeError, ChangeHash, ROOT};
-use rapport_protocol::automation::{
+use automerge::transaction::CommitOptions;
+use automerge::{Automerge, AutomergeError, ChangeHash};
+use rapport_model::automation::{
     Action, Event, FieldValue, RecordKind, Rule, document, due_in_days, record, render,
 };
+use rapport_model::{Comment, Date, EditError, ModelError, Record, Task, Thread, new_document};
 use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
 use rapport_protocol::relay::StoredChange;
 use sha2::{Digest, Sha256};
@@ -18,9 +18,8 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use super::webhook::{self, Delivery};
-use super::{thread, webhook_secret};
+use super::webhook_secret;
 use crate::forms::Forms;
-use crate::forms::task::{NewTask, civil};
 use crate::relay::{Relay, lock, now};
 use crate::storage::{AutomationWrite, Pending, RelayKeys, StoreError};
 use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
@@ -36,6 +35,8 @@ enum EngineError {
     Workspace(#[from] WorkspaceError),
     #[error("cannot write the relay's change: {0}")]
     Document(#[from] AutomergeError),
+    #[error("cannot write the record: {0}")]
+    Model(#[from] ModelError),
 }
 
 /// What a step changed that the running relay must hear of.
@@ -135,7 +136,7 @@ fn look_at(
         return clear(relay, &pending, Vec::new());
     }
     let keys = relay.relay_keys()?;
-    let actor = ActorId::from(keys.actor.clone());
+    let actor = keys.actor_id();
     let mut doc = store.load_automerge(id)?.with_actor(actor.clone());
     let mut rules_doc = rules_doc.with_actor(actor);
     let rules_before = rules_doc.get_heads();
@@ -183,9 +184,9 @@ fn look_at(
         }
     }
     for (rule_id, field, value) in sets {
-        change(&mut doc, at, rule_id, |tx| {
-            tx.put(ROOT, field.as_str(), value.as_str())
-        })?;
+        if let Err(error) = set_field(&mut doc, at, rule_id, field, &value)? {
+            warn!(document = %id, rule = %rule_id, %error, "an automation's `set` has a value the field does not take");
+        }
     }
     let mut changes = vec![
         (id, stored_since(&doc, &heads)),
@@ -360,23 +361,30 @@ impl Run<'_> {
     ) -> Result<(), EngineError> {
         match action {
             Action::CreateTask { fields } => {
-                let task = self.task(rule, fields, values);
-                let changes =
-                    task.changes_with_message(&self.keys.actor, self.at, &message(rule))?;
+                let task = Record::Task(self.task(rule, fields, values));
+                let doc = new_document(&task, self.keys.actor_id(), self.at, &message(rule))?;
                 let id = derived_id(event, "task");
-                self.new_documents.push((id, changes, None));
+                self.new_documents
+                    .push((id, StoredChange::since(&doc, &[]), None));
             }
             Action::Comment { text } => {
-                let mut doc = Automerge::new().with_actor(ActorId::from(self.keys.actor.clone()));
-                let author = self.keys.public_key().to_string();
-                let record = self.record.to_string();
-                let body = values.render(text);
-                change(&mut doc, self.at, rule, |tx| {
-                    thread::write(tx, &record, event, &author, millis(self.at), &body)
-                })?;
+                let mut thread = Thread::new(&self.record);
+                let author = self.keys.public_key();
+                thread.add(Comment::new(
+                    event,
+                    &author,
+                    millis(self.at),
+                    values.render(text),
+                ));
+                let doc = new_document(
+                    &Record::Thread(thread),
+                    self.keys.actor_id(),
+                    self.at,
+                    &message(rule),
+                )?;
                 let id = derived_id(event, "thread");
                 self.new_documents
-                    .push((id, stored_since(&doc, &[]), Some(self.record)));
+                    .push((id, StoredChange::since(&doc, &[]), Some(self.record)));
             }
             Action::Webhook { url } => {
                 let body = serde_json::json!({
@@ -404,42 +412,31 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The task a `create task` action makes: `title`, `priority`, `tags`
-    /// (comma-separated), `customer` and `due` (days from now) go where the
-    /// model keeps them; other names become custom fields, with
-    /// `automation` (the rule) and `source` (the record) added.
-    fn task(&self, rule: &str, fields: &[(String, String)], values: &Values<'_>) -> NewTask {
-        let mut task = NewTask {
-            title: String::new(),
-            priority: "normal".into(),
-            tags: Vec::new(),
-            fields: BTreeMap::from([
-                ("automation".to_owned(), rule.to_owned()),
-                ("source".to_owned(), self.record.to_string()),
-            ]),
-            customer: None,
-            due: None,
-        };
+    /// The task a `create task` action makes: each `NAME=VALUE` is set as
+    /// `rapport task set` sets it ([`Task::set`]; `due` also takes days
+    /// from now, `+7`), names the model does not have become custom
+    /// fields, and `automation` (the rule) and `source` (the record) are
+    /// added. A value the field does not take is left out, with a warning.
+    fn task(&self, rule: &str, fields: &[(String, String)], values: &Values<'_>) -> Task {
+        let mut task = Task::new("");
+        task.fields.insert("automation".to_owned(), rule.to_owned());
+        task.fields
+            .insert("source".to_owned(), self.record.to_string());
         for (name, template) in fields {
-            let value = values.render(template);
-            match name.as_str() {
-                "title" => task.title = value,
-                "priority" => task.priority = value,
-                "tags" => {
-                    task.tags = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|t| !t.is_empty())
-                        .map(str::to_owned)
-                        .collect();
-                }
-                "customer" => task.customer = value.parse().ok(),
-                "due" => {
-                    task.due = due_in_days(&value).map(|days| date_after(self.at, days));
-                }
-                _ => {
-                    task.fields.insert(name.clone(), value);
-                }
+            let mut value = values.render(template);
+            if name == "due"
+                && let Some(days) = due_in_days(&value)
+            {
+                value = date_after(self.at, days)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default();
+            }
+            let set = match task.set(name, &value) {
+                Err(EditError::UnknownField { .. }) => task.set(&format!("field.{name}"), &value),
+                other => other,
+            };
+            if let Err(error) = set {
+                warn!(rule, %error, "an automation's new task leaves out a field");
             }
         }
         task
@@ -485,9 +482,7 @@ fn deliver(relay: &Relay, outcome: &mut Outcome) -> Result<Duration, EngineError
             }
         };
         let rules_id = document::document_id(&delivery.workspace);
-        let mut rules = store
-            .load_automerge(rules_id)?
-            .with_actor(ActorId::from(keys.actor.clone()));
+        let mut rules = store.load_automerge(rules_id)?.with_actor(keys.actor_id());
         let before = rules.get_heads();
         change(&mut rules, at, &delivery.rule, |tx| {
             document::record_run(
@@ -535,16 +530,41 @@ fn millis(at: UnixMillis) -> i64 {
 
 /// The changes of `doc` that are not ancestors of `heads`, as stored.
 fn stored_since(doc: &Automerge, heads: &[ChangeHash]) -> Vec<StoredChange> {
-    doc.get_changes(heads)
-        .iter()
-        .map(StoredChange::from)
-        .collect()
+    StoredChange::since(doc, heads)
 }
 
-/// `YYYY-MM-DD`, `days` after the UTC day of `at`.
-fn date_after(at: UnixMillis, days: u32) -> String {
-    let (year, month, day) = civil(at.as_secs() / 86_400 + u64::from(days));
-    format!("{year:04}-{month:02}-{day:02}")
+/// The UTC day of `at`, plus `days`.
+fn date_after(at: UnixMillis, days: u32) -> Option<Date> {
+    Date::utc(at)?.plus_days(i64::from(days))
+}
+
+/// Sets `field` of the record `doc` holds to `value`, as `rapport … set`
+/// would, in one change by the relay on behalf of `rule`. The outer error is
+/// the document's; the inner one says the field does not take the value,
+/// and nothing was written.
+fn set_field(
+    doc: &mut Automerge,
+    at: UnixMillis,
+    rule: &str,
+    field: &str,
+    value: &str,
+) -> Result<Result<(), EditError>, EngineError> {
+    let mut record = Record::read(doc)?;
+    let set = match &mut record {
+        Record::Task(task) => task.set(field, value),
+        Record::Customer(customer) => customer.set(field, value),
+        Record::Requirements(requirements) => requirements.set(field, value),
+        Record::Thread(_) => return Ok(Ok(())),
+    };
+    if set.is_err() {
+        return Ok(set);
+    }
+    let options = CommitOptions::default()
+        .with_message(message(rule))
+        .with_time(i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
+    doc.transact_with(|_| options, |tx| record.write(tx))
+        .map_err(|failure| failure.error)?;
+    Ok(Ok(()))
 }
 
 #[cfg(test)]
@@ -553,12 +573,13 @@ mod tests {
 
     #[test]
     fn dates_count_days_from_the_utc_day() {
-        assert_eq!(date_after(UnixMillis(0), 0), "1970-01-01");
-        assert_eq!(date_after(UnixMillis(0), 59), "1970-03-01");
+        let after = |at, days| date_after(UnixMillis(at), days).unwrap().to_string();
+        assert_eq!(after(0, 0), "1970-01-01");
+        assert_eq!(after(0, 59), "1970-03-01");
         // 2024-02-28T23:00Z + 1 day: a leap year.
-        assert_eq!(date_after(UnixMillis(1_709_161_200_000), 1), "2024-02-29");
-        assert_eq!(date_after(UnixMillis(1_709_161_200_000), 2), "2024-03-01");
-        assert_eq!(date_after(UnixMillis(1_735_603_200_000), 7), "2025-01-07");
+        assert_eq!(after(1_709_161_200_000, 1), "2024-02-29");
+        assert_eq!(after(1_709_161_200_000, 2), "2024-03-01");
+        assert_eq!(after(1_735_603_200_000, 7), "2025-01-07");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Automations: the rules of each workspace's automations document (see
-//! `rapport_protocol::automation`), run by the relay under its own
+//! `rapport_model::automation`), run by the relay under its own
 //! identity, exactly once per event.
 //!
 //! # How an event is found, once
@@ -9,7 +9,7 @@
 //! before them (`automation_pending`). The engine ([`engine::run`]) takes
 //! each pending document, reads it as automerge, and asks every rule
 //! whether the changes since those heads fire it
-//! (`rapport_protocol::automation::record::fires`). What the fired rules
+//! (`rapport_model::automation::record::fires`). What the fired rules
 //! do — the relay's changes, new documents listed in the workspace,
 //! webhooks put in the outbox, each rule's run counted in the automations
 //! document — is stored in one transaction with clearing the mark. A crash
@@ -31,77 +31,14 @@
 
 pub(crate) mod api;
 mod engine;
-mod thread;
 pub mod webhook;
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
-
 use hmac::{Hmac, Mac};
-use rapport_protocol::automation::document;
-use rapport_protocol::ids::DocumentId;
 use sha2::Sha256;
-use tokio::sync::Notify;
 
 pub(crate) use engine::run;
 
-use crate::relay::lock;
-use crate::storage::{RelayKeys, Store, StoreError};
-use crate::workspace::Workspaces;
-
-/// What the sync path needs to know about automations.
-#[derive(Debug, Default)]
-pub(crate) struct Automations {
-    /// Workspaces whose automations document holds a rule.
-    active: Mutex<BTreeSet<String>>,
-    wake: Notify,
-}
-
-impl Automations {
-    /// Finds the workspaces that have rules. Blocking.
-    pub(crate) fn load(store: &Store, workspaces: &Workspaces) -> Result<Self, StoreError> {
-        let mut active = BTreeSet::new();
-        for id in workspaces.ids() {
-            let doc = store.load_automerge(document::document_id(id))?;
-            if !document::rules(&doc).is_empty() {
-                active.insert(id.to_owned());
-            }
-        }
-        Ok(Self {
-            active: Mutex::new(active),
-            wake: Notify::new(),
-        })
-    }
-
-    /// Whether changes to `document` are for the automations to look at:
-    /// it belongs to a workspace with rules, or is a workspace's
-    /// automations document.
-    pub(crate) fn watches(&self, workspaces: &Workspaces, document: DocumentId) -> bool {
-        let Some(workspace) = workspaces.home_of(document) else {
-            return false;
-        };
-        document == document::document_id(workspace) || lock(&self.active).contains(workspace)
-    }
-
-    /// Whether `workspace` has rules.
-    pub(crate) fn is_active(&self, workspace: &str) -> bool {
-        lock(&self.active).contains(workspace)
-    }
-
-    /// Tells the engine there is something to look at.
-    pub(crate) fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    fn set_active(&self, workspace: &str, active: bool) {
-        let mut set = lock(&self.active);
-        if active {
-            set.insert(workspace.to_owned());
-        } else {
-            set.remove(workspace);
-        }
-    }
-}
+use crate::storage::RelayKeys;
 
 /// The secret a workspace's webhooks are signed with: derived from the
 /// relay's own key, so it needs no storage and stays the same across

@@ -6,17 +6,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rapport_model::form::{Form, FormInfo, NewForm};
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::model::{Form, NewForm};
-use crate::http::AppState;
 use crate::relay::{lock, now};
+use crate::state::AppState;
 use crate::workspace::{ApiError, AuditEvent, Role, WorkspaceError, caller, event, require};
 
-type Answer = Result<Json<Value>, ApiError>;
+type Answer<T = FormInfo> = Result<Json<T>, ApiError>;
 
-pub(super) async fn create(
+pub(crate) async fn create(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
@@ -60,26 +60,26 @@ pub(super) async fn create(
     created.detail = format!("form {} ({})", form.name, form.id);
     save(&s, &form, created)?;
     info!(workspace = %ws, form = %form.id, name = %form.name, "form created");
-    let answer = form.admin_json();
+    let answer = form.info();
     forms.insert(form.id.clone(), form);
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
-pub(super) async fn list(
+pub(crate) async fn list(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
-) -> Answer {
+) -> Answer<Value> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "list forms")?;
     let forms = lock(&s.forms.by_id);
     let mut list: Vec<&Form> = forms.values().filter(|f| f.workspace == ws).collect();
     list.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    let list: Vec<Value> = list.into_iter().map(Form::admin_json).collect();
+    let list: Vec<FormInfo> = list.into_iter().map(Form::info).collect();
     Ok(Json(json!({ "forms": list })))
 }
 
-pub(super) async fn show(
+pub(crate) async fn show(
     State(s): State<AppState>,
     Path((ws, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -87,11 +87,11 @@ pub(super) async fn show(
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "read a form")?;
     let form = in_workspace(&s, &ws, &id)?;
-    Ok(Json(form.admin_json()))
+    Ok(Json(form.info()))
 }
 
 /// Reads (and ignores) any body, so that the connection stays reusable.
-pub(super) async fn close(
+pub(crate) async fn close(
     State(s): State<AppState>,
     Path((ws, id)): Path<(String, String)>,
     headers: HeaderMap,
@@ -113,7 +113,7 @@ pub(super) async fn close(
         info!(workspace = %ws, form = %form.id, "form closed");
         forms.insert(form.id.clone(), form.clone());
     }
-    Ok(Json(form.admin_json()))
+    Ok(Json(form.info()))
 }
 
 fn in_workspace(s: &AppState, ws: &str, id: &str) -> Result<Form, ApiError> {

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::model::{FieldType, Form, MAX_LONG_TEXT, MAX_TEXT};
-use super::submit::FieldErrors;
+use rapport_model::form::submission::FieldErrors;
+use rapport_model::form::{FieldType, Form, MAX_LONG_TEXT, MAX_TEXT};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}\
 label{display:block;margin-top:1rem;font-weight:600}\
@@ -151,8 +151,8 @@ pub(crate) fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::model::Field;
     use super::*;
+    use rapport_model::form::FormField as Field;
 
     #[test]
     fn everything_from_the_form_and_the_submission_is_escaped() {

@@ -37,7 +37,8 @@
 //! document, a `form-submitted` audit event and the form's submission
 //! count. Then every connected member of the workspace is told of the new
 //! document (`rapport/documents`), and the others see it on their next
-//! sync. The task's layout is in [`task`]; it is linked to the customer
+//! sync. The task is `rapport_model::form::task::task_for`'s, written
+//! with the model's own layout; it is linked to the customer
 //! record whose `email` equals the form's first email field ([`customers`]).
 //!
 //! # The relay's identity
@@ -54,33 +55,28 @@
 //! workspace JSON: submissions update the form's count, and the workspace
 //! row need not grow with form definitions.
 
-mod admin;
+pub(crate) mod admin;
 mod customers;
 mod html;
-mod model;
-mod public;
+pub(crate) mod public;
 mod rate;
-mod submit;
-pub(crate) mod task;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{get, post};
 use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
 use tracing::info;
 
-use crate::http::AppState;
 use crate::relay::{Relay, lock};
 use crate::storage::{Store, StoreError, SubmissionWrite};
 use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
 use customers::CustomerIndex;
-use model::Form;
+use rapport_model::form::submission::Checked;
+use rapport_model::form::{Form, task::task_for};
+use rapport_model::{ModelError, Record, new_document};
+use rapport_protocol::relay::StoredChange;
 use rate::RateLimiter;
-use submit::Checked;
-use task::NewTask;
 
 /// Bounds on public form submissions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +112,7 @@ pub(crate) enum SubmitError {
     #[error(transparent)]
     Storage(#[from] StoreError),
     #[error("cannot write the task document: {0}")]
-    Document(#[from] automerge::AutomergeError),
+    Document(#[from] ModelError),
 }
 
 /// The forms of every workspace, and what submissions need.
@@ -201,8 +197,9 @@ impl Forms {
             }
             None => None,
         };
-        let task = NewTask::from_submission(&form, submission, customer, at);
-        let changes = task.changes(&keys.actor, at)?;
+        let task = task_for(&form, submission, customer, at);
+        let doc = new_document(&Record::Task(task), keys.actor_id(), at, "form submission")?;
+        let changes = StoredChange::since(&doc, &[]);
         let document = DocumentId::random(&mut rand::rng());
         let relay_key = keys.public_key();
         let bindings = [(keys.actor.clone(), relay_key)];
@@ -258,19 +255,4 @@ impl Forms {
         forms.insert(form.id.clone(), form);
         Ok((document, members))
     }
-}
-
-/// The admin and public form routes.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/workspaces/{ws}/forms",
-            post(admin::create).get(admin::list),
-        )
-        .route("/api/workspaces/{ws}/forms/{form}", get(admin::show))
-        .route(
-            "/api/workspaces/{ws}/forms/{form}/close",
-            post(admin::close),
-        )
-        .route("/forms/{form}", get(public::show).post(public::submit))
 }

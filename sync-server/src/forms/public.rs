@@ -17,11 +17,11 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tracing::{debug, warn};
 
-use super::model::Form;
-use super::submit::{self, FieldErrors, Received};
 use super::{SubmitError, html};
-use crate::http::AppState;
 use crate::relay::now;
+use crate::state::AppState;
+use rapport_model::form::Form;
+use rapport_model::form::submission::{self as submit, FieldErrors, Received};
 
 /// How the answer is written: HTML for browsers posting the page, JSON for
 /// programs.
@@ -48,7 +48,7 @@ enum Refusal {
     Unavailable,
 }
 
-pub(super) async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn show(State(s): State<AppState>, Path(id): Path<String>) -> Response {
     let (id, reply) = match id.strip_suffix(".json") {
         Some(id) => (id, Reply::Json),
         None => (id.as_str(), Reply::Html),
@@ -57,7 +57,7 @@ pub(super) async fn show(State(s): State<AppState>, Path(id): Path<String>) -> R
         None => Refusal::Unknown.answer(reply),
         Some(form) if !form.is_open() => Refusal::Closed.answer(reply),
         Some(form) => match reply {
-            Reply::Json => Json(form.public_json()).into_response(),
+            Reply::Json => Json(form.public()).into_response(),
             Reply::Html => page(
                 StatusCode::OK,
                 html::form_page(&form, &BTreeMap::new(), &FieldErrors::new()),
@@ -66,7 +66,7 @@ pub(super) async fn show(State(s): State<AppState>, Path(id): Path<String>) -> R
     }
 }
 
-pub(super) async fn submit(
+pub(crate) async fn submit(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
@@ -77,7 +77,7 @@ pub(super) async fn submit(
     match accept(&s, peer, &id, &headers, body, reply).await {
         Ok(response) => response,
         Err(refusal) => {
-            debug!(form = %super::model::shorten(&id), refusal = refusal.code(), "submission refused");
+            debug!(form = %rapport_model::form::shorten(&id), refusal = refusal.code(), "submission refused");
             refusal.answer(reply)
         }
     }

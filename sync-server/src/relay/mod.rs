@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
@@ -21,13 +21,15 @@ use crate::access::{Access, Identity};
 
 mod access;
 mod snapshots;
+mod triggers;
+
 use crate::actors::ActorRegistry;
-use crate::automations::Automations;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Refused};
 use crate::storage::{GroupCommit, RelayKeys, Store, StoreError};
 use crate::workspace::Workspaces;
+pub(crate) use triggers::Triggers;
 
 /// Locks a std mutex, carrying on past a poisoned one: the data behind each
 /// lock stays consistent between statements, so a panic elsewhere does not
@@ -44,11 +46,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 pub(crate) fn now() -> UnixMillis {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    UnixMillis(u64::try_from(millis).unwrap_or(u64::MAX))
+    UnixMillis::from(SystemTime::now())
 }
 
 /// A live connection, as other connections' tasks reach it.
@@ -104,7 +102,7 @@ pub(crate) struct Relay {
     background: Mutex<tokio::task::JoinSet<()>>,
     /// The relay's own key and actor, once made.
     keys: Mutex<Option<RelayKeys>>,
-    pub(crate) automations: Automations,
+    pub(crate) automations: Triggers,
 }
 
 impl Relay {
@@ -120,7 +118,7 @@ impl Relay {
             .clone()
             .map(|keys| keys.into_iter().collect());
         let workspaces = Workspaces::load(&store, creators)?;
-        let automations = Automations::load(&store, &workspaces)?;
+        let automations = Triggers::load(&store, &workspaces)?;
         let metrics = Metrics::default();
         let (idle_tx, idle_rx) = mpsc::unbounded_channel();
         let writer = GroupCommit::start(store.clone(), Arc::clone(&metrics.storage_commits))

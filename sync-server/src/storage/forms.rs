@@ -23,6 +23,11 @@ impl RelayKeys {
     pub fn public_key(&self) -> PublicKey {
         PublicKey::from(ed25519_dalek::SigningKey::from_bytes(&self.secret).verifying_key())
     }
+
+    /// The relay's automerge actor.
+    pub fn actor_id(&self) -> automerge::ActorId {
+        automerge::ActorId::from(self.actor.clone())
+    }
 }
 
 impl std::fmt::Debug for RelayKeys {

@@ -8,147 +8,27 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::http::HeaderMap;
+use rapport_model::api::{
+    AddDocuments, AuditLog, CreateWorkspace, DocumentEntry, DocumentList, DocumentsAdded,
+    MemberEntry, MemberList, MemberRemoved, Share, ShareEntry, WorkspaceList, WorkspaceSummary,
+};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde::Deserialize;
-use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::info;
 
-use super::invites::{create_invite, list_invites, redeem, revoke_invite};
+use super::call::{ApiError, ApiResult, caller, event, require};
 use super::{AuditEvent, DocInfo, Level, Member, Role, Workspace, WorkspaceError, member_name};
-use crate::access::Identity;
-use crate::http::AppState;
 use crate::relay::{Relay, lock, now};
+use crate::state::AppState;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/workspaces",
-            post(create_workspace).get(list_workspaces),
-        )
-        .route(
-            "/api/workspaces/{ws}/documents",
-            post(add_documents).get(list_documents),
-        )
-        .route("/api/workspaces/{ws}/members", get(list_members))
-        .route("/api/workspaces/{ws}/members/{key}", delete(remove_member))
-        .route(
-            "/api/workspaces/{ws}/invites",
-            post(create_invite).get(list_invites),
-        )
-        .route(
-            "/api/workspaces/{ws}/invites/{invite}",
-            delete(revoke_invite),
-        )
-        .route("/api/workspaces/{ws}/shares", post(share).delete(unshare))
-        .route("/api/workspaces/{ws}/audit", get(audit))
-        .route("/api/invites/redeem", post(redeem))
-}
-
-/// A refusal, as the caller sees it.
-pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
-
-impl From<WorkspaceError> for ApiError {
-    fn from(error: WorkspaceError) -> Self {
-        let status = match &error {
-            WorkspaceError::UnknownWorkspace
-            | WorkspaceError::UnknownDocument(_)
-            | WorkspaceError::UnknownMember(_)
-            | WorkspaceError::UnknownInvite => StatusCode::NOT_FOUND,
-            WorkspaceError::NotMember
-            | WorkspaceError::Forbidden { .. }
-            | WorkspaceError::MayNotCreate => StatusCode::FORBIDDEN,
-            WorkspaceError::DocumentElsewhere(_) | WorkspaceError::OwnerStays => {
-                StatusCode::CONFLICT
-            }
-            WorkspaceError::InviteExpired
-            | WorkspaceError::InviteUsedUp { .. }
-            | WorkspaceError::InviteRevoked => StatusCode::GONE,
-            WorkspaceError::Invalid(_) => StatusCode::BAD_REQUEST,
-            WorkspaceError::Storage(e) => {
-                warn!(error = %e, "workspace storage failed");
-                return Self(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the relay cannot store this right now".into(),
-                );
-            }
-        };
-        Self(status, error.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-pub(super) type ApiResult = Result<Json<Value>, ApiError>;
-
-pub(crate) fn caller(relay: &Relay, headers: &HeaderMap) -> Result<PublicKey, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match relay.authenticate(token) {
-        Ok(Identity::Key(key)) => Ok(key),
-        Ok(Identity::Anonymous) => Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "workspaces need a token: this relay runs in --open mode without identities".into(),
-        )),
-        Err(refusal) => Err(ApiError(StatusCode::UNAUTHORIZED, refusal.to_string())),
-    }
-}
-
-pub(crate) fn event(name: &str, by: PublicKey) -> AuditEvent {
-    AuditEvent {
-        at: now().0,
-        event: name.to_owned(),
-        by: Some(by),
-        member: None,
-        document: None,
-        detail: String::new(),
-    }
-}
-
-/// Checks `key`'s role, recording a refusal in the audit log.
-pub(crate) fn require(
-    relay: &Relay,
-    ws: &str,
-    key: PublicKey,
-    needed: Role,
-    what: &str,
-) -> Result<(), ApiError> {
-    let workspaces = lock(&relay.workspaces);
-    match workspaces.require(ws, &key, needed) {
-        Ok(_) => Ok(()),
-        Err(e @ (WorkspaceError::Forbidden { .. } | WorkspaceError::NotMember)) => {
-            let mut refused = event("access-refused", key);
-            refused.detail = format!("{what}: {e}");
-            let _ = workspaces.record(relay.store(), ws, &[refused]);
-            Err(e.into())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-#[derive(Deserialize)]
-struct CreateWorkspace {
-    name: String,
-    /// The creator's own name.
-    #[serde(default)]
-    member_name: Option<String>,
-}
-
-async fn create_workspace(
+pub(crate) async fn create_workspace(
     State(s): State<AppState>,
     headers: HeaderMap,
     Json(body): Json<CreateWorkspace>,
-) -> ApiResult {
+) -> ApiResult<WorkspaceSummary> {
     let key = caller(&s.relay, &headers)?;
     let name = body.name.trim();
     if name.is_empty() || name.len() > 200 {
@@ -190,40 +70,40 @@ async fn create_workspace(
     created.detail = name.to_owned();
     workspaces.commit(s.relay.store(), workspace, vec![created])?;
     info!(workspace = %id, owner = %key, "workspace created");
-    Ok(Json(json!({ "id": id, "name": name, "role": Role::Owner })))
+    Ok(Json(WorkspaceSummary {
+        id,
+        name: name.to_owned(),
+        role: Role::Owner,
+    }))
 }
 
-async fn list_workspaces(State(s): State<AppState>, headers: HeaderMap) -> ApiResult {
+pub(crate) async fn list_workspaces(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> ApiResult<WorkspaceList> {
     let key = caller(&s.relay, &headers)?;
     let workspaces = lock(&s.relay.workspaces);
-    let list: Vec<Value> = workspaces
+    let list = workspaces
         .memberships(&key)
         .into_iter()
-        .map(|(w, role)| json!({ "id": w.id, "name": w.name, "role": role }))
+        .map(|(w, role)| WorkspaceSummary {
+            id: w.id.clone(),
+            name: w.name.clone(),
+            role,
+        })
         .collect();
-    Ok(Json(
-        json!({ "workspaces": list, "relay_id": s.relay.relay_id }),
-    ))
+    Ok(Json(WorkspaceList {
+        workspaces: list,
+        relay_id: s.relay.relay_id.clone(),
+    }))
 }
 
-#[derive(Deserialize)]
-struct AddDocuments {
-    documents: Vec<NewDocument>,
-}
-
-#[derive(Deserialize)]
-struct NewDocument {
-    id: DocumentId,
-    #[serde(default)]
-    thread_of: Option<DocumentId>,
-}
-
-async fn add_documents(
+pub(crate) async fn add_documents(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
     Json(body): Json<AddDocuments>,
-) -> ApiResult {
+) -> ApiResult<DocumentsAdded> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Client, "add documents")?;
     let changed = {
@@ -287,66 +167,82 @@ async fn add_documents(
         keys
     };
     s.relay.enforce(&[], &changed);
-    Ok(Json(json!({ "added": body.documents.len() })))
+    Ok(Json(DocumentsAdded {
+        added: body.documents.len() as u64,
+    }))
 }
 
-async fn list_documents(
+pub(crate) async fn list_documents(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
-) -> ApiResult {
+) -> ApiResult<DocumentList> {
     let key = caller(&s.relay, &headers)?;
     let workspaces = lock(&s.relay.workspaces);
     workspaces.require(&ws, &key, Role::Client)?;
     let workspace = workspaces.get(&ws)?;
-    let list: Vec<Value> = workspace
+    let member = &workspace.members[&key];
+    let documents = workspace
         .visible_to(&key)
         .into_iter()
         .map(|doc| {
-            json!({
-                "id": doc.to_string(),
-                "thread_of": workspace.documents[&doc].thread_of.map(|r| r.to_string()),
-                "access": match workspace.access(&key, doc) {
-                    crate::access::Access::Write => "write",
-                    _ => "read",
-                },
-            })
+            let thread_of = workspace.documents[&doc].thread_of;
+            let shared = thread_of.unwrap_or(doc);
+            DocumentEntry {
+                id: doc,
+                thread_of,
+                access: workspace.access(&key, doc),
+                level: (!member.role.is_staff())
+                    .then(|| {
+                        member
+                            .shares
+                            .get(&shared)
+                            .copied()
+                            .or(member.workspace_level)
+                    })
+                    .flatten(),
+            }
         })
         .collect();
-    Ok(Json(json!({ "documents": list })))
+    Ok(Json(DocumentList { documents }))
 }
 
-async fn list_members(
+pub(crate) async fn list_members(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
-) -> ApiResult {
+) -> ApiResult<MemberList> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Staff, "list members")?;
     let workspaces = lock(&s.relay.workspaces);
     let workspace = workspaces.get(&ws)?;
-    let list: Vec<Value> = workspace
+    let members = workspace
         .members
         .iter()
-        .map(|(k, m)| {
-            json!({
-                "key": k.to_string(),
-                "role": m.role,
-                "workspace_level": m.workspace_level,
-                "shares": m.shares.iter().map(|(d, l)| json!({"document": d.to_string(), "access": l})).collect::<Vec<_>>(),
-                "added_at": m.added_at,
-                "name": m.name,
-            })
+        .map(|(key, member)| MemberEntry {
+            key: *key,
+            role: member.role,
+            workspace_level: member.workspace_level,
+            shares: member
+                .shares
+                .iter()
+                .map(|(document, access)| ShareEntry {
+                    document: *document,
+                    access: *access,
+                })
+                .collect(),
+            added_at: member.added_at,
+            name: member.name.clone(),
         })
         .collect();
-    Ok(Json(json!({ "members": list })))
+    Ok(Json(MemberList { members }))
 }
 
-async fn remove_member(
+pub(crate) async fn remove_member(
     State(s): State<AppState>,
     Path((ws, member)): Path<(String, String)>,
     headers: HeaderMap,
-) -> ApiResult {
+) -> ApiResult<MemberRemoved> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "remove a member")?;
     let member: PublicKey = member
@@ -370,47 +266,37 @@ async fn remove_member(
     }
     info!(workspace = %ws, member = %member, "member removed");
     s.relay.enforce(&[member], &[]);
-    Ok(Json(json!({ "removed": member.to_string() })))
+    Ok(Json(MemberRemoved { removed: member }))
 }
 
-#[derive(Deserialize)]
-struct Share {
-    document: DocumentId,
-    member: PublicKey,
-    /// Absent when unsharing.
-    #[serde(default)]
-    access: Option<Level>,
-}
-
-async fn share(
+pub(crate) async fn share(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
     Json(body): Json<Share>,
-) -> ApiResult {
+) -> ApiResult<Share> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Staff, "share a document")?;
     let level = body
         .access
         .ok_or_else(|| WorkspaceError::Invalid("`access` is read, comment or write".into()))?;
     set_share(&s.relay, &ws, key, body.document, body.member, Some(level))?;
-    Ok(Json(
-        json!({ "document": body.document.to_string(), "member": body.member.to_string(), "access": level }),
-    ))
+    Ok(Json(body))
 }
 
-async fn unshare(
+pub(crate) async fn unshare(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
     Json(body): Json<Share>,
-) -> ApiResult {
+) -> ApiResult<Share> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Staff, "unshare a document")?;
     set_share(&s.relay, &ws, key, body.document, body.member, None)?;
-    Ok(Json(
-        json!({ "document": body.document.to_string(), "member": body.member.to_string(), "access": null }),
-    ))
+    Ok(Json(Share {
+        access: None,
+        ..body
+    }))
 }
 
 fn set_share(
@@ -475,17 +361,17 @@ fn set_share(
 }
 
 #[derive(Deserialize)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     member: Option<PublicKey>,
     document: Option<DocumentId>,
 }
 
-async fn audit(
+pub(crate) async fn audit(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
     Query(query): Query<AuditQuery>,
-) -> ApiResult {
+) -> ApiResult<AuditLog> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "read the audit log")?;
     let events: Vec<AuditEvent> = s
@@ -502,5 +388,5 @@ async fn audit(
         })
         .filter(|e: &AuditEvent| query.document.is_none_or(|d| e.document == Some(d)))
         .collect();
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(AuditLog { events }))
 }

@@ -4,34 +4,21 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use rapport_protocol::ids::DocumentId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use rapport_model::api::{
+    CreateInvite, InviteCreated, InviteEntry, InviteList, InviteRevoked, Redeem, Redeemed,
+};
 
-use super::api::{ApiResult, caller, event, require};
-use super::{Invite, Level, Member, Role, Scope, WorkspaceError, member_name, sha256_hex};
-use crate::http::AppState;
+use super::call::{ApiResult, caller, event, require};
+use super::{Invite, Member, Role, Scope, WorkspaceError, member_name, sha256_hex};
 use crate::relay::{lock, now};
+use crate::state::AppState;
 
-#[derive(Deserialize)]
-pub(super) struct CreateInvite {
-    role: Role,
-    /// Documents and levels; empty for the whole workspace.
-    #[serde(default)]
-    documents: Vec<(DocumentId, Level)>,
-    /// For clients invited to the whole workspace.
-    #[serde(default)]
-    level: Option<Level>,
-    expires_in_secs: u64,
-    uses: u32,
-}
-
-pub(super) async fn create_invite(
+pub(crate) async fn create_invite(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
     Json(body): Json<CreateInvite>,
-) -> ApiResult {
+) -> ApiResult<InviteCreated> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "create an invite")?;
     if body.role == Role::Owner {
@@ -81,44 +68,47 @@ pub(super) async fn create_invite(
         workspace.invites.insert(id.clone(), invite.clone());
         workspaces.commit(s.relay.store(), workspace, vec![created])?;
     }
-    Ok(Json(json!({
-        "id": id,
-        "workspace": ws,
-        "secret": secret,
-        "role": invite.role,
-        "expires_at": invite.expires_at,
-        "uses": invite.max_uses,
-    })))
+    Ok(Json(InviteCreated {
+        id,
+        workspace: ws,
+        secret,
+        role: invite.role,
+        expires_at: invite.expires_at,
+        uses: invite.max_uses,
+    }))
 }
 
-pub(super) async fn list_invites(
+pub(crate) async fn list_invites(
     State(s): State<AppState>,
     Path(ws): Path<String>,
     headers: HeaderMap,
-) -> ApiResult {
+) -> ApiResult<InviteList> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "list invites")?;
     let workspaces = lock(&s.relay.workspaces);
-    let list: Vec<Value> = workspaces
+    let invites = workspaces
         .get(&ws)?
         .invites
         .values()
-        .map(|i| {
-            json!({
-                "id": i.id, "role": i.role, "scope": i.scope, "expires_at": i.expires_at,
-                "uses": i.uses, "max_uses": i.max_uses, "revoked": i.revoked,
-                "created_by": i.created_by.to_string(),
-            })
+        .map(|i| InviteEntry {
+            id: i.id.clone(),
+            role: i.role,
+            scope: i.scope.clone(),
+            expires_at: i.expires_at,
+            uses: i.uses,
+            max_uses: i.max_uses,
+            revoked: i.revoked,
+            created_by: i.created_by,
         })
         .collect();
-    Ok(Json(json!({ "invites": list })))
+    Ok(Json(InviteList { invites }))
 }
 
-pub(super) async fn revoke_invite(
+pub(crate) async fn revoke_invite(
     State(s): State<AppState>,
     Path((ws, invite)): Path<(String, String)>,
     headers: HeaderMap,
-) -> ApiResult {
+) -> ApiResult<InviteRevoked> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "revoke an invite")?;
     let mut workspaces = lock(&s.relay.workspaces);
@@ -131,23 +121,14 @@ pub(super) async fn revoke_invite(
     let mut revoked = event("invite-revoked", key);
     revoked.detail = invite.clone();
     workspaces.commit(s.relay.store(), workspace, vec![revoked])?;
-    Ok(Json(json!({ "revoked": invite })))
+    Ok(Json(InviteRevoked { revoked: invite }))
 }
 
-#[derive(Deserialize)]
-pub(super) struct Redeem {
-    workspace: String,
-    secret: String,
-    /// The redeemer's name, shown to the other members.
-    #[serde(default)]
-    name: Option<String>,
-}
-
-pub(super) async fn redeem(
+pub(crate) async fn redeem(
     State(s): State<AppState>,
     headers: HeaderMap,
     Json(body): Json<Redeem>,
-) -> ApiResult {
+) -> ApiResult<Redeemed> {
     let key = caller(&s.relay, &headers)?;
     let hash = sha256_hex(body.secret.as_bytes());
     let role = {
@@ -217,7 +198,9 @@ pub(super) async fn redeem(
         role
     };
     s.relay.enforce(&[], &[key]);
-    Ok(Json(
-        json!({ "workspace": body.workspace, "role": role, "key": key.to_string() }),
-    ))
+    Ok(Json(Redeemed {
+        workspace: body.workspace,
+        role,
+        key,
+    }))
 }

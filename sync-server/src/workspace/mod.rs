@@ -3,40 +3,22 @@
 //! durable write of the workspace with its audit events; the in-memory copy
 //! answers the access policy.
 
-mod api;
-mod invites;
-mod model;
+pub(crate) mod api;
+mod call;
+pub(crate) mod invites;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub(crate) use api::{ApiError, caller, event, require, routes};
-pub use model::{DocInfo, Invite, Level, Member, Role, Scope, Workspace, member_name};
+pub(crate) use call::{ApiError, caller, event, require};
+pub use rapport_model::access::{Level, Role};
+pub use rapport_model::workspace::{
+    AuditEvent, DocInfo, Invite, Member, Scope, Workspace, member_name,
+};
 use rapport_protocol::ids::{DocumentId, PublicKey};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::access::Access;
 use crate::storage::{Store, StoreError};
-
-/// One entry of a workspace's audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEvent {
-    /// Unix milliseconds.
-    pub at: u64,
-    /// What happened: `workspace-created`, `invite-created`,
-    /// `invite-redeemed`, `invite-refused`, `invite-revoked`,
-    /// `member-added`, `member-removed`, `document-added`,
-    /// `document-shared`, `document-unshared`, `change-refused`,
-    /// `access-refused`, `form-created`, `form-closed`, `form-submitted`.
-    pub event: String,
-    /// Who did it.
-    pub by: Option<PublicKey>,
-    /// The member concerned.
-    pub member: Option<PublicKey>,
-    pub document: Option<DocumentId>,
-    /// Why, or the particulars.
-    pub detail: String,
-}
 
 /// Why a workspace operation was refused.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use rapport_client::Repo;
-use rapport_client::model::{Comment, Thread};
+use rapport_model::{Comment, Thread};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde_json::{Value, json};
 
@@ -176,7 +176,7 @@ fn compose(
         .find(|id| !taken.contains(id.as_str()))
         .unwrap_or_default(); // an endless iterator: `find` returns only with an id
     let mut comment =
-        Comment::new(id, me, input::now_millis(), text.trim()).mentioning(&mentions(text));
+        Comment::new(id, me, crate::context::now_millis(), text.trim()).mentioning(&mentions(text));
     comment.reply_to = reply_to;
     comment
 }

@@ -1,4 +1,4 @@
-use rapport_client::model::{Relationship, Requirements};
+use rapport_model::{Relationship, Requirements};
 
 use super::*;
 use crate::commands::records::testing::Home;
@@ -69,7 +69,7 @@ fn comments_go_on_customers_and_tasks_too_and_mention_people() {
     let ctx = home.context();
     let customer = {
         let repo = home.repo();
-        let acme = rapport_client::model::Customer::new("Acme", Relationship::Client);
+        let acme = rapport_model::Customer::new("Acme", Relationship::Client);
         repo.create(|tx| acme.write(tx)).unwrap().0.to_string()
     };
     let someone = PublicKey::from_bytes([5; 32]);

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use rapport_client::index::IndexEntry;
-use rapport_client::model::{Customer, Date, Relationship, Stage};
+use rapport_model::{Customer, Date, Relationship, Stage};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde_json::{Value, json};
 
@@ -138,9 +138,11 @@ pub(crate) fn run(ctx: &Context, command: CustomerCommand) -> Result<()> {
         CustomerCommand::List(args) => list(ctx, &args)?,
         CustomerCommand::Show { id } => show(ctx, &id)?,
         CustomerCommand::Set { id, changes } => set(ctx, &id, &changes)?,
-        CustomerCommand::Touch { id } => {
-            set(ctx, &id, &[format!("last_contact={}", input::today()?)])?
-        }
+        CustomerCommand::Touch { id } => set(
+            ctx,
+            &id,
+            &[format!("last_contact={}", crate::context::today()?)],
+        )?,
     };
     ctx.print(shown.human, shown.json);
     Ok(())
@@ -208,7 +210,7 @@ impl ListArgs {
         if days.is_some_and(|days| days < 0) {
             bail!("--not-contacted-days must be 0 or more, e.g. --not-contacted-days 30");
         }
-        let today = input::today()?.days_since_epoch();
+        let today = crate::context::today()?.days_since_epoch();
         Ok(Filter {
             stage: self
                 .stage

@@ -1,4 +1,4 @@
-use rapport_client::model::Date;
+use rapport_model::Date;
 
 use super::*;
 use crate::commands::records::testing::Home;

@@ -1,7 +1,7 @@
 use automerge::AutoCommit;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rapport_client::model::Requirements;
+use rapport_model::Requirements;
 
 use super::*;
 

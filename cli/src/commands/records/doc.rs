@@ -10,7 +10,7 @@
 
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
-use rapport_client::model::{Requirements, RichText, Template};
+use rapport_model::{Requirements, RichText, Template};
 use rapport_protocol::ids::DocumentId;
 use serde_json::{Value, json};
 
@@ -254,7 +254,7 @@ fn finish(
     Ok(Shown::new(human, view::doc_json(id, &doc)))
 }
 
-fn apply(body: &mut RichText, splices: &[Splice]) -> Result<(), rapport_client::model::ModelError> {
+fn apply(body: &mut RichText, splices: &[Splice]) -> Result<(), rapport_model::ModelError> {
     splices
         .iter()
         .rev()

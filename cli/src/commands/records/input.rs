@@ -4,10 +4,10 @@
 //! Every error is one line that names the problem and shows the fix.
 
 use std::fmt::Display;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow, bail};
-use rapport_client::model::{Date, DateError};
+use rapport_model::Date;
+use rapport_model::record::edit;
 use rapport_protocol::ids::PublicKey;
 
 /// Splits `KEY=VALUE`; `example` shows a well-formed pair in the error.
@@ -47,76 +47,28 @@ pub(super) fn people(text: &str, me: &PublicKey) -> Result<Vec<String>> {
 
 /// The items of a comma-separated list, trimmed, empty ones dropped.
 pub(super) fn list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_owned)
-        .collect()
+    edit::list(text)
 }
 
 /// A date `YYYY-MM-DD`; `what` names the argument in the error.
 pub(super) fn date(text: &str, what: &str) -> Result<Date> {
-    text.trim().parse().map_err(|error| match error {
-        DateError::Format(_) => {
-            anyhow!("{what}: `{text}` is not a date; write it as YYYY-MM-DD, e.g. 2025-03-31")
-        }
-        other => anyhow!("{what}: {other}; give a day that exists, as YYYY-MM-DD"),
-    })
-}
-
-/// A date, or none for an empty value (which clears the field).
-pub(super) fn optional_date(text: &str, what: &str) -> Result<Option<Date>> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    date(text, what).map(Some)
+    Ok(edit::date(text, what)?)
 }
 
 /// A whole number; `what` names the argument in the error.
 pub(super) fn number(text: &str, what: &str) -> Result<i64> {
-    text.trim()
-        .parse()
-        .map_err(|_| anyhow!("{what}: `{text}` is not a whole number; write e.g. {what}=80"))
+    Ok(edit::number(text, what)?)
 }
 
-/// One of the `known` values of an enum, by name. Case and `-` for `_` do not
-/// matter (`In-Progress` is `in_progress`). Unknown names are refused, so a
-/// typo never becomes a new stage.
+/// One of the `known` values of an enum, by name, as the model reads it
+/// ([`edit::choose`]): a typo never becomes a new stage.
 pub(super) fn choose<T: Clone + Display>(text: &str, known: &[T], what: &str) -> Result<T> {
-    let wanted = text.trim().to_lowercase().replace('-', "_");
-    known
-        .iter()
-        .find(|value| value.to_string() == wanted)
-        .cloned()
-        .ok_or_else(|| {
-            let names: Vec<String> = known.iter().map(ToString::to_string).collect();
-            anyhow!("unknown {what} `{text}`: use one of {}", names.join(", "))
-        })
+    Ok(edit::choose(text, known, what)?)
 }
 
 /// Text that must not be empty.
 pub(super) fn required(text: &str, what: &str) -> Result<String> {
-    let text = text.trim();
-    if text.is_empty() {
-        bail!("the {what} is empty: give one, e.g. {what}=\"Acme Ltd\"");
-    }
-    Ok(text.to_owned())
-}
-
-/// Today's date in UTC, from the system clock.
-pub(super) fn today() -> Result<Date> {
-    let days = now_millis().div_euclid(86_400_000);
-    Date::from_days_since_epoch(days)
-        .ok_or_else(|| anyhow!("the system clock is out of range: set the date"))
-}
-
-/// Unix milliseconds now.
-pub(super) fn now_millis() -> i64 {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis())
-        .unwrap_or(0);
-    i64::try_from(millis).unwrap_or(i64::MAX)
+    Ok(edit::required(text, what)?)
 }
 
 /// `YYYY-MM-DD HH:MM` (UTC) for unix milliseconds.
@@ -131,7 +83,7 @@ pub(super) fn timestamp(millis: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use rapport_client::model::{Priority, Stage, Status};
+    use rapport_model::{Priority, Stage, Status};
 
     use super::*;
 
@@ -178,7 +130,6 @@ mod tests {
             "{error}"
         );
         assert!(date("2023-02-29", "due").is_err());
-        assert_eq!(optional_date(" ", "due").unwrap(), None);
     }
 
     #[test]
@@ -201,6 +152,6 @@ mod tests {
     fn timestamps_and_today_read_the_clock_in_utc() {
         // Day numbers themselves are tested with `Date`.
         assert_eq!(timestamp(86_400_000 + 3_720_000), "1970-01-02 01:02");
-        assert!(today().unwrap() > "2024-01-01".parse().unwrap());
+        assert!(crate::context::today().unwrap() > "2024-01-01".parse().unwrap());
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::{Result, bail};
 use rapport_client::Repo;
 use rapport_client::index::IndexEntry;
-use rapport_client::model::{Customer, Record, Requirements, Task, Thread};
+use rapport_model::{Customer, Record, Requirements, Task, Thread};
 use rapport_protocol::ids::DocumentId;
 
 use crate::context::{records_of_kind, resolve};
@@ -124,7 +124,7 @@ fn read_record(repo: &Repo, id: DocumentId) -> Result<Record> {
 
 #[cfg(test)]
 mod tests {
-    use rapport_client::model::{Relationship, Task};
+    use rapport_model::{Relationship, Task};
 
     use super::*;
     use crate::commands::records::testing::Home;

@@ -1,7 +1,7 @@
 //! Record commands: customers, tasks, requirement docs and comments.
 //!
 //! Each group lives in its own file (`customer`, `task`, `doc`, `comment`)
-//! and calls the typed model of `rapport_client::model`; the files beside
+//! and calls the typed model of `rapport_model`; the files beside
 //! them hold what the groups share:
 //!
 //! - `input`: reading what people type (`KEY=VALUE`, keys or `me`, dates,

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use rapport_client::Repo;
 use rapport_client::index::IndexEntry;
-use rapport_client::model::{ChecklistItem, Date, NextOccurrence, Priority, Status, Task};
+use rapport_model::{ChecklistItem, Date, NextOccurrence, Priority, Status, Task};
 use rapport_protocol::ids::DocumentId;
 use serde_json::{Value, json};
 
@@ -250,7 +250,7 @@ impl ListArgs {
                 .transpose()?
                 .map(|c| c.to_string()),
             overdue_on: if self.overdue {
-                Some(input::today()?)
+                Some(crate::context::today()?)
             } else {
                 None
             },
@@ -375,7 +375,7 @@ fn describe(id: DocumentId, task: &Task) -> String {
 }
 
 fn set(ctx: &Context, prefix: &str, changes: &[String]) -> Result<Shown> {
-    let today = input::today()?;
+    let today = crate::context::today()?;
     let (id, task, next) = {
         let repo = ctx.repo()?;
         let id = lookup::task(&repo, prefix)?;
@@ -407,7 +407,7 @@ fn set(ctx: &Context, prefix: &str, changes: &[String]) -> Result<Shown> {
 
 /// `task done`: marks the task done and makes its next occurrence.
 fn done(ctx: &Context, prefix: &str) -> Result<Shown> {
-    let today = input::today()?;
+    let today = crate::context::today()?;
     let (id, task, next) = {
         let repo = ctx.repo()?;
         let id = lookup::task(&repo, prefix)?;

@@ -1,4 +1,4 @@
-use rapport_client::model::{Customer, Relationship};
+use rapport_model::{Customer, Relationship};
 
 use super::*;
 use crate::commands::records::testing::Home;

@@ -6,7 +6,7 @@
 //! another replica (or a JS client) finds in the document. Absent values are
 //! `null`.
 
-use rapport_client::model::{Comment, Customer, Requirements, Task};
+use rapport_model::{Comment, Customer, Requirements, Task};
 use rapport_protocol::ids::DocumentId;
 use serde_json::{Value, json};
 

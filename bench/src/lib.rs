@@ -1,0 +1,110 @@
+//! rapport's load generator, behind `rapport bench`: peers speaking
+//! automerge-repo protocol "1", so it drives our relay and the JS sync
+//! server alike, and the replica measured on its own.
+//!
+//! Each scenario module has its options (`TypingArgs`, …, parsed by the
+//! CLI) and an entry point returning a [`Report`], which prints as a table
+//! (median, p50/p99, min–max, the machine) or serializes to the JSON that
+//! [`report::markdown`] turns into the side-by-side tables of
+//! `BENCHMARKS.md`. All peers live in this one process, so every latency is
+//! measured on one clock. Every run has a time bound and stops by itself.
+//! See `docs/benchmarks.md`.
+
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+pub mod cold_sync;
+pub mod idle;
+pub mod ingest;
+mod machine;
+mod many;
+mod peer;
+mod progress;
+pub mod replica;
+pub mod report;
+mod stats;
+mod trace;
+pub mod typing;
+
+use machine::Watched;
+pub use report::Report;
+
+/// The server under test, shared by the relay scenarios.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// The server's WebSocket URL: our relay's `ws://HOST:PORT/sync`, or
+    /// any automerge-repo sync server.
+    #[arg(long, value_name = "URL")]
+    relay: String,
+    /// The server takes connections without a token (our relay started
+    /// with `--open`, the JS sync server). Required for now.
+    #[arg(long)]
+    open: bool,
+    /// The server's process id: its CPU time and memory are read from
+    /// `/proc/PID` (same machine only).
+    #[arg(long, value_name = "PID")]
+    relay_pid: Option<u32>,
+    /// The server's name in the report.
+    #[arg(long, default_value = "server")]
+    label: String,
+    /// Allow a server that is not on this machine.
+    #[arg(long)]
+    allow_remote: bool,
+}
+
+impl Target {
+    /// Refuses what the bench cannot drive: a server that needs tokens, one
+    /// off this machine unless allowed.
+    pub fn check(&self) -> Result<()> {
+        if !self.open {
+            bail!(
+                "rapport bench drives a server that needs no token: start our relay with \
+                 `--open` (or use the JS sync server) and pass --open"
+            );
+        }
+        peer::check_loopback(&self.relay, self.allow_remote)
+    }
+
+    fn watched(&self) -> Option<Watched> {
+        self.relay_pid.map(Watched::new)
+    }
+
+    fn report(&self, scenario: &str, params: serde_json::Value) -> Report {
+        Report::new(scenario, &self.label, &self.relay, params)
+    }
+}
+
+/// A runtime for the load generator: one worker per core.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Waits until the watched server is idle (under 5 % of a core over half a
+/// second), at most `limit`: a compaction or a save left over from the
+/// previous step must not land in the next measurement. Returns how long it
+/// waited.
+async fn quiesce(watched: Option<Watched>, limit: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    let Some(watched) = watched else {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        return started.elapsed();
+    };
+    let window = Duration::from_millis(500);
+    while started.elapsed() < limit {
+        let Some(before) = watched.sample() else {
+            break;
+        };
+        tokio::time::sleep(window).await;
+        let Some(after) = watched.sample() else {
+            break;
+        };
+        if after.cpu_seconds - before.cpu_seconds < 0.05 * window.as_secs_f64() {
+            break;
+        }
+    }
+    started.elapsed()
+}

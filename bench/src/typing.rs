@@ -1,0 +1,681 @@
+//! `rapport bench typing`: E editors type into one document at 6
+//! characters a second each.
+//!
+//! The document is pre-grown with the automerge-paper trace (or empty with
+//! `--empty`) and uploaded by one peer. Each editor is a [`ThinDoc`]
+//! typing hand-built single-character changes (an insert after its own
+//! previous character, with the editor's current heads as dependencies):
+//! the changes a real editor makes, at a cost of microseconds, so the load
+//! generator does not measure itself. Two latencies, both on this
+//! process's clock:
+//!
+//! - *forward*: the change's frame is written by editor A → a frame
+//!   carrying it reaches editor B's socket, at every other editor;
+//! - *visible*: the same → the change is applied in the automerge document
+//!   of an observer replica (a [`DocumentSync`], as `rapport-client` keeps
+//!   one; `--observers`), which pays automerge's full receive cost.
+//!
+//! With `--relay-pid`, the server's CPU time over the typing (and drain)
+//! window divided by the changes typed, and its resident memory.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU64;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType, SortedVec};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ExpandedChange, ObjId, ScalarValue};
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use rapport_protocol::ids::DocumentId;
+use rapport_protocol::sync::{DocumentSync, Effect};
+use rapport_protocol::wire::Message;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite;
+
+use super::machine::sample_peak;
+use super::peer::{self, Link, ThinDoc};
+use super::progress::{Progress, bar};
+use super::report::{Report, Unit};
+use super::stats::Summary;
+use super::{Target, quiesce, trace};
+
+mod observer;
+use observer::Observer;
+
+#[derive(Debug, Clone, Args)]
+pub struct TypingArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// How many editors type at once; one run per number.
+    #[arg(long, value_delimiter = ',', default_value = "2,4")]
+    editors: Vec<usize>,
+    /// How long each run types, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Characters each editor types a second.
+    #[arg(long, default_value_t = 6.0)]
+    rate: f64,
+    /// Start from a document holding only an empty text, to compare with
+    /// the pre-grown one (flat as history grows?).
+    #[arg(long)]
+    empty: bool,
+    /// The editing trace (default: ../shared/data/automerge-paper-edits.json.gz).
+    #[arg(long, value_name = "PATH")]
+    trace: Option<PathBuf>,
+    /// Pre-grow with only the first N edits of the trace.
+    #[arg(long, value_name = "N")]
+    trace_edits: Option<usize>,
+    /// Edits per change when pre-growing: 1 makes each keystroke its own
+    /// change, as typed.
+    #[arg(long, default_value_t = 1)]
+    edits_per_change: usize,
+    /// Replicas that apply every change with automerge (visible latency);
+    /// 0 for none.
+    #[arg(long, default_value_t = 1)]
+    observers: usize,
+    /// Seconds to wait for the last changes after typing stops; what has
+    /// not arrived by then counts as missing.
+    #[arg(long, default_value_t = 10.0)]
+    drain_seconds: f64,
+}
+
+/// The scheduling priority (nice value) of an observer's thread.
+const OBSERVER_NICE: i32 = 10;
+
+/// The document the editors type into, as it was before they started.
+struct Base {
+    doc: Automerge,
+    text: ObjId,
+    heads: Vec<ChangeHash>,
+    max_op: u64,
+    changes: usize,
+    saved_bytes: usize,
+    what: String,
+}
+
+/// What every peer of a run shares.
+struct Shared {
+    /// When each typed change's frame was written, and by which editor.
+    sent: Mutex<HashMap<ChangeHash, (Instant, usize)>>,
+    /// The Lamport counter: every change starts after every op made
+    /// before it anywhere in this process, so after all its dependencies.
+    next_op: AtomicU64,
+    forwarded: AtomicUsize,
+    visible: AtomicUsize,
+    typed: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Setup,
+    Typing { until: tokio::time::Instant },
+    Done,
+}
+
+pub async fn run(args: &TypingArgs) -> Result<Report> {
+    if args.editors.iter().any(|&e| e < 2) {
+        bail!("--editors: every run needs at least 2 editors");
+    }
+    let mut progress = Progress::new();
+    let base = prepare_base(args, &mut progress)?;
+    let mut report = args.target.report(
+        "typing",
+        json!({
+            "editors": args.editors,
+            "seconds": args.seconds,
+            "rate": args.rate,
+            "document": base.what,
+            "edits_per_change": args.edits_per_change,
+            "observers": args.observers,
+        }),
+    );
+    let setup = format!("setup, {}", base.what);
+    report.single(
+        &setup,
+        "changes in the document",
+        Unit::Count,
+        Some(base.changes as f64),
+    );
+    report.single(
+        &setup,
+        "saved size",
+        Unit::Bytes,
+        Some(base.saved_bytes as f64),
+    );
+    let id = DocumentId::from_bytes(rand::random());
+    progress.step(format!(
+        "uploading the document ({} changes) to {}",
+        base.changes, args.target.relay
+    ));
+    let started = Instant::now();
+    upload(&args.target.relay, id, &base).await?;
+    report.single(
+        &setup,
+        "upload until in sync",
+        Unit::Seconds,
+        Some(started.elapsed().as_secs_f64()),
+    );
+    let watched = args.target.watched();
+    let waited = quiesce(watched, Duration::from_secs(120)).await;
+    progress.step(format!("the server settled after {waited:.1?}"));
+    let shared_op = AtomicU64::new(base.max_op + 1);
+    for &editors in &args.editors {
+        let case = format!("{editors} editors, {}", short(&base.what));
+        match run_editors(args, id, &base, editors, &shared_op, &mut progress).await {
+            Ok(outcome) => outcome.add_to(&mut report, &case),
+            Err(e) => {
+                // A server that cannot keep up with E editors will not with
+                // more: keep what was measured and stop the sweep.
+                progress.step(format!("{editors} editors: {e:#}"));
+                report.single(&case, "run failed (see notes)", Unit::Count, None);
+                report.note(format!("{editors} editors: the run failed: {e:#}"));
+                break;
+            }
+        }
+        quiesce(watched, Duration::from_secs(60)).await;
+    }
+    progress.clear();
+    report.note(format!(
+        "forward: frame written by editor A → frame reaches editor B's socket; visible: → applied \
+         in an observer replica's automerge document ({} observer(s), each on a thread at nice \
+         {OBSERVER_NICE}); {} characters a second per editor for {} s, then up to {} s to drain",
+        args.observers, args.rate, args.seconds, args.drain_seconds
+    ));
+    if !args.empty && args.edits_per_change > 1 {
+        report.note(format!(
+            "pre-grown with {} edits per change",
+            args.edits_per_change
+        ));
+    }
+    Ok(report)
+}
+
+fn short(what: &str) -> &str {
+    what.split(" (").next().unwrap_or(what)
+}
+
+/// The pre-grown document, from a cache file in the temp folder when one
+/// was saved by an earlier run with the same trace and settings.
+fn prepare_base(args: &TypingArgs, progress: &mut Progress) -> Result<Base> {
+    if args.empty {
+        let grown = trace::grow(&[], 1, |_| {})?;
+        return base_of(grown.doc, "empty document".to_owned());
+    }
+    let path = args.trace.clone().unwrap_or_else(trace::default_path);
+    let mut edits = trace::read(&path)?;
+    if let Some(n) = args.trace_edits {
+        edits.truncate(n);
+    }
+    let what = format!(
+        "pre-grown ({} trace edits, {} per change)",
+        edits.len(),
+        args.edits_per_change.max(1)
+    );
+    let cache = std::env::temp_dir().join(format!(
+        "rapport-bench-trace-{}-{}.automerge",
+        edits.len(),
+        args.edits_per_change.max(1)
+    ));
+    if let Ok(bytes) = std::fs::read(&cache) {
+        progress.step(format!(
+            "loading the pre-grown document from {}",
+            cache.display()
+        ));
+        if let Ok(doc) = Automerge::load(&bytes) {
+            return base_of(doc, what);
+        }
+    }
+    progress.step(format!(
+        "pre-growing the document with {} edits ({} per change)",
+        edits.len(),
+        args.edits_per_change.max(1)
+    ));
+    let started = Instant::now();
+    let total = edits.len();
+    let grown = trace::grow(&edits, args.edits_per_change, |n| {
+        progress.update(format!("{} {n}/{total} edits", bar(n as f64, total as f64)));
+    })?;
+    progress.clear();
+    progress.step(format!("pre-grown in {:.1?}", started.elapsed()));
+    let expected = trace::replay_to_string(&edits)?;
+    if trace::text_of(&grown.doc, &grown.text)? != expected {
+        bail!("the pre-grown text differs from the trace replayed on a string");
+    }
+    let _ = std::fs::write(&cache, grown.doc.save());
+    base_of(grown.doc, what)
+}
+
+fn base_of(doc: Automerge, what: String) -> Result<Base> {
+    let text = trace::text_object(&doc)?;
+    let all = doc.get_changes(&[]);
+    let max_op = all.iter().map(Change::max_op).max().unwrap_or(0);
+    let changes = all.len();
+    Ok(Base {
+        text,
+        heads: doc.get_heads(),
+        max_op,
+        changes,
+        saved_bytes: doc.save().len(),
+        doc,
+        what,
+    })
+}
+
+/// One peer puts the whole document on the server, with automerge's own
+/// sync (as any replica would), and waits until the server has it.
+async fn upload(url: &str, id: DocumentId, base: &Base) -> Result<()> {
+    let link = peer::connect(url, peer::peer_name("uploader", 0)).await?;
+    let Link {
+        mut socket,
+        us,
+        server,
+    } = link;
+    let mut sync = DocumentSync::new(id, us, base.doc.clone());
+    sync.handle_peer_connected(server.clone(), peer::now());
+    let work = async {
+        loop {
+            while let Some(effect) = sync.poll_effect() {
+                if let Effect::Send(message) = effect {
+                    socket.send(peer::frame(&message)).await?;
+                }
+            }
+            if sync.is_in_sync_with(&server) {
+                return Ok::<(), anyhow::Error>(());
+            }
+            let frame = socket
+                .next()
+                .await
+                .ok_or_else(|| anyhow!("the server closed the connection during the upload"))??;
+            if let tungstenite::Message::Binary(bytes) = frame
+                && let Ok(Message::Sync(m)) = Message::decode(&bytes)
+            {
+                sync.handle_sync(&m, peer::now())?;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(600), work)
+        .await
+        .map_err(|_| anyhow!("the upload took over 10 minutes"))??;
+    let _ = socket.close(None).await;
+    Ok(())
+}
+
+/// What one run with E editors measured.
+struct Outcome {
+    editors: usize,
+    typed: usize,
+    forward: Summary,
+    visible: Option<Summary>,
+    /// automerge's receive in the observer, per (merged) message.
+    receives: Option<Summary>,
+    seconds: f64,
+    cpu_seconds: Option<f64>,
+    rss_end: Option<u64>,
+    rss_peak: Option<u64>,
+}
+
+impl Outcome {
+    fn add_to(&self, report: &mut Report, case: &str) {
+        report.samples(case, "forward", self.forward);
+        if let Some(visible) = self.visible {
+            report.samples(case, "visible", visible);
+        }
+        if let Some(receives) = self.receives {
+            report.samples(case, "observer's automerge receive", receives);
+        }
+        report.single(case, "changes typed", Unit::Count, Some(self.typed as f64));
+        report.single(
+            case,
+            "typing rate",
+            Unit::PerSecond,
+            Some(self.typed as f64 / self.seconds.max(1e-9)),
+        );
+        let per = |deliveries: usize| self.cpu_seconds.map(|cpu| cpu / deliveries.max(1) as f64);
+        report.single(
+            case,
+            "server CPU per change",
+            Unit::Seconds,
+            per(self.typed),
+        );
+        report.single(
+            case,
+            "server CPU per delivery",
+            Unit::Seconds,
+            per(self.typed * (self.editors - 1)),
+        );
+        report.single(
+            case,
+            "server resident memory",
+            Unit::Bytes,
+            self.rss_end.map(|b| b as f64),
+        );
+        report.single(
+            case,
+            "server peak memory",
+            Unit::Bytes,
+            self.rss_peak.map(|b| b as f64),
+        );
+    }
+}
+
+async fn run_editors(
+    args: &TypingArgs,
+    id: DocumentId,
+    base: &Base,
+    editors: usize,
+    next_op: &AtomicU64,
+    progress: &mut Progress,
+) -> Result<Outcome> {
+    progress.step(format!("{editors} editors: connecting"));
+    let shared = Arc::new(Shared {
+        sent: Mutex::new(HashMap::new()),
+        next_op: AtomicU64::new(next_op.load(Ordering::Relaxed)),
+        forwarded: AtomicUsize::new(0),
+        visible: AtomicUsize::new(0),
+        typed: AtomicUsize::new(0),
+    });
+    let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
+    let ready = Arc::new(AtomicUsize::new(0));
+    let template = Arc::new(Template::new(&base.text)?);
+    let mut tasks = Vec::new();
+    for n in 0..editors {
+        let link = peer::connect(&args.target.relay, peer::peer_name("editor", n)).await?;
+        let editor = Editor {
+            n,
+            thin: ThinDoc::new(id, link.us.clone(), link.server.clone(), &base.heads),
+            link,
+            shared: Arc::clone(&shared),
+            template: Arc::clone(&template),
+            actor: ActorId::random(),
+            period: Duration::from_secs_f64(1.0 / args.rate.max(0.01)),
+            ready: Arc::clone(&ready),
+        };
+        tasks.push(tokio::spawn(editor.run(phase_rx.clone())));
+    }
+    let mut observers = Vec::new();
+    for n in 0..args.observers {
+        let link = peer::connect(&args.target.relay, peer::peer_name("observer", n)).await?;
+        observers.push(Observer::start(
+            link,
+            id,
+            base,
+            Arc::clone(&shared),
+            Arc::clone(&ready),
+            phase_rx.clone(),
+        )?);
+    }
+    // Setup: every peer heard from the server, then a quiet moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while ready.load(Ordering::Acquire) < editors + args.observers {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the peers did not all get an answer from the server within 300 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    quiesce(args.target.watched(), Duration::from_secs(60)).await;
+
+    let watched = args.target.watched();
+    let before = watched.and_then(|w| w.sample());
+    let started = tokio::time::Instant::now();
+    let until = started + Duration::from_secs_f64(args.seconds);
+    phase_tx.send_replace(Phase::Typing { until });
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = tokio::spawn(sample_peak(
+        watched,
+        Arc::clone(&peak),
+        Duration::from_millis(250),
+    ));
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        progress.update(format!(
+            "{} {editors} editors typing: {elapsed:.0}/{:.0} s, {} changes, {} forwarded",
+            bar(elapsed, args.seconds),
+            args.seconds,
+            shared.typed.load(Ordering::Relaxed),
+            shared.forwarded.load(Ordering::Relaxed)
+        ));
+    }
+    // Drain: wait for the last deliveries, within the bound.
+    let drain_until = until + Duration::from_secs_f64(args.drain_seconds);
+    loop {
+        let typed = shared.typed.load(Ordering::Acquire);
+        let forwarded_all = shared.forwarded.load(Ordering::Acquire) >= typed * (editors - 1);
+        let visible_all = shared.visible.load(Ordering::Acquire) >= typed * args.observers;
+        if (forwarded_all && visible_all) || tokio::time::Instant::now() >= drain_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let window = started.elapsed();
+    let after = watched.and_then(|w| w.sample());
+    sampler.abort();
+    phase_tx.send_replace(Phase::Done);
+    let mut forward = Vec::new();
+    for task in tasks {
+        let samples = tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .context("an editor did not stop")??;
+        forward.extend(samples?);
+    }
+    let mut visible = Vec::new();
+    let mut receives = Vec::new();
+    for observer in observers {
+        let applied = observer.finish().await?;
+        visible.extend(applied.visible);
+        receives.extend(applied.receives);
+    }
+    next_op.store(shared.next_op.load(Ordering::Relaxed), Ordering::Relaxed);
+    progress.clear();
+    let typed = shared.typed.load(Ordering::Acquire);
+    let expected_forward = typed * (editors - 1);
+    let expected_visible = typed * args.observers;
+    Ok(Outcome {
+        editors,
+        typed,
+        forward: Summary::of_durations(&forward, expected_forward.saturating_sub(forward.len())),
+        receives: (args.observers > 0).then(|| Summary::of_durations(&receives, 0)),
+        visible: (args.observers > 0).then(|| {
+            Summary::of_durations(&visible, expected_visible.saturating_sub(visible.len()))
+        }),
+        seconds: args.seconds,
+        cpu_seconds: before
+            .zip(after)
+            .map(|(b, a)| a.cpu_seconds - b.cpu_seconds),
+        rss_end: after.map(|a| a.rss_bytes),
+        rss_peak: watched
+            .map(|_| {
+                peak.load(Ordering::Relaxed)
+                    .max(after.map_or(0, |a| a.rss_bytes))
+            })
+            .filter(|_| window > Duration::ZERO),
+    })
+}
+
+/// The parts of a typed change that do not change: the text object.
+struct Template {
+    text: OpId,
+}
+
+impl Template {
+    fn new(text: &ObjId) -> Result<Self> {
+        match text {
+            ObjId::Id(counter, actor, _) => Ok(Self {
+                text: OpId(*counter, actor.clone()),
+            }),
+            ObjId::Root => bail!("the text is not an object"),
+        }
+    }
+
+    /// A change inserting `c` after `after` (the text's start if `None`).
+    fn insert(
+        &self,
+        actor: &ActorId,
+        seq: u64,
+        start_op: u64,
+        after: Option<u64>,
+        c: char,
+        deps: Vec<ChangeHash>,
+    ) -> Result<Change> {
+        let key = match after {
+            Some(counter) => ElementId::Id(OpId(counter, actor.clone())),
+            None => ElementId::Head,
+        };
+        let op = Op {
+            action: OpType::Put(ScalarValue::Str(c.to_string().into())),
+            obj: ObjectId::Id(self.text.clone()),
+            key: Key::Seq(key),
+            pred: SortedVec::new(),
+            insert: true,
+        };
+        let expanded = ExpandedChange {
+            operations: vec![op],
+            actor_id: actor.clone(),
+            hash: None,
+            seq,
+            start_op: NonZeroU64::new(start_op).ok_or_else(|| anyhow!("op counter at zero"))?,
+            time: i64::try_from(peer::now().0 / 1000).unwrap_or(0),
+            message: None,
+            deps,
+            extra_bytes: Vec::new(),
+            author: None,
+        };
+        Ok(Change::from(expanded))
+    }
+}
+
+/// One typing peer.
+struct Editor {
+    n: usize,
+    link: Link,
+    thin: ThinDoc,
+    shared: Arc<Shared>,
+    template: Arc<Template>,
+    actor: ActorId,
+    period: Duration,
+    ready: Arc<AtomicUsize>,
+}
+
+impl Editor {
+    /// Runs until the phase is `Done`; returns the forward latencies of the
+    /// changes this editor received.
+    async fn run(mut self, mut phase: watch::Receiver<Phase>) -> Result<Vec<Duration>> {
+        let hello = self.thin.hello(&self.link.server);
+        self.link.socket.send(peer::frame(&hello)).await?;
+        let mut forward = Vec::new();
+        let mut seen: HashSet<ChangeHash> = HashSet::new();
+        let mut heard = false;
+        let mut ticker: Option<tokio::time::Interval> = None;
+        let mut until = tokio::time::Instant::now();
+        let mut seq = 0;
+        let mut last: Option<u64> = None;
+        let text = "the quick brown fox jumps over the lazy dog. ";
+        loop {
+            tokio::select! {
+                changed = phase.changed() => {
+                    if changed.is_err() { break; }
+                    match *phase.borrow_and_update() {
+                        Phase::Typing { until: end } => {
+                            until = end;
+                            // Editors start at different moments within one period.
+                            let offset = self.period.mul_f64(rand::random::<f64>());
+                            let mut interval = tokio::time::interval_at(
+                                tokio::time::Instant::now() + offset,
+                                self.period,
+                            );
+                            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                            ticker = Some(interval);
+                        }
+                        Phase::Done => break,
+                        Phase::Setup => {}
+                    }
+                }
+                _ = async { ticker.as_mut().map(|t| t.tick()).expect("guarded").await }, if ticker.is_some() => {
+                    if tokio::time::Instant::now() >= until {
+                        ticker = None;
+                        continue;
+                    }
+                    seq += 1;
+                    let start_op = self.shared.next_op.fetch_add(1, Ordering::Relaxed);
+                    let c = text.chars().nth((seq as usize + self.n) % text.len()).unwrap_or('x');
+                    let change = self.template.insert(&self.actor, seq, start_op, last, c, self.thin.heads())?;
+                    last = Some(start_op);
+                    seen.insert(change.hash());
+                    let out = self.thin.add_local(&change)?;
+                    lock(&self.shared.sent).insert(change.hash(), (Instant::now(), self.n));
+                    self.shared.typed.fetch_add(1, Ordering::Release);
+                    for message in out {
+                        self.link.socket.send(peer::frame(&message)).await?;
+                    }
+                }
+                frame = self.link.socket.next() => {
+                    let arrived = Instant::now();
+                    let Some(frame) = frame else { bail!("the server closed editor {}'s connection", self.n) };
+                    let tungstenite::Message::Binary(bytes) = frame? else { continue };
+                    let Ok(Message::Sync(m)) = Message::decode(&bytes) else { continue };
+                    for change in peer::change_hashes(&m)? {
+                        if !seen.insert(change.hash) {
+                            continue;
+                        }
+                        if let Some((sent, from)) = lock(&self.shared.sent).get(&change.hash).copied()
+                            && from != self.n
+                        {
+                            forward.push(arrived.saturating_duration_since(sent));
+                            self.shared.forwarded.fetch_add(1, Ordering::Release);
+                        }
+                    }
+                    for reply in self.thin.receive(&m)? {
+                        self.link.socket.send(peer::frame(&reply)).await?;
+                    }
+                    if !heard {
+                        heard = true;
+                        self.ready.fetch_add(1, Ordering::Release);
+                    }
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.link.socket.close(None)).await;
+        Ok(forward)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::ReadDoc;
+
+    use super::*;
+
+    #[test]
+    fn typed_changes_apply_as_text_inserts() {
+        let grown = trace::grow(&trace::parse(br#"[[0,0,"ab"]]"#).unwrap(), 1, |_| {}).unwrap();
+        let base = base_of(grown.doc, "t".into()).unwrap();
+        let template = Template::new(&base.text).unwrap();
+        let actor = ActorId::random();
+        let first = template
+            .insert(&actor, 1, base.max_op + 1, None, 'x', base.heads.clone())
+            .unwrap();
+        let second = template
+            .insert(
+                &actor,
+                2,
+                base.max_op + 5,
+                Some(base.max_op + 1),
+                'y',
+                vec![first.hash()],
+            )
+            .unwrap();
+        let mut doc = base.doc.clone();
+        doc.apply_changes([first, second]).unwrap();
+        assert_eq!(doc.text(&base.text).unwrap(), "xyab");
+    }
+}

@@ -1,0 +1,70 @@
+//! What the sync path needs to know about automations: which workspaces
+//! have rules (so that their documents' changes are marked pending in the
+//! same transaction that stores them), and how to wake the engine. The
+//! engine (`crate::automations`) reads and updates this through the relay;
+//! the relay never calls the engine.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use rapport_model::automation::document;
+use rapport_protocol::ids::DocumentId;
+use tokio::sync::Notify;
+
+use super::lock;
+use crate::storage::{Store, StoreError};
+use crate::workspace::Workspaces;
+
+/// What the sync path needs to know about automations.
+#[derive(Debug, Default)]
+pub(crate) struct Triggers {
+    /// Workspaces whose automations document holds a rule.
+    active: Mutex<BTreeSet<String>>,
+    pub(crate) wake: Notify,
+}
+
+impl Triggers {
+    /// Finds the workspaces that have rules. Blocking.
+    pub(crate) fn load(store: &Store, workspaces: &Workspaces) -> Result<Self, StoreError> {
+        let mut active = BTreeSet::new();
+        for id in workspaces.ids() {
+            let doc = store.load_automerge(document::document_id(id))?;
+            if !document::rules(&doc).is_empty() {
+                active.insert(id.to_owned());
+            }
+        }
+        Ok(Self {
+            active: Mutex::new(active),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Whether changes to `document` are for the automations to look at:
+    /// it belongs to a workspace with rules, or is a workspace's
+    /// automations document.
+    pub(crate) fn watches(&self, workspaces: &Workspaces, document: DocumentId) -> bool {
+        let Some(workspace) = workspaces.home_of(document) else {
+            return false;
+        };
+        document == document::document_id(workspace) || lock(&self.active).contains(workspace)
+    }
+
+    /// Whether `workspace` has rules.
+    pub(crate) fn is_active(&self, workspace: &str) -> bool {
+        lock(&self.active).contains(workspace)
+    }
+
+    /// Tells the engine there is something to look at.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn set_active(&self, workspace: &str, active: bool) {
+        let mut set = lock(&self.active);
+        if active {
+            set.insert(workspace.to_owned());
+        } else {
+            set.remove(workspace);
+        }
+    }
+}
