@@ -189,7 +189,7 @@ export class Workspace {
     }
     this.unlisted = this.unlisted.filter(u => !batch.some(b => b.id === u.id))
     for (const b of batch) {
-      if (!this.entries.some(e => e.id === b.id)) this.entries.push({ id: b.id, thread_of: b.thread_of, access: "write" })
+      if (!this.entries.some(e => e.id === b.id)) this.entries.push({ id: b.id, thread_of: b.thread_of, access: "write", level: null })
     }
     await idb.put(UNLISTED_KEY(this.id), this.unlisted).catch(() => undefined)
     await idb.put(DOCS_KEY(this.id), this.entries).catch(() => undefined)

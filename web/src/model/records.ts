@@ -1,4 +1,4 @@
-// The CRM records as the Rust model (client-lib/src/model) lays them out:
+// The CRM records as the Rust model (the rapport-model crate) lays them out:
 // at the root `schema` (1), `kind`, and the fields under their Rust names.
 // Reading tolerates missing fields; writing touches only the fields it sets,
 // so fields a newer version added stay as they are.
@@ -6,13 +6,11 @@
 import * as A from "@automerge/automerge/slim"
 import { bool, date, imm, immOrNull, num, optStr, str, strList, strMap } from "./values"
 
-export const SCHEMA_VERSION = 1
+export { PRIORITIES, SCHEMA_VERSION, STAGES, STATUSES } from "../generated/model"
+import { SCHEMA_VERSION } from "../generated/model"
 
 export type Kind = "customer" | "task" | "requirements" | "thread"
 
-export const STAGES = ["lead", "prospect", "proposal", "won", "lost", "active", "churned"] as const
-export const STATUSES = ["open", "in_progress", "blocked", "done", "cancelled"] as const
-export const PRIORITIES = ["low", "normal", "high", "urgent"] as const
 
 export interface Customer {
   kind: "customer"

@@ -4,56 +4,23 @@
 import type { Identity } from "../identity/keys"
 import { mintToken } from "../identity/token"
 
-export type Role = "owner" | "admin" | "staff" | "client"
-export type Level = "read" | "comment" | "write"
+// The request and answer types are generated from the Rust crate
+// rapport-model (one source for the API's shapes).
+import type {
+  DocumentEntry,
+  InviteCreated,
+  InviteEntry,
+  Level,
+  MemberEntry,
+  RelayInfo,
+  Role,
+  WorkspaceSummary,
+} from "../generated/model"
 
-export interface RelayInfo {
-  relay_id: string
-  version: string
-  protocol: string
-  auth?: "token" | "open"
-}
-
-export interface WorkspaceSummary {
-  id: string
-  name: string
-  role: Role
-}
-
-export interface DocumentEntry {
-  id: string
-  thread_of: string | null
-  access: "read" | "write"
-}
-
-export interface Member {
-  key: string
-  role: Role
-  workspace_level: Level | null
-  shares: { document: string; access: Level }[]
-  added_at: number
-  name?: string | null
-}
-
-export interface InviteSummary {
-  id: string
-  role: Role
-  scope: { kind: "workspace"; level: Level | null } | { kind: "documents"; documents: [string, Level][] }
-  expires_at: number
-  uses: number
-  max_uses: number
-  revoked: boolean
-  created_by: string
-}
-
-export interface CreatedInvite {
-  id: string
-  workspace: string
-  secret: string
-  role: Role
-  expires_at: number
-  uses: number
-}
+export type { DocumentEntry, Level, RelayInfo, Role, WorkspaceSummary }
+export type Member = MemberEntry
+export type InviteSummary = InviteEntry
+export type CreatedInvite = InviteCreated
 
 /** A call that did not succeed: refused by the relay, or never answered. */
 export class ApiError extends Error {

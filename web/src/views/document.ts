@@ -30,7 +30,17 @@ export async function documentView(app: App, id: string): Promise<DocumentView> 
   const handle = loaded.handle
   const mayWrite = ws.mayWrite(id)
   const threadEntries = ws.entries.filter(e => e.thread_of === id)
-  const mayComment: boolean | "unknown" = ws.isStaff || mayWrite ? true : threadEntries.length ? threadEntries.some(e => e.access === "write") : "unknown"
+  // The level the document was shared at, where the relay says it; else
+  // what the access to its thread tells.
+  const level = ws.entry(id)?.level
+  const mayComment: boolean | "unknown" =
+    ws.isStaff || mayWrite
+      ? true
+      : level
+        ? level !== "read"
+        : threadEntries.length
+          ? threadEntries.some(e => e.access === "write")
+          : "unknown"
 
   if (mayWrite && needsBlocks(handle.doc() as A.Doc<unknown>)) {
     // A body written as plain lines (the CLI's template): into blocks, once.
