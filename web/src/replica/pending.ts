@@ -3,7 +3,8 @@
 // The relay's sync state tells which heads it has (`theirHeads`); those are
 // kept in rapport's own IndexedDB so that after a reload, offline, the page
 // still knows which edits wait. Changes the relay refused never count: they
-// will never be acknowledged, and the page says so separately.
+// will never be acknowledged, and the page says so separately; nor do other
+// people's changes, which came through the relay.
 
 import * as A from "@automerge/automerge/slim"
 import * as idb from "../lib/idb"
@@ -11,6 +12,9 @@ import * as idb from "../lib/idb"
 const KEY = (doc: string) => `ack:${doc}`
 
 export class PendingEdits {
+  /** `mine`: the hex prefix of this person's actors (their public key). */
+  constructor(private readonly mine: string) {}
+
   private acked = new Map<string, string[]>()
   private refused = new Set<string>()
   private saveTimers = new Map<string, ReturnType<typeof setTimeout>>()
@@ -42,8 +46,9 @@ export class PendingEdits {
     const heads = A.getHeads(current)
     if (acked.length === heads.length && acked.every(h => heads.includes(h))) return 0
     const since = acked.length > 0 ? A.view(current, acked) : A.init()
+    // Only our own changes can wait: everyone else's came through the relay.
     return A.getChanges(since, current)
-      .map(change => A.decodeChange(change).hash)
-      .filter(hash => hash !== undefined && !this.refused.has(hash)).length
+      .map(change => A.decodeChange(change))
+      .filter(change => change.actor.startsWith(this.mine) && change.hash !== undefined && !this.refused.has(change.hash)).length
   }
 }

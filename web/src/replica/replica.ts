@@ -37,11 +37,12 @@ export class Replica {
   readonly repo: Repo
   readonly socket: RelaySocket | null
   readonly actor: string
-  readonly pending = new PendingEdits()
+  readonly pending: PendingEdits
   private readonly changeListeners = new Set<() => void>()
 
   constructor(options: ReplicaOptions) {
     this.actor = actorFor(options.identity.publicKey, options.identity.device)
+    this.pending = new PendingEdits(this.actor.slice(0, 64))
     this.socket = options.token ? new RelaySocket(syncUrl(), options.token) : null
     this.repo = new Repo({
       network: this.socket ? [this.socket] : [],
