@@ -1,11 +1,16 @@
 //! Shared helpers of rapport's integration tests: the captured JS vectors,
 //! the JS decoder and JS peers, the canonical JSON they are compared in, a
-//! relay on a loopback port and a Rust test peer.
+//! relay on a loopback port and a Rust test peer, the hostile peers and
+//! the intake-form harness, and a watch on this process's memory and
+//! panics.
 
 pub mod canonical;
 pub mod faults;
+pub mod forms;
+pub mod hostile;
 pub mod js;
 pub mod js_peer;
 pub mod peer;
+pub mod process;
 pub mod relay;
 pub mod vectors;

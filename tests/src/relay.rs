@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail, ensure};
 use rapport_server::{AuthMode, Config, Limits, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -116,6 +117,34 @@ impl TestRelay {
     /// `GET path`, returning the status code and body.
     pub async fn get(&self, path: &str) -> Result<(u16, String)> {
         http_get(self.addr, path).await
+    }
+
+    /// One value of the relay's `/metrics`.
+    pub async fn metric(&self, name: &str) -> Result<u64> {
+        let (status, body) = self.get("/metrics").await?;
+        ensure!(status == 200, "/metrics answered {status}");
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .with_context(|| format!("{name} missing from /metrics"))
+    }
+
+    /// Waits until the relay has `connections` open and `documents` in
+    /// memory.
+    pub async fn gauges_reach(&self, connections: u64, documents: u64) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let open = self.metric("rapport_connections").await?;
+            let loaded = self.metric("rapport_documents_loaded").await?;
+            if (open, loaded) == (connections, documents) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "gauges stuck at {open} connections (want {connections}), {loaded} documents (want {documents})"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 

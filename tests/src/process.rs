@@ -1,0 +1,35 @@
+//! This test process, watched from inside: its resident memory and the
+//! panics on any of its threads. A relay started by a test runs in the
+//! same process, so both count the relay too; a test that measures them
+//! wants a test binary to itself.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result};
+
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Resident memory of this process, in KiB.
+pub fn rss_kib() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS in /proc/self/status")
+}
+
+/// From now on, counts every panic on every thread (and still prints it
+/// as the default hook does).
+pub fn count_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        default(info);
+    }));
+}
+
+/// The panics counted since [`count_panics`].
+pub fn panics() -> usize {
+    PANICS.load(Ordering::SeqCst)
+}
