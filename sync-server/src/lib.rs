@@ -41,6 +41,7 @@ mod routes;
 mod state;
 pub mod storage;
 mod transport;
+mod web;
 pub mod workspace;
 
 use std::future::Future;

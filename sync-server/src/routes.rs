@@ -5,10 +5,14 @@ use axum::routing::{delete, get, post};
 
 use crate::state::AppState;
 use crate::workspace::{api, invites};
-use crate::{automations, forms, http};
+use crate::{automations, forms, http, web};
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(web::page))
+        .route("/join", get(web::page))
+        .route("/sw.js", get(web::service_worker))
+        .route("/assets/{file}", get(web::asset))
         .route("/sync", get(http::sync))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(http::metrics))
