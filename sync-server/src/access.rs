@@ -11,6 +11,16 @@ pub enum Identity {
     Key(PublicKey),
 }
 
+impl Identity {
+    /// The verified key; `None` in `--open` mode.
+    pub fn key(self) -> Option<PublicKey> {
+        match self {
+            Self::Anonymous => None,
+            Self::Key(key) => Some(key),
+        }
+    }
+}
+
 impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

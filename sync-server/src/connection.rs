@@ -299,6 +299,16 @@ async fn handle_frame(relay: &Relay, s: &mut Session, frame: &[u8]) -> Option<En
             return Some(Ending::protocol(PROTOCOL_ERROR, e.to_string()));
         }
     };
+    if let Message::Ephemeral(m) = &message
+        && m.sender_id != s.remote
+    {
+        // Stock automerge-repo peers pass on the presence messages they
+        // received under their first sender's id; the relay already sent
+        // those where they belong, so this copy is dropped, not fatal.
+        Metrics::add(&relay.metrics.dropped_messages, 1);
+        debug!(claimed = %m.sender_id, "dropped an ephemeral message another peer sent first");
+        return None;
+    }
     if let Some(sender) = message.sender_id()
         && *sender != s.remote
     {

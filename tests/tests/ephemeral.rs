@@ -101,3 +101,56 @@ async fn ephemeral_session_ids_do_not_pile_up() -> Result<()> {
     reading.abort();
     Ok(())
 }
+
+/// Stock automerge-repo peers pass on the presence messages they receive,
+/// under the first sender's id. The relay drops such a copy (it already
+/// delivered the original) and keeps serving the peer that passed it on;
+/// before, it closed the connection, and a browser showing presence was cut
+/// off as soon as a second person opened the document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_passed_on_by_a_peer_is_dropped_and_the_peer_kept() -> Result<()> {
+    let dir = TempDir::new("ephemeral-passed-on");
+    let relay = TestRelay::start(dir.path()).await?;
+    let mut ann = joined(&relay, 1, "ann").await?;
+    let mut ben = joined(&relay, 2, "ben").await?;
+    for (socket, name) in [(&mut ann, "ann"), (&mut ben, "ben")] {
+        send(socket, request(name, GOOD)).await?;
+        read_until(socket, |m| matches!(m, Message::Sync(_)))
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
+    let presence = |sender: &str, count| {
+        Message::Ephemeral(Ephemeral {
+            sender_id: peer_id(sender),
+            target_id: peer_id("relay"),
+            count,
+            session_id: "s1".into(),
+            document_id: GOOD,
+            data: vec![0xa0],
+        })
+    };
+    send(&mut ann, presence("ann", 1)).await?;
+    let reached = read_until(
+        &mut ben,
+        |m| matches!(m, Message::Ephemeral(e) if e.sender_id == peer_id("ann")),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    ensure!(reached, "ann's presence did not reach ben");
+    // Ben's repo passes ann's message on, unchanged but for the target.
+    send(&mut ben, presence("ann", 1)).await?;
+    // Ben is still served: a request for another document is answered.
+    let other = DocumentId::from_bytes([3; 16]);
+    send(&mut ben, request("ben", other)).await?;
+    let answered = read_until(
+        &mut ben,
+        |m| matches!(m, Message::Sync(s) if s.document_id == other),
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    ensure!(
+        answered,
+        "the relay cut ben off for passing on a presence message"
+    );
+    Ok(())
+}

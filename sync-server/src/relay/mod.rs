@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
+use rapport_protocol::ids::{DocumentId, PeerId, PublicKey, UnixMillis};
 use rapport_protocol::relay::{
     ConnId, Prepared, RelayDoc, RelayEffect, StoredChange, StoredDocument,
 };
@@ -68,7 +68,7 @@ struct DocSlot {
     idle_since: Option<Instant>,
     /// The last `count` per `senderId:sessionId` of ephemeral messages, at
     /// most [`MAX_EPHEMERAL_SESSIONS`].
-    ephemeral: HashMap<(PeerId, String), u64>,
+    ephemeral: HashMap<(Option<PublicKey>, PeerId, String), u64>,
 }
 
 /// What a connection's driver should do after a message.
@@ -488,7 +488,13 @@ impl Relay {
             return;
         }
         let mut slot = slot.lock().await;
-        let key = (message.sender_id.clone(), message.session_id.clone());
+        // Keyed by who is on the connection too: a peer that claims
+        // another's peer id cannot make its presence look stale.
+        let key = (
+            identity.key(),
+            message.sender_id.clone(),
+            message.session_id.clone(),
+        );
         if slot
             .ephemeral
             .get(&key)

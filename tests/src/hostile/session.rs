@@ -126,8 +126,14 @@ impl<'a, R: Rng> Session<'a, R> {
                         Message::Join(_) => Class::Unknown,
                         _ => Class::Fatal,
                     }
+                } else if matches!(message, Message::Ephemeral(_)) {
+                    // What stock peers do with the presence of others they
+                    // pass on: dropped, unless it is malformed (a random
+                    // count past 2^53 does not decode), which closes.
+                    Class::Unknown
                 } else {
-                    // Every type's senderId is checked, even ignored ones.
+                    // Every other type's senderId is checked, even ignored
+                    // ones.
                     Class::Fatal
                 };
                 (binary(message.encode()), class)
@@ -137,7 +143,11 @@ impl<'a, R: Rng> Session<'a, R> {
             56..=59 if !self.captured.is_empty() => {
                 let i = rng.random_range(0..self.captured.len());
                 let message = self.captured[i].clone();
-                (binary(message.encode()), Class::Fatal)
+                let class = match message {
+                    Message::Ephemeral(_) if self.joined => Class::Harmless,
+                    _ => Class::Fatal,
+                };
+                (binary(message.encode()), class)
             }
             // Replayed sync data of the good document as our own.
             60..=66 if !self.captured.is_empty() => {
