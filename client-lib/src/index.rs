@@ -181,9 +181,20 @@ fn scalar<D: ReadDoc>(doc: &D, obj: &automerge::ObjId, key: &str) -> Option<Scal
 
 /// The string at the root's `key`, if there is one.
 fn string<D: ReadDoc>(doc: &D, key: &str) -> Option<String> {
-    match scalar(doc, &ROOT, key)? {
-        ScalarValue::Str(text) => Some(text.to_string()),
-        _ => None,
+    let (value, id) = doc.get(&ROOT, key).ok()??;
+    text_of(doc, value, &id)
+}
+
+/// A scalar string, or a text object's text (JS automerge 3 writes plain
+/// JS strings as text objects).
+fn text_of<D: ReadDoc>(doc: &D, value: Value<'_>, id: &automerge::ObjId) -> Option<String> {
+    match value {
+        Value::Scalar(value) => match value.as_ref() {
+            ScalarValue::Str(text) => Some(text.to_string()),
+            _ => None,
+        },
+        Value::Object(ObjType::Text) => doc.text(id).ok(),
+        Value::Object(_) => None,
     }
 }
 
@@ -198,12 +209,9 @@ fn strings<D: ReadDoc>(doc: &D, key: &str) -> Vec<String> {
         return Vec::new();
     };
     doc.list_range(&list, ..)
-        .filter_map(|item| match item.value.into_value() {
-            Value::Scalar(value) => match value.as_ref() {
-                ScalarValue::Str(text) => Some(text.to_string()),
-                _ => None,
-            },
-            Value::Object(_) => None,
+        .filter_map(|item| {
+            let id = item.id();
+            text_of(doc, item.value.into_value(), &id)
         })
         .collect()
 }

@@ -426,3 +426,72 @@ fn custom_fields_can_be_removed() -> Result {
     assert!(Task::read(&doc)?.fields.is_empty());
     Ok(())
 }
+
+/// Puts `text` at `key` of `obj` as a text object, as JS automerge 3 does
+/// with a plain JS string.
+fn put_text(
+    tx: &mut automerge::transaction::Transaction<'_>,
+    obj: &ObjId,
+    key: impl Into<automerge::Prop>,
+    text: &str,
+) -> Result<ObjId> {
+    let key = key.into();
+    let id = match key {
+        automerge::Prop::Map(name) => tx.put_object(obj, name, ObjType::Text)?,
+        automerge::Prop::Seq(index) => tx.insert_object(obj, index, ObjType::Text)?,
+    };
+    tx.splice_text(&id, 0, 0, text)?;
+    Ok(id)
+}
+
+#[test]
+fn text_objects_read_as_the_strings_they_hold() -> Result {
+    let mut doc = Automerge::new();
+    edit(&mut doc, |tx| -> Result {
+        put_text(tx, &ROOT, "kind", "task")?;
+        tx.put(ROOT, "schema", 1_u64)?;
+        put_text(tx, &ROOT, "title", "Write the scope")?;
+        put_text(tx, &ROOT, "status", "in_progress")?;
+        put_text(tx, &ROOT, "due", "2026-12-24")?;
+        let tags = tx.put_object(ROOT, "tags", ObjType::List)?;
+        put_text(tx, &tags, 0_usize, "web")?;
+        let checklist = tx.put_object(ROOT, "checklist", ObjType::List)?;
+        let step = tx.insert_object(&checklist, 0, ObjType::Map)?;
+        put_text(tx, &step, "item", "draft")?;
+        tx.put(&step, "done", true)?;
+        let fields = tx.put_object(ROOT, "fields", ObjType::Map)?;
+        put_text(tx, &fields, "product", "Hosting")?;
+        Ok(())
+    })?;
+    let task = Task::read(&doc)?;
+    assert_eq!(task.title, "Write the scope");
+    assert_eq!(task.status, Status::InProgress);
+    assert_eq!(task.due, Some(date("2026-12-24")));
+    assert_eq!(task.tags, ["web"]);
+    assert_eq!(task.checklist[0].item, "draft");
+    assert!(task.checklist[0].done);
+    assert_eq!(task.fields["product"], "Hosting");
+
+    let mut thread = Automerge::new();
+    edit(&mut thread, |tx| -> Result {
+        put_text(tx, &ROOT, "kind", "thread")?;
+        put_text(tx, &ROOT, "record", &doc_id(5).to_string())?;
+        let comments = tx.put_object(ROOT, "comments", ObjType::List)?;
+        let comment = tx.insert_object(&comments, 0, ObjType::Map)?;
+        put_text(tx, &comment, "id", "c1")?;
+        put_text(tx, &comment, "author", &key(1).to_string())?;
+        tx.put(&comment, "at", 1_700_000_000_000_i64)?;
+        put_text(tx, &comment, "body", "Is the budget fixed?")?;
+        let mentions = tx.put_object(&comment, "mentions", ObjType::List)?;
+        put_text(tx, &mentions, 0_usize, &key(2).to_string())?;
+        put_text(tx, &comment, "reply_to", "c0")?;
+        Ok(())
+    })?;
+    let read = Thread::read(&thread)?;
+    assert_eq!(read.record, doc_id(5).to_string());
+    let comment = &read.comments[0];
+    assert_eq!(comment.body, "Is the budget fixed?");
+    assert_eq!(comment.mentions, [key(2).to_string()]);
+    assert_eq!(comment.reply_to.as_deref(), Some("c0"));
+    Ok(())
+}

@@ -108,16 +108,16 @@ impl Customer {
     fn read_fields<D: ReadDoc>(fields: &Fields<'_, D>) -> Result<Self, ModelError> {
         Ok(Self {
             relationship: fields.get("relationship")?,
-            name: fields.get("name")?,
-            contact: fields.get("contact")?,
-            email: fields.get("email")?,
+            name: fields.text("name")?,
+            contact: fields.text("contact")?,
+            email: fields.text("email")?,
             acquired: fields.date("acquired")?,
             last_contact: fields.date("last_contact")?,
             stage: fields.get("stage")?,
             score: fields.get("score")?,
-            rep: fields.get("rep")?,
-            tags: fields.get("tags")?,
-            fields: fields.get("fields")?,
+            rep: fields.optional_text("rep")?,
+            tags: fields.texts("tags")?,
+            fields: fields.text_map("fields")?,
         })
     }
 }

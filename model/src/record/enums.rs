@@ -76,6 +76,15 @@ macro_rules! string_enum {
             fn hydrate_string(text: &str) -> Result<Self, HydrateError> {
                 Ok(Self::from(text))
             }
+
+            /// A text object (what JS automerge 3 writes for a plain
+            /// string) reads as its text.
+            fn hydrate_text<D: autosurgeon::ReadDoc>(
+                doc: &D,
+                obj: &automerge::ObjId,
+            ) -> Result<Self, HydrateError> {
+                Ok(Self::from(doc.text(obj)?.as_str()))
+            }
         }
     };
 }

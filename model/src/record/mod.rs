@@ -96,6 +96,7 @@ pub mod edit;
 mod enums;
 mod error;
 pub(crate) mod fields;
+pub mod markdown;
 #[cfg(test)]
 mod proptests;
 mod repeat;
@@ -172,7 +173,7 @@ pub struct Header {
 impl Header {
     /// Read the header of `doc`.
     pub fn read<D: ReadDoc>(doc: &D) -> Result<Self, ModelError> {
-        let kind: Option<String> = fields::Fields::new(doc).get("kind")?;
+        let kind = fields::Fields::new(doc).optional_text("kind")?;
         let kind = kind.ok_or(ModelError::MissingKind)?;
         let kind = Kind::parse(&kind).ok_or(ModelError::UnknownKind(kind))?;
         Ok(Self {

@@ -66,13 +66,14 @@ impl Template {
         }
     }
 
-    /// The body: each section as a `## ` heading line followed by an empty
-    /// paragraph to write in.
+    /// The body as Markdown lines: each section a `## ` heading followed
+    /// by an empty paragraph to write in.
     pub fn body(self) -> String {
         self.sections()
             .iter()
-            .map(|section| format!("## {section}\n\n\n"))
-            .collect()
+            .map(|section| format!("## {section}\n"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -115,6 +116,32 @@ impl Requirements {
         self.customer = Some(customer.to_string());
     }
 
+    /// The body of the requirements document in `doc` as Markdown lines
+    /// ([`markdown`](super::markdown)); empty when it has none.
+    pub fn body_markdown<D: automerge::ReadDoc>(doc: &D) -> Result<String, ModelError> {
+        match doc.get(&automerge::ROOT, "body")? {
+            Some((automerge::Value::Object(automerge::ObjType::Text), body)) => {
+                Ok(super::markdown::to_markdown(doc, &body)?)
+            }
+            _ => Ok(String::new()),
+        }
+    }
+
+    /// Makes the body of the requirements document in `doc` hold
+    /// `markdown`, in blocks and marks as the web app's editor keeps them,
+    /// changing only what differs (a body that is missing or not text is
+    /// made anew).
+    pub fn set_body_markdown<D: automerge::transaction::Transactable>(
+        doc: &mut D,
+        markdown: &str,
+    ) -> Result<(), ModelError> {
+        let body = match doc.get(&automerge::ROOT, "body")? {
+            Some((automerge::Value::Object(automerge::ObjType::Text), body)) => body,
+            _ => doc.put_object(automerge::ROOT, "body", automerge::ObjType::Text)?,
+        };
+        Ok(super::markdown::write(doc, &body, markdown)?)
+    }
+
     /// The fields [`Requirements::set`] takes; the body is edited as text.
     pub const SETTABLE: &'static str = "title, customer";
 
@@ -136,8 +163,8 @@ impl Requirements {
 
     fn read_fields<D: ReadDoc>(fields: &Fields<'_, D>) -> Result<Self, ModelError> {
         Ok(Self {
-            title: fields.get("title")?,
-            customer: fields.get("customer")?,
+            title: fields.text("title")?,
+            customer: fields.optional_text("customer")?,
             body: fields.get("body")?,
         })
     }

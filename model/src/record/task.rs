@@ -6,7 +6,7 @@ use autosurgeon::{Hydrate, ReadDoc, Reconcile};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 
 use super::edit::{self, EditError};
-use super::fields::Fields;
+use super::fields::{Fields, loose_string};
 use super::repeat::{Repeat, RepeatError, next_occurrence_id};
 use super::{Date, Kind, ModelError, Priority, Status};
 
@@ -63,6 +63,7 @@ pub struct Task {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ChecklistItem {
     /// What the step is.
+    #[autosurgeon(hydrate = "loose_string")]
     pub item: String,
     /// Whether it is done.
     #[autosurgeon(missing = "Default::default")]
@@ -136,20 +137,20 @@ impl Task {
 
     fn read_fields<D: ReadDoc>(fields: &Fields<'_, D>) -> Result<Self, ModelError> {
         Ok(Self {
-            title: fields.get("title")?,
+            title: fields.text("title")?,
             status: fields.get("status")?,
             priority: fields.get("priority")?,
-            tags: fields.get("tags")?,
-            assignees: fields.get("assignees")?,
+            tags: fields.texts("tags")?,
+            assignees: fields.texts("assignees")?,
             due: fields.date("due")?,
             checklist: fields.get("checklist")?,
-            subtasks: fields.get("subtasks")?,
-            fields: fields.get("fields")?,
-            repeat: fields.get("repeat")?,
-            customer: fields.get("customer")?,
-            parent: fields.get("parent")?,
-            previous: fields.get("previous")?,
-            series: fields.get("series")?,
+            subtasks: fields.texts("subtasks")?,
+            fields: fields.text_map("fields")?,
+            repeat: fields.optional_text("repeat")?,
+            customer: fields.optional_text("customer")?,
+            parent: fields.optional_text("parent")?,
+            previous: fields.optional_text("previous")?,
+            series: fields.optional_text("series")?,
             series_start: fields.date("series_start")?,
         })
     }

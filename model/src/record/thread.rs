@@ -5,7 +5,7 @@ use autosurgeon::{Hydrate, ReadDoc, Reconcile};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 
 use super::ModelError;
-use super::fields::Fields;
+use super::fields::{Fields, loose_option, loose_string, loose_strings};
 
 /// The comments on one record.
 ///
@@ -27,18 +27,21 @@ pub struct Thread {
 pub struct Comment {
     /// Unique within the thread; chosen by the author's device.
     #[key]
+    #[autosurgeon(hydrate = "loose_string")]
     pub id: String,
     /// The author's base58 public key.
+    #[autosurgeon(hydrate = "loose_string")]
     pub author: String,
     /// When it was written, in unix milliseconds.
     pub at: i64,
     /// The text.
+    #[autosurgeon(hydrate = "loose_string")]
     pub body: String,
     /// Base58 public keys of the people mentioned.
-    #[autosurgeon(missing = "Default::default")]
+    #[autosurgeon(missing = "Default::default", hydrate = "loose_strings")]
     pub mentions: Vec<String>,
     /// The comment this answers.
-    #[autosurgeon(missing = "Default::default")]
+    #[autosurgeon(missing = "Default::default", hydrate = "loose_option")]
     pub reply_to: Option<String>,
     /// Whether the question is settled.
     #[autosurgeon(missing = "Default::default")]
@@ -94,7 +97,7 @@ impl Thread {
 
     fn read_fields<D: ReadDoc>(fields: &Fields<'_, D>) -> Result<Self, ModelError> {
         Ok(Self {
-            record: fields.get("record")?,
+            record: fields.text("record")?,
             comments: fields.get("comments")?,
         })
     }
