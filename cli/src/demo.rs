@@ -151,22 +151,20 @@ async fn sync(who: &str, repo: &Repo, relay: &RelayConfig) -> Result<()> {
     Ok(())
 }
 
-/// Inserts a paragraph after a heading, as a text splice: whatever else
-/// others typed elsewhere in the document stays.
+/// Inserts a paragraph after a heading; the model writes only the new
+/// line, so whatever else others typed elsewhere in the document stays.
 fn write_under(repo: &Repo, doc: DocumentId, heading: &str, text: &str) -> Result<()> {
     repo.change(doc, |tx| {
-        Requirements::update(tx, |requirements| {
-            let at = requirements
-                .body
-                .as_str()
-                .find(heading)
-                .map(|i| {
-                    requirements.body.as_str()[..i].chars().count() + heading.chars().count() + 2
-                })
-                .unwrap_or(requirements.body.len());
-            requirements.body.splice(at, 0, &format!("{text}\n"))
-        })
-        .and_then(|spliced| spliced)
+        let body = Requirements::body_markdown(tx)?;
+        let mut lines: Vec<&str> = body.split('\n').collect();
+        let at = lines
+            .iter()
+            .position(|line| {
+                line.trim_start_matches('#').trim() == heading.trim_start_matches('#').trim()
+            })
+            .map_or(lines.len(), |i| i + 1);
+        lines.insert(at, text);
+        Requirements::set_body_markdown(tx, &lines.join("\n"))
     })?;
     Ok(())
 }
@@ -187,8 +185,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 fn body(repo: &Repo, doc: DocumentId) -> Result<String> {
-    let requirements = repo.read(doc, |d: &Automerge| Requirements::read(d))??;
-    Ok(requirements.body.as_str().to_owned())
+    Ok(repo.read(doc, |d: &Automerge| Requirements::body_markdown(d))??)
 }
 
 /// A temporary folder for the demo, removed at the end.

@@ -45,12 +45,23 @@ const GETTING_STARTED: &str = "Getting started:
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create your identity (an ed25519 key, kept in the home folder).
-    #[command(after_help = "Example:\n  rapport init --name \"Ann Lee\"")]
+    /// Create your identity (an ed25519 key, kept in the home folder), or
+    /// bring one from another device or the web app with --import.
+    #[command(
+        after_help = "Examples:\n  rapport init --name \"Ann Lee\"\n  rapport init --import ann-lee.rapport-key.json   # a key exported by the web app or `rapport key export`"
+    )]
     Init {
-        #[arg(long)]
-        name: String,
+        /// Your name, as the other members see it (taken from the key file
+        /// with --import, unless given).
+        #[arg(long, required_unless_present = "import")]
+        name: Option<String>,
+        /// A key file exported from the web app or another device.
+        #[arg(long, value_name = "FILE")]
+        import: Option<std::path::PathBuf>,
     },
+    /// Carry your key to another device or the web app.
+    #[command(subcommand)]
+    Key(commands::identity::KeyCommand),
     /// Show your name, key and current workspace.
     #[command(after_help = "Example:\n  rapport whoami --json")]
     Whoami,
@@ -174,7 +185,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let ctx = Context::new(cli.home, cli.json)?;
     match cli.command {
-        Command::Init { name } => commands::identity::init(&ctx, &name),
+        Command::Init { name, import } => {
+            commands::identity::init(&ctx, name.as_deref(), import.as_deref())
+        }
+        Command::Key(command) => commands::identity::run_key(&ctx, command),
         Command::Whoami => commands::identity::whoami(&ctx),
         Command::Workspace(command) => commands::workspace::run_workspace(&ctx, command),
         Command::Invite(command) => commands::workspace::run_invite(&ctx, command),

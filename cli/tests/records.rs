@@ -199,7 +199,7 @@ fn docs_new_append_show_and_edit() {
     let shown = home.json(&["doc", "show", &doc]);
     let body = shown["body"].as_str().unwrap().to_owned();
     assert!(
-        body.starts_with("## Scope\n") && body.ends_with("Launch before the Q3 trade fair.\n"),
+        body.starts_with("## Scope\n") && body.ends_with("Launch before the Q3 trade fair."),
         "{body}"
     );
     assert_eq!(

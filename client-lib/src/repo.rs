@@ -107,6 +107,12 @@ impl Repo {
         Self::with_identity(home, identity)
     }
 
+    /// Makes a new replica in `home` for a key brought from another device.
+    pub fn init_with_key(home: &Path, key: ed25519_dalek::SigningKey) -> Result<Self, ClientError> {
+        let identity = Identity::create_with(home, key)?;
+        Self::with_identity(home, identity)
+    }
+
     /// Opens the replica in `home`.
     pub fn open(home: &Path) -> Result<Self, ClientError> {
         let identity = Identity::load(home)?;

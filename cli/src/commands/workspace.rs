@@ -14,17 +14,26 @@ use crate::context::{Context, WorkspaceEntry, resolve};
 pub(crate) enum WorkspaceCommand {
     /// Create a workspace on a relay; you own it.
     #[command(
-        after_help = "Example:\n  rapport workspace create \"Acme projects\" --relay ws://relay.example:3030/sync"
+        after_help = "Example:\n  rapport workspace create \"Acme projects\" --relay https://relay.example"
     )]
     Create {
         name: String,
-        /// The relay's WebSocket URL.
+        /// The relay's address: https://HOST[:PORT], or its ws:// or wss://
+        /// URL, with or without /sync.
         #[arg(long)]
         relay: String,
     },
-    /// The workspaces of this home.
-    #[command(after_help = "Example:\n  rapport workspace list --json")]
-    List,
+    /// The workspaces of this home; with --relay, first learn every
+    /// workspace your key belongs to on that relay (after `rapport init
+    /// --import` of a key used elsewhere).
+    #[command(
+        after_help = "Examples:\n  rapport workspace list --json\n  rapport workspace list --relay https://relay.example"
+    )]
+    List {
+        /// Ask this relay which workspaces your key is a member of.
+        #[arg(long)]
+        relay: Option<String>,
+    },
     /// Make another workspace the current one.
     #[command(after_help = "Example:\n  rapport workspace use ws-4xQ")]
     Use {
@@ -79,7 +88,12 @@ pub(crate) enum MemberCommand {
 pub(crate) fn run_workspace(ctx: &Context, command: WorkspaceCommand) -> Result<()> {
     match command {
         WorkspaceCommand::Create { name, relay } => create(ctx, &name, &relay),
-        WorkspaceCommand::List => list(ctx),
+        WorkspaceCommand::List { relay } => {
+            if let Some(relay) = relay {
+                learn(ctx, &relay)?;
+            }
+            list(ctx)
+        }
         WorkspaceCommand::Use { workspace } => use_workspace(ctx, &workspace),
     }
 }
@@ -128,6 +142,39 @@ fn thread_of(repo: &rapport_client::Repo, id: DocumentId) -> Option<DocumentId> 
         .into_iter()
         .find(|(d, _)| *d == id)
         .and_then(|(_, e)| e.record.as_deref().and_then(|r| r.parse().ok()))
+}
+
+/// Remembers every workspace this key belongs to on `relay`.
+fn learn(ctx: &Context, relay: &str) -> Result<()> {
+    let repo = ctx.repo()?;
+    let relay: RelayUrl = relay.parse()?;
+    let relay_id = RelayApi::info(&relay)
+        .with_context(|| format!("is a rapport relay running at {relay}?"))?
+        .relay_id;
+    let mut entry = WorkspaceEntry {
+        id: String::new(),
+        name: String::new(),
+        relay: relay.to_string(),
+        relay_id,
+        role: Role::Client,
+        pending: Vec::new(),
+        names: Default::default(),
+    };
+    let found = RelayApi::new(&entry.relay_config(), repo.identity().clone())?.workspaces()?;
+    let mut settings = ctx.settings()?;
+    for workspace in found {
+        if settings.workspaces.iter().any(|w| w.id == workspace.id) {
+            continue;
+        }
+        entry.id = workspace.id;
+        entry.name = workspace.name;
+        entry.role = workspace.role;
+        settings.workspaces.push(entry.clone());
+    }
+    if settings.current.is_none() {
+        settings.current = settings.workspaces.first().map(|w| w.id.clone());
+    }
+    ctx.save_settings(&settings)
 }
 
 fn list(ctx: &Context) -> Result<()> {

@@ -43,7 +43,6 @@ pub(super) fn splices(old: &str, new: &str) -> Vec<Splice> {
 }
 
 /// `old` with `splices` (as [`splices`] returns them) applied.
-#[cfg(test)]
 pub(super) fn apply(old: &str, splices: &[Splice]) -> String {
     let mut chars: Vec<char> = old.chars().collect();
     for splice in splices.iter().rev() {

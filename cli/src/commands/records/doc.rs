@@ -1,20 +1,26 @@
 //! `rapport doc`: requirements documents, written together.
 //!
-//! `doc edit` never replaces the body: it applies the difference between
-//! the text it handed to the editor and the text that came back as a few
-//! splices (see `diff`), so edits other people made elsewhere in the body
-//! survive the merge. The replica is closed while the editor runs, so a
-//! `rapport sync` meanwhile is fine: if the body changed in the meantime,
-//! the splices are moved past those changes, and if both touched the same
-//! place the edited text is kept in its file and nothing is written.
+//! The body is rich text (blocks and marks, as the web app's editor keeps
+//! it); here it is shown and edited as Markdown lines
+//! (`rapport_model::markdown`): `## ` headings, `- ` and `1. ` list items,
+//! `**bold**`, `_emphasis_`, `[links](…)`.
+//!
+//! `doc edit` never replaces the body: it takes the difference between the
+//! text it handed to the editor and the text that came back (see `diff`),
+//! and the model writes only what differs, so edits other people made
+//! elsewhere in the body survive the merge. The replica is closed while the
+//! editor runs, so a `rapport sync` meanwhile is fine: if the body changed
+//! in the meantime, the edits are moved past those changes, and if both
+//! touched the same place the edited text is kept in its file and nothing
+//! is written.
 
 use anyhow::{Result, anyhow, bail};
 use clap::Subcommand;
-use rapport_model::{Requirements, RichText, Template};
+use rapport_model::{Requirements, Template};
 use rapport_protocol::ids::DocumentId;
 use serde_json::{Value, json};
 
-use super::diff::{self, Splice};
+use super::diff;
 use super::editor::{self, Draft};
 use super::view::{self, Shown, or_empty};
 use super::{input, lookup};
@@ -118,14 +124,16 @@ fn new(
         })?;
     let id = {
         let repo = ctx.repo()?;
-        let mut doc = match template {
-            Some(template) => Requirements::from_template(title, template),
-            None => Requirements::new(title, ""),
-        };
+        let mut doc = Requirements::new(title, "");
         if let Some(customer) = customer {
             doc.set_customer(&lookup::customer(&repo, customer)?);
         }
-        repo.create(|tx| doc.write(tx))?.0
+        let body = template.map(Template::body).unwrap_or_default();
+        repo.create(|tx| {
+            doc.write(tx)?;
+            Requirements::set_body_markdown(tx, &body)
+        })?
+        .0
     };
     ctx.created(id, None)?;
     Ok(Shown::new(
@@ -164,17 +172,20 @@ fn list(ctx: &Context) -> Result<Shown> {
 fn show(ctx: &Context, prefix: &str) -> Result<Shown> {
     let repo = ctx.repo()?;
     let id = lookup::doc(&repo, prefix)?;
-    let doc = lookup::read_doc(&repo, id)?;
-    Ok(Shown::new(describe(id, &doc), view::doc_json(id, &doc)))
+    let (doc, body) = lookup::read_doc_body(&repo, id)?;
+    Ok(Shown::new(
+        describe(id, &doc, &body),
+        view::doc_json(id, &doc, &body),
+    ))
 }
 
-fn describe(id: DocumentId, doc: &Requirements) -> String {
+fn describe(id: DocumentId, doc: &Requirements, body: &str) -> String {
     let pairs = [
         ("id".to_owned(), id.to_string()),
         ("title".to_owned(), doc.title.clone()),
         ("customer".to_owned(), or_empty(doc.customer.as_ref())),
     ];
-    format!("{}\n\n{}", view::fields(&pairs), doc.body.as_str())
+    format!("{}\n\n{body}", view::fields(&pairs))
 }
 
 fn append(ctx: &Context, prefix: &str, text: &str) -> Result<Shown> {
@@ -184,35 +195,32 @@ fn append(ctx: &Context, prefix: &str, text: &str) -> Result<Shown> {
     let repo = ctx.repo()?;
     let id = lookup::doc(&repo, prefix)?;
     repo.change(id, |tx| {
-        Requirements::update(tx, |doc| {
-            doc.body.push_str(&paragraph(doc.body.as_str(), text))
-        })
-        .and_then(|done| done)
+        let body = Requirements::body_markdown(tx)?;
+        Requirements::set_body_markdown(tx, &paragraph(&body, text))
     })?;
-    let doc = lookup::read_doc(&repo, id)?;
+    let (doc, body) = lookup::read_doc_body(&repo, id)?;
     Ok(Shown::new(
         format!("appended to doc {}", view::short(&id.to_string())),
-        view::doc_json(id, &doc),
+        view::doc_json(id, &doc, &body),
     ))
 }
 
-/// `text` as a paragraph to add after `body`: on a line of its own, ending
-/// with a newline.
+/// `body` with `text` as new paragraphs (lines) at its end; an empty
+/// last line is filled rather than followed.
 fn paragraph(body: &str, text: &str) -> String {
-    let before = if body.is_empty() || body.ends_with('\n') {
-        ""
-    } else {
-        "\n"
-    };
-    let after = if text.ends_with('\n') { "" } else { "\n" };
-    format!("{before}{text}{after}")
+    let text = text.trim_end_matches('\n');
+    match body.strip_suffix('\n') {
+        _ if body.is_empty() => text.to_owned(),
+        Some(open) => format!("{open}\n{text}"),
+        None => format!("{body}\n{text}"),
+    }
 }
 
 fn edit(ctx: &Context, prefix: &str, editor: &str) -> Result<Shown> {
     let (id, original) = {
         let repo = ctx.repo()?;
         let id = lookup::doc(&repo, prefix)?;
-        (id, lookup::read_doc(&repo, id)?.body.as_str().to_owned())
+        (id, lookup::read_doc_body(&repo, id)?.1)
     };
     let draft = Draft::write(&original)?;
     editor::run(editor, draft.path())?;
@@ -232,7 +240,7 @@ fn finish(
     let mine = diff::splices(original, edited);
     let repo = ctx.repo()?;
     if !mine.is_empty() {
-        let current = lookup::read_doc(&repo, id)?.body.as_str().to_owned();
+        let current = lookup::read_doc_body(&repo, id)?.1;
         let Some(splices) = diff::rebase(&mine, &diff::splices(original, &current)) else {
             let kept = draft.keep();
             bail!(
@@ -240,25 +248,17 @@ fn finish(
                 kept.display()
             );
         };
-        repo.change(id, |tx| {
-            Requirements::update(tx, |doc| apply(&mut doc.body, &splices)).and_then(|done| done)
-        })?;
+        let body = diff::apply(&current, &splices);
+        repo.change(id, |tx| Requirements::set_body_markdown(tx, &body))?;
     }
-    let doc = lookup::read_doc(&repo, id)?;
+    let (doc, body) = lookup::read_doc_body(&repo, id)?;
     let short = view::short(&id.to_string());
     let human = if mine.is_empty() {
         format!("no change to doc {short}")
     } else {
         format!("updated doc {short}")
     };
-    Ok(Shown::new(human, view::doc_json(id, &doc)))
-}
-
-fn apply(body: &mut RichText, splices: &[Splice]) -> Result<(), rapport_model::ModelError> {
-    splices
-        .iter()
-        .rev()
-        .try_for_each(|splice| body.splice(splice.pos, splice.delete, &splice.insert))
+    Ok(Shown::new(human, view::doc_json(id, &doc, &body)))
 }
 
 #[cfg(test)]

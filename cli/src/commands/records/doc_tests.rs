@@ -7,22 +7,17 @@ fn new_doc(ctx: &Context, template: Option<&str>) -> DocumentId {
 }
 
 fn body(home: &Home, id: DocumentId) -> String {
-    lookup::read_doc(&home.repo(), id)
-        .unwrap()
-        .body
-        .as_str()
-        .to_owned()
+    lookup::read_doc_body(&home.repo(), id).unwrap().1
 }
 
 /// Changes the body as another replica's synced edit would.
 fn edit_elsewhere(home: &Home, id: DocumentId, find: &str, insert: &str) {
     let repo = home.repo();
     repo.change(id, |tx| {
-        Requirements::update(tx, |doc| {
-            let at = doc.body.as_str().find(find).unwrap(); // ASCII: bytes are characters
-            doc.body.splice(at, 0, insert)
-        })
-        .and_then(|done| done)
+        let mut body = Requirements::body_markdown(tx)?;
+        let at = body.find(find).expect("the text to insert before");
+        body.insert_str(at, insert);
+        Requirements::set_body_markdown(tx, &body)
     })
     .unwrap();
 }
@@ -45,8 +40,13 @@ fn new_list_show_and_append() {
     let plain = new_doc(&ctx, None);
     append(&ctx, &plain.to_string(), "First.").unwrap();
     let shown = append(&ctx, &plain.to_string(), "Second.\n").unwrap();
-    assert_eq!(shown.json["body"], "First.\nSecond.\n");
-    assert_eq!(paragraph("no newline", "x"), "\nx\n");
+    assert_eq!(shown.json["body"], "First.\nSecond.");
+    assert_eq!(paragraph("no newline", "x\n"), "no newline\nx");
+    assert_eq!(
+        paragraph("## Scope\n", "x"),
+        "## Scope\nx",
+        "an empty last line is filled"
+    );
 }
 
 #[test]
@@ -100,7 +100,7 @@ fn edit_writes_only_what_changed() {
     )
     .unwrap();
     assert!(shown.human.starts_with("updated doc"));
-    assert!(body(&home, id).starts_with("## Scope of work\n\n\n## Business drivers\n"));
+    assert!(body(&home, id).starts_with("## Scope of work\n\n## Business drivers\n"));
 }
 
 #[test]

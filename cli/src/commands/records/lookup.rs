@@ -99,6 +99,15 @@ pub(super) fn read_doc(repo: &Repo, id: DocumentId) -> Result<Requirements> {
     }
 }
 
+/// Reads the requirements document `id` and its body as Markdown.
+pub(super) fn read_doc_body(repo: &Repo, id: DocumentId) -> Result<(Requirements, String)> {
+    let doc = read_doc(repo, id)?;
+    let body = repo.read(id, |d: &automerge::Automerge| {
+        Requirements::body_markdown(d)
+    })??;
+    Ok((doc, body))
+}
+
 /// Reads the thread `id`.
 pub(super) fn read_thread(repo: &Repo, id: DocumentId) -> Result<Thread> {
     match read_record(repo, id)? {

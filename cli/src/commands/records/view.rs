@@ -133,12 +133,13 @@ pub(super) fn task_json(id: DocumentId, task: &Task) -> Value {
     })
 }
 
-pub(super) fn doc_json(id: DocumentId, doc: &Requirements) -> Value {
+/// A requirements document as `--json` shows it; `body` is Markdown.
+pub(super) fn doc_json(id: DocumentId, doc: &Requirements, body: &str) -> Value {
     json!({
         "id": id.to_string(),
         "title": doc.title,
         "customer": doc.customer,
-        "body": doc.body.as_str(),
+        "body": body,
     })
 }
 
