@@ -12,7 +12,12 @@
 //   ones with the change's patches applied (the binding's own
 //   `patchSpans`), so no walk is needed at all;
 // - inside a change the binding makes, the first call gets the spans of the
-//   state the change starts from (`armChange`).
+//   state the change starts from (`armChange`);
+// - a state not seen before whose heads are those of the last state kept
+//   gets that state's spans: automerge-repo swaps the handle's document for
+//   a new object when a sync message brings nothing new (the relay's
+//   acknowledgement after every keystroke), and without this the next
+//   keystroke walked the whole text again.
 // Anything not covered (a patch that replaces the body, an error) falls
 // back to automerge's own `spans`.
 
@@ -23,6 +28,20 @@ export * from "@automerge/automerge/slim"
 
 const BODY = "body"
 const kept = new WeakMap<object, real.Span[]>()
+/** The last state kept, by its heads (equal heads, equal text). */
+let latest: { heads: string; spans: real.Span[] } | null = null
+
+function keep(doc: real.Doc<unknown>, spans: real.Span[]): void {
+  kept.set(doc as object, spans)
+  latest = { heads: real.getHeads(doc).join(","), spans }
+}
+
+function known(doc: real.Doc<unknown>): real.Span[] | undefined {
+  const found = kept.get(doc as object)
+  if (found || !latest || real.getHeads(doc).join(",") !== latest.heads) return found
+  kept.set(doc as object, latest.spans)
+  return latest.spans
+}
 let armed: real.Span[] | null = null
 /** True while a change armed by `armChange` runs. */
 let inChange = false
@@ -54,10 +73,10 @@ export function spans<T>(doc: real.Doc<T>, path: real.Prop[]): real.Span[] {
     return first
   }
   if (inChange) return lazy(doc, path)
-  const known = kept.get(doc as object)
-  if (known) return copy(known)
+  const found = known(doc)
+  if (found) return copy(found)
   const fresh = real.spans(doc, path)
-  kept.set(doc as object, copy(fresh))
+  keep(doc, copy(fresh))
   return fresh
 }
 
@@ -101,9 +120,9 @@ function lazy<T>(doc: real.Doc<T>, path: real.Prop[]): real.Span[] {
 
 /** Keeps `after`'s spans from `before`'s and the patches between them. */
 export function advance(before: real.Doc<unknown>, after: real.Doc<unknown>, patches: real.Patch[]): void {
-  const known = kept.get(before as object)
-  if (!known || kept.has(after as object)) return
-  const next = copy(known)
+  const from = known(before)
+  if (!from || kept.has(after as object)) return
+  const next = copy(from)
   try {
     for (const patch of patches) {
       if (patch.path[0] !== BODY) continue
@@ -113,7 +132,7 @@ export function advance(before: real.Doc<unknown>, after: real.Doc<unknown>, pat
   } catch {
     return
   }
-  kept.set(after as object, next)
+  keep(after, next)
 }
 
 export const next = { ...real.next, spans }
