@@ -2,7 +2,9 @@
 //!
 //! `tests/js` is a small npm package pinning `@automerge/automerge-repo` and
 //! `@automerge/automerge-repo-network-websocket` 2.5.6 (plus `ws`) by
-//! `package-lock.json`. [`ensure_installed`] runs `npm ci` there when needed;
+//! `package-lock.json`. [`ensure_installed`] runs `npm ci` there when needed
+//! ([`ensure_installed_in`] does the same for any npm folder, such as
+//! `web/` for the browser tests);
 //! [`js_decode`] feeds CBOR frames to `tests/js/cbor-decode.mjs`, which
 //! decodes them with the very function the WebSocket adapters use
 //! (`cbor.decode` from `@automerge/automerge-repo/slim`, i.e. cbor-x's
@@ -96,7 +98,7 @@ fn tool_version(program: &str) -> Result<String> {
 }
 
 /// Checks once per process that a recent enough `node` is on PATH.
-fn check_node() -> Result<()> {
+pub fn check_node() -> Result<()> {
     static NODE: OnceLock<Result<(), String>> = OnceLock::new();
     NODE.get_or_init(|| {
         let version = tool_version("node").map_err(|e| format!("{e:#}"))?;
@@ -116,17 +118,23 @@ fn check_node() -> Result<()> {
     .map_err(|e| anyhow!(e))
 }
 
-/// Makes sure `tests/js/node_modules` matches `package-lock.json`, running
-/// `npm ci --no-audit --no-fund` if it is missing or older than the lock file.
-/// Installs are serialised across threads and processes (parallel test
-/// binaries) by an exclusive lock on `tests/js/.install.lock`. Returns
-/// [`js_dir`].
+/// Makes sure `tests/js/node_modules` matches its `package-lock.json`
+/// ([`ensure_installed_in`]) and returns [`js_dir`].
 pub fn ensure_installed() -> Result<PathBuf> {
+    let dir = js_dir();
+    ensure_installed_in(&dir)?;
+    Ok(dir)
+}
+
+/// Makes sure `dir/node_modules` matches `dir/package-lock.json`, running
+/// `npm ci --no-audit --no-fund` in `dir` if it is missing or older than
+/// the lock file. Installs are serialised across threads and processes
+/// (parallel test binaries) by an exclusive lock on `dir/.install.lock`.
+pub fn ensure_installed_in(dir: &Path) -> Result<()> {
     static IN_PROCESS: Mutex<()> = Mutex::new(());
 
-    let dir = js_dir();
-    if install_is_fresh(&dir)? {
-        return Ok(dir);
+    if install_is_fresh(dir)? {
+        return Ok(());
     }
     let _thread_guard = IN_PROCESS.lock().unwrap_or_else(PoisonError::into_inner);
     let lock_path = dir.join(".install.lock");
@@ -141,8 +149,8 @@ pub fn ensure_installed() -> Result<PathBuf> {
         .lock()
         .with_context(|| format!("locking {}", lock_path.display()))?;
     // Another process may have installed while we waited for the lock.
-    if install_is_fresh(&dir)? {
-        return Ok(dir);
+    if install_is_fresh(dir)? {
+        return Ok(());
     }
 
     check_node()?;
@@ -150,7 +158,7 @@ pub fn ensure_installed() -> Result<PathBuf> {
     tool_version(npm)?;
     let out = Command::new(npm)
         .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running `{npm} ci` in {}", dir.display()))?;
@@ -163,13 +171,13 @@ pub fn ensure_installed() -> Result<PathBuf> {
             String::from_utf8_lossy(&out.stdout).trim(),
         );
     }
-    if !install_is_fresh(&dir)? {
+    if !install_is_fresh(dir)? {
         bail!(
             "`npm ci` in {} succeeded but node_modules/.package-lock.json is still missing or stale",
             dir.display()
         );
     }
-    Ok(dir)
+    Ok(())
 }
 
 /// Decodes each frame with automerge-repo's JS CBOR decoder (one `node`

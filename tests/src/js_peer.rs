@@ -11,196 +11,30 @@
 //!   methods here ([`JsPeer::create`], [`JsPeer::find`], …) wrap it, and
 //!   [`JsPeer::request`] sends any command.
 //!
-//! Both children are killed when their Rust value is dropped, and both exit
-//! by themselves when their stdin closes, so a test process that dies leaves
-//! no node process behind. Each child's stderr is collected (see
-//! [`JsPeer::stderr`]) and included in errors; set `RAPPORT_JS_LOG=1` to also
-//! echo it to the test's stderr as it comes.
+//! Both are [`NodeChild`]ren: killed when their Rust value is dropped,
+//! gone by themselves when their stdin closes, their stderr collected (see
+//! [`JsPeer::stderr`]) and included in errors; set `RAPPORT_JS_LOG=1` to
+//! also echo it to the test's stderr as it comes.
 
-use std::fmt::Write as _;
-use std::io::{BufRead as _, BufReader, Read, Write as _};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use serde_json::{Value, json};
+
+use crate::node::NodeChild;
 
 /// How long a child may take to print `LISTENING`/`READY`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The `timeoutMs` given to commands that wait (find, waitFor, flush) when
 /// the caller does not choose one.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
-/// Slack on top of a command's own `timeoutMs` before Rust gives up on the
-/// answer.
-const ANSWER_SLACK: Duration = Duration::from_secs(5);
-/// At most this much of a child's stderr is kept.
-const STDERR_CAP: usize = 64 * 1024;
 
-/// A node child with its stdout lines on a channel and its stderr collected.
-#[derive(Debug)]
-struct NodeChild {
-    what: String,
-    child: Child,
-    /// Held open: node exits when it closes.
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl NodeChild {
-    fn spawn(script: &str, args: &[&str]) -> Result<Self> {
-        let dir = crate::js::ensure_installed()?;
-        let what = format!("node {script} {}", args.join(" "));
-        let mut child = Command::new("node")
-            .arg(script)
-            .args(args)
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting `{what}` in {}", dir.display()))?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("node's stdout was not piped")?;
-        let stderr_pipe = child.stderr.take().context("node's stderr was not piped")?;
-
-        let (tx, lines) = mpsc::channel();
-        thread::Builder::new()
-            .name(format!("{script} stdout"))
-            .spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            })
-            .context("spawning the stdout reader thread")?;
-
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stderr);
-        let echo = std::env::var_os("RAPPORT_JS_LOG").is_some_and(|v| !v.is_empty() && v != "0");
-        let tag = script.to_owned();
-        thread::Builder::new()
-            .name(format!("{script} stderr"))
-            .spawn(move || collect_stderr(stderr_pipe, &sink, echo, &tag))
-            .context("spawning the stderr reader thread")?;
-
-        Ok(Self {
-            what,
-            child,
-            stdin,
-            lines,
-            stderr,
-        })
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Waits for the first stdout line starting with `prefix` and returns
-    /// the rest of it.
-    fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        return Ok(rest.trim().to_owned());
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    bail!(
-                        "`{}` printed no `{prefix}` line within {timeout:?}; stderr:\n{}",
-                        self.what,
-                        self.stderr()
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.wait_briefly();
-                    bail!(
-                        "`{}` exited ({status}) before printing `{prefix}`; stderr:\n{}",
-                        self.what,
-                        self.stderr()
-                    )
-                }
-            }
-        }
-    }
-
-    /// The exit status if the child ends within a moment, for messages.
-    fn wait_briefly(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => return status.to_string(),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                Ok(None) => return "still running".to_owned(),
-                Err(e) => return format!("status unknown: {e}"),
-            }
-        }
-    }
-
-    /// Closes stdin (the scripts exit on EOF) and waits up to `timeout`,
-    /// then kills.
-    fn stop(&mut self, timeout: Duration) -> Result<()> {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    bail!(
-                        "`{}` exited with {status}; stderr:\n{}",
-                        self.what,
-                        self.stderr()
-                    );
-                }
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
-        bail!(
-            "`{}` did not exit within {timeout:?} of stdin closing; killed",
-            self.what
-        )
-    }
-
-    fn kill(&mut self) {
-        drop(self.stdin.take());
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for NodeChild {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn collect_stderr(pipe: impl Read, sink: &Mutex<String>, echo: bool, tag: &str) {
-    for line in BufReader::new(pipe).lines() {
-        let Ok(line) = line else { break };
-        if echo {
-            eprintln!("[{tag}] {line}");
-        }
-        let mut buf = sink.lock().unwrap_or_else(PoisonError::into_inner);
-        if buf.len() < STDERR_CAP {
-            let _ = writeln!(buf, "{line}");
-        }
-    }
+/// Starts `node SCRIPT ARGS…` in `tests/js`, installing its packages first
+/// if needed.
+fn spawn(script: &str, args: &[&str]) -> Result<NodeChild> {
+    let dir = crate::js::ensure_installed()?;
+    NodeChild::spawn(&dir, script, args)
 }
 
 /// The reference automerge-repo JS sync server (`tests/js/sync-server.mjs`)
@@ -222,7 +56,7 @@ impl JsSyncServer {
         let data = data_dir
             .to_str()
             .with_context(|| format!("{} is not UTF-8", data_dir.display()))?;
-        let mut node = NodeChild::spawn("sync-server.mjs", &["--port", "0", "--data", data])?;
+        let mut node = spawn("sync-server.mjs", &["--port", "0", "--data", data])?;
         let port = node.wait_for_line("LISTENING ", START_TIMEOUT)?;
         let port = port
             .parse()
@@ -285,7 +119,6 @@ impl Default for JsPeerOptions {
 pub struct JsPeer {
     node: NodeChild,
     peer_id: String,
-    next_id: u64,
 }
 
 impl JsPeer {
@@ -313,13 +146,9 @@ impl JsPeer {
         if let Some(id) = &options.peer_id {
             args.extend(["--peer-id", id]);
         }
-        let mut node = NodeChild::spawn("peer.mjs", &args)?;
+        let mut node = spawn("peer.mjs", &args)?;
         let peer_id = node.wait_for_line("READY ", START_TIMEOUT + options.connect_timeout)?;
-        Ok(Self {
-            node,
-            peer_id,
-            next_id: 1,
-        })
+        Ok(Self { node, peer_id })
     }
 
     /// This peer's automerge-repo peer id.
@@ -336,65 +165,8 @@ impl JsPeer {
     /// returns the whole answer object (`{"id", "ok": true, …}`). An
     /// `ok: false` answer becomes an error with the JS error text. Waits for
     /// the command's `timeoutMs` (default 10 s) plus a few seconds.
-    pub fn request(&mut self, mut cmd: Value) -> Result<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let Some(obj) = cmd.as_object_mut() else {
-            bail!("a peer command must be a JSON object, not {cmd}");
-        };
-        obj.insert("id".into(), json!(id));
-        let op = obj.get("op").cloned().unwrap_or(Value::Null);
-        let wait = obj
-            .get("timeoutMs")
-            .and_then(Value::as_u64)
-            .map_or(DEFAULT_WAIT, Duration::from_millis)
-            + ANSWER_SLACK;
-
-        let stdin = self
-            .node
-            .stdin
-            .as_mut()
-            .context("the peer's stdin is closed")?;
-        writeln!(stdin, "{cmd}")
-            .and_then(|()| stdin.flush())
-            .with_context(|| {
-                format!("sending {op} to peer.mjs; stderr:\n{}", self.node.stderr())
-            })?;
-
-        let deadline = Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.node.lines.recv_timeout(left) {
-                Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => {
-                    bail!(
-                        "no answer to {op} #{id} within {wait:?}; peer stderr:\n{}",
-                        self.stderr()
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.node.wait_briefly();
-                    bail!(
-                        "peer.mjs exited ({status}) before answering {op} #{id}; stderr:\n{}",
-                        self.stderr()
-                    )
-                }
-            };
-            let answer: Value = serde_json::from_str(&line)
-                .with_context(|| format!("peer.mjs printed a non-JSON line: {line}"))?;
-            // An answer to an earlier command that timed out on our side.
-            if answer.get("id") != Some(&json!(id)) {
-                continue;
-            }
-            if answer.get("ok") == Some(&Value::Bool(true)) {
-                return Ok(answer);
-            }
-            let error = answer
-                .get("error")
-                .and_then(Value::as_str)
-                .map_or_else(|| answer.to_string(), str::to_owned);
-            bail!("{op} failed in the JS peer: {error}");
-        }
+    pub fn request(&mut self, cmd: Value) -> Result<Value> {
+        self.node.request(cmd, DEFAULT_WAIT)
     }
 
     /// Creates a document with `doc` as its initial content; returns its

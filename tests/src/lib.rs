@@ -1,6 +1,6 @@
 //! Shared helpers of rapport's integration tests: the captured JS vectors,
-//! the JS decoder and JS peers, the canonical JSON they are compared in, a
-//! relay on a loopback port and a Rust test peer, the hostile peers and
+//! the JS decoder and JS peers (node children driven over JSON lines), the
+//! canonical JSON they are compared in, a relay on a loopback port and a Rust test peer, the hostile peers and
 //! the intake-form harness, and a watch on this process's memory and
 //! panics.
 
@@ -10,6 +10,7 @@ pub mod forms;
 pub mod hostile;
 pub mod js;
 pub mod js_peer;
+pub mod node;
 pub mod peer;
 pub mod process;
 pub mod relay;

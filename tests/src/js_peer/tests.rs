@@ -1,6 +1,7 @@
 use super::*;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::thread;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A folder under the system temp dir, removed on drop.
 struct TempDir(PathBuf);
