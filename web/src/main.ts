@@ -34,7 +34,8 @@ import { bodyText, markRuns } from "./model/body"
 import { changeActors } from "./replica/actor"
 import { exportKeyFile } from "./identity/keyfile"
 import { spans as keptSpans } from "./editor/spans"
-import { spans as automergeSpans, type Doc } from "@automerge/automerge/slim"
+import { spans as automergeSpans, view as automergeView, type Doc } from "@automerge/automerge/slim"
+import { readRecord, type RecordDoc, type RecordValue } from "./model/records"
 
 /** For tests: whether the kept spans of `doc` are automerge's own. */
 function spansAgree(doc: Doc<unknown>): boolean {
@@ -317,13 +318,31 @@ function onRelayMessage(app: App, message: RapportMessage): void {
   )
 }
 
+/**
+ * What a document is called, as the relay has it: a refused edit may have
+ * renamed it here, and naming it by the refused title would confuse.
+ */
 function titleOf(app: App, id: string): string | null {
-  const record = app.workspace?.loaded.get(id)?.record
+  const record = relayRecord(app, id)
   if (!record) return null
   if (record.kind === "requirements" || record.kind === "task") return record.title
   if (record.kind === "customer") return record.name
   if (record.kind === "thread") return `the comments on ${titleOf(app, record.record) ?? "a document"}`
   return null
+}
+
+/** The record of `id` at the heads the relay acknowledged, else as this device has it. */
+function relayRecord(app: App, id: string): RecordValue | null {
+  const loaded = app.workspace?.loaded.get(id)
+  if (!loaded?.handle.isReady()) return loaded?.record ?? null
+  const doc = loaded.handle.doc() as Doc<unknown>
+  const acked = app.replica.pending.acknowledged(id, doc)
+  if (!acked) return loaded.record
+  try {
+    return readRecord(automergeView(doc, acked) as RecordDoc)
+  } catch {
+    return loaded.record
+  }
 }
 
 void boot().catch(error => {

@@ -7,10 +7,12 @@
 //
 // Answers: {"id": <same id>, "ok": true, ...result} or
 //          {"id": <same id>, "ok": false, "error": "..."}.
-// Commands run one after another in the order received. Every wait is on a
-// condition with a bounded timeout (`timeoutMs`, default 15000), never on
-// wall-clock time. `page` names a page (each in its own browser context, so
-// its IndexedDB, key and replica are its own); the default is "main".
+// `page` names a page (each in its own browser context, so its IndexedDB,
+// key and replica are its own); the default is "main". Commands for one
+// page run one after another in the order received; commands for different
+// pages run at the same time (so two people can type at once), and their
+// answers may come in any order. Every wait is on a condition with a
+// bounded timeout (`timeoutMs`, default 15000), never on wall-clock time.
 //
 // Pages:
 //   {"op":"open","page":P,"url":U,"viewport":{"width":390,"height":844},"noIndexedDB":false}
@@ -22,11 +24,15 @@
 //   {"op":"close","page":P}
 // Joining and keys:
 //   {"op":"join","page":P,"name":"Ann Lee"}           fill the /join form and submit
+//                                 -> {"joined":true} or {"joined":false,"message":"…","link":bool}
+//                                    (`link`: the link itself is not an invite; no form was shown)
 //   {"op":"exportKey","page":P}                        -> {"file":"<key file JSON text>"}
 //   {"op":"importKey","page":P,"file":"<text>"}        import through the account page's file input
 //   {"op":"whoami","page":P}                           -> {"publicKey","name","actor"}
 // Editor (the open requirements document):
-//   {"op":"type","page":P,"text":"…","at":N|"end"}     real key presses at body index N (automerge text units)
+//   {"op":"type","page":P,"text":"…","at":N|"end","delayMs":0}
+//                                 real key presses at body index N (automerge text units),
+//                                 `delayMs` apart (as a person types; 0 is as fast as possible)
 //   {"op":"format","page":P,"format":"bold"|"italic"|"heading"|"paragraph"|"bullets"|"numbers"|"link",
 //    "from":N,"to":M,"href":"https://…"}               select body N..M (optional) and apply
 //   {"op":"editor","page":P}  -> {"text","runs":[{"text","marks"}],"readOnly","html"}
@@ -36,7 +42,11 @@
 //        "readOnly","readOnlyReason","present":[names],"comments":[{id,author,body,resolved,replyTo}],
 //        "joinMessage","docTitle"}
 //   {"op":"waitFor","page":P, one of "text":S | "notice":S | "selector":CSS | "status":"online"|"offline"
-//        | "waiting":N | "comment":S | "title":S | "present":NAME | "editorText":S, "timeoutMs":N}
+//        | "waiting":N | "comment":S | "title":S | "present":NAME | "editorText":S
+//        | "editorIs":{"text":S,"runs":[{"text","marks"}]?} | "offlineReady":true, "timeoutMs":N}
+//                                 editorText: the body's text holds S; editorIs: the body's text is
+//                                 exactly S (and its runs, marks compared by value, are these);
+//                                 offlineReady: the service worker keeping the app controls the page
 // Comments (on the open record):
 //   {"op":"comment","page":P,"text":"…","replyTo":CID?} -> {"commentId"} (typed into the box, submitted)
 //   {"op":"resolve","page":P,"comment":CID,"reopen":false}
@@ -179,7 +189,7 @@ async function typeText(cmd) {
   const { page } = entry(cmd)
   await page.waitForFunction(() => window.rapport?.view?.editor, null, { timeout: cmd.timeoutMs ?? DEFAULT_TIMEOUT })
   await page.evaluate(at => window.rapport.view.editor.placeCursor(at), cmd.at ?? "end")
-  await page.keyboard.type(cmd.text)
+  await page.keyboard.type(cmd.text, { delay: cmd.delayMs ?? 0 })
   return {}
 }
 
@@ -194,7 +204,7 @@ async function format(cmd) {
   return { applied: done }
 }
 
-const CONDITIONS = ["text", "notice", "selector", "status", "waiting", "comment", "title", "present", "editorText"]
+const CONDITIONS = ["text", "notice", "selector", "status", "waiting", "comment", "title", "present", "editorText", "editorIs", "offlineReady"]
 
 /** Runs in the page (no eval there: the CSP forbids it). */
 function holds([kind, value]) {
@@ -221,6 +231,18 @@ function holds([kind, value]) {
       const handle = r?.app?.workspace?.loaded.get(location.hash.split("/")[4])?.handle
       return !!handle && r.helpers.bodyText(handle.doc()).includes(value)
     }
+    case "editorIs": {
+      const r = window.rapport
+      const handle = r?.app?.workspace?.loaded.get(location.hash.split("/")[4])?.handle
+      if (!handle) return false
+      const doc = handle.doc()
+      if (r.helpers.bodyText(doc) !== value.text) return false
+      if (!value.runs) return true
+      const norm = runs => JSON.stringify(runs.map(run => [run.text, Object.keys(run.marks ?? {}).sort().map(k => [k, run.marks[k]])]))
+      return norm(r.helpers.markRuns(doc)) === norm(value.runs)
+    }
+    case "offlineReady":
+      return !!navigator.serviceWorker?.controller === value
     default:
       return false
   }
@@ -234,7 +256,9 @@ async function waitFor(cmd) {
   try {
     await page.waitForFunction(holds, [kind, cmd[kind]], { timeout, polling: 100 })
   } catch {
-    throw new Error(`timeout after ${timeout} ms waiting for ${kind} ${JSON.stringify(cmd[kind])}; page shows ${JSON.stringify(await state(cmd))}`)
+    const editor = kind.startsWith("editor") ? await editorInfo(cmd).catch(e => String(e)) : undefined
+    const shown = { ...(await state(cmd)), ...(editor ? { editor: { text: editor.text, runs: editor.runs } } : {}) }
+    throw new Error(`timeout after ${timeout} ms waiting for ${kind} ${JSON.stringify(cmd[kind])}; page shows ${JSON.stringify(shown)}`)
   }
   return {}
 }
@@ -308,7 +332,7 @@ const ops = {
   async join(cmd) {
     const { page } = entry(cmd)
     await page.waitForSelector("form.join-card input[name=name], [data-join-error]", { timeout: cmd.timeoutMs ?? DEFAULT_TIMEOUT })
-    if (await page.$("[data-join-error]")) throw new Error(await page.textContent("[data-join-error]"))
+    if (await page.$("[data-join-error]")) return { joined: false, message: (await page.textContent("[data-join-error]")).trim(), link: true }
     await page.fill("form.join-card input[name=name]", cmd.name)
     await page.click("form.join-card button[type=submit]")
     await page.waitForFunction(() => document.querySelector(".app") || !document.querySelector("[data-join-message]")?.hidden, null, {
@@ -318,7 +342,7 @@ const ops = {
       const m = document.querySelector("[data-join-message]")
       return m && !m.hidden ? m.textContent : null
     })
-    if (message) return { joined: false, message }
+    if (message) return { joined: false, message, link: false }
     return { joined: true }
   },
   async openDoc(cmd) {
@@ -399,27 +423,33 @@ const ops = {
   },
 }
 
+async function run(cmd) {
+  try {
+    const op = ops[cmd.op]
+    if (!op) throw new Error(`unknown op ${JSON.stringify(cmd.op)}`)
+    send({ ...(await op(cmd)), id: cmd.id ?? null, ok: true })
+  } catch (error) {
+    send({ id: cmd.id ?? null, ok: false, error: String(error?.message ?? error) })
+  }
+}
+
 console.log("READY")
 const lines = readline.createInterface({ input: process.stdin })
-let queue = Promise.resolve()
+const queues = new Map() // page name -> the promise of its last command
 lines.on("line", line => {
   if (!line.trim()) return
-  queue = queue.then(async () => {
-    let cmd
-    try {
-      cmd = JSON.parse(line)
-    } catch {
-      return send({ id: null, ok: false, error: "not JSON" })
-    }
-    try {
-      const op = ops[cmd.op]
-      if (!op) throw new Error(`unknown op ${JSON.stringify(cmd.op)}`)
-      send({ ...(await op(cmd)), id: cmd.id ?? null, ok: true })
-    } catch (error) {
-      send({ id: cmd.id ?? null, ok: false, error: String(error?.message ?? error) })
-    }
-  })
+  let cmd
+  try {
+    cmd = JSON.parse(line)
+  } catch {
+    return send({ id: null, ok: false, error: "not JSON" })
+  }
+  const name = cmd.page ?? "main"
+  const queue = (queues.get(name) ?? Promise.resolve()).then(() => run(cmd))
+  queues.set(name, queue)
 })
 lines.on("close", () => {
-  void queue.then(() => browser.close()).then(() => process.exit(0))
+  void Promise.all(queues.values())
+    .then(() => browser.close())
+    .then(() => process.exit(0))
 })

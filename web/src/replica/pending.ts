@@ -36,6 +36,12 @@ export class PendingEdits {
     )
   }
 
+  /** The heads of `doc` the relay has acknowledged and `current` holds; null if none are known. */
+  acknowledged(doc: string, current: A.Doc<unknown>): string[] | null {
+    const acked = (this.acked.get(doc) ?? []).filter(head => A.hasHeads(current, [head]))
+    return acked.length > 0 ? acked : null
+  }
+
   refuse(changes: string[]): void {
     for (const hash of changes) this.refused.add(hash)
   }

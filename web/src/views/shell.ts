@@ -51,8 +51,23 @@ export function shell(app: App, badge: StatusBadge, workspaces: WorkspaceSummary
     main,
     setNav(route: string) {
       for (const a of nav.querySelectorAll("a")) a.toggleAttribute("aria-current", a.dataset.route === route)
+      showCurrent(nav)
     },
   }
+}
+
+/**
+ * On a phone the sections are one row that scrolls sideways: scrolls it so
+ * the current section's tab is wholly in view (never the page itself).
+ */
+function showCurrent(nav: HTMLElement): void {
+  const current = nav.querySelector<HTMLElement>("a[aria-current]")
+  if (!current || nav.scrollWidth <= nav.clientWidth) return
+  const tab = current.getBoundingClientRect()
+  const row = nav.getBoundingClientRect()
+  const margin = 8
+  if (tab.left < row.left) nav.scrollLeft -= row.left - tab.left + margin
+  else if (tab.right > row.right) nav.scrollLeft += tab.right - row.right + margin
 }
 
 export function placeholder(title: string, text: string): HTMLElement {
