@@ -116,6 +116,15 @@ impl Identity {
         Ok(identity)
     }
 
+    /// An identity held in memory only (no home folder): for tools and
+    /// tests that act as a key without a replica.
+    pub fn in_memory(key: SigningKey) -> Self {
+        Self {
+            key,
+            device: rand::random(),
+        }
+    }
+
     /// The key as a file to carry to another device.
     pub fn export(&self, name: &str) -> KeyFile {
         KeyFile {

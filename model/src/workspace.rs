@@ -98,10 +98,21 @@ pub struct Workspace {
 
 impl Workspace {
     /// What `key` may do with `document` of this workspace.
+    ///
+    /// The workspace's automations document is the exception to roles and
+    /// shares: admins and owners write it, staff read it, clients never
+    /// see it, so that nobody else can make the relay act.
     pub fn access(&self, key: &PublicKey, document: DocumentId) -> Access {
         let Some(member) = self.members.get(key) else {
             return Access::None;
         };
+        if document == crate::automation::document::document_id(&self.id) {
+            return match member.role {
+                Role::Owner | Role::Admin => Access::Write,
+                Role::Staff => Access::Read,
+                Role::Client => Access::None,
+            };
+        }
         if member.role.is_staff() {
             return Access::Write;
         }

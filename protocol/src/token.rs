@@ -103,6 +103,10 @@ pub const MAX_LIFETIME_SECS: u64 = 300;
 pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 60;
 /// How many live tokens a verifier remembers by default.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
+/// How many of those one key may hold by default: a person's devices open
+/// a connection and make API calls now and then; 2 000 live tokens in five
+/// minutes is far beyond that.
+pub const DEFAULT_REPLAY_SHARE: usize = 2_000;
 /// The shortest `jti` nonce accepted, in bytes; [`mint`] uses this many.
 pub const MIN_NONCE_LEN: usize = 16;
 /// The longest `jti` nonce accepted, in bytes.

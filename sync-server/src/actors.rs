@@ -35,6 +35,14 @@ impl ActorRegistry {
         }
     }
 
+    /// The key `actor` is bound to, or names if it is self-describing.
+    pub(crate) fn key_of(&self, actor: &[u8]) -> Option<PublicKey> {
+        self.bindings
+            .get(actor)
+            .map(|binding| binding.key)
+            .or_else(|| self_described_key(actor))
+    }
+
     /// May `key` write changes by `actor`? Binds an unknown actor to `key`
     /// at once, so that a second key racing for it is refused.
     pub(crate) fn check(&mut self, actor: &[u8], key: PublicKey) -> Result<(), RejectReason> {

@@ -44,6 +44,27 @@ pub struct ServeArgs {
     /// Seconds between pings to each connection.
     #[arg(long, default_value_t = Limits::default().ping_interval.as_secs())]
     pub ping_interval_secs: u64,
+    /// Bytes queued for one connection before it counts as too slow and is cut off.
+    #[arg(long, default_value_t = Limits::default().send_queue_bytes)]
+    pub send_queue_bytes: usize,
+    /// The largest change accepted once inflated, in bytes (a document chunk may inflate to --max-frame-bytes).
+    #[arg(long, default_value_t = Limits::default().max_change_bytes)]
+    pub max_change_bytes: usize,
+    /// The largest ephemeral (presence) message forwarded, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_ephemeral_bytes)]
+    pub max_ephemeral_bytes: usize,
+    /// Ephemeral messages per second a read-only member may send about a document.
+    #[arg(long, default_value_t = Limits::default().reader_ephemeral_per_sec)]
+    pub reader_ephemeral_per_sec: u32,
+    /// Connections one key may have open at once.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_key)]
+    pub max_connections_per_key: usize,
+    /// Tokens one key may present within five minutes (each remembered to refuse its replay).
+    #[arg(long, default_value_t = Limits::default().max_tokens_per_key)]
+    pub max_tokens_per_key: usize,
+    /// Connections the relay holds at once.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
 }
 
 impl ServeArgs {
@@ -62,6 +83,13 @@ impl ServeArgs {
                 send_queue_frames: self.send_queue_frames.max(1),
                 idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
                 ping_interval: Duration::from_secs(self.ping_interval_secs.max(1)),
+                send_queue_bytes: self.send_queue_bytes.max(1),
+                max_change_bytes: self.max_change_bytes,
+                max_ephemeral_bytes: self.max_ephemeral_bytes,
+                reader_ephemeral_per_sec: self.reader_ephemeral_per_sec,
+                max_connections_per_key: self.max_connections_per_key.max(1),
+                max_connections: self.max_connections.max(1),
+                max_tokens_per_key: self.max_tokens_per_key.max(1),
                 ..Limits::default()
             },
             compact_after_changes: self.compact_after_changes.max(1),

@@ -23,6 +23,27 @@ pub struct Limits {
     /// Frames waiting to be written to one connection; a peer that lets
     /// more pile up is too slow and is disconnected.
     pub send_queue_frames: usize,
+    /// Bytes waiting to be written to one connection, the same way (one
+    /// frame of any size is always let in).
+    pub send_queue_bytes: usize,
+    /// The largest change accepted once inflated: a compressed change that
+    /// would inflate past it is refused before it is inflated in full (a
+    /// document chunk is bounded by `max_frame_bytes` the same way).
+    pub max_change_bytes: usize,
+    /// The largest `ephemeral` message (presence, cursors) forwarded;
+    /// larger ones are dropped.
+    pub max_ephemeral_bytes: usize,
+    /// Ephemeral messages a connection that may only read a document may
+    /// send about it per second; more are dropped. Writers are not limited.
+    pub reader_ephemeral_per_sec: u32,
+    /// Connections one key may have open at once.
+    pub max_connections_per_key: usize,
+    /// Tokens one key may have used within their lifetime (the relay
+    /// remembers each to refuse its replay); more are refused, so that one
+    /// key cannot fill the relay's memory of tokens and lock others out.
+    pub max_tokens_per_key: usize,
+    /// Connections the relay holds at once.
+    pub max_connections: usize,
     /// A connection with no traffic (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
     /// How often the relay pings each connection.
@@ -37,6 +58,13 @@ impl Default for Limits {
             max_frame_bytes: 64 * 1024 * 1024,
             max_documents_per_connection: 100_000,
             send_queue_frames: 4_096,
+            send_queue_bytes: 64 * 1024 * 1024,
+            max_change_bytes: 8 * 1024 * 1024,
+            max_ephemeral_bytes: 64 * 1024,
+            reader_ephemeral_per_sec: 20,
+            max_connections_per_key: 64,
+            max_tokens_per_key: rapport_protocol::token::DEFAULT_REPLAY_SHARE,
+            max_connections: 100_000,
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
             unload_idle_documents_after: Duration::from_secs(60),

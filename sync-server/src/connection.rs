@@ -102,7 +102,10 @@ async fn serve<K, S>(
     K: Sink<Outgoing, Error = TransportError> + Send + Unpin + 'static,
     S: Stream<Item = Result<Incoming, TransportError>> + Unpin,
 {
-    let (tx, rx) = outbox(relay.config.limits.send_queue_frames);
+    let (tx, rx) = outbox(
+        relay.config.limits.send_queue_frames,
+        relay.config.limits.send_queue_bytes,
+    );
     let (close_tx, close_rx) = oneshot::channel::<(u16, String)>();
     let writer = tokio::spawn(
         write_loop(sink, rx, close_rx, relay.config.limits.ping_interval).in_current_span(),

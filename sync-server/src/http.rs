@@ -15,7 +15,7 @@ use tracing::info;
 use crate::config::AuthMode;
 use crate::connection;
 use crate::metrics::Metrics;
-use crate::relay::AuthRefusal;
+use crate::relay::{AuthRefusal, NoSeat};
 use crate::state::AppState;
 use crate::transport;
 
@@ -44,6 +44,31 @@ pub(crate) async fn sync(
     let Some(permit) = state.tracker.enter() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections\n").into_response();
     };
+    let limits = &state.relay.config.limits;
+    let seat = match state.relay.seats.take(
+        identity,
+        limits.max_connections,
+        limits.max_connections_per_key,
+    ) {
+        Ok(seat) => seat,
+        Err(refusal) => {
+            let (status, error) = match refusal {
+                NoSeat::Full => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the relay holds as many connections as it may; try again shortly",
+                ),
+                NoSeat::KeyFull => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "this key has as many connections open as it may; close one first",
+                ),
+            };
+            info!(identity = %identity, error, "refused an upgrade");
+            let body = ErrorBody {
+                error: error.to_owned(),
+            };
+            return (status, Json(body)).into_response();
+        }
+    };
     let limit = state.relay.config.limits.max_frame_bytes;
     let relay = Arc::clone(&state.relay);
     let shutdown = state.shutdown.clone();
@@ -62,7 +87,7 @@ pub(crate) async fn sync(
             let connection = connection::drive(relay, transport::adapt(socket), identity, shutdown);
             // `map`, not an `async` block: a block would hold the future
             // twice, once as captured and once as awaited.
-            let task = connection.map(move |()| drop(permit));
+            let task = connection.map(move |()| drop((permit, seat)));
             tokio::spawn(task);
             std::future::ready(())
         })

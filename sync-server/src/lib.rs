@@ -42,6 +42,7 @@ mod state;
 pub mod storage;
 mod transport;
 mod web;
+mod window;
 pub mod workspace;
 
 use std::future::Future;
@@ -59,6 +60,8 @@ use tracing::{info, warn};
 pub enum ServerError {
     #[error(transparent)]
     Storage(#[from] storage::StoreError),
+    #[error(transparent)]
+    Workspace(#[from] workspace::WorkspaceError),
     #[error("network error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -73,12 +76,10 @@ pub struct Server {
 impl Server {
     /// Opens the relay's storage.
     pub fn open(config: Config) -> Result<Self, ServerError> {
-        let relay = relay::Relay::open(config)?;
+        let relay = Arc::new(relay::Relay::open(config)?);
+        automations::adopt_rules_documents(&relay)?;
         let forms = forms::Forms::load(relay.store(), FormLimits::default())?;
-        Ok(Self {
-            relay: Arc::new(relay),
-            forms,
-        })
+        Ok(Self { relay, forms })
     }
 
     /// Serves intake forms under `limits` instead of the defaults.

@@ -23,6 +23,8 @@ pub(crate) struct Metrics {
     pub(crate) dropped_messages: AtomicU64,
     pub(crate) slow_peers_disconnected: AtomicU64,
     pub(crate) auth_failures: AtomicU64,
+    /// API calls refused for a missing membership or role.
+    pub(crate) access_refusals: AtomicU64,
     pub(crate) storage_errors: AtomicU64,
     /// Durable commits of stored changes: with many writers at once, fewer
     /// than the changes (group commit).
@@ -131,6 +133,11 @@ impl Metrics {
                 "rapport_auth_failures_total",
                 "Upgrades refused for a missing or bad token.",
                 &self.auth_failures,
+            ),
+            (
+                "rapport_access_refusals_total",
+                "API calls refused for a missing membership or role (members' refusals are also audited, at most 10 a minute per key).",
+                &self.access_refusals,
             ),
             (
                 "rapport_storage_errors_total",

@@ -39,11 +39,14 @@ struct Shared {
     /// Woken when a frame is queued or the last sender leaves.
     ready: Notify,
     limit: usize,
+    byte_limit: usize,
 }
 
 #[derive(Debug)]
 struct State {
     frames: VecDeque<Bytes>,
+    /// The bytes of `frames`.
+    bytes: usize,
     senders: usize,
     reader_gone: bool,
 }
@@ -51,16 +54,19 @@ struct State {
 /// Capacity kept by an outbox drained after a burst.
 const KEPT_CAPACITY: usize = 16;
 
-/// A queue of at most `limit` frames (at least one).
-pub(crate) fn outbox(limit: usize) -> (Outbox, Frames) {
+/// A queue of at most `limit` frames (at least one) and `byte_limit`
+/// bytes (one frame of any size is always let into an empty queue).
+pub(crate) fn outbox(limit: usize, byte_limit: usize) -> (Outbox, Frames) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             frames: VecDeque::new(),
+            bytes: 0,
             senders: 1,
             reader_gone: false,
         }),
         ready: Notify::new(),
         limit: limit.max(1),
+        byte_limit,
     });
     (
         Outbox {
@@ -83,9 +89,12 @@ impl Outbox {
         if state.reader_gone {
             return Err(Refused::Closed);
         }
-        if state.frames.len() >= self.shared.limit {
+        let too_many_bytes = !state.frames.is_empty()
+            && state.bytes.saturating_add(frame.len()) > self.shared.byte_limit;
+        if state.frames.len() >= self.shared.limit || too_many_bytes {
             return Err(Refused::Full);
         }
+        state.bytes += frame.len();
         state.frames.push_back(frame);
         drop(state);
         self.shared.ready.notify_one();
@@ -143,6 +152,9 @@ impl Frames {
 
 fn pop(state: &mut State) -> Option<Bytes> {
     let frame = state.frames.pop_front();
+    if let Some(frame) = &frame {
+        state.bytes -= frame.len();
+    }
     if state.frames.is_empty() && state.frames.capacity() > KEPT_CAPACITY {
         state.frames.shrink_to(KEPT_CAPACITY);
     }
@@ -155,6 +167,7 @@ impl Drop for Frames {
         state.reader_gone = true;
         // Frees what was queued for a peer that will never read it.
         state.frames = VecDeque::new();
+        state.bytes = 0;
     }
 }
 
@@ -164,7 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_arrive_in_order_and_the_queue_is_bounded() {
-        let (tx, mut rx) = outbox(2);
+        let (tx, mut rx) = outbox(2, usize::MAX);
         tx.try_send(Bytes::from_static(b"a")).unwrap();
         tx.try_send(Bytes::from_static(b"b")).unwrap();
         assert_eq!(tx.try_send(Bytes::from_static(b"c")), Err(Refused::Full));
@@ -177,7 +190,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_reader_ends_when_the_last_sender_goes_and_the_queue_is_empty() {
-        let (tx, mut rx) = outbox(4);
+        let (tx, mut rx) = outbox(4, usize::MAX);
         let other = tx.clone();
         tx.try_send(Bytes::from_static(b"last")).unwrap();
         drop(tx);
@@ -188,7 +201,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_reader_wakes_for_a_frame_from_another_task() {
-        let (tx, mut rx) = outbox(4);
+        let (tx, mut rx) = outbox(4, usize::MAX);
         let reader = tokio::spawn(async move { rx.recv().await });
         tokio::task::yield_now().await;
         std::thread::spawn(move || tx.try_send(Bytes::from_static(b"x")).unwrap())
@@ -197,9 +210,23 @@ mod tests {
         assert_eq!(reader.await.unwrap().as_deref(), Some(&b"x"[..]));
     }
 
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes_too() {
+        let (tx, mut rx) = outbox(100, 10);
+        // One frame of any size gets into an empty queue.
+        tx.try_send(Bytes::from(vec![0; 64])).unwrap();
+        assert_eq!(tx.try_send(Bytes::from_static(b"x")), Err(Refused::Full));
+        rx.recv().await.unwrap();
+        tx.try_send(Bytes::from(vec![0; 6])).unwrap();
+        tx.try_send(Bytes::from(vec![0; 4])).unwrap();
+        assert_eq!(tx.try_send(Bytes::from_static(b"x")), Err(Refused::Full));
+        rx.recv().await.unwrap();
+        tx.try_send(Bytes::from_static(b"x")).unwrap();
+    }
+
     #[test]
     fn sending_after_the_reader_has_gone_is_refused() {
-        let (tx, rx) = outbox(4);
+        let (tx, rx) = outbox(4, usize::MAX);
         drop(rx);
         assert_eq!(tx.try_send(Bytes::from_static(b"x")), Err(Refused::Closed));
     }

@@ -90,6 +90,17 @@ pub fn rules(doc: &impl ReadDoc) -> Vec<StoredRule> {
 const RULE: &str = "rule/";
 const STATUS: &str = "status/";
 
+/// Writes the document's header (`kind`, `schema`, `workspace`) if it has
+/// none: what the relay writes when it makes a workspace's document.
+pub fn write_header(tx: &mut impl Transactable, workspace: &str) -> Result<(), AutomergeError> {
+    if tx.get(ROOT, "kind")?.is_none() {
+        tx.put(ROOT, "kind", KIND)?;
+        tx.put(ROOT, "schema", 1_u64)?;
+        tx.put(ROOT, "workspace", workspace)?;
+    }
+    Ok(())
+}
+
 /// Adds a rule under `id` (the header too, if the document is new).
 pub fn add_rule(
     tx: &mut impl Transactable,
@@ -99,11 +110,7 @@ pub fn add_rule(
     by: &str,
     at: i64,
 ) -> Result<(), AutomergeError> {
-    if tx.get(ROOT, "kind")?.is_none() {
-        tx.put(ROOT, "kind", KIND)?;
-        tx.put(ROOT, "schema", 1_u64)?;
-        tx.put(ROOT, "workspace", workspace)?;
-    }
+    write_header(tx, workspace)?;
     let rule = tx.put_object(ROOT, format!("{RULE}{id}"), ObjType::Map)?;
     tx.put(&rule, "text", text)?;
     tx.put(&rule, "by", by)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use automerge::sync::{self, MessageFlags};
 
-use super::chunks::split_changes;
+use super::chunks::{ChunkLimits, split_changes_within};
 use super::graph::{ChangeGraph, StoredChange};
 use super::peer::{PeerSync, advance_heads};
 
@@ -113,6 +113,8 @@ pub struct RelayDoc {
     refused: BTreeSet<ChangeHash>,
     peers: BTreeMap<ConnId, PeerSync>,
     effects: VecDeque<RelayEffect>,
+    /// How large an incoming chunk may grow once inflated.
+    limits: ChunkLimits,
 }
 
 /// Most changes a document may have for [`RelayDoc::pack_job`]: past it,
@@ -139,7 +141,14 @@ impl RelayDoc {
             refused: BTreeSet::new(),
             peers: BTreeMap::new(),
             effects: VecDeque::new(),
+            limits: ChunkLimits::default(),
         }
+    }
+
+    /// Refuses incoming chunks that would inflate past `limits` (the
+    /// default is [`ChunkLimits::default`]).
+    pub fn set_chunk_limits(&mut self, limits: ChunkLimits) {
+        self.limits = limits;
     }
 
     /// A document as storage holds it. Returns the document and how many
@@ -278,7 +287,8 @@ impl RelayDoc {
             reason,
         };
         let mut decoded = sync::Message::decode(&message.data).map_err(|e| bad(e.to_string()))?;
-        let incoming = split_changes(decoded.changes.iter()).map_err(|e| bad(e.to_string()))?;
+        let incoming = split_changes_within(decoded.changes.iter(), &self.limits)
+            .map_err(|e| bad(e.to_string()))?;
         decoded.changes = sync::ChunkList::empty();
         let had_changes = !incoming.is_empty();
 

@@ -25,7 +25,7 @@ mod doc;
 mod graph;
 mod peer;
 
-pub use chunks::{ChunkError, split_changes};
+pub use chunks::{ChunkError, ChunkLimits, split_changes, split_changes_within};
 pub use doc::{
     ConnId, MAX_QUEUED_CHANGES, NewSnapshot, PackJob, Prepared, RelayDoc, RelayEffect,
     StoredDocument,

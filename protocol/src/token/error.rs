@@ -88,6 +88,17 @@ pub enum AuthError {
         /// The number of live tokens the verifier remembers.
         capacity: usize,
     },
+    /// This key has its share of live tokens already: it minted too many
+    /// in the last few minutes.
+    #[error("too many recent connections by this key ({share} live tokens); try again shortly")]
+    TooManyTokens {
+        /// How many live tokens one key may hold.
+        share: usize,
+    },
+    /// The token was issued before the relay started: its nonce may have
+    /// been used before a restart, which the relay does not remember.
+    #[error("the token was issued before the relay started; make a new one")]
+    IssuedBeforeStart,
 }
 
 impl From<MalformedReason> for AuthError {

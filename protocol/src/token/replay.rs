@@ -33,16 +33,22 @@ impl ReplayKey {
 /// `O(log n)` whatever the keys are.
 pub(super) struct ReplayCache {
     capacity: usize,
+    /// How many nonces one key may hold: one key cannot fill the cache
+    /// and lock everyone else out.
+    per_key: usize,
     deadlines: BTreeMap<ReplayKey, UnixMillis>,
     by_deadline: BTreeSet<(UnixMillis, ReplayKey)>,
+    held: BTreeMap<PublicKey, usize>,
 }
 
 impl ReplayCache {
-    pub(super) const fn new(capacity: usize) -> Self {
+    pub(super) const fn new(capacity: usize, per_key: usize) -> Self {
         Self {
             capacity,
+            per_key,
             deadlines: BTreeMap::new(),
             by_deadline: BTreeSet::new(),
+            held: BTreeMap::new(),
         }
     }
 
@@ -59,16 +65,29 @@ impl ReplayCache {
         {
             if let Some((_, key)) = self.by_deadline.pop_first() {
                 self.deadlines.remove(&key);
+                if let Some(count) = self.held.get_mut(&key.key) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.held.remove(&key.key);
+                    }
+                }
             }
         }
     }
 
     /// Remembers `key` until `deadline`, unless it is remembered already
-    /// ([`AuthError::Replayed`]) or the cache is full
+    /// ([`AuthError::Replayed`]), its key holds its share of the cache
+    /// already ([`AuthError::TooManyTokens`]) or the cache is full
     /// ([`AuthError::ReplayCacheFull`]). Call [`ReplayCache::purge`] first.
     pub(super) fn insert(&mut self, key: ReplayKey, deadline: UnixMillis) -> Result<(), AuthError> {
         if self.deadlines.contains_key(&key) {
             return Err(AuthError::Replayed);
+        }
+        let held = self.held.get(&key.key).copied().unwrap_or(0);
+        if held >= self.per_key {
+            return Err(AuthError::TooManyTokens {
+                share: self.per_key,
+            });
         }
         if self.len() >= self.capacity {
             return Err(AuthError::ReplayCacheFull {
@@ -77,6 +96,7 @@ impl ReplayCache {
         }
         self.deadlines.insert(key, deadline);
         self.by_deadline.insert((deadline, key));
+        *self.held.entry(key.key).or_insert(0) += 1;
         Ok(())
     }
 }
@@ -101,7 +121,7 @@ mod tests {
 
     #[test]
     fn a_nonce_is_refused_until_its_deadline() {
-        let mut cache = ReplayCache::new(10);
+        let mut cache = ReplayCache::new(10, 10);
         cache.insert(key(1), UnixMillis(100)).unwrap();
         cache.purge(UnixMillis(99));
         assert_eq!(
@@ -116,7 +136,7 @@ mod tests {
 
     #[test]
     fn the_same_nonce_under_another_key_is_another_token() {
-        let mut cache = ReplayCache::new(10);
+        let mut cache = ReplayCache::new(10, 10);
         cache.insert(key(1), UnixMillis(100)).unwrap();
         let nonce = TokenId::from_slice(&[1; 16]).unwrap();
         cache
@@ -130,7 +150,7 @@ mod tests {
 
     #[test]
     fn a_full_cache_refuses_until_something_expires() {
-        let mut cache = ReplayCache::new(2);
+        let mut cache = ReplayCache::new(2, 10);
         cache.insert(key(1), UnixMillis(300)).unwrap();
         cache.insert(key(2), UnixMillis(100)).unwrap();
         let full = Err(AuthError::ReplayCacheFull { capacity: 2 });
@@ -150,10 +170,27 @@ mod tests {
 
     #[test]
     fn a_zero_capacity_cache_refuses_everything() {
-        let mut cache = ReplayCache::new(0);
+        let mut cache = ReplayCache::new(0, 10);
         assert_eq!(
             cache.insert(key(1), UnixMillis(1)),
             Err(AuthError::ReplayCacheFull { capacity: 0 })
         );
+    }
+
+    #[test]
+    fn one_key_cannot_take_more_than_its_share() {
+        let nonce = |n: u8| TokenId::from_slice(&[n; 16]).unwrap();
+        let of = |k: u8, n: u8| ReplayKey::new(PublicKey::from_bytes([k; 32]), nonce(n));
+        let mut cache = ReplayCache::new(10, 3);
+        for n in 0..3 {
+            cache.insert(of(1, n), UnixMillis(100)).unwrap();
+        }
+        assert_eq!(
+            cache.insert(of(1, 9), UnixMillis(100)),
+            Err(AuthError::TooManyTokens { share: 3 })
+        );
+        cache.insert(of(2, 9), UnixMillis(100)).unwrap();
+        cache.purge(UnixMillis(100));
+        cache.insert(of(1, 9), UnixMillis(200)).unwrap();
     }
 }

@@ -3,7 +3,10 @@
 use super::error::AuthError;
 use super::jwt::{self, Claims};
 use super::replay::{ReplayCache, ReplayKey};
-use super::{DEFAULT_CLOCK_SKEW_SECS, DEFAULT_REPLAY_CAPACITY, MAX_LIFETIME_SECS, Verified};
+use super::{
+    DEFAULT_CLOCK_SKEW_SECS, DEFAULT_REPLAY_CAPACITY, DEFAULT_REPLAY_SHARE, MAX_LIFETIME_SECS,
+    Verified,
+};
 use crate::ids::UnixMillis;
 
 /// How a [`Verifier`] judges tokens. Start from [`VerifierConfig::new`] and
@@ -20,17 +23,28 @@ pub struct VerifierConfig {
     /// How many live tokens the verifier remembers before it refuses new
     /// ones with [`AuthError::ReplayCacheFull`]. Each takes about 250 bytes.
     pub replay_capacity: usize,
+    /// How many of those one key may hold before its new tokens are
+    /// refused with [`AuthError::TooManyTokens`].
+    pub replay_share: usize,
+    /// Tokens issued (`iat`) before this are refused
+    /// ([`AuthError::IssuedBeforeStart`]): a relay that does not remember
+    /// the nonces it saw before a restart sets it to when it started, so a
+    /// token captured before the restart cannot be played again.
+    pub issued_after: Option<UnixMillis>,
 }
 
 impl VerifierConfig {
     /// The defaults for a relay called `audience`: 60 s of clock skew,
-    /// lifetimes up to 300 s, 100 000 live tokens remembered.
+    /// lifetimes up to 300 s, 100 000 live tokens remembered, at most
+    /// 2 000 of them one key's, any time of issue.
     pub fn new(audience: impl Into<String>) -> Self {
         Self {
             audience: audience.into(),
             max_clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
             max_lifetime_secs: MAX_LIFETIME_SECS,
             replay_capacity: DEFAULT_REPLAY_CAPACITY,
+            replay_share: DEFAULT_REPLAY_SHARE,
+            issued_after: None,
         }
     }
 }
@@ -51,7 +65,7 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier that has accepted no token yet.
     pub const fn new(config: VerifierConfig) -> Self {
-        let replay = ReplayCache::new(config.replay_capacity);
+        let replay = ReplayCache::new(config.replay_capacity, config.replay_share);
         Self {
             config,
             replay,
@@ -91,6 +105,13 @@ impl Verifier {
                 expected: self.config.audience.clone(),
                 found: claims.audience.shown(),
             });
+        }
+        if self
+            .config
+            .issued_after
+            .is_some_and(|start| millis(claims.issued_at) < start)
+        {
+            return Err(AuthError::IssuedBeforeStart);
         }
         let deadline = self.check_time(&claims, now)?;
         self.replay
@@ -302,6 +323,27 @@ mod tests {
                 found: "relay".into()
             })
         );
+    }
+
+    #[test]
+    fn tokens_issued_before_the_start_are_refused() {
+        let mut config = VerifierConfig::new("relay");
+        config.issued_after = Some(at_secs(T0));
+        let mut verifier = Verifier::new(config);
+        assert_eq!(
+            verifier.verify(&token(T0 - 1, T0 + 60, 1), at_secs(T0 + 1)),
+            Err(AuthError::IssuedBeforeStart)
+        );
+        assert!(
+            verifier
+                .verify(&token(T0, T0 + 60, 2), at_secs(T0 + 1))
+                .is_ok()
+        );
+        // A token whose iat is beyond the skew in the future is refused too.
+        assert!(matches!(
+            verifier.verify(&token(T0 + 120, T0 + 180, 3), at_secs(T0)),
+            Err(AuthError::NotYetValid { .. })
+        ));
     }
 
     #[test]

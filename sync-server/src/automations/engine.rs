@@ -127,7 +127,14 @@ fn look_at(
         return clear(relay, &pending, Vec::new());
     };
     let rules_id = document::document_id(&workspace);
-    let rules_doc = store.load_automerge(rules_id)?;
+    // Only the workspace's own, listed document holds its rules: one made
+    // elsewhere under the same id is never read.
+    let listed = lock(&relay.workspaces).home_of(rules_id) == Some(workspace.as_str());
+    let rules_doc = if listed {
+        store.load_automerge(rules_id)?
+    } else {
+        Automerge::new()
+    };
     let stored_rules = document::rules(&rules_doc);
     if id == rules_id {
         relay
@@ -154,6 +161,7 @@ fn look_at(
     }
     let relay_key = keys.public_key();
     let mut run = Run {
+        store,
         workspace: &workspace,
         record: id,
         at,
@@ -342,6 +350,7 @@ impl Values<'_> {
 
 /// The documents and webhooks one document's fired rules make.
 struct Run<'a> {
+    store: &'a crate::storage::Store,
     workspace: &'a str,
     record: DocumentId,
     at: UnixMillis,
@@ -361,13 +370,20 @@ impl Run<'_> {
     ) -> Result<(), EngineError> {
         match action {
             Action::CreateTask { fields } => {
+                let id = derived_id(event, "task");
+                if self.taken(id) {
+                    return Ok(());
+                }
                 let task = Record::Task(self.task(rule, fields, values));
                 let doc = new_document(&task, self.keys.actor_id(), self.at, &message(rule))?;
-                let id = derived_id(event, "task");
                 self.new_documents
                     .push((id, StoredChange::since(&doc, &[]), None));
             }
             Action::Comment { text } => {
+                let id = derived_id(event, "thread");
+                if self.taken(id) {
+                    return Ok(());
+                }
                 let mut thread = Thread::new(&self.record);
                 let author = self.keys.public_key();
                 thread.add(Comment::new(
@@ -382,7 +398,6 @@ impl Run<'_> {
                     self.at,
                     &message(rule),
                 )?;
-                let id = derived_id(event, "thread");
                 self.new_documents
                     .push((id, StoredChange::since(&doc, &[]), Some(self.record)));
             }
@@ -410,6 +425,17 @@ impl Run<'_> {
             Action::Set { .. } => {}
         }
         Ok(())
+    }
+
+    /// Whether the relay already holds a document under the id a rule
+    /// would make: someone wrote it first (ids derived from events are
+    /// predictable), and the relay never adopts what it did not write.
+    fn taken(&self, id: DocumentId) -> bool {
+        let taken = self.store.may_hold(id);
+        if taken {
+            warn!(document = %id, record = %self.record, "an automation's document id is already taken; the action is skipped");
+        }
+        taken
     }
 
     /// The task a `create task` action makes: each `NAME=VALUE` is set as

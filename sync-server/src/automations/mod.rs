@@ -31,12 +31,14 @@
 
 pub(crate) mod api;
 mod engine;
+mod rules_document;
 pub mod webhook;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 pub(crate) use engine::run;
+pub(crate) use rules_document::{adopt_rules_documents, new_rules_document};
 
 use crate::storage::RelayKeys;
 

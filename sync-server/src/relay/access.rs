@@ -23,6 +23,21 @@ impl Relay {
         }
     }
 
+    /// The keys of everyone who wrote a change of `document`, as far as
+    /// the relay holds it; `None` in the set stands for an actor bound to
+    /// no key. Empty when the relay holds nothing of it. Blocking.
+    pub(crate) fn authors(
+        &self,
+        document: DocumentId,
+    ) -> Result<std::collections::BTreeSet<Option<PublicKey>>, crate::storage::StoreError> {
+        if !self.store.may_hold(document) {
+            return Ok(Default::default());
+        }
+        let actors = self.store.authors(document)?;
+        let registry = lock(&self.actors);
+        Ok(actors.iter().map(|actor| registry.key_of(actor)).collect())
+    }
+
     /// Tells a connection which documents it may see.
     pub(crate) fn announce_documents(&self, conn: ConnId) {
         let (identity, remote) = match lock(&self.conns).get(&conn) {
@@ -135,6 +150,10 @@ impl Relay {
         is_request: bool,
     ) {
         let mut nothing = RelayDoc::new(message.document_id, self.peer_id.clone());
+        nothing.set_chunk_limits(rapport_protocol::relay::ChunkLimits {
+            max_change_bytes: self.config.limits.max_change_bytes,
+            max_document_bytes: self.config.limits.max_frame_bytes,
+        });
         nothing.add_peer(conn, remote.clone());
         match nothing.receive(conn, message, is_request, |_| Err(RejectReason::ReadOnly)) {
             Ok(prepared) => {

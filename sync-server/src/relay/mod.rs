@@ -4,12 +4,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey, UnixMillis};
 use rapport_protocol::relay::{
-    ConnId, Prepared, RelayDoc, RelayEffect, StoredChange, StoredDocument,
+    ChunkLimits, ConnId, Prepared, RelayDoc, RelayEffect, StoredChange, StoredDocument,
 };
 use rapport_protocol::sync::SyncError;
 use rapport_protocol::token::{AuthError, Verifier, VerifierConfig};
@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info, warn};
 use crate::access::{Access, Identity};
 
 mod access;
+mod seats;
 mod snapshots;
 mod triggers;
 
@@ -28,7 +29,9 @@ use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Refused};
 use crate::storage::{GroupCommit, RelayKeys, Store, StoreError};
+use crate::window::WindowCounter;
 use crate::workspace::Workspaces;
+pub(crate) use seats::{NoSeat, Seats};
 pub(crate) use triggers::Triggers;
 
 /// Locks a std mutex, carrying on past a poisoned one: the data behind each
@@ -49,6 +52,44 @@ pub(crate) fn now() -> UnixMillis {
     UnixMillis::from(SystemTime::now())
 }
 
+/// How the relay judges tokens: the nonces it saw before a restart are
+/// forgotten, so tokens issued before it started (to the second) are
+/// refused; a client mints a fresh one for every connection anyway.
+fn verifier_config(relay_id: &str, per_key: usize) -> VerifierConfig {
+    let mut config = VerifierConfig::new(relay_id);
+    config.issued_after = Some(UnixMillis(now().as_secs() * 1000));
+    config.replay_share = per_key;
+    config
+}
+
+/// Claims, for the key of its first change's author, every document the
+/// relay holds that no workspace lists and nobody claimed: documents stored
+/// before the relay kept claims. A document whose first author is unknown
+/// (bound to no key) stays unclaimed.
+fn claim_unlisted(
+    store: &Store,
+    actors: &ActorRegistry,
+    workspaces: &mut Workspaces,
+) -> Result<(), StoreError> {
+    let mut claims = Vec::new();
+    for id in store.held_ids() {
+        if !workspaces.is_unclaimed(id) {
+            continue;
+        }
+        let owner = store
+            .first_author(id)?
+            .and_then(|actor| actors.key_of(&actor));
+        if let Some(owner) = owner {
+            claims.push((id, owner));
+        }
+    }
+    store.save_claims(&claims)?;
+    for (id, owner) in claims {
+        workspaces.note_claim(id, owner);
+    }
+    Ok(())
+}
+
 /// A live connection, as other connections' tasks reach it.
 #[derive(Debug)]
 struct ConnHandle {
@@ -66,6 +107,9 @@ struct DocSlot {
     since_compaction: usize,
     compacting: Arc<std::sync::atomic::AtomicBool>,
     idle_since: Option<Instant>,
+    /// Ephemeral messages from read-only connections in the current
+    /// second, per connection.
+    reader_ephemeral: Option<WindowCounter<ConnId>>,
     /// The last `count` per `senderId:sessionId` of ephemeral messages, at
     /// most [`MAX_EPHEMERAL_SESSIONS`].
     ephemeral: HashMap<(Option<PublicKey>, PeerId, String), u64>,
@@ -103,6 +147,10 @@ pub(crate) struct Relay {
     /// The relay's own key and actor, once made.
     keys: Mutex<Option<RelayKeys>>,
     pub(crate) automations: Triggers,
+    /// Connections held, in all and per key.
+    pub(crate) seats: Seats,
+    /// Members' refused API calls written to the audit log lately.
+    pub(crate) audited_refusals: Mutex<WindowCounter<PublicKey>>,
 }
 
 impl Relay {
@@ -117,7 +165,10 @@ impl Relay {
             .workspace_creators
             .clone()
             .map(|keys| keys.into_iter().collect());
-        let workspaces = Workspaces::load(&store, creators)?;
+        let mut workspaces = Workspaces::load(&store, creators)?;
+        if config.auth == AuthMode::Token {
+            claim_unlisted(&store, &actors, &mut workspaces)?;
+        }
         let automations = Triggers::load(&store, &workspaces)?;
         let metrics = Metrics::default();
         let (idle_tx, idle_rx) = mpsc::unbounded_channel();
@@ -131,7 +182,10 @@ impl Relay {
             .parse()
             .expect("a non-empty peer id");
         Ok(Self {
-            verifier: Mutex::new(Verifier::new(VerifierConfig::new(relay_id.clone()))),
+            verifier: Mutex::new(Verifier::new(verifier_config(
+                &relay_id,
+                config.limits.max_tokens_per_key,
+            ))),
             config,
             peer_id,
             relay_id,
@@ -148,6 +202,8 @@ impl Relay {
             background: Mutex::new(tokio::task::JoinSet::new()),
             keys: Mutex::new(None),
             automations,
+            seats: Seats::default(),
+            audited_refusals: Mutex::new(WindowCounter::new(Duration::from_secs(60))),
         })
     }
 
@@ -311,6 +367,13 @@ impl Relay {
         }
         let slot = self.slot(id);
         let mut slot = slot.lock().await;
+        // Another key may have claimed the document while this message
+        // waited for it.
+        if self.document_access(&identity, id) == Access::None {
+            drop(slot);
+            self.answer_as_missing(conn, remote, &message, is_request);
+            return Verdict::Continue;
+        }
         if let Err(e) = self.load(&mut slot, id).await {
             warn!(document = %id, error = %e, "cannot load a document");
             return Verdict::ProtocolError(format!(
@@ -386,18 +449,30 @@ impl Relay {
         let bindings =
             lock(&self.actors).unstored(prepared.to_store.iter().map(|c| c.actor.as_slice()));
         // The automations look at documents of workspaces that have rules.
-        let watched = self.automations.watches(&lock(&self.workspaces), id);
+        let (watched, claim) = {
+            let workspaces = lock(&self.workspaces);
+            let claim = match identity {
+                Identity::Key(key) if workspaces.is_unclaimed(id) => Some(key),
+                _ => None,
+            };
+            (self.automations.watches(&workspaces, id), claim)
+        };
         let write = Store::appending(
             id,
             prepared.to_store.clone(),
             bindings.clone(),
             watched.then(|| doc.heads()),
+            claim,
         );
         let written = self.writer.write(write).await;
         match written {
             Ok(()) => {
                 if watched {
                     self.automations.wake();
+                }
+                if let Some(key) = claim {
+                    lock(&self.workspaces).note_claim(id, key);
+                    self.drop_other_keys(doc, key);
                 }
                 lock(&self.actors).mark_stored(&bindings);
                 Metrics::add(&self.metrics.changes_stored, count as u64);
@@ -412,6 +487,25 @@ impl Relay {
         }
         self.flush(doc);
         0
+    }
+
+    /// Takes every connection of another key off `doc`, which `key` has
+    /// just claimed: they asked for it before anybody had written it.
+    fn drop_other_keys(&self, doc: &mut RelayDoc, key: PublicKey) {
+        let others: Vec<ConnId> = {
+            let conns = lock(&self.conns);
+            doc.peers()
+                .map(|(conn, _)| conn)
+                .filter(|conn| {
+                    conns
+                        .get(conn)
+                        .is_some_and(|handle| handle.identity != Identity::Key(key))
+                })
+                .collect()
+        };
+        for conn in others {
+            doc.remove_peer(conn);
+        }
     }
 
     fn refuse_unstored(&self, doc: &mut RelayDoc, prepared: Prepared) {
@@ -459,7 +553,11 @@ impl Relay {
             } else {
                 StoredDocument::default()
             };
-            let (doc, orphans) = RelayDoc::from_stored(id, self.peer_id.clone(), changes);
+            let (mut doc, orphans) = RelayDoc::from_stored(id, self.peer_id.clone(), changes);
+            doc.set_chunk_limits(ChunkLimits {
+                max_change_bytes: self.config.limits.max_change_bytes,
+                max_document_bytes: self.config.limits.max_frame_bytes,
+            });
             if orphans > 0 {
                 warn!(document = %id, orphans, "stored changes whose dependencies are missing");
             }
@@ -479,15 +577,28 @@ impl Relay {
         message: Ephemeral,
     ) {
         let id = message.document_id;
-        if self.document_access(&identity, id) == Access::None {
+        let access = self.document_access(&identity, id);
+        if access == Access::None {
             return;
         }
-        let slot = self.slot(id);
-        if message.session_id.len() > MAX_SESSION_ID_BYTES {
+        let limits = &self.config.limits;
+        if message.session_id.len() > MAX_SESSION_ID_BYTES
+            || message.data.len() > limits.max_ephemeral_bytes
+        {
             Metrics::add(&self.metrics.dropped_messages, 1);
             return;
         }
+        let slot = self.slot(id);
         let mut slot = slot.lock().await;
+        let readers = slot
+            .reader_ephemeral
+            .get_or_insert_with(|| WindowCounter::new(Duration::from_secs(1)));
+        if access == Access::Read
+            && !readers.admit(conn, limits.reader_ephemeral_per_sec, Instant::now())
+        {
+            Metrics::add(&self.metrics.dropped_messages, 1);
+            return;
+        }
         // Keyed by who is on the connection too: a peer that claims
         // another's peer id cannot make its presence look stale.
         let key = (

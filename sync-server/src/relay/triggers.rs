@@ -28,7 +28,11 @@ impl Triggers {
     pub(crate) fn load(store: &Store, workspaces: &Workspaces) -> Result<Self, StoreError> {
         let mut active = BTreeSet::new();
         for id in workspaces.ids() {
-            let doc = store.load_automerge(document::document_id(id))?;
+            let rules = document::document_id(id);
+            if workspaces.home_of(rules) != Some(id) {
+                continue;
+            }
+            let doc = store.load_automerge(rules)?;
             if !document::rules(&doc).is_empty() {
                 active.insert(id.to_owned());
             }

@@ -17,6 +17,11 @@ impl Store {
         self.held().contains(&id)
     }
 
+    /// Every document the relay holds.
+    pub fn held_ids(&self) -> Vec<DocumentId> {
+        self.held().iter().copied().collect()
+    }
+
     fn held(&self) -> std::sync::MutexGuard<'_, HashSet<DocumentId>> {
         self.inner.held.lock().unwrap_or_else(|e| e.into_inner())
     }

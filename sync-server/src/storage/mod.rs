@@ -6,6 +6,7 @@
 //! so a crash leaves either all of it or none of it.
 
 mod automations;
+mod claims;
 mod codec;
 mod compaction;
 mod forms;
@@ -30,8 +31,8 @@ use automerge::Automerge;
 use rapport_protocol::relay::StoredDocument;
 use rapport_protocol::sync::load_document;
 use schema::{
-    ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, COMPACTED,
-    FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
+    ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, CLAIMS,
+    COMPACTED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
 };
 
 pub use automations::{AutomationWrite, Pending};
@@ -258,6 +259,7 @@ impl Store {
             tx.open_table(AUTOMATION_PENDING).map_err(|e| self.err(e))?;
             tx.open_table(AUTOMATION_OUTBOX).map_err(|e| self.err(e))?;
             tx.open_table(AUTOMATION_SHARED).map_err(|e| self.err(e))?;
+            tx.open_table(CLAIMS).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -478,9 +480,13 @@ impl Store {
         changes: Vec<StoredChange>,
         bindings: Vec<(Vec<u8>, PublicKey)>,
         pending: Option<Vec<automerge::ChangeHash>>,
+        claim: Option<PublicKey>,
     ) -> Write {
         Box::new(move |store, tx| {
             store.append_changes(tx, id, &changes, &bindings)?;
+            if let Some(key) = claim {
+                store.claim(tx, id, key)?;
+            }
             match &pending {
                 Some(before) => store.mark_pending(tx, id, before),
                 None => Ok(()),

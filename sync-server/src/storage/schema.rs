@@ -13,13 +13,14 @@
 //! | `automation_pending` | document id | changes the automations have not looked at yet: a generation (u64 LE) and the heads before them (32 bytes each) |
 //! | `automation_shared` | document id | nothing: the document was shared since the automations last looked at it |
 //! | `automation_outbox` | sequence | a webhook waiting to be delivered (JSON, `automations::webhook::Delivery`) |
+//! | `claims` | document id | the ed25519 key that first wrote a document no workspace listed (see `super::claims`) |
 //!
 //! A document is its snapshot (if any) plus the run of `changes` rows under
 //! its id, in the order they were stored, which is a dependency order.
 //! Compaction folds `changes` rows into the snapshot and moves their hashes
 //! to `compacted`, in one write transaction.
 //!
-//! `forms` and the `automation_` tables came after schema 1 without a
+//! `forms`, the `automation_` tables and `claims` came after schema 1 without a
 //! version bump: an older relay never
 //! opens the table and leaves it alone, and this one creates it on open.
 
@@ -54,3 +55,5 @@ pub(crate) const AUTOMATION_OUTBOX: TableDefinition<u64, &[u8]> =
 
 pub(crate) const AUTOMATION_SHARED: TableDefinition<&[u8; 16], ()> =
     TableDefinition::new("automation_shared");
+
+pub(crate) const CLAIMS: TableDefinition<&[u8; 16], &[u8; 32]> = TableDefinition::new("claims");

@@ -21,8 +21,10 @@ use tracing::info;
 
 use super::call::{ApiError, ApiResult, caller, event, require};
 use super::{AuditEvent, DocInfo, Level, Member, Role, Workspace, WorkspaceError, member_name};
+use crate::automations::new_rules_document;
 use crate::relay::{Relay, lock, now};
 use crate::state::AppState;
+use crate::storage::AutomationWrite;
 
 pub(crate) async fn create_workspace(
     State(s): State<AppState>,
@@ -66,9 +68,32 @@ pub(crate) async fn create_workspace(
             name: member_name(body.member_name.as_deref()),
         },
     );
+    // The workspace's automations document is the relay's from the start,
+    // listed in the same transaction (see `automations::rules_document`).
+    let keys = s.relay.relay_keys().map_err(WorkspaceError::from)?;
+    let relay_key = keys.public_key();
+    let (rules, changes) = new_rules_document(&keys, &id, now())
+        .map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+    workspace.documents.insert(
+        rules,
+        DocInfo {
+            thread_of: None,
+            added_by: relay_key,
+            added_at: at,
+        },
+    );
     let mut created = event("workspace-created", key);
     created.detail = name.to_owned();
-    workspaces.commit(s.relay.store(), workspace, vec![created])?;
+    let bindings = [(keys.actor.clone(), relay_key)];
+    workspaces.commit_with(workspace, vec![created], |json, events| {
+        s.relay.store().save_automation(&AutomationWrite {
+            changes: vec![(rules, changes.clone())],
+            bindings: &bindings,
+            workspace: Some((&id, json)),
+            events,
+            ..AutomationWrite::default()
+        })
+    })?;
     info!(workspace = %id, owner = %key, "workspace created");
     Ok(Json(WorkspaceSummary {
         id,
@@ -106,15 +131,15 @@ pub(crate) async fn add_documents(
 ) -> ApiResult<DocumentsAdded> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Client, "add documents")?;
+    // A document the relay already holds joins only if everything in it
+    // was written by members of this workspace or the caller: nobody lists
+    // (and so takes over) what someone else wrote.
+    let mut authors = Vec::with_capacity(body.documents.len());
+    for doc in &body.documents {
+        authors.push(s.relay.authors(doc.id).map_err(WorkspaceError::from)?);
+    }
     let changed = {
         let mut workspaces = lock(&s.relay.workspaces);
-        for doc in &body.documents {
-            if let Some(home) = workspaces.home_of(doc.id)
-                && home != ws
-            {
-                return Err(WorkspaceError::DocumentElsewhere(doc.id).into());
-            }
-        }
         let mut workspace = workspaces.get(&ws)?.clone();
         // Staff add anything; a client only the comment thread of a record
         // it may comment on.
@@ -140,6 +165,25 @@ pub(crate) async fn add_documents(
                     }
                     .into());
                 }
+            }
+        }
+        // Only once the caller may add what it asks to is it told that a
+        // document belongs elsewhere: the answer to anyone else says
+        // nothing about which ids exist.
+        for doc in &body.documents {
+            if let Some(home) = workspaces.home_of(doc.id)
+                && home != ws
+            {
+                return Err(WorkspaceError::DocumentElsewhere(doc.id).into());
+            }
+        }
+        for (doc, authors) in body.documents.iter().zip(&authors) {
+            let foreign = authors.iter().any(|author| {
+                author
+                    .is_none_or(|author| author != key && !workspace.members.contains_key(&author))
+            });
+            if foreign && !workspace.documents.contains_key(&doc.id) {
+                return Err(WorkspaceError::WrittenByOthers(doc.id).into());
             }
         }
         let mut events = Vec::new();
@@ -178,8 +222,8 @@ pub(crate) async fn list_documents(
     headers: HeaderMap,
 ) -> ApiResult<DocumentList> {
     let key = caller(&s.relay, &headers)?;
+    require(&s.relay, &ws, key, Role::Client, "list documents")?;
     let workspaces = lock(&s.relay.workspaces);
-    workspaces.require(&ws, &key, Role::Client)?;
     let workspace = workspaces.get(&ws)?;
     let member = &workspace.members[&key];
     let documents = workspace

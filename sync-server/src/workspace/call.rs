@@ -2,6 +2,8 @@
 //! as on `/sync`), whether their role allows it (refusals are audited),
 //! and how a refusal reaches them (`{"error": …}` with its status).
 
+use std::time::Instant;
+
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +13,7 @@ use tracing::warn;
 
 use super::{AuditEvent, Role, WorkspaceError};
 use crate::access::Identity;
+use crate::metrics::Metrics;
 use crate::relay::{Relay, lock, now};
 
 /// A refusal, as the caller sees it.
@@ -25,6 +28,7 @@ impl From<WorkspaceError> for ApiError {
             | WorkspaceError::UnknownInvite => StatusCode::NOT_FOUND,
             WorkspaceError::NotMember
             | WorkspaceError::Forbidden { .. }
+            | WorkspaceError::WrittenByOthers(_)
             | WorkspaceError::MayNotCreate => StatusCode::FORBIDDEN,
             WorkspaceError::DocumentElsewhere(_) | WorkspaceError::OwnerStays => {
                 StatusCode::CONFLICT
@@ -72,7 +76,12 @@ pub(crate) fn event(name: &str, by: PublicKey) -> AuditEvent {
     AuditEvent::new(name, by, now().0)
 }
 
-/// Checks `key`'s role, recording a refusal in the audit log.
+/// Checks `key`'s role in `ws`. Every refusal is counted; a member's is
+/// also written to the workspace's audit log, at most
+/// [`AUDITED_REFUSALS_PER_MINUTE`] a minute per key, so that nobody can
+/// make the relay write without bound. A non-member, whether or not the
+/// workspace exists, gets the same answer and leaves no audit entry: the
+/// answer says nothing about which workspaces exist.
 pub(crate) fn require(
     relay: &Relay,
     ws: &str,
@@ -83,12 +92,27 @@ pub(crate) fn require(
     let workspaces = lock(&relay.workspaces);
     match workspaces.require(ws, &key, needed) {
         Ok(_) => Ok(()),
-        Err(e @ (WorkspaceError::Forbidden { .. } | WorkspaceError::NotMember)) => {
-            let mut refused = event("access-refused", key);
-            refused.detail = format!("{what}: {e}");
-            let _ = workspaces.record(relay.store(), ws, &[refused]);
+        Err(WorkspaceError::NotMember | WorkspaceError::UnknownWorkspace) => {
+            Metrics::add(&relay.metrics.access_refusals, 1);
+            Err(WorkspaceError::NotMember.into())
+        }
+        Err(e @ WorkspaceError::Forbidden { .. }) => {
+            Metrics::add(&relay.metrics.access_refusals, 1);
+            let admitted = lock(&relay.audited_refusals).admit(
+                key,
+                AUDITED_REFUSALS_PER_MINUTE,
+                Instant::now(),
+            );
+            if admitted {
+                let mut refused = event("access-refused", key);
+                refused.detail = format!("{what}: {e}");
+                let _ = workspaces.record(relay.store(), ws, &[refused]);
+            }
             Err(e.into())
         }
         Err(e) => Err(e.into()),
     }
 }
+
+/// How many refusals of one key a minute reach the audit log.
+pub(crate) const AUDITED_REFUSALS_PER_MINUTE: u32 = 10;

@@ -133,7 +133,12 @@ pub(crate) async fn redeem(
     let hash = sha256_hex(body.secret.as_bytes());
     let role = {
         let mut workspaces = lock(&s.relay.workspaces);
-        let mut workspace = workspaces.get(&body.workspace)?.clone();
+        // An unknown workspace is answered as an unknown invite: the answer
+        // says nothing about which workspaces exist.
+        let mut workspace = workspaces
+            .get(&body.workspace)
+            .map_err(|_| WorkspaceError::UnknownInvite)?
+            .clone();
         let at = now().0;
         let Some(invite) = workspace
             .invites

@@ -34,6 +34,8 @@ pub enum WorkspaceError {
     MayNotCreate,
     #[error("document {0} already belongs to another workspace")]
     DocumentElsewhere(DocumentId),
+    #[error("document {0} holds changes by people outside this workspace; it cannot be added")]
+    WrittenByOthers(DocumentId),
     #[error("document {0} is not in this workspace")]
     UnknownDocument(DocumentId),
     #[error("{0} is not a member of this workspace")]
@@ -62,6 +64,8 @@ pub(crate) struct Workspaces {
     document_home: HashMap<DocumentId, String>,
     /// Keys allowed to create workspaces; `None`: every key.
     creators: Option<BTreeSet<PublicKey>>,
+    /// Documents no workspace lists, by the key that first wrote them.
+    claims: HashMap<DocumentId, PublicKey>,
 }
 
 /// Audit events as stored: one JSON object each.
@@ -86,6 +90,7 @@ impl Workspaces {
     ) -> Result<Self, StoreError> {
         let mut this = Self {
             creators,
+            claims: store.claims()?,
             ..Self::default()
         };
         for bytes in store.workspaces()? {
@@ -107,8 +112,9 @@ impl Workspaces {
     }
 
     /// The access policy for keys: documents in a workspace follow its
-    /// roles and shares; a document in no workspace is open to every key
-    /// that knows its id (ids are 128 random bits).
+    /// roles and shares; a document in no workspace belongs to the key that
+    /// first wrote it ([`Workspaces::claimant`]), and a document nobody has
+    /// written yet may be written by anyone (whose first change claims it).
     pub(crate) fn access(&self, key: &PublicKey, document: DocumentId) -> Access {
         match self
             .document_home
@@ -116,8 +122,23 @@ impl Workspaces {
             .and_then(|id| self.by_id.get(id))
         {
             Some(workspace) => workspace.access(key, document),
-            None => Access::Write,
+            None => match self.claims.get(&document) {
+                Some(owner) if owner == key => Access::Write,
+                Some(_) => Access::None,
+                None => Access::Write,
+            },
         }
+    }
+
+    /// Whether `key`'s first changes to `document` claim it: no workspace
+    /// lists it and nobody has claimed it.
+    pub(crate) fn is_unclaimed(&self, document: DocumentId) -> bool {
+        !self.document_home.contains_key(&document) && !self.claims.contains_key(&document)
+    }
+
+    /// Takes `key`'s claim of `document` (stored by the caller).
+    pub(crate) fn note_claim(&mut self, document: DocumentId, key: PublicKey) {
+        self.claims.entry(document).or_insert(key);
     }
 
     /// Every workspace's id.
