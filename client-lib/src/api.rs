@@ -355,6 +355,13 @@ impl RelayApi {
         Ok(list.members)
     }
 
+    /// Every member's key and name (any member may ask).
+    pub fn people(&self, workspace: &str) -> Result<Vec<rapport_model::api::Person>, ApiError> {
+        let list: rapport_model::api::PeopleList =
+            self.get(&format!("/api/workspaces/{workspace}/people"))?;
+        Ok(list.people)
+    }
+
     /// Removes a member.
     pub fn remove_member(&self, workspace: &str, member: &PublicKey) -> Result<(), ApiError> {
         self.call::<serde_json::Value>(

@@ -146,6 +146,24 @@ pub struct ShareEntry {
     pub access: Level,
 }
 
+/// `GET /api/workspaces/{ws}/people`: every member's key and name, for
+/// any member (a client too), so that comments and presence show names.
+/// Roles and shares stay with [`MemberList`], for staff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct PeopleList {
+    pub people: Vec<Person>,
+}
+
+/// One member as every other member sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Person {
+    #[cfg_attr(test, ts(as = "String"))]
+    pub key: PublicKey,
+    pub name: Option<String>,
+}
+
 /// The answer to `DELETE /api/workspaces/{ws}/members/{key}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

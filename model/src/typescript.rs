@@ -50,6 +50,8 @@ fn declarations() -> Vec<String> {
         ShareEntry,
         MemberEntry,
         MemberList,
+        Person,
+        PeopleList,
         MemberRemoved,
         Share,
         CreateInvite,

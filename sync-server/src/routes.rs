@@ -26,6 +26,7 @@ pub(crate) fn router(state: AppState) -> Router {
             post(api::add_documents).get(api::list_documents),
         )
         .route("/api/workspaces/{ws}/members", get(api::list_members))
+        .route("/api/workspaces/{ws}/people", get(api::list_people))
         .route(
             "/api/workspaces/{ws}/members/{key}",
             delete(api::remove_member),

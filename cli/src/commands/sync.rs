@@ -95,21 +95,18 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
     Ok(())
 }
 
-/// Keeps the members' names (as they gave them to the relay) for `history`
-/// and `dashboard` to show offline. Best effort: clients may not list
-/// members, and an unreachable relay leaves the names known before.
+/// Keeps the members' names (as they gave them to the relay) for `history`,
+/// comments and `dashboard` to show offline. Best effort: an unreachable
+/// relay leaves the names known before.
 fn remember_names(ctx: &Context, repo: &rapport_client::Repo) {
     let fetched = (|| -> Result<std::collections::BTreeMap<String, String>> {
         let workspace = ctx.workspace()?;
-        if workspace.role < rapport_client::api::Role::Staff {
-            return Ok(workspace.names);
-        }
         let api =
             rapport_client::api::RelayApi::new(&workspace.relay_config(), repo.identity().clone())?;
-        let members = api.members(&workspace.id)?;
-        Ok(members
+        Ok(api
+            .people(&workspace.id)?
             .into_iter()
-            .filter_map(|m| Some((m.key.to_string(), m.name?)))
+            .filter_map(|person| Some((person.key.to_string(), person.name?)))
             .collect())
     })();
     let Ok(names) = fetched else {

@@ -13,7 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use rapport_model::api::{
     AddDocuments, AuditLog, CreateWorkspace, DocumentEntry, DocumentList, DocumentsAdded,
-    MemberEntry, MemberList, MemberRemoved, Share, ShareEntry, WorkspaceList, WorkspaceSummary,
+    MemberEntry, MemberList, MemberRemoved, PeopleList, Person, Share, ShareEntry, WorkspaceList,
+    WorkspaceSummary,
 };
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde::Deserialize;
@@ -249,6 +250,26 @@ pub(crate) async fn list_documents(
         })
         .collect();
     Ok(Json(DocumentList { documents }))
+}
+
+pub(crate) async fn list_people(
+    State(s): State<AppState>,
+    Path(ws): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<PeopleList> {
+    let key = caller(&s.relay, &headers)?;
+    require(&s.relay, &ws, key, Role::Client, "list people")?;
+    let workspaces = lock(&s.relay.workspaces);
+    let people = workspaces
+        .get(&ws)?
+        .members
+        .iter()
+        .map(|(key, member)| Person {
+            key: *key,
+            name: member.name.clone(),
+        })
+        .collect();
+    Ok(Json(PeopleList { people }))
 }
 
 pub(crate) async fn list_members(

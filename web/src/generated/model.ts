@@ -437,6 +437,18 @@ workspace_level: Level | null, shares: Array<ShareEntry>, added_at: number, name
 export type MemberList = { members: Array<MemberEntry>, };
 
 /**
+ * One member as every other member sees them.
+ */
+export type Person = { key: string, name: string | null, };
+
+/**
+ * `GET /api/workspaces/{ws}/people`: every member's key and name, for
+ * any member (a client too), so that comments and presence show names.
+ * Roles and shares stay with [`MemberList`], for staff.
+ */
+export type PeopleList = { people: Array<Person>, };
+
+/**
  * The answer to `DELETE /api/workspaces/{ws}/members/{key}`.
  */
 export type MemberRemoved = { removed: string, };
