@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// Tokens one key may present within five minutes (each remembered to refuse its replay).
     #[arg(long, default_value_t = Limits::default().max_tokens_per_key)]
     pub max_tokens_per_key: usize,
+    /// A host (`host` or `host:port`, repeatable) webhooks may go to
+    /// although it resolves to a loopback, private or other non-public
+    /// address; by default only public addresses are.
+    #[arg(long = "webhook-allow", value_name = "HOST")]
+    pub webhook_allow: Vec<String>,
     /// Connections the relay holds at once.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -96,6 +101,7 @@ impl ServeArgs {
             workspace_creators: (!self.workspace_creators.is_empty())
                 .then(|| self.workspace_creators.clone()),
             storage: crate::storage::Backend::file(),
+            webhook_allow: self.webhook_allow.clone(),
         }
     }
 

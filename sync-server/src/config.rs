@@ -88,6 +88,9 @@ pub struct Config {
     /// What `relay.redb` lives on: a plain file unless an embedder says
     /// otherwise.
     pub storage: crate::storage::Backend,
+    /// Hosts (`host` or `host:port`) webhooks may go to although they
+    /// resolve to a loopback, private or otherwise non-public address.
+    pub webhook_allow: Vec<String>,
 }
 
 /// The default of [`Config::compact_after_changes`].
@@ -103,6 +106,7 @@ impl Config {
             compact_after_changes: COMPACT_AFTER_CHANGES,
             workspace_creators: None,
             storage: crate::storage::Backend::file(),
+            webhook_allow: Vec::new(),
         }
     }
 }

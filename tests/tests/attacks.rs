@@ -514,7 +514,7 @@ async fn answers_to_outsiders_say_nothing_about_which_ids_exist() -> Result<()> 
         )
         .parse::<rapport_client::api::InviteLink>()
     };
-    let real = refusal(blocking(|| outsider.redeem(&forged(&ws)?)).map_err(ApiError::from))?;
+    let real = refusal(blocking(|| outsider.redeem(&forged(&ws)?)))?;
     let fake = refusal(blocking(|| outsider.redeem(&forged("ws-doesnotexist")?)))?;
     ensure!(real == fake, "{real:?} vs {fake:?}");
 
@@ -597,5 +597,142 @@ async fn a_peer_claiming_anothers_peer_id_cannot_silence_their_presence() -> Res
     watcher
         .wait_until(|s| presence_from(s, &ann.peer_id) >= 2)
         .await?;
+    Ok(())
+}
+
+/// A workspace of `owner` on `relay` with `rules`, and a task tagged `tag`
+/// marked done, which fires them.
+async fn fire_webhook(relay: &TestRelay, owner: &Repo, rule: &str, times: usize) -> Result<String> {
+    let config = RelayConfig {
+        url: relay.url(),
+        audience: Some(relay.relay_id.clone()),
+    };
+    let api = RelayApi::new(&config, owner.identity().clone())?;
+    let ws = blocking(|| api.create_workspace("Hooks"))?;
+    owner.add_automation(&ws, &rapport_model::automation::Rule::parse(rule)?)?;
+    let mut tasks = Vec::new();
+    for n in 0..times {
+        let mut task = rapport_model::Task::new(format!("Task {n}"));
+        task.tags = vec!["hook".into()];
+        let (id, ()) = owner.create(|tx| task.write(tx))?;
+        tasks.push(id);
+    }
+    blocking(|| api.add_documents(&ws, &tasks.iter().map(|id| (*id, None)).collect::<Vec<_>>()))?;
+    owner.sync_once(&config, PATIENCE, |_| {}).await?;
+    for id in tasks {
+        owner.change(id, |tx| {
+            rapport_model::Task::update(tx, |t| t.status = rapport_model::Status::Done)
+        })?;
+    }
+    owner.sync_once(&config, PATIENCE, |_| {}).await?;
+    Ok(ws)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhooks_go_to_public_addresses_only_and_a_tarpit_delays_no_one_else() -> Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // A receiver that never answers, one that answers, and one on a
+    // loopback address the operator did not allow.
+    let tarpit = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let good = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let forbidden = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let (tarpit_addr, good_addr, forbidden_addr) = (
+        tarpit.local_addr()?,
+        good.local_addr()?,
+        forbidden.local_addr()?,
+    );
+    let dir = TempDir::new("attack-webhooks");
+    let mut config = rapport_server::Config::new(dir.path());
+    config.webhook_allow = vec![tarpit_addr.to_string(), good_addr.to_string()];
+    let relay = TestRelay::start_config(config).await?;
+    let home = TempDir::new("attack-webhooks-owner");
+    let owner = Repo::init(home.path())?;
+
+    // The tarpit holds every connection it gets; the good receiver answers.
+    let held = Arc::new(AtomicUsize::new(0));
+    let holding = Arc::clone(&held);
+    tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((stream, _)) = tarpit.accept().await {
+            kept.push(stream);
+            holding.store(kept.len(), Ordering::SeqCst);
+        }
+    });
+    let answered = Arc::new(AtomicUsize::new(0));
+    let answering = Arc::clone(&answered);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = good.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+            answering.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let reached_forbidden = Arc::new(AtomicUsize::new(0));
+    let reaching = Arc::clone(&reached_forbidden);
+    tokio::spawn(async move {
+        while forbidden.accept().await.is_ok() {
+            reaching.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+
+    // Six deliveries into the tarpit from one workspace: four are held, the
+    // others wait their turn in that workspace.
+    let rule = |addr| {
+        format!("when task.status changes to done if tags has hook then webhook http://{addr}/hook")
+    };
+    fire_webhook(&relay, &owner, &rule(tarpit_addr), 6).await?;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while held.load(Ordering::SeqCst) < 4 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the tarpit got no deliveries"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another workspace's webhook is delivered while the tarpit still holds
+    // its four: one slow receiver delays nothing else.
+    fire_webhook(&relay, &owner, &rule(good_addr), 1).await?;
+    while answered.load(Ordering::SeqCst) < 1 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the good receiver got nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ensure!(
+        held.load(Ordering::SeqCst) == 4,
+        "{} deliveries of one workspace were under way at once",
+        held.load(Ordering::SeqCst)
+    );
+
+    // A loopback address nobody allowed is refused before any connection,
+    // and the refusal is what the automations document records.
+    let ws = fire_webhook(&relay, &owner, &rule(forbidden_addr), 1).await?;
+    let config = RelayConfig {
+        url: relay.url(),
+        audience: Some(relay.relay_id.clone()),
+    };
+    loop {
+        owner.sync_once(&config, PATIENCE, |_| {}).await?;
+        let rules = owner.automations(&ws)?;
+        if let Some(error) = rules.first().and_then(|r| r.status.last_error.clone()) {
+            ensure!(error.contains("not a public address"), "{error}");
+            break;
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no refusal recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        reached_forbidden.load(Ordering::SeqCst) == 0,
+        "the forbidden receiver was reached"
+    );
     Ok(())
 }

@@ -38,7 +38,10 @@ impl World {
     async fn new(name: &str) -> Result<Self> {
         let relay_dir = TempDir::new(&format!("automations-{name}-relay"));
         let home = TempDir::new(&format!("automations-{name}-owner"));
-        let relay = TestRelay::start(relay_dir.path()).await?;
+        // The tests' webhook receivers listen on loopback.
+        let mut relay_config = rapport_server::Config::new(relay_dir.path());
+        relay_config.webhook_allow = vec!["127.0.0.1".into()];
+        let relay = TestRelay::start_config(relay_config).await?;
         let owner = Repo::init(home.path())?;
         let config = config(&relay);
         let api = RelayApi::new(&config, owner.identity().clone())?;
@@ -471,7 +474,8 @@ async fn webhooks_are_signed_and_a_failing_one_is_retried_and_shown() -> Result<
     let (_, failures, error) = runs(&world.owner, &world.workspace, &rules[1])?;
     assert!(failures >= 2, "retried");
     let error = error.context("the last error")?;
-    assert!(error.contains(&down_url), "{error}");
+    // The kind of failure, never the receiver's words.
+    assert!(error.contains("cannot be reached"), "{error}");
     let (runs_up, failures_up, _) = runs(&world.owner, &world.workspace, &rules[0])?;
     assert_eq!((runs_up, failures_up), (1, 0), "delivered once");
 

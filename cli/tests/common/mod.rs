@@ -150,6 +150,8 @@ impl Relay {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data.path())
+            // The tests' webhook receivers listen on loopback.
+            .args(["--webhook-allow", "127.0.0.1"])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())

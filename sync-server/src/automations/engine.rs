@@ -15,20 +15,20 @@ use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
 use rapport_protocol::relay::StoredChange;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use super::webhook::{self, Delivery};
-use super::webhook_secret;
+use super::delivery::Deliveries;
+use super::webhook::Delivery;
 use crate::forms::Forms;
 use crate::relay::{Relay, lock, now};
 use crate::storage::{AutomationWrite, Pending, RelayKeys, StoreError};
 use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
 
 /// How long the engine sleeps when nothing wakes it.
-const IDLE: Duration = Duration::from_secs(5);
+pub(super) const IDLE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
-enum EngineError {
+pub(super) enum EngineError {
     #[error(transparent)]
     Storage(#[from] StoreError),
     #[error(transparent)]
@@ -55,6 +55,8 @@ pub(crate) async fn run(
     base_url: String,
     mut stop: watch::Receiver<bool>,
 ) {
+    let deliveries = Arc::new(Deliveries::default());
+    let allow: Arc<[String]> = Arc::from(relay.config.webhook_allow.clone());
     loop {
         if *stop.borrow() {
             return;
@@ -62,14 +64,18 @@ pub(crate) async fn run(
         let engine = Arc::clone(&relay);
         let forms = Arc::clone(&forms);
         let base = base_url.clone();
-        let step = tokio::task::spawn_blocking(move || step(&engine, &forms, &base)).await;
-        let (outcome, wait) = match step {
+        let (started, allowed) = (Arc::clone(&deliveries), Arc::clone(&allow));
+        let step =
+            tokio::task::spawn_blocking(move || step(&engine, &forms, &base, &started, &allowed))
+                .await;
+        let (mut outcome, wait) = match step {
             Ok(done) => done,
             Err(e) => {
                 warn!(error = %e, "the automations step failed");
                 (Outcome::default(), IDLE)
             }
         };
+        outcome.changed.extend(deliveries.take_finished());
         for (id, changes) in &outcome.changed {
             relay.add_local_changes(*id, changes).await;
         }
@@ -84,9 +90,15 @@ pub(crate) async fn run(
     }
 }
 
-/// Looks at every pending document, then delivers the webhooks that are
-/// due; returns what changed and how long to wait for the next delivery.
-fn step(relay: &Relay, forms: &Forms, base_url: &str) -> (Outcome, Duration) {
+/// Looks at every pending document, then starts the webhook deliveries
+/// that are due; returns what changed and how long to wait for the next.
+fn step(
+    relay: &Arc<Relay>,
+    forms: &Forms,
+    base_url: &str,
+    deliveries: &Arc<Deliveries>,
+    allow: &Arc<[String]>,
+) -> (Outcome, Duration) {
     let mut outcome = Outcome::default();
     let pending = match relay.store().pending() {
         Ok(pending) => pending,
@@ -104,7 +116,7 @@ fn step(relay: &Relay, forms: &Forms, base_url: &str) -> (Outcome, Duration) {
             wait = Duration::from_secs(1);
         }
     }
-    match deliver(relay, &mut outcome) {
+    match deliveries.start_due(relay, allow) {
         Ok(next) => wait = wait.min(next),
         Err(e) => warn!(error = %e, "cannot deliver webhooks"),
     }
@@ -130,6 +142,8 @@ fn look_at(
     // Only the workspace's own, listed document holds its rules: one made
     // elsewhere under the same id is never read.
     let listed = lock(&relay.workspaces).home_of(rules_id) == Some(workspace.as_str());
+    // The relay's changes to the rules document come one after another.
+    let _writing = lock(&relay.automations.writing);
     let rules_doc = if listed {
         store.load_automerge(rules_id)?
     } else {
@@ -469,74 +483,12 @@ impl Run<'_> {
     }
 }
 
-/// Delivers the webhooks that are due, one attempt each; returns how long
-/// until the next is due.
-fn deliver(relay: &Relay, outcome: &mut Outcome) -> Result<Duration, EngineError> {
-    let store = relay.store();
-    let mut next = IDLE;
-    for (seq, row) in store.outbox()? {
-        let Ok(mut delivery) = serde_json::from_slice::<Delivery>(&row) else {
-            warn!(seq, "a damaged webhook in the outbox; dropped");
-            store.save_automation(&AutomationWrite {
-                outbox: vec![(seq, None)],
-                ..AutomationWrite::default()
-            })?;
-            continue;
-        };
-        let at = now();
-        if delivery.next_at > at.0 {
-            next = next.min(Duration::from_millis(delivery.next_at - at.0));
-            continue;
-        }
-        let keys = relay.relay_keys()?;
-        let secret = webhook_secret(&keys, &delivery.workspace);
-        let result = webhook::post(&delivery, secret.as_bytes());
-        let row = match &result {
-            Ok(()) => {
-                debug!(url = %delivery.url, event = %delivery.event, "webhook delivered");
-                None
-            }
-            Err(error) => {
-                let again = delivery.failed(error.clone(), at.0);
-                warn!(url = %delivery.url, attempts = delivery.attempts, %error, again, "webhook failed");
-                if again {
-                    next = next.min(webhook::retry_delay(delivery.attempts));
-                    Some(serde_json::to_vec(&delivery).expect("a delivery serializes"))
-                } else {
-                    None
-                }
-            }
-        };
-        let rules_id = document::document_id(&delivery.workspace);
-        let mut rules = store.load_automerge(rules_id)?.with_actor(keys.actor_id());
-        let before = rules.get_heads();
-        change(&mut rules, at, &delivery.rule, |tx| {
-            document::record_run(
-                tx,
-                &delivery.rule,
-                result.as_ref().err().map(String::as_str),
-                millis(at),
-            )
-        })?;
-        let changes = stored_since(&rules, &before);
-        let bindings = [(keys.actor.clone(), keys.public_key())];
-        store.save_automation(&AutomationWrite {
-            changes: vec![(rules_id, changes.clone())],
-            bindings: &bindings,
-            outbox: vec![(seq, row)],
-            ..AutomationWrite::default()
-        })?;
-        outcome.changed.push((rules_id, changes));
-    }
-    Ok(next)
-}
-
-fn message(rule: &str) -> String {
+pub(super) fn message(rule: &str) -> String {
     format!("automation {rule}")
 }
 
 /// One change by the relay on behalf of `rule`, timed `at`.
-fn change(
+pub(super) fn change(
     doc: &mut Automerge,
     at: UnixMillis,
     rule: &str,
@@ -550,7 +502,7 @@ fn change(
         .map_err(|failure| failure.error)
 }
 
-fn millis(at: UnixMillis) -> i64 {
+pub(super) fn millis(at: UnixMillis) -> i64 {
     i64::try_from(at.0).unwrap_or(i64::MAX)
 }
 

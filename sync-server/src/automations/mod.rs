@@ -30,6 +30,7 @@
 //! delays nothing but its own retries.
 
 pub(crate) mod api;
+mod delivery;
 mod engine;
 mod rules_document;
 pub mod webhook;

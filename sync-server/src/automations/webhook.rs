@@ -5,8 +5,23 @@
 //! A receiver checks `X-Rapport-Signature: sha256=<hex>` against the HMAC
 //! of the raw body under the workspace's webhook secret, and may use
 //! `X-Rapport-Event` (the same on every retry) to drop repeats.
+//!
+//! A webhook goes only to a public address: the host is resolved, and a
+//! loopback, private, link-local, unique-local or otherwise special address
+//! is refused (the addresses checked are the ones connected to, so a name
+//! that changes its answer between the check and the connection gains
+//! nothing), unless the operator allows the host (`--webhook-allow`).
+//! Redirects are not followed. What is recorded of a failure is its kind
+//! and status, never the receiver's own words.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use ureq::config::Config as AgentConfig;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -65,25 +80,113 @@ impl Delivery {
     }
 }
 
-/// One attempt: POSTs the body, signed. Blocking; call it off the runtime.
-pub fn post(delivery: &Delivery, secret: &[u8]) -> Result<(), String> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// One attempt: POSTs the body, signed, to a public address (or a host
+/// in `allow`). Blocking; call it off the runtime. The error is a short
+/// description a staff member may read.
+pub fn post(delivery: &Delivery, secret: &[u8], allow: &Arc<[String]>) -> Result<(), String> {
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(TIMEOUT))
         .http_status_as_error(false)
-        .build()
-        .into();
+        .max_redirects(0)
+        .build();
+    let resolver = PublicOnly {
+        allow: Arc::clone(allow),
+    };
+    let agent = ureq::Agent::with_parts(config, DefaultConnector::default(), resolver);
     let response = agent
         .post(&delivery.url)
         .header("Content-Type", "application/json")
         .header(SIGNATURE_HEADER, &sign(secret, delivery.body.as_bytes()))
         .header(EVENT_HEADER, &delivery.event)
         .send(delivery.body.as_bytes())
-        .map_err(|e| format!("{}: {e}", delivery.url))?;
+        .map_err(|e| describe(&e))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("{} answered {status}", delivery.url))
+        Err(format!("the receiver answered HTTP {}", status.as_u16()))
+    }
+}
+
+/// A failure as recorded: its kind, not the words of the receiver.
+fn describe(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::Other(refusal) if refusal.is::<NotPublic>() => refusal.to_string(),
+        ureq::Error::Timeout(_) => "the receiver did not answer in time".into(),
+        ureq::Error::HostNotFound => "the receiver's host name does not resolve".into(),
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed => {
+            "the receiver cannot be reached".into()
+        }
+        ureq::Error::BadUri(_) => "the webhook address is not a valid URL".into(),
+        _ => "the delivery failed".into(),
+    }
+}
+
+/// A webhook address that resolves to a non-public address.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refused: {0} is not a public address (an operator may allow the host with --webhook-allow)"
+)]
+struct NotPublic(IpAddr);
+
+/// Resolves as usual, then refuses any address that is not public, unless
+/// the URL's host (or host:port) is allowed.
+#[derive(Debug)]
+struct PublicOnly {
+    allow: Arc<[String]>,
+}
+
+impl Resolver for PublicOnly {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &AgentConfig,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        let allowed = uri.authority().is_some_and(|authority| {
+            self.allow
+                .iter()
+                .any(|a| a == authority.host() || a == authority.as_str())
+        });
+        if !allowed && let Some(bad) = addrs.iter().find(|addr| !is_public(addr.ip())) {
+            return Err(ureq::Error::Other(Box::new(NotPublic(bad.ip()))));
+        }
+        Ok(addrs)
+    }
+}
+
+/// Whether `ip` is an address on the public internet: not loopback,
+/// private, link-local, unique-local, shared (CGNAT), documentation,
+/// unspecified, broadcast or multicast; an IPv4-mapped IPv6 address is
+/// judged as its IPv4 address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
     }
 }
 
@@ -122,5 +225,50 @@ mod tests {
         assert_eq!(tries + 1, MAX_ATTEMPTS);
         assert_eq!(delivery.last_error.as_deref(), Some("down"));
         assert!(delivery.next_at > 1_000);
+    }
+
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn a_webhook_to_a_private_address_is_refused_before_it_is_sent() {
+        let delivery = Delivery {
+            event: "e".into(),
+            workspace: "w".into(),
+            rule: "r".into(),
+            url: "http://127.0.0.1:9/hook".into(),
+            body: "{}".into(),
+            attempts: 0,
+            next_at: 0,
+            last_error: None,
+        };
+        let none: Arc<[String]> = Arc::from(Vec::new());
+        let error = post(&delivery, b"k", &none).unwrap_err();
+        assert!(error.contains("not a public address"), "{error}");
+        // An allowed host is tried (and here, nothing listens).
+        let allowed: Arc<[String]> = Arc::from(vec!["127.0.0.1:9".to_owned()]);
+        let error = post(&delivery, b"k", &allowed).unwrap_err();
+        assert!(!error.contains("not a public address"), "{error}");
     }
 }

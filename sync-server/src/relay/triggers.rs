@@ -21,6 +21,10 @@ pub(crate) struct Triggers {
     /// Workspaces whose automations document holds a rule.
     active: Mutex<BTreeSet<String>>,
     pub(crate) wake: Notify,
+    /// Held while the relay changes an automations document (a rule's run
+    /// counted by the engine or by a webhook delivery): its changes come
+    /// one after another, never two from one state.
+    pub(crate) writing: Mutex<()>,
 }
 
 impl Triggers {
@@ -40,6 +44,7 @@ impl Triggers {
         Ok(Self {
             active: Mutex::new(active),
             wake: Notify::new(),
+            writing: Mutex::new(()),
         })
     }
 
