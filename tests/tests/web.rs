@@ -16,7 +16,9 @@ use rapport_client::Repo;
 use rapport_client::api::{Level, RelayApi, Role};
 use rapport_client::identity::KeyFile;
 use rapport_protocol::ids::{DocumentId, PublicKey};
-use rapport_tests::browser::world::{CUSTOMER, INTERNAL_TITLE, TITLE, WAIT, WELCOME, World};
+use rapport_tests::browser::world::{
+    CUSTOMER, INTERNAL_TITLE, STAFF_NAME, TITLE, WAIT, WELCOME, World,
+};
 use rapport_tests::browser::{Join, Until, Viewport, shared};
 use rapport_tests::peer::TestPeer;
 use rapport_tests::relay::TempDir;
@@ -59,6 +61,14 @@ fn a_client_sees_the_shared_document_and_its_thread_and_nothing_else() -> Result
     browser.open_doc("client", TITLE)?;
     browser.wait_for("client", Until::Comment(WELCOME), WAIT)?;
     browser.wait_for("client", Until::EditorIs(&world.expected_editor()?), WAIT)?;
+    // Sam's comment, written by the Rust replica, shows Sam's name (every
+    // member may ask the relay for the others' names), not a key.
+    let shown = browser.state("client")?.comments;
+    let welcome = shown
+        .iter()
+        .find(|c| c.body.contains(WELCOME))
+        .context("the welcome comment")?;
+    assert_eq!(welcome.author, STAFF_NAME, "{shown:?}");
 
     // The relay answers the client's key as if the rest did not exist.
     let file = browser.export_key("client")?;

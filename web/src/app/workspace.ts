@@ -9,7 +9,7 @@
 
 import type * as A from "@automerge/automerge/slim"
 import * as idb from "../lib/idb"
-import { ApiError, type Api, type DocumentEntry, type Member, type Role, type WorkspaceSummary } from "../net/api"
+import { ApiError, type Api, type DocumentEntry, type Member, type Person, type Role, type WorkspaceSummary } from "../net/api"
 import { readRecord, type RecordDoc, type RecordValue } from "../model/records"
 import type { Handle, Replica } from "../replica/replica"
 
@@ -22,6 +22,7 @@ export interface Loaded {
 const DOCS_KEY = (ws: string) => `docs:${ws}`
 const UNLISTED_KEY = (ws: string) => `unlisted:${ws}`
 const MEMBERS_KEY = (ws: string) => `members:${ws}`
+const PEOPLE_KEY = (ws: string) => `people:${ws}`
 
 /** How many documents are opened at once while loading the list. */
 const OPEN_AT_ONCE = 8
@@ -29,6 +30,8 @@ const OPEN_AT_ONCE = 8
 export class Workspace {
   entries: DocumentEntry[] = []
   members: Member[] = []
+  /** Every member's key and name, for everyone to show names by. */
+  people: Person[] = []
   readonly loaded = new Map<string, Loaded>()
   /** Documents this person made that the relay does not list yet. */
   private unlisted: { id: string; thread_of: string | null }[] = []
@@ -73,6 +76,7 @@ export class Workspace {
     this.entries = (await idb.get<DocumentEntry[]>(DOCS_KEY(this.id)).catch(() => undefined)) ?? []
     this.unlisted = (await idb.get<{ id: string; thread_of: string | null }[]>(UNLISTED_KEY(this.id)).catch(() => undefined)) ?? []
     this.members = (await idb.get<Member[]>(MEMBERS_KEY(this.id)).catch(() => undefined)) ?? []
+    this.people = (await idb.get<Person[]>(PEOPLE_KEY(this.id)).catch(() => undefined)) ?? []
     this.changed()
   }
 
@@ -86,6 +90,8 @@ export class Workspace {
       this.members = await this.api.members(this.id).catch(() => this.members)
       await idb.put(MEMBERS_KEY(this.id), this.members).catch(() => undefined)
     }
+    this.people = await this.api.people(this.id).catch(() => this.people)
+    await idb.put(PEOPLE_KEY(this.id), this.people).catch(() => undefined)
     this.changed()
   }
 

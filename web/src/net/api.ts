@@ -12,12 +12,13 @@ import type {
   InviteEntry,
   Level,
   MemberEntry,
+  Person,
   RelayInfo,
   Role,
   WorkspaceSummary,
 } from "../generated/model"
 
-export type { DocumentEntry, Level, RelayInfo, Role, WorkspaceSummary }
+export type { DocumentEntry, Level, Person, RelayInfo, Role, WorkspaceSummary }
 export type Member = MemberEntry
 export type InviteSummary = InviteEntry
 export type CreatedInvite = InviteCreated
@@ -99,6 +100,11 @@ export class Api {
 
   async addDocuments(ws: string, documents: { id: string; thread_of?: string | null }[]): Promise<void> {
     await this.call("POST", `/api/workspaces/${enc(ws)}/documents`, { documents })
+  }
+
+  /** Every member's key and name; any member may ask. */
+  async people(ws: string): Promise<Person[]> {
+    return (await this.call<{ people: Person[] }>("GET", `/api/workspaces/${enc(ws)}/people`)).people
   }
 
   async members(ws: string): Promise<Member[]> {
