@@ -70,6 +70,9 @@ pub struct ServeArgs {
     /// Connections the relay holds at once.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
+    /// Documents one key may hold outside every workspace (written, not yet listed).
+    #[arg(long, default_value_t = Limits::default().max_unlisted_per_key)]
+    pub max_unlisted_per_key: usize,
 }
 
 impl ServeArgs {
@@ -95,6 +98,7 @@ impl ServeArgs {
                 max_connections_per_key: self.max_connections_per_key.max(1),
                 max_connections: self.max_connections.max(1),
                 max_tokens_per_key: self.max_tokens_per_key.max(1),
+                max_unlisted_per_key: self.max_unlisted_per_key,
                 ..Limits::default()
             },
             compact_after_changes: self.compact_after_changes.max(1),

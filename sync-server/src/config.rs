@@ -44,6 +44,9 @@ pub struct Limits {
     pub max_tokens_per_key: usize,
     /// Connections the relay holds at once.
     pub max_connections: usize,
+    /// Documents one key may hold outside every workspace (written, not
+    /// yet listed); past it, a new one is refused with `quota-exceeded`.
+    pub max_unlisted_per_key: usize,
     /// A connection with no traffic (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
     /// How often the relay pings each connection.
@@ -65,6 +68,7 @@ impl Default for Limits {
             max_connections_per_key: 64,
             max_tokens_per_key: rapport_protocol::token::DEFAULT_REPLAY_SHARE,
             max_connections: 100_000,
+            max_unlisted_per_key: 10_000,
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
             unload_idle_documents_after: Duration::from_secs(60),

@@ -142,6 +142,45 @@ async fn a_document_no_workspace_lists_is_its_first_writers_alone() -> Result<()
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn one_key_holds_a_bounded_number_of_documents_outside_workspaces() -> Result<()> {
+    let dir = TempDir::new("attack-unlisted-quota");
+    let limits = Limits {
+        max_unlisted_per_key: 3,
+        ..Limits::default()
+    };
+    let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
+    let hoarder = key(1);
+    let peer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &hoarder, "hoarder").await?;
+    for n in 0..3u8 {
+        peer.open(
+            DocumentId::from_bytes([70 + n; 16]),
+            doc_by(&hoarder, 1, "n")?,
+        );
+    }
+    stored(&relay, 3).await?;
+    // The fourth is refused, and said so.
+    peer.open(DocumentId::from_bytes([79; 16]), doc_by(&hoarder, 1, "n")?);
+    peer.wait_until(|s| {
+        s.rejected
+            .iter()
+            .any(|r| r.reason == rapport_protocol::wire::RejectReason::QuotaExceeded)
+    })
+    .await?;
+    ensure!(relay.metric("rapport_changes_stored_total").await? == 3);
+    // Listing one in a workspace makes room; others are not limited by it.
+    let mut dirs = Vec::new();
+    let api = person(&relay, &hoarder, &mut dirs)?;
+    let ws = blocking(|| api.create_workspace("Mine"))?;
+    blocking(|| api.add_documents(&ws, &[(DocumentId::from_bytes([70; 16]), None)]))?;
+    peer.open(DocumentId::from_bytes([80; 16]), doc_by(&hoarder, 1, "n")?);
+    stored(&relay, 4).await?;
+    let other = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(2), "other").await?;
+    other.open(DocumentId::from_bytes([81; 16]), doc_by(&key(2), 1, "n")?);
+    stored(&relay, 5).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_automations_document_is_its_workspaces_and_only_admins_write_it() -> Result<()> {
     let dir = TempDir::new("attack-automations");
     let relay = TestRelay::start(dir.path()).await?;

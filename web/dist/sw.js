@@ -2,8 +2,8 @@
 // hashed assets) on this device, so the app opens with the relay down.
 // Documents are kept by the app in IndexedDB; the API and /sync always go
 // to the network. The build writes the asset list and the cache name.
-const CACHE = "rapport-app-99adc358696465c8"
-const ASSETS = ["/assets/app-4WJAC67T.js","/assets/automerge-X4OLCNJ7.wasm","/assets/style-K5EXOGAK.css"]
+const CACHE = "rapport-app-a757f04a9962f9e7"
+const ASSETS = ["/assets/app-BS3VMFI4.js","/assets/automerge-X4OLCNJ7.wasm","/assets/style-K5EXOGAK.css"]
 const SHELL = "/"
 
 self.addEventListener("install", event => {

@@ -311,6 +311,7 @@ function onRelayMessage(app: App, message: RapportMessage): void {
     "actor-of-another-key": "the change was signed with an identity that belongs to someone else",
     "storage-unavailable": "the relay cannot store changes right now; it will take them when you reconnect",
     "invalid-change": "the change was damaged",
+    "quota-exceeded": "you hold as many documents outside a workspace as the relay allows",
   }
   const reason = why[message.reason] ?? (message.message || message.reason)
   app.notices.show(

@@ -528,6 +528,9 @@ fn describe(reason: &RejectReason, count: usize) -> String {
             "the relay cannot store changes right now; they stay on your device and sync later"
         }
         RejectReason::InvalidChange => "it depends on a refused change",
+        RejectReason::QuotaExceeded => {
+            "you hold as many documents outside any workspace as the relay allows; put some in a workspace first"
+        }
         RejectReason::Unrecognized(_) => "the relay refused it",
     };
     format!("{what} refused: {why}")

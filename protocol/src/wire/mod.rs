@@ -224,6 +224,9 @@ pub enum RejectReason {
     StorageUnavailable,
     /// The change bytes are not a valid automerge change.
     InvalidChange,
+    /// The sender holds as many documents outside every workspace as the
+    /// relay allows; a new one is refused until one is put in a workspace.
+    QuotaExceeded,
     /// A code this version does not know, kept as sent.
     Unrecognized(String),
 }
@@ -236,6 +239,7 @@ impl RejectReason {
             Self::ReadOnly => "read-only",
             Self::StorageUnavailable => "storage-unavailable",
             Self::InvalidChange => "invalid-change",
+            Self::QuotaExceeded => "quota-exceeded",
             Self::Unrecognized(code) => code,
         }
     }
@@ -253,6 +257,7 @@ impl RejectReason {
             "read-only" => Self::ReadOnly,
             "storage-unavailable" => Self::StorageUnavailable,
             "invalid-change" => Self::InvalidChange,
+            "quota-exceeded" => Self::QuotaExceeded,
             other => Self::Unrecognized(other.to_owned()),
         }
     }

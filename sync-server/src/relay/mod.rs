@@ -390,10 +390,20 @@ impl Relay {
             doc.add_peer(conn, remote.clone());
             open_docs.insert(id);
         }
+        // A key holds a bounded number of documents outside workspaces.
+        let over_quota = match identity {
+            Identity::Key(key) => {
+                let workspaces = lock(&self.workspaces);
+                workspaces.is_unclaimed(id)
+                    && workspaces.unlisted_of(&key) >= self.config.limits.max_unlisted_per_key
+            }
+            Identity::Anonymous => false,
+        };
         let prepared = {
             let mut actors = lock(&self.actors);
             doc.receive(conn, &message, is_request, |actor| {
                 match (identity, access) {
+                    _ if over_quota => Err(RejectReason::QuotaExceeded),
                     (_, Access::Read) => Err(RejectReason::ReadOnly),
                     (Identity::Anonymous, _) => Ok(()),
                     (Identity::Key(key), _) => actors.check(actor, key),

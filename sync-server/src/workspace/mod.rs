@@ -66,6 +66,8 @@ pub(crate) struct Workspaces {
     creators: Option<BTreeSet<PublicKey>>,
     /// Documents no workspace lists, by the key that first wrote them.
     claims: HashMap<DocumentId, PublicKey>,
+    /// How many documents each key has claimed that no workspace lists.
+    claimed_by: HashMap<PublicKey, usize>,
 }
 
 /// Audit events as stored: one JSON object each.
@@ -90,9 +92,11 @@ impl Workspaces {
     ) -> Result<Self, StoreError> {
         let mut this = Self {
             creators,
-            claims: store.claims()?,
             ..Self::default()
         };
+        for (id, key) in store.claims()? {
+            this.note_claim(id, key);
+        }
         for bytes in store.workspaces()? {
             let workspace: Workspace =
                 serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt {
@@ -107,7 +111,18 @@ impl Workspaces {
 
     fn index(&mut self, workspace: &Workspace) {
         for doc in workspace.documents.keys() {
-            self.document_home.insert(*doc, workspace.id.clone());
+            let listed_now = self
+                .document_home
+                .insert(*doc, workspace.id.clone())
+                .is_none();
+            // A claimed document that is now listed no longer counts
+            // against its claimant's documents outside workspaces.
+            if listed_now
+                && let Some(key) = self.claims.get(doc)
+                && let Some(count) = self.claimed_by.get_mut(key)
+            {
+                *count = count.saturating_sub(1);
+            }
         }
     }
 
@@ -138,7 +153,18 @@ impl Workspaces {
 
     /// Takes `key`'s claim of `document` (stored by the caller).
     pub(crate) fn note_claim(&mut self, document: DocumentId, key: PublicKey) {
-        self.claims.entry(document).or_insert(key);
+        if self.claims.contains_key(&document) {
+            return;
+        }
+        self.claims.insert(document, key);
+        if !self.document_home.contains_key(&document) {
+            *self.claimed_by.entry(key).or_insert(0) += 1;
+        }
+    }
+
+    /// How many documents no workspace lists `key` has claimed.
+    pub(crate) fn unlisted_of(&self, key: &PublicKey) -> usize {
+        self.claimed_by.get(key).copied().unwrap_or(0)
     }
 
     /// Every workspace's id.
