@@ -117,6 +117,27 @@ pub struct RelayDoc {
     limits: ChunkLimits,
 }
 
+/// A sync message's data decoded: the message without its changes, and
+/// the changes split and checked against [`ChunkLimits`]. The costly part
+/// of receiving a large message (inflating and parsing its changes), which
+/// needs no document and can run anywhere.
+#[derive(Debug)]
+pub struct DecodedSync {
+    message: sync::Message,
+    changes: Vec<StoredChange>,
+}
+
+impl DecodedSync {
+    /// Decodes a `sync`/`request` message's data; the error says why not.
+    pub fn decode(data: &[u8], limits: &ChunkLimits) -> Result<Self, String> {
+        let mut message = sync::Message::decode(data).map_err(|e| e.to_string())?;
+        let changes =
+            split_changes_within(message.changes.iter(), limits).map_err(|e| e.to_string())?;
+        message.changes = sync::ChunkList::empty();
+        Ok(Self { message, changes })
+    }
+}
+
 /// Most changes a document may have for [`RelayDoc::pack_job`]: past it,
 /// compaction makes its snapshot (the bytes would pass the packing bound
 /// anyway, and the walk is not worth making on the document's lock).
@@ -279,17 +300,31 @@ impl RelayDoc {
         conn: ConnId,
         message: &DocMessage,
         is_request: bool,
+        check: impl FnMut(&[u8]) -> Result<(), RejectReason>,
+    ) -> Result<Prepared, SyncError> {
+        let decoded = DecodedSync::decode(&message.data, &self.limits).map_err(|reason| {
+            SyncError::BadSyncMessage {
+                document: self.id,
+                peer: message.sender_id.clone(),
+                reason,
+            }
+        })?;
+        self.receive_decoded(conn, decoded, is_request, check)
+    }
+
+    /// [`RelayDoc::receive`] of a message decoded beforehand (off the
+    /// caller's event loop, say, with [`DecodedSync::decode`]).
+    pub fn receive_decoded(
+        &mut self,
+        conn: ConnId,
+        decoded: DecodedSync,
+        is_request: bool,
         mut check: impl FnMut(&[u8]) -> Result<(), RejectReason>,
     ) -> Result<Prepared, SyncError> {
-        let bad = |reason: String| SyncError::BadSyncMessage {
-            document: self.id,
-            peer: message.sender_id.clone(),
-            reason,
-        };
-        let mut decoded = sync::Message::decode(&message.data).map_err(|e| bad(e.to_string()))?;
-        let incoming = split_changes_within(decoded.changes.iter(), &self.limits)
-            .map_err(|e| bad(e.to_string()))?;
-        decoded.changes = sync::ChunkList::empty();
+        let DecodedSync {
+            message: decoded,
+            changes: incoming,
+        } = decoded;
         let had_changes = !incoming.is_empty();
 
         let mut refused = Vec::new();

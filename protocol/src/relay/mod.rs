@@ -27,7 +27,7 @@ mod peer;
 
 pub use chunks::{ChunkError, ChunkLimits, split_changes, split_changes_within};
 pub use doc::{
-    ConnId, MAX_QUEUED_CHANGES, NewSnapshot, PackJob, Prepared, RelayDoc, RelayEffect,
+    ConnId, DecodedSync, MAX_QUEUED_CHANGES, NewSnapshot, PackJob, Prepared, RelayDoc, RelayEffect,
     StoredDocument,
 };
 pub use graph::{ChangeGraph, StoredChange};

@@ -150,10 +150,7 @@ impl Relay {
         is_request: bool,
     ) {
         let mut nothing = RelayDoc::new(message.document_id, self.peer_id.clone());
-        nothing.set_chunk_limits(rapport_protocol::relay::ChunkLimits {
-            max_change_bytes: self.config.limits.max_change_bytes,
-            max_document_bytes: self.config.limits.max_frame_bytes,
-        });
+        nothing.set_chunk_limits(self.chunk_limits());
         nothing.add_peer(conn, remote.clone());
         match nothing.receive(conn, message, is_request, |_| Err(RejectReason::ReadOnly)) {
             Ok(prepared) => {

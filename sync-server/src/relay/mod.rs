@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey, UnixMillis};
 use rapport_protocol::relay::{
-    ChunkLimits, ConnId, Prepared, RelayDoc, RelayEffect, StoredChange, StoredDocument,
+    ChunkLimits, ConnId, DecodedSync, Prepared, RelayDoc, RelayEffect, StoredChange, StoredDocument,
 };
 use rapport_protocol::sync::SyncError;
 use rapport_protocol::token::{AuthError, Verifier, VerifierConfig};
@@ -43,6 +43,10 @@ const MAX_SESSION_ID_BYTES: usize = 128;
 
 /// Ephemeral sessions remembered per document.
 const MAX_EPHEMERAL_SESSIONS: usize = 1024;
+
+/// Sync messages up to this size are decoded where they arrive; larger
+/// ones on a blocking thread ([`Relay::decode`]).
+const DECODE_INLINE_BYTES: usize = 16 * 1024;
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -151,6 +155,8 @@ pub(crate) struct Relay {
     pub(crate) seats: Seats,
     /// Members' refused API calls written to the audit log lately.
     pub(crate) audited_refusals: Mutex<WindowCounter<PublicKey>>,
+    /// Large sync messages being decoded off the async workers.
+    decodes: tokio::sync::Semaphore,
 }
 
 impl Relay {
@@ -204,6 +210,9 @@ impl Relay {
             automations,
             seats: Seats::default(),
             audited_refusals: Mutex::new(WindowCounter::new(Duration::from_secs(60))),
+            decodes: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            ),
         })
     }
 
@@ -346,7 +355,7 @@ impl Relay {
         conn: ConnId,
         remote: &PeerId,
         identity: Identity,
-        message: DocMessage,
+        mut message: DocMessage,
         is_request: bool,
         open_docs: &mut BTreeSet<DocumentId>,
     ) -> Verdict {
@@ -365,6 +374,14 @@ impl Relay {
                 self.config.limits.max_documents_per_connection
             ));
         }
+        let decoded = match self.decode(&mut message).await {
+            Ok(decoded) => decoded,
+            Err(reason) => {
+                return Verdict::ProtocolError(format!(
+                    "malformed sync message for {id}: {reason}"
+                ));
+            }
+        };
         let slot = self.slot(id);
         let mut slot = slot.lock().await;
         // Another key may have claimed the document while this message
@@ -401,7 +418,7 @@ impl Relay {
         };
         let prepared = {
             let mut actors = lock(&self.actors);
-            doc.receive(conn, &message, is_request, |actor| {
+            doc.receive_decoded(conn, decoded, is_request, |actor| {
                 match (identity, access) {
                     _ if over_quota => Err(RejectReason::QuotaExceeded),
                     (_, Access::Read) => Err(RejectReason::ReadOnly),
@@ -432,6 +449,34 @@ impl Relay {
         }
         self.keep_new_snapshot(id, &mut slot);
         Verdict::Continue
+    }
+
+    /// How large an incoming change or document chunk may inflate.
+    pub(crate) fn chunk_limits(&self) -> ChunkLimits {
+        ChunkLimits {
+            max_change_bytes: self.config.limits.max_change_bytes,
+            max_document_bytes: self.config.limits.max_frame_bytes,
+        }
+    }
+
+    /// Decodes a sync message's data: a large one (inflating and parsing
+    /// its changes is the costly part) on a blocking thread, at most as
+    /// many at once as there are cores, so that the async workers keep
+    /// serving everyone else.
+    async fn decode(&self, message: &mut DocMessage) -> Result<DecodedSync, String> {
+        let limits = self.chunk_limits();
+        if message.data.len() <= DECODE_INLINE_BYTES {
+            return DecodedSync::decode(&message.data, &limits);
+        }
+        let _permit = self
+            .decodes
+            .acquire()
+            .await
+            .map_err(|_| "the relay is stopping".to_owned())?;
+        let data = std::mem::take(&mut message.data);
+        tokio::task::spawn_blocking(move || DecodedSync::decode(&data, &limits))
+            .await
+            .map_err(|_| "decoding failed".to_owned())?
     }
 
     /// Makes the new changes durable, then lets the document answer and
@@ -563,11 +608,7 @@ impl Relay {
             } else {
                 StoredDocument::default()
             };
-            let (mut doc, orphans) = RelayDoc::from_stored(id, self.peer_id.clone(), changes);
-            doc.set_chunk_limits(ChunkLimits {
-                max_change_bytes: self.config.limits.max_change_bytes,
-                max_document_bytes: self.config.limits.max_frame_bytes,
-            });
+            let (doc, orphans) = RelayDoc::from_stored(id, self.peer_id.clone(), changes);
             if orphans > 0 {
                 warn!(document = %id, orphans, "stored changes whose dependencies are missing");
             }
