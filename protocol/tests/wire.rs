@@ -432,3 +432,32 @@ proptest! {
         let _ = Message::decode(&bytes);
     }
 }
+
+#[test]
+fn an_ephemeral_encoded_for_many_targets_is_byte_for_byte_each_one_encoded_alone() {
+    let message = Ephemeral {
+        sender_id: "alice".parse().unwrap(),
+        target_id: "relay".parse().unwrap(),
+        count: 7,
+        session_id: "s1".into(),
+        document_id: DocumentId::from_bytes([3; 16]),
+        data: vec![0xa1, 0x61, b'x', 0x01],
+    };
+    let targets: Vec<PeerId> = vec![
+        "bob".parse().unwrap(),
+        "carol-with-a-long-id".parse().unwrap(),
+    ];
+    let frames = message.encode_for(&targets);
+    assert_eq!(frames.len(), 2);
+    for (frame, target) in frames.iter().zip(&targets) {
+        let alone = Message::Ephemeral(Ephemeral {
+            target_id: target.clone(),
+            ..message.clone()
+        })
+        .encode();
+        assert_eq!(frame, &alone);
+        assert!(
+            matches!(Message::decode(frame), Ok(Message::Ephemeral(e)) if &e.target_id == target)
+        );
+    }
+}

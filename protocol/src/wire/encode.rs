@@ -7,7 +7,7 @@ use super::{
     DocMessage, DocUnavailable, Documents, Ephemeral, ErrorMessage, Join, Leave, Message, Peer,
     PeerMetadata, Rejected, RemoteHeadsChanged, RemoteSubscriptionChange,
 };
-use crate::ids::StorageId;
+use crate::ids::{PeerId, StorageId};
 
 type Enc = Encoder<Vec<u8>>;
 type Done = Result<(), minicbor::encode::Error<std::convert::Infallible>>;
@@ -128,10 +128,49 @@ fn encode_doc_unavailable(e: &mut Enc, m: &DocUnavailable) -> Done {
     Ok(())
 }
 
+impl Ephemeral {
+    /// The message as [`Message::encode`] writes it, once for each of
+    /// `targets` in place of its own target: everything after the target
+    /// (the payload among it) is encoded once, not once per target.
+    pub fn encode_for<'a>(&self, targets: impl IntoIterator<Item = &'a PeerId>) -> Vec<Vec<u8>> {
+        let mut head = Encoder::new(Vec::new());
+        let mut tail = Encoder::new(Vec::new());
+        let done =
+            encode_ephemeral_head(&mut head).and_then(|()| encode_ephemeral_tail(&mut tail, self));
+        done.expect("encoding a message into a Vec cannot fail");
+        let (head, tail) = (head.into_writer(), tail.into_writer());
+        targets
+            .into_iter()
+            .map(|target| {
+                let mut target_key = Encoder::new(Vec::new());
+                target_key
+                    .str("targetId")
+                    .and_then(|e| e.str(target.as_str()))
+                    .expect("encoding a message into a Vec cannot fail");
+                let target_key = target_key.into_writer();
+                let mut frame = Vec::with_capacity(head.len() + target_key.len() + tail.len());
+                frame.extend_from_slice(&head);
+                frame.extend_from_slice(&target_key);
+                frame.extend_from_slice(&tail);
+                frame
+            })
+            .collect()
+    }
+}
+
 fn encode_ephemeral(e: &mut Enc, m: &Ephemeral) -> Done {
+    encode_ephemeral_head(e)?;
+    e.str("targetId")?.str(m.target_id.as_str())?;
+    encode_ephemeral_tail(e, m)
+}
+
+fn encode_ephemeral_head(e: &mut Enc) -> Done {
     e.map(7)?;
     e.str("type")?.str("ephemeral")?;
-    e.str("targetId")?.str(m.target_id.as_str())?;
+    Ok(())
+}
+
+fn encode_ephemeral_tail(e: &mut Enc, m: &Ephemeral) -> Done {
     e.str("count")?;
     js_number(e, m.count)?;
     e.str("sessionId")?.str(&m.session_id)?;

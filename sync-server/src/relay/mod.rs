@@ -306,7 +306,11 @@ impl Relay {
     /// Queues a message on a connection; a connection whose queue is full is
     /// too slow to keep and is told to close.
     pub(crate) fn send(&self, conn: ConnId, message: &Message) {
-        let frame = Bytes::from(message.encode());
+        self.send_frame(conn, Bytes::from(message.encode()));
+    }
+
+    /// Queues an encoded message on a connection, as [`Relay::send`].
+    fn send_frame(&self, conn: ConnId, frame: Bytes) {
         let len = frame.len() as u64;
         let conns = lock(&self.conns);
         let Some(handle) = conns.get(&conn) else {
@@ -674,12 +678,12 @@ impl Relay {
         let Some(doc) = slot.doc.as_ref() else {
             return;
         };
-        for (other, remote) in doc.peers() {
-            if other != conn {
-                let mut forwarded = message.clone();
-                forwarded.target_id = remote.clone();
-                self.send(other, &Message::Ephemeral(forwarded));
-            }
+        // Encoded once for every other peer, each with its own target.
+        let others: Vec<(ConnId, &PeerId)> =
+            doc.peers().filter(|(other, _)| *other != conn).collect();
+        let frames = message.encode_for(others.iter().map(|(_, remote)| *remote));
+        for ((other, _), frame) in others.iter().zip(frames) {
+            self.send_frame(*other, Bytes::from(frame));
         }
     }
 
