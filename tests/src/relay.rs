@@ -1,5 +1,6 @@
 //! A relay on 127.0.0.1:0 in the test's own runtime, on a data folder that
-//! outlives restarts.
+//! outlives restarts, and [`share`]: a workspace through which several keys
+//! share documents, made over the HTTP API as people make one.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use ed25519_dalek::SigningKey;
+use rapport_client::RelayConfig;
+use rapport_client::api::{InviteRequest, RelayApi, Role};
+use rapport_client::identity::Identity;
+use rapport_protocol::ids::DocumentId;
 use rapport_server::{AuthMode, Config, Limits, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -114,6 +120,28 @@ impl TestRelay {
         Ok(())
     }
 
+    /// Shares `documents` between `owner` and `members` as people must on a
+    /// relay with tokens ([`share`]); returns the new workspace's id. Runs
+    /// the blocking API calls on a blocking thread, so any runtime flavour
+    /// will do.
+    pub async fn share(
+        &self,
+        owner: &SigningKey,
+        members: &[&SigningKey],
+        documents: &[DocumentId],
+    ) -> Result<String> {
+        let (url, relay_id) = (self.url(), self.relay_id.clone());
+        let owner = owner.clone();
+        let members: Vec<SigningKey> = members.iter().map(|&key| key.clone()).collect();
+        let documents = documents.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let members: Vec<&SigningKey> = members.iter().collect();
+            share(&url, &relay_id, &owner, &members, &documents)
+        })
+        .await
+        .context("sharing panicked")?
+    }
+
     /// `GET path`, returning the status code and body.
     pub async fn get(&self, path: &str) -> Result<(u16, String)> {
         http_get(self.addr, path).await
@@ -146,6 +174,68 @@ impl TestRelay {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Shares `documents` between `owner` and `members` on the relay at `url`
+/// (its `/sync` address) whose id is `relay_id`, over the HTTP API as
+/// people do: `owner` creates a workspace, every member redeems one
+/// multi-use staff invite, and `owner` lists the documents, so that each of
+/// them may read and write every document listed. Returns the workspace's
+/// id.
+///
+/// On a relay with tokens a document no workspace lists belongs to the key
+/// that first wrote it, and only documents written by the workspace's
+/// members (and `owner`) may be listed: list a document before anyone else
+/// writes it, or once only these keys have.
+///
+/// Blocking: from async code call [`TestRelay::share`], or this inside
+/// `block_in_place` or `spawn_blocking`.
+pub fn share(
+    url: &str,
+    relay_id: &str,
+    owner: &SigningKey,
+    members: &[&SigningKey],
+    documents: &[DocumentId],
+) -> Result<String> {
+    let config = RelayConfig {
+        url: url.to_owned(),
+        audience: Some(relay_id.to_owned()),
+    };
+    let api = |key: &SigningKey| RelayApi::new(&config, Identity::in_memory(key.clone()));
+    let owner_api = api(owner)?;
+    let workspace = owner_api.create_workspace("Shared in a test")?;
+    let mut joining: Vec<&SigningKey> = Vec::new();
+    for &member in members {
+        let key = member.verifying_key();
+        let seen = joining.iter().any(|k| k.verifying_key() == key);
+        if key != owner.verifying_key() && !seen {
+            joining.push(member);
+        }
+    }
+    if !joining.is_empty() {
+        let invite = owner_api.create_invite(
+            &workspace,
+            &InviteRequest {
+                role: Role::Staff,
+                documents: Vec::new(),
+                level: None,
+                expires_in_secs: 3600,
+                uses: u32::try_from(joining.len())?,
+            },
+        )?;
+        for member in joining {
+            let role = api(member)?.redeem(&invite)?;
+            ensure!(role == Role::Staff, "joined as {role:?}");
+        }
+    }
+    // Listed once everyone has joined: a document the members wrote
+    // together may be listed too.
+    let listed: Vec<(DocumentId, Option<DocumentId>)> =
+        documents.iter().map(|&id| (id, None)).collect();
+    owner_api
+        .add_documents(&workspace, &listed)
+        .with_context(|| format!("listing {documents:?}"))?;
+    Ok(workspace)
 }
 
 /// A minimal HTTP/1.1 GET, enough for the relay's plain endpoints.

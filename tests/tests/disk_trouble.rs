@@ -1,6 +1,10 @@
 //! A relay whose disk fails: it refuses new changes with a clear error to
 //! the peer and a log line, keeps serving reads, recovers when the disk
 //! does, and loses nothing it acknowledged.
+//!
+//! The writer, the reader and the newcomer share the document as staff of
+//! a workspace that lists it ([`TestRelay::share`]), made while the disk
+//! still works and before anyone writes.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -50,6 +54,12 @@ async fn relay_on(data: &TempDir, faults: &Arc<Faults>) -> Result<TestRelay> {
     let mut config = Config::new(data.path());
     config.storage = faults.backend();
     TestRelay::start_config(config).await
+}
+
+/// Lists `id` in a workspace of key 1 whose staff are keys 2 and 3.
+async fn share(relay: &TestRelay, id: DocumentId) -> Result<()> {
+    relay.share(&key(1), &[&key(2), &key(3)], &[id]).await?;
+    Ok(())
 }
 
 async fn peer(relay: &TestRelay, seed: u8, name: &str) -> Result<TestPeer> {
@@ -110,6 +120,7 @@ async fn a_failed_write_is_refused_and_the_next_ones_are_stored() -> Result<()> 
     let faults = Faults::new();
     let mut relay = relay_on(&data, &faults).await?;
     let id = DocumentId::random(&mut rand::rng());
+    share(&relay, id).await?;
     let writer = peer(&relay, 1, "writer").await?;
     let reader = peer(&relay, 2, "reader").await?;
     writer.open(id, record(1));
@@ -165,6 +176,7 @@ async fn a_full_disk_refuses_writes_serves_reads_and_recovers_when_space_returns
     let faults = Faults::new();
     let mut relay = relay_on(&data, &faults).await?;
     let id = DocumentId::random(&mut rand::rng());
+    share(&relay, id).await?;
     let writer = peer(&relay, 1, "writer").await?;
     let reader = peer(&relay, 2, "reader").await?;
     writer.open(id, record(1));

@@ -14,6 +14,11 @@
 //! - keep its memory bounded and its gauges back at their baseline after;
 //! - accept a fresh peer afterwards.
 //!
+//! The good peers and the newcomer share their document through a
+//! workspace. Half the attackers' keys are staff there too: to them the
+//! good document is open to read and write, and still nothing they send
+//! may change it; to the other half it is a document they may not see.
+//!
 //! Memory is measured for the whole process, so this file holds this one
 //! test. The frames, tokens, attacker state and good peers are in
 //! `rapport_tests::hostile`.
@@ -34,7 +39,9 @@ use rapport_tests::hostile::good_pair::GoodPair;
 use rapport_tests::hostile::session::{Class, Session};
 use rapport_tests::hostile::socket::read_until;
 use rapport_tests::hostile::tokens::{UsedTokens, bad_token};
-use rapport_tests::hostile::{ANSWER_BOUND, GOOD, MAX_DOCS, MAX_FRAME, peer_id};
+use rapport_tests::hostile::{
+    ANSWER_BOUND, GOOD, MAX_DOCS, MAX_FRAME, attacker_key, insiders, peer_id,
+};
 use rapport_tests::peer::{TestPeer, actor_of, key, mint_token, open_socket};
 use rapport_tests::process::{count_panics, panics, rss_kib};
 use rapport_tests::relay::{TempDir, TestRelay};
@@ -131,7 +138,7 @@ async fn attack_frames(
     shared: &Shared,
     me: String,
 ) -> Result<()> {
-    let token = mint_token(&key(100 + rng.random_range(0..50)), &relay.relay_id);
+    let token = mint_token(&attacker_key(rng), &relay.relay_id);
     let mut socket = open_socket(&relay.url(), Some(&token)).await?;
     shared.used_tokens.push(token);
     let mut session = Session::new(rng, &shared.captured, me.clone());
@@ -248,7 +255,7 @@ async fn attack_raw(rng: &mut ChaCha8Rng, relay: &TestRelay, shared: &Shared) ->
         tcp.write_all(&garbage).await?;
         return expect_close(&mut tcp).await.context("after HTTP garbage");
     }
-    let token = mint_token(&key(100 + rng.random_range(0..50)), &relay.relay_id);
+    let token = mint_token(&attacker_key(rng), &relay.relay_id);
     let upgrade = format!(
         "GET /sync HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
@@ -435,7 +442,12 @@ async fn a_storm_of_hostile_input_leaves_the_relay_serving() -> Result<()> {
         ..Limits::default()
     };
     let relay = Arc::new(TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?);
-    let mut good = GoodPair::start(&relay).await?;
+    // The newcomer at the end (key 3) shares the good document too, and so
+    // do half the attackers' keys.
+    let newcomer = key(3);
+    let insiders = insiders();
+    let also: Vec<_> = std::iter::once(&newcomer).chain(&insiders).collect();
+    let mut good = GoodPair::start(&relay, &also).await?;
     for _ in 0..3 {
         good.round().await?;
     }

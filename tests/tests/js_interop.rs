@@ -4,6 +4,11 @@
 //! and in `--open` mode, are refused without a token, are told a missing
 //! document is unavailable, and find what they wrote after a relay restart.
 //!
+//! In token mode peers of different keys share documents as staff of a
+//! workspace that lists them ([`rapport_tests::relay::share`]): a document a
+//! JS peer creates (under a random id) is listed by its author right after
+//! it is created, one a test names is listed before anyone writes it.
+//!
 //! The JS peer API is blocking (it waits on a child process), so every call
 //! runs inside [`js`] (`block_in_place`) on a multi-threaded runtime, while
 //! the relay and the Rust peers keep running on the runtime's workers.
@@ -18,7 +23,7 @@ use rapport_protocol::wire::Message;
 use rapport_server::{AuthMode, Limits};
 use rapport_tests::js_peer::{DocState, JsPeer};
 use rapport_tests::peer::{PeerState, TestPeer, actor_of, key, mint_token};
-use rapport_tests::relay::{TempDir, TestRelay};
+use rapport_tests::relay::{TempDir, TestRelay, share};
 use serde_json::{Value, json};
 
 /// How long a JS peer waits for something that should happen. Generous:
@@ -111,12 +116,18 @@ fn relay_has_all(state: &PeerState, id: DocumentId) -> bool {
 }
 
 /// Two JS peers make concurrent edits to a document A created, and converge
-/// on the same content and heads.
-fn two_js_peers_converge(a: &mut JsPeer, b: &mut JsPeer) -> Result<()> {
+/// on the same content and heads. `share` is called with the document once
+/// A has created it, before B looks for it.
+fn two_js_peers_converge(
+    a: &mut JsPeer,
+    b: &mut JsPeer,
+    share: impl FnOnce(DocumentId) -> Result<()>,
+) -> Result<()> {
     let initial = json!({"customers": {}, "notes": "Kickoff"});
     let url = a.create(initial.clone())?;
     assert!(url.starts_with("automerge:"), "{url}");
     a.flush(WAIT)?;
+    share(document_id(&url)?)?;
     assert_eq!(b.find_within(&url, WAIT)?, initial);
 
     // Both edit without waiting for each other. The splice positions hold
@@ -161,7 +172,10 @@ async fn js_peers_with_tokens_converge_through_the_relay() -> Result<()> {
         assert_eq!(peers_a.len(), 1, "{peers_a:?}");
         assert_eq!(peers_a, peers_b);
 
-        two_js_peers_converge(&mut a, &mut b)?;
+        // A, the author, shares it with B.
+        two_js_peers_converge(&mut a, &mut b, |id| {
+            share(&relay.url(), &relay.relay_id, &key(1), &[&key(2)], &[id]).map(drop)
+        })?;
 
         assert_eq!(a.errors()?, Vec::<String>::new(), "{}", a.stderr());
         assert_eq!(b.errors()?, Vec::<String>::new(), "{}", b.stderr());
@@ -183,6 +197,10 @@ async fn a_js_document_syncs_with_a_rust_peer_both_ways() -> Result<()> {
     })?;
     let id = document_id(&url)?;
     assert_eq!(id.url().to_string(), url);
+    // The JS author shares its document with the Rust peer, and one the
+    // Rust peer will create.
+    let id2 = DocumentId::from_bytes(rand::random());
+    relay.share(&key(1), &[&key(2)], &[id, id2]).await?;
 
     // A Rust peer with an empty document gets the JS content.
     let r = rust_peer(&relay, 2, "rust").await?;
@@ -226,7 +244,6 @@ async fn a_js_document_syncs_with_a_rust_peer_both_ways() -> Result<()> {
     );
 
     // The other way round: a document the Rust peer creates, the JS peer finds.
-    let id2 = DocumentId::from_bytes(rand::random());
     let mut record = Automerge::new().with_actor(actor_of(&key(2), 1));
     record
         .transact(|tx| {
@@ -262,7 +279,8 @@ async fn js_peers_without_tokens_sync_through_an_open_relay() -> Result<()> {
     js(|| -> Result<()> {
         let mut a = JsPeer::start(&url)?;
         let mut b = JsPeer::start(&url)?;
-        two_js_peers_converge(&mut a, &mut b)?;
+        // Nothing to share: an open relay has no workspaces.
+        two_js_peers_converge(&mut a, &mut b, |_| Ok(()))?;
         assert_eq!(a.errors()?, Vec::<String>::new(), "{}", a.stderr());
         assert_eq!(b.errors()?, Vec::<String>::new(), "{}", b.stderr());
         Ok(())
@@ -336,7 +354,9 @@ async fn a_js_peer_is_told_an_unknown_document_is_unavailable() -> Result<()> {
     assert!(text.contains("unavailable"), "{text}");
     assert!(!text.contains("timeout"), "{text}");
 
-    // The document appears later, made by a Rust peer.
+    // The document appears later, made by a Rust peer, who first lists it
+    // in a workspace with the JS peer (key 1) and a second one (key 3).
+    relay.share(&key(2), &[&key(1), &key(3)], &[id]).await?;
     let r = rust_peer(&relay, 2, "author").await?;
     let mut doc = Automerge::new().with_actor(actor_of(&key(2), 1));
     doc.transact(|tx| tx.put(ROOT, "name", "Late Ltd"))
@@ -389,6 +409,10 @@ async fn a_js_clients_changes_survive_a_relay_restart() -> Result<()> {
         Ok(url)
     })?;
     let written = js(|| a.read(&url))?;
+    // A, its author, shares it with those who look for it after the restart.
+    relay
+        .share(&key(1), &[&key(2), &key(3)], &[document_id(&url)?])
+        .await?;
 
     // A stays connected while the relay stops: a graceful shutdown with a
     // live JS client on it.

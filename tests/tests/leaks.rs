@@ -6,6 +6,10 @@
 //! The relay runs in this test process, so `/proc/self/fd` counts both ends
 //! of every connection and `/proc/self/status` the memory of both.
 //!
+//! Keys that share documents are staff of a workspace that lists them
+//! ([`TestRelay::share`]), made before anyone writes: a document no
+//! workspace lists is its first writer's alone.
+//!
 //! (That a peer which stops reading is cut off without slowing the others is
 //! `relay_bad_input.rs`'s `a_peer_that_stops_reading_is_cut_off_without_slowing_others`;
 //! here is only what happens to its connection afterwards.)
@@ -265,6 +269,14 @@ async fn a_thousand_connect_disconnect_cycles_leak_no_descriptors_or_memory() ->
     let docs: Vec<DocumentId> = (0..LANES)
         .map(|lane| DocumentId::from_bytes([200 + lane; 16]))
         .collect();
+    // The seeder writes every lane's document, each lane's key writes its
+    // own, the check reads them all.
+    let members: Vec<SigningKey> = (0..LANES)
+        .map(|lane| key(50 + lane))
+        .chain([key(48)])
+        .collect();
+    let members: Vec<&SigningKey> = members.iter().collect();
+    relay.share(&key(49), &members, &docs).await?;
     let seeder = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(49), "seeder").await?;
     for &doc in &docs {
         let mut content = Automerge::new().with_actor(actor_of(&key(49), 1));
@@ -394,6 +406,8 @@ async fn a_peer_cut_off_for_not_reading_gets_its_socket_closed() -> Result<()> {
     config.limits.send_queue_frames = 8;
     let relay = TestRelay::start_config(config).await?;
     let id = DocumentId::from_bytes([42; 16]);
+    // The sluggard is one of them: the document is its to read.
+    relay.share(&key(1), &[&key(2), &key(3)], &[id]).await?;
     let writer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(1), "writer").await?;
     let reader = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(2), "reader").await?;
     writer.open(id, Automerge::new().with_actor(actor_of(&key(1), 1)));

@@ -7,13 +7,16 @@
 //!
 //! - every replica allowed to see it has the same heads and the same
 //!   contents, and every edit anyone made to it (nothing lost);
-//! - a replica not allowed to see it has nothing of it.
+//! - a replica not allowed to see it has nothing of it;
+//! - the relay's file holds it with those same heads.
 //!
 //! The people: an owner and a staff member of a workspace, a client with
 //! one workspace document shared with them (write), and an outsider in no
-//! workspace. Documents: two outside any workspace (everyone writes them),
-//! one shared only within the workspace (owner and staff), one shared with
-//! the client too.
+//! workspace. Documents: one shared only within the workspace (owner and
+//! staff), one shared with the client too, and two in no workspace, the
+//! owner's and the outsider's, each its first writer's alone (the relay's
+//! rule for documents no workspace lists). Everyone asks for every
+//! document it may not see.
 //!
 //! Seeds: 1 to 6 by default; `RAPPORT_SIM_SEEDS=N` runs seeds 1 to N and
 //! `RAPPORT_SIM_SEED=s` just seed `s`. The seed fixes every choice the
@@ -30,6 +33,7 @@ use rand_chacha::ChaCha8Rng;
 use rapport_client::api::{InviteRequest, Level, RelayApi, Role};
 use rapport_client::{ClientError, LiveSync, RelayConfig, Repo};
 use rapport_protocol::ids::DocumentId;
+use rapport_server::storage::Store;
 use rapport_tests::relay::{TempDir, TestRelay};
 
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -56,22 +60,28 @@ const PEOPLE: [Person; 4] = [
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Doc {
-    /// Outside any workspace, made by the owner.
-    PublicA,
-    /// Outside any workspace, made by the outsider.
-    PublicB,
+    /// In no workspace, made by the owner: the owner's alone.
+    OwnersOwn,
+    /// In no workspace, made by the outsider: the outsider's alone.
+    OutsidersOwn,
     /// In the workspace, shared with nobody outside it.
     Internal,
     /// In the workspace, shared with the client (write).
     Shared,
 }
 
-const DOCS: [Doc; 4] = [Doc::PublicA, Doc::PublicB, Doc::Internal, Doc::Shared];
+const DOCS: [Doc; 4] = [
+    Doc::OwnersOwn,
+    Doc::OutsidersOwn,
+    Doc::Internal,
+    Doc::Shared,
+];
 
 /// Who may see (and here, write) each document.
 fn allowed(person: Person, doc: Doc) -> bool {
     match doc {
-        Doc::PublicA | Doc::PublicB => true,
+        Doc::OwnersOwn => person == Person::Owner,
+        Doc::OutsidersOwn => person == Person::Outsider,
         Doc::Internal => matches!(person, Person::Owner | Person::Staff),
         Doc::Shared => person != Person::Outsider,
     }
@@ -93,7 +103,7 @@ struct Sim {
     /// Every marker appended to each document's log.
     written: BTreeMap<Doc, BTreeSet<String>>,
     rng: ChaCha8Rng,
-    _relay_dir: TempDir,
+    relay_dir: TempDir,
 }
 
 /// A new document with a title, a log list and a notes text.
@@ -136,10 +146,13 @@ impl Sim {
         let owner_api = RelayApi::new(&config, owner.identity().clone())?;
         let workspace = blocking(|| owner_api.create_workspace("Simulation"))?;
         let mut ids = BTreeMap::new();
-        ids.insert(Doc::PublicA, create(owner, "public A")?);
+        ids.insert(Doc::OwnersOwn, create(owner, "the owner's own")?);
         ids.insert(Doc::Internal, create(owner, "internal")?);
         ids.insert(Doc::Shared, create(owner, "shared")?);
-        ids.insert(Doc::PublicB, create(&replicas[3].repo, "public B")?);
+        ids.insert(
+            Doc::OutsidersOwn,
+            create(&replicas[3].repo, "the outsider's own")?,
+        );
         blocking(|| {
             owner_api.add_documents(
                 &workspace,
@@ -172,13 +185,12 @@ impl Sim {
         }
         sync(&replicas[0].repo, &config).await?;
         sync(&replicas[3].repo, &config).await?;
-        // Everyone asks for the public documents; those outside the
-        // workspace also ask for its documents, which they must not get.
-        // Members learn of workspace documents from the relay.
+        // Everyone asks for the documents it must not get. Members learn
+        // of workspace documents from the relay; each unlisted document is
+        // already with the one person who may have it.
         for replica in &replicas {
             for doc in DOCS {
-                let public = matches!(doc, Doc::PublicA | Doc::PublicB);
-                if public || !allowed(replica.person, doc) {
+                if !allowed(replica.person, doc) {
                     replica.repo.want(ids[&doc])?;
                 }
             }
@@ -190,7 +202,7 @@ impl Sim {
             ids,
             written: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
-            _relay_dir: relay_dir,
+            relay_dir,
         })
     }
 
@@ -382,6 +394,30 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// Stops the relay; its file holds every document with the heads of
+    /// the replicas that may see it (checked equal by [`Sim::check`]), the
+    /// unlisted ones included, whose only other copy is their writer's.
+    async fn check_relay_file(&mut self) -> Result<()> {
+        self.relay.stop().await?;
+        let store = Store::open(self.relay_dir.path())?;
+        for doc in DOCS {
+            let id = self.ids[&doc];
+            let replica = self
+                .replicas
+                .iter()
+                .find(|r| allowed(r.person, doc))
+                .context("someone may see each document")?;
+            ensure!(
+                store.load_automerge(id)?.get_heads() == replica.repo.heads(id)?,
+                "the relay's file and {:?} differ on {doc:?}",
+                replica.person
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A document's contents as JSON: maps, lists, text and scalars.
 fn dump(doc: &Automerge) -> serde_json::Value {
     dump_object(doc, &ROOT)
@@ -429,6 +465,9 @@ async fn simulate(seed: u64) -> Result<()> {
         .await
         .with_context(|| format!("steps: {trail:#?}"))?;
     sim.check().with_context(|| format!("steps: {trail:#?}"))?;
+    sim.check_relay_file()
+        .await
+        .with_context(|| format!("steps: {trail:#?}"))?;
     let edits: Vec<String> = sim
         .replicas
         .iter()

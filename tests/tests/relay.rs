@@ -1,6 +1,10 @@
 //! The relay over real sockets on 127.0.0.1: Rust peers converge through it,
 //! refused changes stay refused, and everything acknowledged survives a
 //! restart.
+//!
+//! Peers of different keys share a document through a workspace whose
+//! members they are ([`TestRelay::share`]), listed before anyone writes it:
+//! a document no workspace lists is its first writer's alone.
 
 use anyhow::Result;
 use automerge::transaction::Transactable;
@@ -40,11 +44,21 @@ async fn peer(relay: &TestRelay, seed: u8, name: &str) -> Result<TestPeer> {
     TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(seed), name).await
 }
 
+/// Lists `id` in a workspace of key `owner` whose staff are the keys
+/// `members`.
+async fn share(relay: &TestRelay, id: DocumentId, owner: u8, members: &[u8]) -> Result<()> {
+    let members: Vec<_> = members.iter().map(|&seed| key(seed)).collect();
+    let members: Vec<_> = members.iter().collect();
+    relay.share(&key(owner), &members, &[id]).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn two_peers_converge_on_concurrent_edits() -> Result<()> {
     let dir = TempDir::new("two-peers");
     let relay = TestRelay::start(dir.path()).await?;
     let id = DocumentId::from_bytes([1; 16]);
+    share(&relay, id, 1, &[2]).await?;
     let a = peer(&relay, 1, "a").await?;
     let b = peer(&relay, 2, "b").await?;
     a.open(id, record(1));
@@ -77,6 +91,7 @@ async fn ten_peers_converge() -> Result<()> {
     let dir = TempDir::new("ten-peers");
     let relay = TestRelay::start(dir.path()).await?;
     let id = DocumentId::from_bytes([2; 16]);
+    share(&relay, id, 10, &(11..20).collect::<Vec<_>>()).await?;
     let mut peers = Vec::new();
     for i in 0..10u8 {
         let p = peer(&relay, 10 + i, &format!("peer-{i}")).await?;
@@ -113,6 +128,7 @@ async fn a_peer_that_reconnects_after_a_restart_gets_what_it_missed() -> Result<
     let dir = TempDir::new("restart");
     let mut relay = TestRelay::start(dir.path()).await?;
     let id = DocumentId::from_bytes([3; 16]);
+    share(&relay, id, 1, &[2]).await?;
     let a = peer(&relay, 1, "a").await?;
     a.open(id, record(1));
     a.wait_until(|a| a.received.len() >= 2).await?;
@@ -138,6 +154,9 @@ async fn a_change_by_another_keys_actor_is_refused_and_never_forwarded() -> Resu
     let dir = TempDir::new("actor");
     let relay = TestRelay::start(dir.path()).await?;
     let id = DocumentId::from_bytes([4; 16]);
+    // The forger is a member who may write the document: what refuses its
+    // changes is the actor binding, not access.
+    share(&relay, id, 1, &[2, 3]).await?;
     let owner = peer(&relay, 1, "owner").await?;
     let watcher = peer(&relay, 3, "watcher").await?;
     owner.open(id, record(1));
@@ -287,6 +306,8 @@ async fn an_unknown_document_is_unavailable_and_arrives_when_it_appears() -> Res
     waiter.open(id, empty_doc(2, 1));
     waiter.wait_until(|w| w.unavailable.contains(&id)).await?;
 
+    // The author lists it for both of them before writing it.
+    share(&relay, id, 1, &[2]).await?;
     let author = peer(&relay, 1, "author").await?;
     author.open(id, record(1));
     waiter
@@ -302,6 +323,7 @@ async fn compaction_folds_changes_into_a_snapshot_and_loses_nothing() -> Result<
     config.compact_after_changes = 10;
     let mut relay = TestRelay::start_config(config).await?;
     let id = DocumentId::from_bytes([7; 16]);
+    share(&relay, id, 1, &[2, 3]).await?;
     let a = peer(&relay, 1, "a").await?;
     a.open(id, record(1));
     for n in 0..45i64 {

@@ -1,11 +1,16 @@
 //! Whatever a peer sends, the relay answers with a typed refusal or drops the
 //! message, and every other connection keeps working.
+//!
+//! Keys that share a document are staff of a workspace that lists it
+//! ([`TestRelay::share`]): a document no workspace lists is its first
+//! writer's alone.
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ReadDoc};
+use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
 use rapport_client::transport::ConnectError;
 use rapport_protocol::ids::DocumentId;
@@ -45,9 +50,14 @@ fn empty_request(sender: &str, document: DocumentId) -> Result<Message> {
     }))
 }
 
+/// The key raw sockets ([`joined`]) connect as.
+fn raw_key() -> SigningKey {
+    key(7)
+}
+
 /// Connects and joins as `name`, returning the socket after the `peer` answer.
 async fn joined(relay: &TestRelay, name: &str) -> Result<Socket> {
-    let token = mint_token(&key(7), &relay.relay_id);
+    let token = mint_token(&raw_key(), &relay.relay_id);
     let mut socket = open_socket(&relay.url(), Some(&token)).await?;
     socket.send(join(name)).await?;
     let answer = next_message(&mut socket)
@@ -102,8 +112,14 @@ struct Bystander {
 }
 
 impl Bystander {
-    async fn start(relay: &TestRelay) -> Result<Self> {
+    /// The writer (key 1) and the reader (key 2) share their document, and
+    /// so do the keys `also`.
+    async fn start(relay: &TestRelay, also: &[&SigningKey]) -> Result<Self> {
         let id = DocumentId::from_bytes([42; 16]);
+        let reader_key = key(2);
+        let mut members = vec![&reader_key];
+        members.extend(also);
+        relay.share(&key(1), &members, &[id]).await?;
         let writer =
             TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(1), "bystander-w").await?;
         let reader =
@@ -202,7 +218,7 @@ async fn the_token_may_come_in_the_query() -> Result<()> {
 async fn protocol_violations_close_only_the_offender() -> Result<()> {
     let dir = TempDir::new("violations");
     let relay = TestRelay::start(dir.path()).await?;
-    let mut bystander = Bystander::start(&relay).await?;
+    let mut bystander = Bystander::start(&relay, &[]).await?;
 
     // A text frame.
     let mut s = joined(&relay, "texter").await?;
@@ -308,7 +324,7 @@ async fn an_oversize_frame_is_refused_and_others_keep_syncing() -> Result<()> {
         ..Limits::default()
     };
     let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
-    let mut bystander = Bystander::start(&relay).await?;
+    let mut bystander = Bystander::start(&relay, &[]).await?;
     let mut s = joined(&relay, "big").await?;
     let _ = s
         .send(tungstenite::Message::binary(vec![0xa0; 200 * 1024]))
@@ -330,8 +346,9 @@ async fn a_peer_that_stops_reading_is_cut_off_without_slowing_others() -> Result
         ..Limits::default()
     };
     let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
-    let mut bystander = Bystander::start(&relay).await?;
-    // The sluggard opens the bystanders' document and never reads again.
+    let mut bystander = Bystander::start(&relay, &[&raw_key()]).await?;
+    // The sluggard, whom they share it with, opens the bystanders' document
+    // and never reads again.
     let mut slow = joined(&relay, "sluggard").await?;
     let request = empty_request("sluggard", bystander.id)?;
     slow.send(tungstenite::Message::binary(request.encode()))
@@ -428,6 +445,7 @@ async fn idle_documents_leave_memory() -> Result<()> {
     };
     let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
     let id = DocumentId::from_bytes([9; 16]);
+    relay.share(&key(1), &[&key(2)], &[id]).await?;
     let a = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(1), "a").await?;
     let mut doc = Automerge::new().with_actor(actor_of(&key(1), 1));
     doc.transact(|tx| tx.put(ROOT, "k", 1)).unwrap();

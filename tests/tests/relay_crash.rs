@@ -4,6 +4,9 @@
 //! any peer saw acknowledged is there afterwards, every peer converges on
 //! the relay's heads, and the redb file opens cleanly.
 //!
+//! The peers and the observer share the documents as staff of the
+//! observer's workspace, made before anyone writes.
+//!
 //! Seeds: 1, 2 and 3 by default; `RAPPORT_CRASH_SEEDS=7,8,9` runs others
 //! (a failure names its seed).
 
@@ -24,7 +27,7 @@ use rapport_protocol::ids::{DocumentId, PeerId};
 use rapport_protocol::wire::Message;
 use rapport_server::storage::Store;
 use rapport_tests::peer::{PeerState, TestPeer, actor_of, key};
-use rapport_tests::relay::http_get;
+use rapport_tests::relay::{http_get, share};
 
 const PEERS: usize = 8;
 /// Peer `i` writes to document `i % DOCS`: two writers, two actors, per
@@ -78,6 +81,17 @@ async fn crash_once(seed: u64) -> Result<()> {
 
     let mut relay = RelayProcess::spawn(dir.path(), "127.0.0.1:0".parse()?).await?;
     let addr = relay.addr;
+    let writers: Vec<_> = (0..PEERS).map(|i| key(seed_of(i))).collect();
+    let writers: Vec<_> = writers.iter().collect();
+    tokio::task::block_in_place(|| {
+        share(
+            &relay.url(),
+            &relay.relay_id,
+            &key(seed_of(PEERS)),
+            &writers,
+            &docs,
+        )
+    })?;
     let mut peers = Vec::new();
     for i in 0..PEERS {
         let peer = connect(&relay, i).await?;

@@ -1,4 +1,8 @@
 //! Replicas (rapport-client) syncing through the relay over real sockets.
+//!
+//! Replicas of different people share documents as staff of a workspace
+//! that lists them ([`TestRelay::share`]), listed before the first sync:
+//! a document no workspace lists is its first writer's alone.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -19,6 +23,24 @@ fn relay_config(relay: &TestRelay) -> RelayConfig {
         url: relay.url(),
         audience: Some(relay.relay_id.clone()),
     }
+}
+
+/// Lists `documents` in a workspace of `owner`'s person whose staff are
+/// the people of `members`.
+async fn share(
+    relay: &TestRelay,
+    owner: &Repo,
+    members: &[&Repo],
+    documents: &[DocumentId],
+) -> Result<()> {
+    let members: Vec<_> = members
+        .iter()
+        .map(|repo| repo.identity().signing_key())
+        .collect();
+    relay
+        .share(owner.identity().signing_key(), &members, documents)
+        .await?;
+    Ok(())
 }
 
 async fn sync(repo: &Repo, relay: &RelayConfig) -> Result<()> {
@@ -61,6 +83,7 @@ async fn offline_edits_on_two_replicas_both_survive() -> Result<()> {
         tx.splice_text(&body, 0, 0, "Scope: portal.\nTimeline: Q3.")?;
         Ok::<_, automerge::AutomergeError>(())
     })?;
+    share(&relay, &a, &[&b], &[customer, requirements]).await?;
     sync(&a, &config).await?;
     b.want(customer)?;
     b.want(requirements)?;
@@ -140,6 +163,7 @@ async fn converge_with_seed(seed: u64) -> Result<()> {
         .map(|h| Repo::init(h.path()))
         .collect::<Result<_, _>>()?;
     let (doc, ()) = repos[0].create(|tx| tx.put(ROOT, "created", true))?;
+    share(&relay, &repos[0], &[&repos[1], &repos[2]], &[doc]).await?;
     sync(&repos[0], &relay_config(&relay)).await?;
     for repo in &repos[1..] {
         repo.want(doc)?;
@@ -296,6 +320,7 @@ async fn live_sync_carries_edits_both_ways_and_reports_progress() -> Result<()> 
     let a = Repo::init(home_a.path())?;
     let b = Repo::init(home_b.path())?;
     let (id, ()) = a.create(|tx| tx.put(ROOT, "n", 0))?;
+    share(&relay, &a, &[&b], &[id]).await?;
     b.want(id)?;
     let live_a = a.sync_live(relay_config(&relay));
     let live_b = b.sync_live(relay_config(&relay));
@@ -372,6 +397,7 @@ async fn live_sync_reconnects_after_the_relay_restarts() -> Result<()> {
     let a = Repo::init(home_a.path())?;
     let b = Repo::init(home_b.path())?;
     let (id, ()) = a.create(|tx| tx.put(ROOT, "n", 0))?;
+    share(&relay, &a, &[&b], &[id]).await?;
     b.want(id)?;
     let live_a = a.sync_live(relay_config(&relay));
     let live_b = b.sync_live(relay_config(&relay));

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc};
+use ed25519_dalek::SigningKey;
 
 use super::GOOD;
 use crate::peer::{TestPeer, actor_of, key};
@@ -30,7 +31,14 @@ pub struct GoodPair {
 }
 
 impl GoodPair {
-    pub async fn start(relay: &TestRelay) -> Result<Self> {
+    /// Alice (key 1) and Bob (key 2) connect and share [`GOOD`] through a
+    /// workspace of Alice's whose staff are Bob and the keys `also` (a
+    /// newcomer, insiders among the attackers).
+    pub async fn start(relay: &TestRelay, also: &[&SigningKey]) -> Result<Self> {
+        let bob_key = key(2);
+        let mut members = vec![&bob_key];
+        members.extend(also);
+        relay.share(&key(1), &members, &[GOOD]).await?;
         let alice = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(1), "alice").await?;
         let bob = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(2), "bob").await?;
         let mut doc = Automerge::new().with_actor(actor_of(&key(1), 1));

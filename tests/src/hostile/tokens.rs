@@ -9,7 +9,7 @@ use rapport_protocol::ids::UnixMillis;
 use rapport_protocol::token;
 
 use super::frames::{random_bytes, random_string};
-use crate::peer::{key, mint_token, now};
+use crate::peer::{mint_token, now};
 use crate::relay::TestRelay;
 
 /// Tokens the relay already accepted once, shared by every attacker.
@@ -54,7 +54,7 @@ fn b64url(bytes: &[u8]) -> String {
 
 /// A token the relay must refuse (`None`: no token at all).
 pub fn bad_token(rng: &mut impl Rng, relay: &TestRelay, used: &UsedTokens) -> Option<String> {
-    let signer = key(100 + rng.random_range(0..50));
+    let signer = super::attacker_key(rng);
     let t = now().0;
     match rng.random_range(0..10) {
         0 => None,
