@@ -312,8 +312,12 @@ async fn the_golden_relay_serves_the_golden_replica() -> Result<()> {
         workspaces.iter().any(|w| w.name == WORKSPACE_NAME),
         "{workspaces:?}"
     );
+    // The golden workspace was made by 0.1.0, before every workspace had an
+    // automations document: the relay made one and listed it at start
+    // (`adopt_rules_documents`), so it is listed beside what 0.1.0 listed.
     documents.sort();
-    let mut expected = vec![m.customer, m.requirements];
+    let rules = rapport_model::automation::document::document_id(&m.workspace);
+    let mut expected = vec![m.customer, m.requirements, rules];
     expected.sort();
     ensure!(documents == expected, "{documents:?}");
     ensure!(
@@ -334,7 +338,30 @@ async fn the_golden_relay_serves_the_golden_replica() -> Result<()> {
         repo.read(id, |doc| check(&m, id, doc))??;
     }
 
-    // A newcomer gets the note (outside the workspace) as written.
+    // The note is in no workspace. 0.1.0 let every key read it; this
+    // version claimed it at start for the key of its first change, the
+    // owner's (key 5's stock actor wrote to it later): a newcomer is told it
+    // is unavailable.
+    let outsider = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(6), "outsider").await?;
+    outsider.open(m.note, Automerge::new());
+    outsider
+        .wait_until(|s| s.unavailable.contains(&m.note))
+        .await?;
+    ensure!(
+        outsider.with(|s| s.doc(m.note).get_heads().is_empty()),
+        "the claimed note reached an outsider"
+    );
+
+    // The owner shares it as people now must: a workspace whose staff are
+    // key 5 (a co-author, so the note may be listed), the newcomer and the
+    // forger below. The newcomer gets the note as written.
+    relay
+        .share(
+            repo.identity().signing_key(),
+            &[&key(5), &key(6), &key(7)],
+            &[m.note],
+        )
+        .await?;
     let newcomer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(6), "newcomer").await?;
     newcomer.open(m.note, Automerge::new());
     newcomer
@@ -342,7 +369,8 @@ async fn the_golden_relay_serves_the_golden_replica() -> Result<()> {
         .await?;
     newcomer.with(|s| check_note(s.doc(m.note)))?;
 
-    // The stored actor registry still binds the stock actor to key 5.
+    // The stored actor registry still binds the stock actor to key 5: key 7
+    // may write the note, but not as key 5's actor.
     let forger = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(7), "forger").await?;
     forger.open(
         m.note,

@@ -17,7 +17,7 @@ use rapport_protocol::ids::{DocumentId, UnixMillis};
 use rapport_protocol::relay::StoredChange;
 use tracing::{debug, warn};
 
-use super::engine::{EngineError, IDLE, change, millis};
+use super::relay_changes::{EngineError, change, millis};
 use super::webhook::{self, Delivery};
 use super::webhook_secret;
 use crate::relay::{Relay, lock, now};
@@ -45,14 +45,15 @@ struct State {
 
 impl Deliveries {
     /// Starts every due delivery that is not under way, within the bounds;
-    /// returns how long until the next one is due. Blocking.
+    /// returns how long until the next one is due, if one is waiting.
+    /// Blocking.
     pub(super) fn start_due(
         self: &Arc<Self>,
         relay: &Arc<Relay>,
         allow: &Arc<[String]>,
-    ) -> Result<Duration, EngineError> {
+    ) -> Result<Option<Duration>, EngineError> {
         let store = relay.store();
-        let mut next = IDLE;
+        let mut next: Option<Duration> = None;
         for (seq, row) in store.outbox()? {
             let Ok(delivery) = serde_json::from_slice::<Delivery>(&row) else {
                 warn!(seq, "a damaged webhook in the outbox; dropped");
@@ -64,7 +65,8 @@ impl Deliveries {
             };
             let at = now();
             if delivery.next_at > at.0 {
-                next = next.min(Duration::from_millis(delivery.next_at - at.0));
+                let due = Duration::from_millis(delivery.next_at - at.0);
+                next = Some(next.map_or(due, |next| next.min(due)));
                 continue;
             }
             if !self.claim(seq, &delivery.workspace) {

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use automerge::transaction::CommitOptions;
-use automerge::{Automerge, AutomergeError, ChangeHash};
+use automerge::{Automerge, ChangeHash};
 use rapport_model::automation::{
     Action, Event, FieldValue, RecordKind, Rule, document, due_in_days, record, render,
 };
-use rapport_model::{Comment, Date, EditError, ModelError, Record, Task, Thread, new_document};
+use rapport_model::{Comment, Date, EditError, Record, Task, Thread, new_document};
 use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
 use rapport_protocol::relay::StoredChange;
 use sha2::{Digest, Sha256};
@@ -18,26 +18,15 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::delivery::Deliveries;
+use super::relay_changes::{EngineError, change, message, millis};
 use super::webhook::Delivery;
 use crate::forms::Forms;
 use crate::relay::{Relay, lock, now};
-use crate::storage::{AutomationWrite, Pending, RelayKeys, StoreError};
-use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
+use crate::storage::{AutomationWrite, Pending, RelayKeys};
+use crate::workspace::{AuditEvent, DocInfo};
 
 /// How long the engine sleeps when nothing wakes it.
-pub(super) const IDLE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub(super) enum EngineError {
-    #[error(transparent)]
-    Storage(#[from] StoreError),
-    #[error(transparent)]
-    Workspace(#[from] WorkspaceError),
-    #[error("cannot write the relay's change: {0}")]
-    Document(#[from] AutomergeError),
-    #[error("cannot write the record: {0}")]
-    Model(#[from] ModelError),
-}
+const IDLE: Duration = Duration::from_secs(5);
 
 /// What a step changed that the running relay must hear of.
 #[derive(Debug, Default)]
@@ -117,7 +106,8 @@ fn step(
         }
     }
     match deliveries.start_due(relay, allow) {
-        Ok(next) => wait = wait.min(next),
+        Ok(Some(next)) => wait = wait.min(next),
+        Ok(None) => {}
         Err(e) => warn!(error = %e, "cannot deliver webhooks"),
     }
     (outcome, wait)
@@ -481,29 +471,6 @@ impl Run<'_> {
         }
         task
     }
-}
-
-pub(super) fn message(rule: &str) -> String {
-    format!("automation {rule}")
-}
-
-/// One change by the relay on behalf of `rule`, timed `at`.
-pub(super) fn change(
-    doc: &mut Automerge,
-    at: UnixMillis,
-    rule: &str,
-    write: impl FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>,
-) -> Result<(), AutomergeError> {
-    let options = CommitOptions::default()
-        .with_message(message(rule))
-        .with_time(i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
-    doc.transact_with(|_| options, write)
-        .map(drop)
-        .map_err(|failure| failure.error)
-}
-
-pub(super) fn millis(at: UnixMillis) -> i64 {
-    i64::try_from(at.0).unwrap_or(i64::MAX)
 }
 
 /// The changes of `doc` that are not ancestors of `heads`, as stored.

@@ -32,6 +32,7 @@
 pub(crate) mod api;
 mod delivery;
 mod engine;
+mod relay_changes;
 mod rules_document;
 pub mod webhook;
 

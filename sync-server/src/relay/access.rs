@@ -140,8 +140,12 @@ impl Relay {
         }
     }
 
-    /// Answers a document the peer may not see exactly as one that does not
-    /// exist: the same empty sync message, then `doc-unavailable`.
+    /// Answers a document the peer may not see. A `request` is answered
+    /// exactly as one for a document that does not exist: the same empty
+    /// sync message, then `doc-unavailable`. A `sync` (a peer offering
+    /// changes it holds) gets `doc-unavailable` alone: an empty sync
+    /// message would ask for the changes, and the peer would offer them
+    /// again, for ever.
     pub(super) fn answer_as_missing(
         &self,
         conn: ConnId,
@@ -149,10 +153,14 @@ impl Relay {
         message: &DocMessage,
         is_request: bool,
     ) {
+        if !is_request {
+            self.send(conn, &self.unavailable(message.document_id, remote));
+            return;
+        }
         let mut nothing = RelayDoc::new(message.document_id, self.peer_id.clone());
         nothing.set_chunk_limits(self.chunk_limits());
         nothing.add_peer(conn, remote.clone());
-        match nothing.receive(conn, message, is_request, |_| Err(RejectReason::ReadOnly)) {
+        match nothing.receive(conn, message, true, |_| Err(RejectReason::ReadOnly)) {
             Ok(prepared) => {
                 // Nothing is stored for a document the peer may not see.
                 let mut prepared = prepared;
@@ -160,9 +168,6 @@ impl Relay {
                 prepared.refused.clear();
                 nothing.commit(prepared);
                 self.flush(&mut nothing);
-                if !is_request {
-                    self.send(conn, &self.unavailable(message.document_id, remote));
-                }
             }
             Err(_) => self.send(conn, &self.unavailable(message.document_id, remote)),
         }

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use redb::{ReadableTable, WriteTransaction};
 
-use super::schema::{CHANGES, CLAIMS};
+use super::schema::CLAIMS;
 use super::{Store, StoreError};
 
 impl Store {
@@ -71,24 +71,18 @@ impl Store {
         Ok(actors)
     }
 
-    /// The actor of a document's first stored change, if it has changes
-    /// rows (a document held only as a snapshot answers `None`).
+    /// The actor of a document's first change: the first in causal order
+    /// of its snapshot if it has one, else of its stored changes (stored in
+    /// a dependency order). `None` for a document the relay holds nothing of.
     pub fn first_author(&self, id: DocumentId) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.begin_read()?;
-        let table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-        let key = id.as_bytes();
-        let first = table
-            .range((key, 0)..=(key, u64::MAX))
-            .map_err(|e| self.err(e))?
-            .next();
-        match first {
-            Some(row) => {
-                let (_, value) = row.map_err(|e| self.err(e))?;
-                let change =
-                    super::codec::decode(value.value()).ok_or_else(|| self.corrupt("changes"))?;
-                Ok(Some(change.actor))
-            }
-            None => Ok(self.authors(id)?.into_iter().next()),
+        let stored = self.load_document(id)?;
+        if stored.snapshot.is_some() {
+            let doc = self.load_automerge(id)?;
+            return Ok(doc
+                .get_changes(&[])
+                .first()
+                .map(|change| change.actor_id().to_bytes().to_vec()));
         }
+        Ok(stored.changes.first().map(|change| change.actor.clone()))
     }
 }
