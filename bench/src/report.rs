@@ -27,31 +27,7 @@ pub(crate) enum Unit {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Value {
     Single(Option<f64>),
-    Samples(SummaryRecord),
-}
-
-/// A [`Summary`] as stored in a result file.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub(crate) struct SummaryRecord {
-    pub(crate) count: usize,
-    pub(crate) missing: usize,
-    pub(crate) p50: Option<f64>,
-    pub(crate) p99: Option<f64>,
-    pub(crate) min: Option<f64>,
-    pub(crate) max: Option<f64>,
-}
-
-impl From<Summary> for SummaryRecord {
-    fn from(s: Summary) -> Self {
-        Self {
-            count: s.count,
-            missing: s.missing,
-            p50: s.p50,
-            p99: s.p99,
-            min: s.min,
-            max: s.max,
-        }
-    }
+    Samples(Summary),
 }
 
 /// One line of a scenario's table.
@@ -108,7 +84,7 @@ impl Report {
             case: case.to_owned(),
             measure: measure.to_owned(),
             unit: Unit::Seconds,
-            value: Value::Samples(summary.into()),
+            value: Value::Samples(summary),
         });
     }
 
@@ -158,7 +134,7 @@ impl Report {
     }
 }
 
-fn samples_text(s: &SummaryRecord) -> String {
+fn samples_text(s: &Summary) -> String {
     if s.missing > 0 {
         format!("{} ({} missing)", s.count, s.missing)
     } else {
@@ -168,7 +144,7 @@ fn samples_text(s: &SummaryRecord) -> String {
 
 /// A percentile that fell among the missing samples is only known to be
 /// beyond the largest measured one.
-fn format_percentile(p: Option<f64>, s: &SummaryRecord) -> String {
+fn format_percentile(p: Option<f64>, s: &Summary) -> String {
     match (p, s.max) {
         (Some(v), _) => format_value(Unit::Seconds, Some(v)),
         (None, Some(max)) if s.missing > 0 => {

@@ -8,10 +8,11 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// The distribution of one measured quantity, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// The distribution of one measured quantity, in seconds; as it is
+/// written to, and read back from, a result file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Summary {
     /// Samples measured.
     pub(crate) count: usize,
