@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::{AuthMode, Config, Limits, ServerError};
+use crate::{AuthMode, Config, FormLimits, Limits, ServerError};
 
 /// The relay's flags.
 #[derive(Debug, Clone, Args)]
@@ -106,6 +106,7 @@ impl ServeArgs {
                 .then(|| self.workspace_creators.clone()),
             storage: crate::storage::Backend::file(),
             webhook_allow: self.webhook_allow.clone(),
+            forms: FormLimits::default(),
         }
     }
 

@@ -95,6 +95,8 @@ pub struct Config {
     /// Hosts (`host` or `host:port`) webhooks may go to although they
     /// resolve to a loopback, private or otherwise non-public address.
     pub webhook_allow: Vec<String>,
+    /// Bounds on public form submissions.
+    pub forms: FormLimits,
 }
 
 /// The default of [`Config::compact_after_changes`].
@@ -111,6 +113,29 @@ impl Config {
             workspace_creators: None,
             storage: crate::storage::Backend::file(),
             webhook_allow: Vec::new(),
+            forms: FormLimits::default(),
+        }
+    }
+}
+
+/// Bounds on public form submissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormLimits {
+    /// The largest body accepted (413 above it).
+    pub max_body_bytes: usize,
+    /// Submissions one address may send at once.
+    pub burst: u32,
+    /// After the burst, one more submission per address per this long.
+    pub refill_every: Duration,
+}
+
+impl Default for FormLimits {
+    /// 64 KiB bodies; 10 submissions a minute per address, 5 at once.
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            burst: 5,
+            refill_every: Duration::from_secs(6),
         }
     }
 }

@@ -50,8 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use access::{Access, Identity};
-pub use config::{AuthMode, COMPACT_AFTER_CHANGES, Config, Limits};
-pub use forms::FormLimits;
+pub use config::{AuthMode, COMPACT_AFTER_CHANGES, Config, FormLimits, Limits};
 use tracing::{info, warn};
 
 /// Why the relay could not start or stopped with an error.
@@ -76,16 +75,11 @@ pub struct Server {
 impl Server {
     /// Opens the relay's storage.
     pub fn open(config: Config) -> Result<Self, ServerError> {
+        let form_limits = config.forms.clone();
         let relay = Arc::new(relay::Relay::open(config)?);
         automations::adopt_rules_documents(&relay)?;
-        let forms = forms::Forms::load(relay.store(), FormLimits::default())?;
+        let forms = forms::Forms::load(relay.store(), form_limits)?;
         Ok(Self { relay, forms })
-    }
-
-    /// Serves intake forms under `limits` instead of the defaults.
-    pub fn with_form_limits(mut self, limits: FormLimits) -> Self {
-        self.forms = self.forms.with_limits(limits);
-        self
     }
 
     /// The relay's id: the audience its tokens must name.

@@ -14,7 +14,7 @@ use rapport_client::RelayConfig;
 use rapport_client::api::{InviteRequest, RelayApi, Role};
 use rapport_client::identity::Identity;
 use rapport_protocol::ids::DocumentId;
-use rapport_server::{AuthMode, Config, Limits, Server};
+use rapport_server::{AuthMode, Config, FormLimits, Limits, Server};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -65,6 +65,15 @@ impl TestRelay {
         Self::start_config(config).await
     }
 
+    /// Starts a relay with tokens required and intake forms under `forms`.
+    pub async fn start_with_forms(data: &Path, forms: FormLimits) -> Result<Self> {
+        Self::start_config(Config {
+            forms,
+            ..Config::new(data)
+        })
+        .await
+    }
+
     /// Starts a relay on a full configuration.
     pub async fn start_config(config: Config) -> Result<Self> {
         Self::start_on(config, "127.0.0.1:0".parse()?).await
@@ -100,6 +109,14 @@ impl TestRelay {
     /// The WebSocket URL, without a token.
     pub fn url(&self) -> String {
         format!("ws://{}/sync", self.addr)
+    }
+
+    /// Where and as whom clients reach this relay.
+    pub fn client_config(&self) -> RelayConfig {
+        RelayConfig {
+            url: self.url(),
+            audience: Some(self.relay_id.clone()),
+        }
     }
 
     /// Stops gracefully and waits until the relay has finished.

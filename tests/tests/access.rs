@@ -43,10 +43,7 @@ impl World {
         let relay_dir = TempDir::new("access-relay");
         let owner_home = TempDir::new("access-owner");
         let relay = TestRelay::start(relay_dir.path()).await?;
-        let config = RelayConfig {
-            url: relay.url(),
-            audience: Some(relay.relay_id.clone()),
-        };
+        let config = relay.client_config();
         let owner = Repo::init(owner_home.path())?;
         let owner_api = RelayApi::new(&config, owner.identity().clone())?;
         let workspace = blocking(|| owner_api.create_workspace("Acme projects"))?;

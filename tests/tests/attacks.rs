@@ -22,7 +22,7 @@ use automerge::{Automerge, ROOT, ReadDoc};
 use ed25519_dalek::SigningKey;
 use rapport_client::api::{ApiError, InviteRequest, Level, RelayApi, Role};
 use rapport_client::transport::ConnectError;
-use rapport_client::{RelayConfig, Repo};
+use rapport_client::Repo;
 use rapport_model::automation::document;
 use rapport_protocol::ids::{DocumentId, PeerId};
 use rapport_protocol::wire::{DocMessage, Ephemeral, Message};
@@ -48,10 +48,7 @@ fn person(relay: &TestRelay, key: &SigningKey, dirs: &mut Vec<TempDir>) -> Resul
     let home = TempDir::new("attacks-person");
     let repo = Repo::init_with_key(home.path(), key.clone())?;
     dirs.push(home);
-    let config = RelayConfig {
-        url: relay.url(),
-        audience: Some(relay.relay_id.clone()),
-    };
+    let config = relay.client_config();
     Ok(RelayApi::new(&config, repo.identity().clone())?)
 }
 
@@ -642,10 +639,7 @@ async fn a_peer_claiming_anothers_peer_id_cannot_silence_their_presence() -> Res
 /// A workspace of `owner` on `relay` with `rules`, and a task tagged `tag`
 /// marked done, which fires them.
 async fn fire_webhook(relay: &TestRelay, owner: &Repo, rule: &str, times: usize) -> Result<String> {
-    let config = RelayConfig {
-        url: relay.url(),
-        audience: Some(relay.relay_id.clone()),
-    };
+    let config = relay.client_config();
     let api = RelayApi::new(&config, owner.identity().clone())?;
     let ws = blocking(|| api.create_workspace("Hooks"))?;
     owner.add_automation(&ws, &rapport_model::automation::Rule::parse(rule)?)?;
@@ -752,10 +746,7 @@ async fn webhooks_go_to_public_addresses_only_and_a_tarpit_delays_no_one_else() 
     // A loopback address nobody allowed is refused before any connection,
     // and the refusal is what the automations document records.
     let ws = fire_webhook(&relay, &owner, &rule(forbidden_addr), 1).await?;
-    let config = RelayConfig {
-        url: relay.url(),
-        audience: Some(relay.relay_id.clone()),
-    };
+    let config = relay.client_config();
     loop {
         owner.sync_once(&config, PATIENCE, |_| {}).await?;
         let rules = owner.automations(&ws)?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rapport_client::api::{FieldType, FormField, NewForm, RelayApi};
 use rapport_client::index::IndexEntry;
-use rapport_client::{RelayConfig, Repo};
+use rapport_client::Repo;
 use rapport_model::automation::{EXAMPLES, Rule};
 use rapport_model::{Customer, Kind, Relationship, Stage, Status, Task, Thread};
 use rapport_protocol::ids::DocumentId;
@@ -43,7 +43,7 @@ impl World {
         relay_config.webhook_allow = vec!["127.0.0.1".into()];
         let relay = TestRelay::start_config(relay_config).await?;
         let owner = Repo::init(home.path())?;
-        let config = config(&relay);
+        let config = relay.client_config();
         let api = RelayApi::new(&config, owner.identity().clone())?;
         let workspace = blocking(|| api.create_workspace("Acme projects"))?;
         Ok(Self {
@@ -109,7 +109,7 @@ impl World {
 
     async fn sync(&self) -> Result<()> {
         self.owner
-            .sync_once(&config(&self.relay), PATIENCE, |_| {})
+            .sync_once(&self.relay.client_config(), PATIENCE, |_| {})
             .await?;
         Ok(())
     }
@@ -149,13 +149,6 @@ impl World {
             bail!("GET {path}: {head}");
         }
         Ok(serde_json::from_str(body)?)
-    }
-}
-
-fn config(relay: &TestRelay) -> RelayConfig {
-    RelayConfig {
-        url: relay.url(),
-        audience: Some(relay.relay_id.clone()),
     }
 }
 
@@ -511,7 +504,7 @@ async fn sharing_a_document_fires_once() -> Result<()> {
             },
         )
     })?;
-    let client_api = RelayApi::new(&config(&world.relay), client.identity().clone())?;
+    let client_api = RelayApi::new(&world.relay.client_config(), client.identity().clone())?;
     blocking(|| client_api.redeem(&link))?;
     let key = client.public_key();
     blocking(|| {

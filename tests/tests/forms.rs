@@ -15,9 +15,9 @@ use rapport_model::workspace::AuditEvent;
 use rapport_model::{Customer, Priority, Status, Task};
 use rapport_protocol::ids::DocumentId;
 use rapport_tests::forms::{
-    HOME, PATIENCE, Relay, World, blocking, generous, good_submission, http, support_form,
+    HOME, PATIENCE, World, blocking, generous, good_submission, http, support_form,
 };
-use rapport_tests::relay::TempDir;
+use rapport_tests::relay::{TempDir, TestRelay};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_submission_becomes_one_task_that_every_staff_replica_reads() -> Result<()> {
@@ -198,9 +198,9 @@ async fn a_connected_staff_replica_gets_the_task_while_connected() -> Result<()>
 async fn forms_and_the_relay_identity_survive_a_restart() -> Result<()> {
     let relay_dir = TempDir::new("forms-restart-relay");
     let home = TempDir::new("forms-restart-owner");
-    let mut relay = Relay::start(&relay_dir, generous()).await?;
+    let mut relay = TestRelay::start_with_forms(relay_dir.path(), generous()).await?;
     let owner = Repo::init(home.path())?;
-    let api = RelayApi::new(&relay.config(), owner.identity().clone())?;
+    let api = RelayApi::new(&relay.client_config(), owner.identity().clone())?;
     let workspace = blocking(|| api.create_workspace("Restarts"))?;
     let form = blocking(|| api.create_form(&workspace, &support_form()))?;
     let first = http(
@@ -214,10 +214,8 @@ async fn forms_and_the_relay_identity_survive_a_restart() -> Result<()> {
     )
     .await?;
     assert_eq!(first.status, 201, "{}", first.body);
-    relay.stop().await?;
-
-    let relay = Relay::start(&relay_dir, generous()).await?;
-    let api = RelayApi::new(&relay.config(), owner.identity().clone())?;
+    relay.restart().await?;
+    let api = RelayApi::new(&relay.client_config(), owner.identity().clone())?;
     let again = blocking(|| api.form(&workspace, &form.id))?;
     assert_eq!(again.submissions, 1);
     let second = http(
@@ -231,7 +229,9 @@ async fn forms_and_the_relay_identity_survive_a_restart() -> Result<()> {
     )
     .await?;
     assert_eq!(second.status, 201, "{}", second.body);
-    owner.sync_once(&relay.config(), PATIENCE, |_| {}).await?;
+    owner
+        .sync_once(&relay.client_config(), PATIENCE, |_| {})
+        .await?;
     // A document for each submission, and the workspace's automations
     // document, which the relay made with the workspace (before the first
     // restart) and lists in it.

@@ -23,7 +23,7 @@ use anyhow::{Context, Result, ensure};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ObjType, ROOT, ReadDoc};
 use rapport_client::api::{InviteRequest, Level, RelayApi, Role};
-use rapport_client::{RelayConfig, Repo};
+use rapport_client::Repo;
 use rapport_model::{Customer, Relationship, Stage};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::wire::RejectReason;
@@ -292,10 +292,7 @@ async fn the_golden_relay_serves_the_golden_replica() -> Result<()> {
     let m = Manifest::load(copy.path())?;
     let relay = TestRelay::start(&copy.path().join("relay")).await?;
     ensure!(relay.relay_id == m.relay_id);
-    let config = RelayConfig {
-        url: relay.url(),
-        audience: Some(relay.relay_id.clone()),
-    };
+    let config = relay.client_config();
     let repo = Repo::open(&copy.path().join("replica"))?;
 
     // The workspace, its members, documents and invites, through the API.
@@ -414,10 +411,7 @@ async fn regenerate_golden_data() -> Result<()> {
     let mut config = rapport_server::Config::new(&relay_dir);
     config.compact_after_changes = COMPACT_AT;
     let mut relay = TestRelay::start_config(config).await?;
-    let relay_config = RelayConfig {
-        url: relay.url(),
-        audience: Some(relay.relay_id.clone()),
-    };
+    let relay_config = relay.client_config();
     let repo = Repo::init(&home)?;
 
     let (note, ()) = repo.create(|tx| {

@@ -126,10 +126,7 @@ impl Sim {
     async fn new(seed: u64) -> Result<Self> {
         let relay_dir = TempDir::new(&format!("sim-relay-{seed}"));
         let relay = TestRelay::start(relay_dir.path()).await?;
-        let config = RelayConfig {
-            url: relay.url(),
-            audience: Some(relay.relay_id.clone()),
-        };
+        let config = relay.client_config();
         let mut replicas = Vec::new();
         for person in PEOPLE {
             let home = TempDir::new(&format!("sim-{person:?}-{seed}"));

@@ -18,13 +18,6 @@ use rapport_tests::relay::{TempDir, TestRelay};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn relay_config(relay: &TestRelay) -> RelayConfig {
-    RelayConfig {
-        url: relay.url(),
-        audience: Some(relay.relay_id.clone()),
-    }
-}
-
 async fn sync(repo: &Repo, relay: &RelayConfig) -> Result<()> {
     repo.sync_once(relay, PATIENCE, |_| {}).await?;
     Ok(())
@@ -52,7 +45,7 @@ impl World {
             TempDir::new(&format!("{name}-b")),
         ];
         let relay = TestRelay::start(dirs[0].path()).await?;
-        let config = relay_config(&relay);
+        let config = relay.client_config();
         let a = Repo::init(dirs[1].path())?;
         let b = Repo::init(dirs[2].path())?;
         let a_api = RelayApi::new(&config, a.identity().clone())?;

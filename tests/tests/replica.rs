@@ -18,13 +18,6 @@ use rapport_tests::relay::{TempDir, TestRelay};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn relay_config(relay: &TestRelay) -> RelayConfig {
-    RelayConfig {
-        url: relay.url(),
-        audience: Some(relay.relay_id.clone()),
-    }
-}
-
 /// Lists `documents` in a workspace of `owner`'s person whose staff are
 /// the people of `members`.
 async fn share(
@@ -67,7 +60,7 @@ fn string(doc: &Automerge, field: &str) -> Option<String> {
 async fn offline_edits_on_two_replicas_both_survive() -> Result<()> {
     let relay_dir = TempDir::new("two-replicas-relay");
     let relay = TestRelay::start(relay_dir.path()).await?;
-    let config = relay_config(&relay);
+    let config = relay.client_config();
     let (home_a, home_b) = (TempDir::new("replica-a"), TempDir::new("replica-b"));
     let a = Repo::init(home_a.path())?;
     let b = Repo::init(home_b.path())?;
@@ -164,7 +157,7 @@ async fn converge_with_seed(seed: u64) -> Result<()> {
         .collect::<Result<_, _>>()?;
     let (doc, ()) = repos[0].create(|tx| tx.put(ROOT, "created", true))?;
     share(&relay, &repos[0], &[&repos[1], &repos[2]], &[doc]).await?;
-    sync(&repos[0], &relay_config(&relay)).await?;
+    sync(&repos[0], &relay.client_config()).await?;
     for repo in &repos[1..] {
         repo.want(doc)?;
     }
@@ -182,7 +175,7 @@ async fn converge_with_seed(seed: u64) -> Result<()> {
                         other => Err(other),
                     })?;
             }
-            5..=7 => sync(&repos[i], &relay_config(&relay)).await?,
+            5..=7 => sync(&repos[i], &relay.client_config()).await?,
             8 => {
                 // The replica's process restarts.
                 let old = repos.remove(i);
@@ -196,7 +189,7 @@ async fn converge_with_seed(seed: u64) -> Result<()> {
     }
     for _ in 0..2 {
         for repo in &repos {
-            sync(repo, &relay_config(&relay)).await?;
+            sync(repo, &relay.client_config()).await?;
         }
     }
     let heads = repos[0].heads(doc)?;
@@ -322,8 +315,8 @@ async fn live_sync_carries_edits_both_ways_and_reports_progress() -> Result<()> 
     let (id, ()) = a.create(|tx| tx.put(ROOT, "n", 0))?;
     share(&relay, &a, &[&b], &[id]).await?;
     b.want(id)?;
-    let live_a = a.sync_live(relay_config(&relay));
-    let live_b = b.sync_live(relay_config(&relay));
+    let live_a = a.sync_live(relay.client_config());
+    let live_b = b.sync_live(relay.client_config());
     let mut events = b.subscribe();
     for n in 1..=5i64 {
         a.change(id, |tx| tx.put(ROOT, "n", n))?;
@@ -399,8 +392,8 @@ async fn live_sync_reconnects_after_the_relay_restarts() -> Result<()> {
     let (id, ()) = a.create(|tx| tx.put(ROOT, "n", 0))?;
     share(&relay, &a, &[&b], &[id]).await?;
     b.want(id)?;
-    let live_a = a.sync_live(relay_config(&relay));
-    let live_b = b.sync_live(relay_config(&relay));
+    let live_a = a.sync_live(relay.client_config());
+    let live_b = b.sync_live(relay.client_config());
     let mut progress = live_b.progress();
     let value = |repo: &Repo| {
         repo.read(id, |d| {

@@ -63,11 +63,11 @@ mod rate;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
 use tracing::info;
 
+use crate::config::FormLimits;
 use crate::relay::{Relay, lock};
 use crate::storage::{Store, StoreError, SubmissionWrite};
 use crate::workspace::{AuditEvent, DocInfo, WorkspaceError};
@@ -77,28 +77,6 @@ use rapport_model::form::{Form, task::task_for};
 use rapport_model::{ModelError, Record, new_document};
 use rapport_protocol::relay::StoredChange;
 use rate::RateLimiter;
-
-/// Bounds on public form submissions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormLimits {
-    /// The largest body accepted (413 above it).
-    pub max_body_bytes: usize,
-    /// Submissions one address may send at once.
-    pub burst: u32,
-    /// After the burst, one more submission per address per this long.
-    pub refill_every: Duration,
-}
-
-impl Default for FormLimits {
-    /// 64 KiB bodies; 10 submissions a minute per address, 5 at once.
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 64 * 1024,
-            burst: 5,
-            refill_every: Duration::from_secs(6),
-        }
-    }
-}
 
 /// Why a submission was refused after it passed its checks.
 #[derive(Debug, thiserror::Error)]
@@ -141,13 +119,6 @@ impl Forms {
             by_id: Mutex::new(by_id),
             customers: CustomerIndex::default(),
         })
-    }
-
-    /// The same forms under other limits.
-    pub(crate) fn with_limits(mut self, limits: FormLimits) -> Self {
-        self.rate = RateLimiter::new(limits.burst, limits.refill_every);
-        self.limits = limits;
-        self
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Form> {

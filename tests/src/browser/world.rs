@@ -76,10 +76,7 @@ impl World {
         let relay_dir = TempDir::new(&format!("{name}-relay"));
         let home = TempDir::new(&format!("{name}-staff"));
         let relay = runtime.block_on(TestRelay::start(relay_dir.path()))?;
-        let config = RelayConfig {
-            url: relay.url(),
-            audience: Some(relay.relay_id.clone()),
-        };
+        let config = relay.client_config();
         let staff = Repo::init(home.path())?;
         let staff_api = RelayApi::new(&config, staff.identity().clone())?.with_name(STAFF_NAME);
         let workspace = staff_api.create_workspace("Acme projects")?;

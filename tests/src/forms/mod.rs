@@ -1,18 +1,16 @@
-//! The intake-form harness: a relay with form limits of the test's
-//! choosing, a raw HTTP client that posts as a browser or a program would,
+//! The intake-form harness (the relay is a [`TestRelay`] started with form
+//! limits of the test's choosing): a raw HTTP client that posts as a browser or a program would,
 //! a workspace with two replicas and two customers, and a support form
 //! with a good submission for it.
 
 mod fixtures;
 mod http;
-mod relay;
 mod world;
 
 use std::time::Duration;
 
 pub use fixtures::{generous, good_submission, support_form};
 pub use http::{Answer, HOME, http};
-pub use relay::Relay;
 pub use world::World;
 
 /// How long a replica's sync may take.

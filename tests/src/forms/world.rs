@@ -13,16 +13,15 @@ use rapport_server::FormLimits;
 use serde_json::Value;
 
 use super::http::{Answer, HOME, http};
-use super::relay::Relay;
 use super::{PATIENCE, blocking};
-use crate::relay::TempDir;
+use crate::relay::{TempDir, TestRelay};
 
 /// A relay, a workspace with an owner and a staff member (each with a
 /// replica), and two customers: Acme (the submitter's email) and Globex.
 #[derive(Debug)]
 pub struct World {
     _dirs: Vec<TempDir>,
-    pub relay: Relay,
+    pub relay: TestRelay,
     pub config: RelayConfig,
     pub owner: Repo,
     pub owner_api: RelayApi,
@@ -38,8 +37,8 @@ impl World {
         let relay_dir = TempDir::new(&format!("forms-{name}-relay"));
         let owner_home = TempDir::new(&format!("forms-{name}-owner"));
         let staff_home = TempDir::new(&format!("forms-{name}-staff"));
-        let relay = Relay::start(&relay_dir, limits).await?;
-        let config = relay.config();
+        let relay = TestRelay::start_with_forms(relay_dir.path(), limits).await?;
+        let config = relay.client_config();
         let owner = Repo::init(owner_home.path())?;
         let owner_api = RelayApi::new(&config, owner.identity().clone())?;
         let workspace = blocking(|| owner_api.create_workspace("Acme support"))?;
