@@ -32,12 +32,12 @@ use automerge::Automerge;
 use futures_util::SinkExt;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rapport_protocol::wire::{Join, Leave, Message, PeerMetadata};
+use rapport_protocol::wire::{Join, Leave, Message};
 use rapport_server::{AuthMode, Limits};
 use rapport_tests::hostile::frames::{random_bytes, random_doc, request};
 use rapport_tests::hostile::good_pair::GoodPair;
 use rapport_tests::hostile::session::{Class, Session};
-use rapport_tests::hostile::socket::read_until;
+use rapport_tests::hostile::socket::{join, read_until};
 use rapport_tests::hostile::tokens::{UsedTokens, bad_token};
 use rapport_tests::hostile::{
     ANSWER_BOUND, GOOD, MAX_DOCS, MAX_FRAME, attacker_key, insiders, peer_id,
@@ -146,18 +146,9 @@ async fn attack_frames(
     // (and maybe one more of any kind at the end); the others anything.
     let noisy = session.rng.random_bool(0.5);
     if noisy || session.rng.random_bool(0.85) {
-        let join = Message::Join(Join {
-            sender_id: peer_id(&me),
-            peer_metadata: Some(PeerMetadata::default()),
-            supported_protocol_versions: vec!["1".into()],
-        });
-        socket
-            .send(tungstenite::Message::binary(join.encode()))
-            .await?;
-        let answered = read_until(&mut socket, |m| matches!(m, Message::Peer(_)))
+        join(&mut socket, &me)
             .await
-            .map_err(anyhow::Error::msg)?;
-        ensure!(answered, "a proper join was refused");
+            .context("a proper join was refused")?;
         session.joined = true;
     }
     let mut worst = Class::Harmless;

@@ -22,9 +22,11 @@ use automerge::{ActorId, Automerge, ROOT, ReadDoc};
 use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
 use rapport_protocol::ids::DocumentId;
-use rapport_protocol::wire::{DocMessage, Join, Message, PeerMetadata};
+use rapport_protocol::wire::Message;
 use rapport_server::{AuthMode, Config, Limits};
+use rapport_tests::hostile::{frames, socket::binary};
 use rapport_tests::peer::{PeerState, TestPeer, actor_of, key, mint_token, open_socket};
+use rapport_tests::process::rss_kib;
 use rapport_tests::relay::{TempDir, TestRelay};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite;
@@ -42,16 +44,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 /// Open file descriptors of this process (relay and peers together).
 fn fd_count() -> Result<usize> {
     Ok(std::fs::read_dir("/proc/self/fd")?.count())
-}
-
-/// Resident memory of this process, in KiB.
-fn rss_kib() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc/self/status")
 }
 
 /// One value of the relay's `/metrics`.
@@ -112,40 +104,11 @@ async fn fds_fall_to(limit: usize) -> Result<()> {
     .await
 }
 
-fn join_frame(name: &str) -> Result<tungstenite::Message> {
-    let join = Message::Join(Join {
-        sender_id: name.parse()?,
-        peer_metadata: Some(PeerMetadata::default()),
-        supported_protocol_versions: vec!["1".into()],
-    });
-    Ok(tungstenite::Message::binary(join.encode()))
-}
-
-/// A `request` for `document` from someone who has nothing of it.
-fn empty_request(sender: &str, document: DocumentId) -> Result<tungstenite::Message> {
-    let data = automerge::sync::Message {
-        heads: vec![],
-        need: vec![],
-        have: vec![automerge::sync::Have::default()],
-        changes: automerge::sync::ChunkList::empty(),
-        flags: None,
-        version: automerge::sync::MessageVersion::V1,
-    }
-    .encode();
-    let message = Message::Request(DocMessage {
-        sender_id: sender.parse()?,
-        target_id: "relay".parse()?,
-        document_id: document,
-        data,
-    });
-    Ok(tungstenite::Message::binary(message.encode()))
-}
-
 /// A raw WebSocket that has joined as `name` and read the relay's `peer`.
 async fn joined_socket(relay: &TestRelay, signer: &SigningKey, name: &str) -> Result<Socket> {
     let token = mint_token(signer, &relay.relay_id);
     let mut socket = open_socket(&relay.url(), Some(&token)).await?;
-    socket.send(join_frame(name)?).await?;
+    socket.send(binary(&frames::join(name))).await?;
     loop {
         let frame = tokio::time::timeout(PATIENCE, socket.next())
             .await
@@ -230,7 +193,7 @@ async fn cycle(relay: &TestRelay, lane: u8, doc: DocumentId, n: u64) -> Result<(
         Ending::DropAfterJoin => {
             let token = mint_token(&signer, &relay.relay_id);
             let mut socket = open_socket(&relay.url(), Some(&token)).await?;
-            socket.send(join_frame(&name)?).await?;
+            socket.send(binary(&frames::join(&name))).await?;
         }
         Ending::DropAfterSync => {
             let peer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &signer, &name).await?;
@@ -417,7 +380,9 @@ async fn a_peer_cut_off_for_not_reading_gets_its_socket_closed() -> Result<()> {
     // The sluggard opens the document and never reads again, but keeps its
     // socket open: a client whose reading thread hangs.
     let mut sluggard = joined_socket(&relay, &key(3), "sluggard").await?;
-    sluggard.send(empty_request("sluggard", id)?).await?;
+    sluggard
+        .send(binary(&frames::request("sluggard", id)))
+        .await?;
     let mut n = 0i64;
     loop {
         n += 1;

@@ -14,41 +14,15 @@ use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
 use rapport_client::transport::ConnectError;
 use rapport_protocol::ids::DocumentId;
-use rapport_protocol::wire::{Join, Leave, Message, PeerMetadata};
+use rapport_protocol::wire::{Leave, Message};
 use rapport_server::{AuthMode, Limits};
+use rapport_tests::hostile::{frames, socket::binary};
 use rapport_tests::peer::{TestPeer, actor_of, key, mint_token, open_socket};
 use rapport_tests::relay::{TempDir, TestRelay};
 use tokio_tungstenite::tungstenite::{self, protocol::frame::coding::CloseCode};
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-fn join(name: &str) -> tungstenite::Message {
-    let join = Message::Join(Join {
-        sender_id: name.parse().unwrap(),
-        peer_metadata: Some(PeerMetadata::default()),
-        supported_protocol_versions: vec!["1".into()],
-    });
-    tungstenite::Message::binary(join.encode())
-}
-
-/// A `request` for `document` from someone who has nothing of it.
-fn empty_request(sender: &str, document: DocumentId) -> Result<Message> {
-    Ok(Message::Request(rapport_protocol::wire::DocMessage {
-        sender_id: sender.parse()?,
-        target_id: "relay".parse()?,
-        document_id: document,
-        data: automerge::sync::Message {
-            heads: vec![],
-            need: vec![],
-            have: vec![automerge::sync::Have::default()],
-            changes: automerge::sync::ChunkList::empty(),
-            flags: None,
-            version: automerge::sync::MessageVersion::V1,
-        }
-        .encode(),
-    }))
-}
 
 /// The key raw sockets ([`joined`]) connect as.
 fn raw_key() -> SigningKey {
@@ -59,7 +33,7 @@ fn raw_key() -> SigningKey {
 async fn joined(relay: &TestRelay, name: &str) -> Result<Socket> {
     let token = mint_token(&raw_key(), &relay.relay_id);
     let mut socket = open_socket(&relay.url(), Some(&token)).await?;
-    socket.send(join(name)).await?;
+    socket.send(binary(&frames::join(name))).await?;
     let answer = next_message(&mut socket)
         .await?
         .context("no answer to join")?;
@@ -206,7 +180,7 @@ async fn the_token_may_come_in_the_query() -> Result<()> {
     let token = mint_token(&key(1), &relay.relay_id);
     let url = format!("{}?token={token}", relay.url());
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
-    socket.send(join("by-query")).await?;
+    socket.send(binary(&frames::join("by-query"))).await?;
     assert!(matches!(
         next_message(&mut socket).await?,
         Some(Message::Peer(_))
@@ -242,7 +216,7 @@ async fn protocol_violations_close_only_the_offender() -> Result<()> {
 
     // A second `join`.
     let mut s = joined(&relay, "twice").await?;
-    s.send(join("twice")).await?;
+    s.send(binary(&frames::join("twice"))).await?;
     let (error, _) = refusal(&mut s).await?;
     assert!(error.contains("only once"), "{error}");
 
@@ -303,7 +277,7 @@ async fn unknown_message_types_are_dropped_and_the_connection_lives() -> Result<
         s.send(tungstenite::Message::binary(frame.clone())).await?;
     }
     // Still open: a request is answered.
-    let request = empty_request("future", DocumentId::from_bytes([6; 16]))?;
+    let request = frames::request("future", DocumentId::from_bytes([6; 16]));
     s.send(tungstenite::Message::binary(request.encode()))
         .await?;
     let answer = next_message(&mut s).await?;
@@ -350,7 +324,7 @@ async fn a_peer_that_stops_reading_is_cut_off_without_slowing_others() -> Result
     // The sluggard, whom they share it with, opens the bystanders' document
     // and never reads again.
     let mut slow = joined(&relay, "sluggard").await?;
-    let request = empty_request("sluggard", bystander.id)?;
+    let request = frames::request("sluggard", bystander.id);
     slow.send(tungstenite::Message::binary(request.encode()))
         .await?;
     // Large edits (random, so that compression does not shrink them) fill
@@ -427,7 +401,7 @@ async fn too_many_open_documents_is_a_clear_error() -> Result<()> {
     let relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
     let mut s = joined(&relay, "greedy").await?;
     for n in 0..3u8 {
-        let request = empty_request("greedy", DocumentId::from_bytes([100 + n; 16]))?;
+        let request = frames::request("greedy", DocumentId::from_bytes([100 + n; 16]));
         s.send(tungstenite::Message::binary(request.encode()))
             .await?;
     }

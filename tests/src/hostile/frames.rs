@@ -49,6 +49,15 @@ fn empty_sync_data() -> Vec<u8> {
     .encode()
 }
 
+/// The `join` a well-behaved peer `me` opens with.
+pub fn join(me: &str) -> Message {
+    Message::Join(Join {
+        sender_id: peer_id(me),
+        peer_metadata: Some(PeerMetadata::default()),
+        supported_protocol_versions: vec!["1".into()],
+    })
+}
+
 /// A `request` for `doc` from `me` to the relay, with nothing in it yet.
 pub fn request(me: &str, doc: DocumentId) -> Message {
     Message::Request(DocMessage {

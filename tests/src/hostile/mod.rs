@@ -49,5 +49,5 @@ pub fn insiders() -> Vec<SigningKey> {
 
 /// The peer id `name`.
 pub fn peer_id(name: &str) -> PeerId {
-    name.parse().expect("attacker names are not empty")
+    name.parse().expect("peer names in tests are not empty")
 }

@@ -6,13 +6,11 @@ use std::collections::BTreeSet;
 
 use rand::Rng;
 use rapport_protocol::ids::DocumentId;
-use rapport_protocol::wire::{
-    DocMessage, Ephemeral, ErrorMessage, Join, Leave, Message, Peer, PeerMetadata,
-};
+use rapport_protocol::wire::{DocMessage, Ephemeral, ErrorMessage, Leave, Message, Peer};
 use tokio_tungstenite::tungstenite;
 
 use super::frames::{
-    any_message, mutate, random_bytes, random_doc, random_string, request, unknown_type,
+    any_message, join, mutate, random_bytes, random_doc, random_string, request, unknown_type,
 };
 use super::{GOOD, MAX_DOCS, MAX_FRAME, peer_id};
 
@@ -211,11 +209,7 @@ impl<'a, R: Rng> Session<'a, R> {
             _ => {
                 let first_join = !self.joined;
                 let message = match rng.random_range(0..4) {
-                    0 => Message::Join(Join {
-                        sender_id: peer_id(&me),
-                        peer_metadata: Some(PeerMetadata::default()),
-                        supported_protocol_versions: vec!["1".into()],
-                    }),
+                    0 => join(&me),
                     1 => Message::Peer(Peer {
                         sender_id: peer_id(&me),
                         peer_metadata: None,

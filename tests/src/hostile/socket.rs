@@ -3,10 +3,10 @@
 
 use anyhow::{Result, ensure};
 use futures_util::{SinkExt, StreamExt};
-use rapport_protocol::wire::{Join, Message, PeerMetadata};
+use rapport_protocol::wire::Message;
 use tokio_tungstenite::tungstenite;
 
-use super::{ANSWER_BOUND, peer_id};
+use super::{ANSWER_BOUND, frames};
 use crate::peer::{key, mint_token, open_socket};
 use crate::relay::TestRelay;
 
@@ -16,26 +16,28 @@ pub use rapport_client::transport::Socket;
 pub async fn joined(relay: &TestRelay, signer: u8, name: &str) -> Result<Socket> {
     let token = mint_token(&key(signer), &relay.relay_id);
     let mut socket = open_socket(&relay.url(), Some(&token)).await?;
-    let join = Message::Join(Join {
-        sender_id: peer_id(name),
-        peer_metadata: Some(PeerMetadata::default()),
-        supported_protocol_versions: vec!["1".into()],
-    });
-    socket
-        .send(tungstenite::Message::binary(join.encode()))
-        .await?;
-    let answered = read_until(&mut socket, |m| matches!(m, Message::Peer(_)))
+    join(&mut socket, name).await?;
+    Ok(socket)
+}
+
+/// Joins an open connection as `name` and reads the relay's `peer`.
+pub async fn join(socket: &mut Socket, name: &str) -> Result<()> {
+    send(socket, frames::join(name)).await?;
+    let answered = read_until(socket, |m| matches!(m, Message::Peer(_)))
         .await
         .map_err(anyhow::Error::msg)?;
     ensure!(answered, "join refused");
-    Ok(socket)
+    Ok(())
+}
+
+/// `message` as one binary WebSocket frame.
+pub fn binary(message: &Message) -> tungstenite::Message {
+    tungstenite::Message::binary(message.encode())
 }
 
 /// Sends `message` as one binary frame.
 pub async fn send(socket: &mut Socket, message: Message) -> Result<()> {
-    Ok(socket
-        .send(tungstenite::Message::binary(message.encode()))
-        .await?)
+    Ok(socket.send(binary(&message)).await?)
 }
 
 /// Reads until `done` says so, the relay closes, or [`ANSWER_BOUND`] passes.
