@@ -11,12 +11,23 @@ static PANICS: AtomicUsize = AtomicUsize::new(0);
 
 /// Resident memory of this process, in KiB.
 pub fn rss_kib() -> Result<u64> {
+    status_kib("VmRSS")
+}
+
+/// The process's peak resident memory (`VmHWM`), in KiB: memory taken and
+/// freed again still shows here.
+pub fn peak_rss_kib() -> Result<u64> {
+    status_kib("VmHWM")
+}
+
+/// The `field` of `/proc/self/status`, in KiB.
+fn status_kib(field: &str) -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc/self/status")
+        .with_context(|| format!("no {field} in /proc/self/status"))
 }
 
 /// From now on, counts every panic on every thread (and still prints it

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use rapport_client::Repo;
 use rapport_client::api::{FieldType, FormField, NewForm, RelayApi};
 use rapport_client::index::IndexEntry;
-use rapport_client::Repo;
 use rapport_model::automation::{EXAMPLES, Rule};
 use rapport_model::{Customer, Kind, Relationship, Stage, Status, Task, Thread};
 use rapport_protocol::ids::DocumentId;
