@@ -1,0 +1,312 @@
+//! What happens to a sync message: access, the document's limits, decoding
+//! (large messages off the async workers), the document's answer, storing
+//! new changes durably before they are acknowledged or forwarded, and
+//! compaction once enough are new.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use rapport_protocol::ids::{DocumentId, PeerId, PublicKey};
+use rapport_protocol::relay::{
+    ChunkLimits, ConnId, DecodedSync, Prepared, RelayDoc, RelayEffect, StoredChange, StoredDocument,
+};
+use rapport_protocol::sync::SyncError;
+use rapport_protocol::wire::{DocMessage, RejectReason};
+use tracing::{Instrument, debug, info, warn};
+
+use super::{DocSlot, Relay, Verdict, lock};
+use crate::access::{Access, Identity};
+use crate::metrics::Metrics;
+use crate::storage::{Store, StoreError};
+
+/// Sync messages up to this size are decoded where they arrive; larger
+/// ones on a blocking thread ([`Relay::decode`]).
+const DECODE_INLINE_BYTES: usize = 16 * 1024;
+
+impl Relay {
+    /// Handles `sync` and `request` for one document, in the document's
+    /// tracing span.
+    pub(crate) async fn handle_sync(
+        &self,
+        conn: ConnId,
+        remote: &PeerId,
+        identity: Identity,
+        message: DocMessage,
+        is_request: bool,
+        open_docs: &mut BTreeSet<DocumentId>,
+    ) -> Verdict {
+        let span = tracing::debug_span!("doc", id = %message.document_id);
+        self.handle_sync_in_span(conn, remote, identity, message, is_request, open_docs)
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_sync_in_span(
+        &self,
+        conn: ConnId,
+        remote: &PeerId,
+        identity: Identity,
+        mut message: DocMessage,
+        is_request: bool,
+        open_docs: &mut BTreeSet<DocumentId>,
+    ) -> Verdict {
+        let started = Instant::now();
+        let id = message.document_id;
+        let access = self.document_access(&identity, id);
+        if access == Access::None {
+            self.answer_as_missing(conn, remote, &message, is_request);
+            return Verdict::Continue;
+        }
+        if !open_docs.contains(&id)
+            && open_docs.len() >= self.config.limits.max_documents_per_connection
+        {
+            return Verdict::ProtocolError(format!(
+                "too many documents open on one connection (the limit is {})",
+                self.config.limits.max_documents_per_connection
+            ));
+        }
+        let decoded = match self.decode(&mut message).await {
+            Ok(decoded) => decoded,
+            Err(reason) => {
+                return Verdict::ProtocolError(format!(
+                    "malformed sync message for {id}: {reason}"
+                ));
+            }
+        };
+        let slot = self.slot(id);
+        let mut slot = slot.lock().await;
+        // Another key may have claimed the document while this message
+        // waited for it.
+        if self.document_access(&identity, id) == Access::None {
+            drop(slot);
+            self.answer_as_missing(conn, remote, &message, is_request);
+            return Verdict::Continue;
+        }
+        if let Err(e) = self.load(&mut slot, id).await {
+            warn!(document = %id, error = %e, "cannot load a document");
+            return Verdict::ProtocolError(format!(
+                "the relay cannot load document {id} right now"
+            ));
+        }
+        slot.idle_since = None;
+        let Some(doc) = slot.doc.as_mut() else {
+            return Verdict::ProtocolError(format!(
+                "the relay cannot load document {id} right now"
+            ));
+        };
+        if !doc.has_peer(conn) {
+            doc.add_peer(conn, remote.clone());
+            open_docs.insert(id);
+        }
+        // A key holds a bounded number of documents outside workspaces.
+        let over_quota = match identity {
+            Identity::Key(key) => {
+                let workspaces = lock(&self.workspaces);
+                workspaces.is_unclaimed(id)
+                    && workspaces.unlisted_of(&key) >= self.config.limits.max_unlisted_per_key
+            }
+            Identity::Anonymous => false,
+        };
+        let prepared = {
+            let mut actors = lock(&self.actors);
+            doc.receive_decoded(conn, decoded, is_request, |actor| {
+                match (identity, access) {
+                    _ if over_quota => Err(RejectReason::QuotaExceeded),
+                    (_, Access::Read) => Err(RejectReason::ReadOnly),
+                    (Identity::Anonymous, _) => Ok(()),
+                    (Identity::Key(key), _) => actors.check(actor, key),
+                }
+            })
+        };
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(SyncError::BadSyncMessage { reason, .. }) => {
+                return Verdict::ProtocolError(format!(
+                    "malformed sync message for {id}: {reason}"
+                ));
+            }
+            Err(other) => return Verdict::ProtocolError(other.to_string()),
+        };
+        let stored = self.store_and_commit(doc, prepared, identity).await;
+        self.metrics.observe_sync_latency(started.elapsed());
+        // A compaction loads and saves the whole document: on a long
+        // history it waits for a quarter of it to be new, so that its cost
+        // per stored change stays flat as the history grows.
+        let due = self.config.compact_after_changes.max(doc.len() / 4);
+        slot.since_compaction += stored;
+        if slot.since_compaction >= due {
+            self.compact_in_background(id, &slot.compacting);
+            slot.since_compaction = 0;
+        }
+        self.keep_new_snapshot(id, &mut slot);
+        Verdict::Continue
+    }
+
+    /// How large an incoming change or document chunk may inflate.
+    pub(crate) fn chunk_limits(&self) -> ChunkLimits {
+        ChunkLimits {
+            max_change_bytes: self.config.limits.max_change_bytes,
+            max_document_bytes: self.config.limits.max_frame_bytes,
+        }
+    }
+
+    /// Decodes a sync message's data: a large one (inflating and parsing
+    /// its changes is the costly part) on a blocking thread, at most as
+    /// many at once as there are cores, so that the async workers keep
+    /// serving everyone else.
+    async fn decode(&self, message: &mut DocMessage) -> Result<DecodedSync, String> {
+        let limits = self.chunk_limits();
+        if message.data.len() <= DECODE_INLINE_BYTES {
+            return DecodedSync::decode(&message.data, &limits);
+        }
+        let _permit = self
+            .decodes
+            .acquire()
+            .await
+            .map_err(|_| "the relay is stopping".to_owned())?;
+        let data = std::mem::take(&mut message.data);
+        tokio::task::spawn_blocking(move || DecodedSync::decode(&data, &limits))
+            .await
+            .map_err(|_| "decoding failed".to_owned())?
+    }
+
+    /// Makes the new changes durable, then lets the document answer and
+    /// forward them; if storing fails the sender is told, and nothing is
+    /// acknowledged or forwarded.
+    async fn store_and_commit(
+        &self,
+        doc: &mut RelayDoc,
+        prepared: Prepared,
+        identity: Identity,
+    ) -> usize {
+        let id = doc.id();
+        if !prepared.refused.is_empty() {
+            self.audit_refused(id, identity, &prepared.refused);
+            Metrics::add(&self.metrics.refused_changes, prepared.refused.len() as u64);
+            info!(document = %id, identity = %identity, count = prepared.refused.len(),
+                reason = prepared.refused[0].1.code(), "refused changes");
+        }
+        if prepared.to_store.is_empty() {
+            doc.commit(prepared);
+            self.flush(doc);
+            return 0;
+        }
+        let count = prepared.to_store.len();
+        let bindings =
+            lock(&self.actors).unstored(prepared.to_store.iter().map(|c| c.actor.as_slice()));
+        // The automations look at documents of workspaces that have rules.
+        let (watched, claim) = {
+            let workspaces = lock(&self.workspaces);
+            let claim = match identity {
+                Identity::Key(key) if workspaces.is_unclaimed(id) => Some(key),
+                _ => None,
+            };
+            (self.automations.watches(&workspaces, id), claim)
+        };
+        let write = Store::appending(
+            id,
+            prepared.to_store.clone(),
+            bindings.clone(),
+            watched.then(|| doc.heads()),
+            claim,
+        );
+        let written = self.writer.write(write).await;
+        match written {
+            Ok(()) => {
+                if watched {
+                    self.automations.wake();
+                }
+                if let Some(key) = claim {
+                    lock(&self.workspaces).note_claim(id, key);
+                    self.drop_other_keys(doc, key);
+                }
+                lock(&self.actors).mark_stored(&bindings);
+                Metrics::add(&self.metrics.changes_stored, count as u64);
+                doc.commit(prepared);
+                self.flush(doc);
+                return count;
+            }
+            Err(e) => {
+                warn!(document = %id, error = %e, "storing changes failed; refusing them");
+                self.refuse_unstored(doc, prepared);
+            }
+        }
+        self.flush(doc);
+        0
+    }
+
+    /// Takes every connection of another key off `doc`, which `key` has
+    /// just claimed: they asked for it before anybody had written it.
+    fn drop_other_keys(&self, doc: &mut RelayDoc, key: PublicKey) {
+        let others: Vec<ConnId> = {
+            let conns = lock(&self.conns);
+            doc.peers()
+                .map(|(conn, _)| conn)
+                .filter(|conn| {
+                    conns
+                        .get(conn)
+                        .is_some_and(|handle| handle.identity != Identity::Key(key))
+                })
+                .collect()
+        };
+        for conn in others {
+            doc.remove_peer(conn);
+        }
+    }
+
+    fn refuse_unstored(&self, doc: &mut RelayDoc, prepared: Prepared) {
+        Metrics::add(&self.metrics.storage_errors, 1);
+        Metrics::add(
+            &self.metrics.refused_changes,
+            prepared.to_store.len() as u64,
+        );
+        doc.abort(prepared, RejectReason::StorageUnavailable);
+    }
+
+    /// Carries out a document's effects.
+    pub(super) fn flush(&self, doc: &mut RelayDoc) {
+        while let Some(RelayEffect::Send { conn, message }) = doc.poll_effect() {
+            self.send(conn, &message);
+        }
+    }
+
+    /// Hands changes the relay made itself, already stored, to the
+    /// document if it is in memory, which offers them to its peers.
+    pub(crate) async fn add_local_changes(&self, id: DocumentId, changes: &[StoredChange]) {
+        let Some(slot) = lock(&self.docs).get(&id).cloned() else {
+            return;
+        };
+        let mut slot = slot.lock().await;
+        if let Some(doc) = slot.doc.as_mut() {
+            doc.add_local(changes);
+            self.flush(doc);
+        }
+    }
+
+    /// Loads the slot's document from storage, unless it is loaded.
+    async fn load(&self, slot: &mut DocSlot, id: DocumentId) -> Result<(), StoreError> {
+        if slot.doc.is_none() {
+            // A document the relay never held (a new one, or one a peer asks
+            // for that nobody has) needs no trip to the storage thread.
+            let changes = if self.store.may_hold(id) {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || store.load_document(id))
+                    .await
+                    .map_err(|_| StoreError::Corrupt {
+                        path: self.store.path().to_owned(),
+                        table: "changes",
+                    })??
+            } else {
+                StoredDocument::default()
+            };
+            let (doc, orphans) = RelayDoc::from_stored(id, self.peer_id.clone(), changes);
+            if orphans > 0 {
+                warn!(document = %id, orphans, "stored changes whose dependencies are missing");
+            }
+            debug!(document = %id, changes = doc.len(), "document loaded");
+            Metrics::add(&self.metrics.documents_loaded, 1);
+            slot.doc = Some(doc);
+        }
+        Ok(())
+    }
+}
