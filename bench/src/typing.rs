@@ -18,16 +18,14 @@
 //! With `--relay-pid`, the server's CPU time over the typing (and drain)
 //! window divided by the changes typed, and its resident memory.
 
-use std::collections::{HashMap, HashSet};
-use std::num::NonZeroU64;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType, SortedVec};
-use automerge::{ActorId, Automerge, Change, ChangeHash, ExpandedChange, ObjId, ScalarValue};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 use rapport_protocol::ids::DocumentId;
@@ -44,7 +42,9 @@ use super::report::{Report, Unit};
 use super::stats::Summary;
 use super::{Target, quiesce, trace};
 
+mod editor;
 mod observer;
+use editor::{Editor, Template};
 use observer::Observer;
 
 #[derive(Debug, Clone, Args)]
@@ -500,182 +500,4 @@ async fn run_editors(
             })
             .filter(|_| window > Duration::ZERO),
     })
-}
-
-/// The parts of a typed change that do not change: the text object.
-struct Template {
-    text: OpId,
-}
-
-impl Template {
-    fn new(text: &ObjId) -> Result<Self> {
-        match text {
-            ObjId::Id(counter, actor, _) => Ok(Self {
-                text: OpId(*counter, actor.clone()),
-            }),
-            ObjId::Root => bail!("the text is not an object"),
-        }
-    }
-
-    /// A change inserting `c` after `after` (the text's start if `None`).
-    fn insert(
-        &self,
-        actor: &ActorId,
-        seq: u64,
-        start_op: u64,
-        after: Option<u64>,
-        c: char,
-        deps: Vec<ChangeHash>,
-    ) -> Result<Change> {
-        let key = match after {
-            Some(counter) => ElementId::Id(OpId(counter, actor.clone())),
-            None => ElementId::Head,
-        };
-        let op = Op {
-            action: OpType::Put(ScalarValue::Str(c.to_string().into())),
-            obj: ObjectId::Id(self.text.clone()),
-            key: Key::Seq(key),
-            pred: SortedVec::new(),
-            insert: true,
-        };
-        let expanded = ExpandedChange {
-            operations: vec![op],
-            actor_id: actor.clone(),
-            hash: None,
-            seq,
-            start_op: NonZeroU64::new(start_op).ok_or_else(|| anyhow!("op counter at zero"))?,
-            time: i64::try_from(peer::now().0 / 1000).unwrap_or(0),
-            message: None,
-            deps,
-            extra_bytes: Vec::new(),
-            author: None,
-        };
-        Ok(Change::from(expanded))
-    }
-}
-
-/// One typing peer.
-struct Editor {
-    n: usize,
-    link: Link,
-    thin: ThinDoc,
-    shared: Arc<Shared>,
-    template: Arc<Template>,
-    actor: ActorId,
-    period: Duration,
-    ready: Arc<AtomicUsize>,
-}
-
-impl Editor {
-    /// Runs until the phase is `Done`; returns the forward latencies of the
-    /// changes this editor received.
-    async fn run(mut self, mut phase: watch::Receiver<Phase>) -> Result<Vec<Duration>> {
-        let hello = self.thin.hello(&self.link.server);
-        self.link.socket.send(peer::frame(&hello)).await?;
-        let mut forward = Vec::new();
-        let mut seen: HashSet<ChangeHash> = HashSet::new();
-        let mut heard = false;
-        let mut ticker: Option<tokio::time::Interval> = None;
-        let mut until = tokio::time::Instant::now();
-        let mut seq = 0;
-        let mut last: Option<u64> = None;
-        let text = "the quick brown fox jumps over the lazy dog. ";
-        loop {
-            tokio::select! {
-                changed = phase.changed() => {
-                    if changed.is_err() { break; }
-                    match *phase.borrow_and_update() {
-                        Phase::Typing { until: end } => {
-                            until = end;
-                            // Editors start at different moments within one period.
-                            let offset = self.period.mul_f64(rand::random::<f64>());
-                            let mut interval = tokio::time::interval_at(
-                                tokio::time::Instant::now() + offset,
-                                self.period,
-                            );
-                            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                            ticker = Some(interval);
-                        }
-                        Phase::Done => break,
-                        Phase::Setup => {}
-                    }
-                }
-                _ = async { ticker.as_mut().map(|t| t.tick()).expect("guarded").await }, if ticker.is_some() => {
-                    if tokio::time::Instant::now() >= until {
-                        ticker = None;
-                        continue;
-                    }
-                    seq += 1;
-                    let start_op = self.shared.next_op.fetch_add(1, Ordering::Relaxed);
-                    let c = text.chars().nth((seq as usize + self.n) % text.len()).unwrap_or('x');
-                    let change = self.template.insert(&self.actor, seq, start_op, last, c, self.thin.heads())?;
-                    last = Some(start_op);
-                    seen.insert(change.hash());
-                    let out = self.thin.add_local(&change)?;
-                    lock(&self.shared.sent).insert(change.hash(), (Instant::now(), self.n));
-                    self.shared.typed.fetch_add(1, Ordering::Release);
-                    for message in out {
-                        self.link.socket.send(peer::frame(&message)).await?;
-                    }
-                }
-                frame = self.link.socket.next() => {
-                    let arrived = Instant::now();
-                    let Some(frame) = frame else { bail!("the server closed editor {}'s connection", self.n) };
-                    let tungstenite::Message::Binary(bytes) = frame? else { continue };
-                    let Ok(Message::Sync(m)) = Message::decode(&bytes) else { continue };
-                    for change in peer::change_hashes(&m)? {
-                        if !seen.insert(change.hash) {
-                            continue;
-                        }
-                        if let Some((sent, from)) = lock(&self.shared.sent).get(&change.hash).copied()
-                            && from != self.n
-                        {
-                            forward.push(arrived.saturating_duration_since(sent));
-                            self.shared.forwarded.fetch_add(1, Ordering::Release);
-                        }
-                    }
-                    for reply in self.thin.receive(&m)? {
-                        self.link.socket.send(peer::frame(&reply)).await?;
-                    }
-                    if !heard {
-                        heard = true;
-                        self.ready.fetch_add(1, Ordering::Release);
-                    }
-                }
-            }
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.link.socket.close(None)).await;
-        Ok(forward)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use automerge::ReadDoc;
-
-    use super::*;
-
-    #[test]
-    fn typed_changes_apply_as_text_inserts() {
-        let grown = trace::grow(&trace::parse(br#"[[0,0,"ab"]]"#).unwrap(), 1, |_| {}).unwrap();
-        let base = base_of(grown.doc, "t".into()).unwrap();
-        let template = Template::new(&base.text).unwrap();
-        let actor = ActorId::random();
-        let first = template
-            .insert(&actor, 1, base.max_op + 1, None, 'x', base.heads.clone())
-            .unwrap();
-        let second = template
-            .insert(
-                &actor,
-                2,
-                base.max_op + 5,
-                Some(base.max_op + 1),
-                'y',
-                vec![first.hash()],
-            )
-            .unwrap();
-        let mut doc = base.doc.clone();
-        doc.apply_changes([first, second]).unwrap();
-        assert_eq!(doc.text(&base.text).unwrap(), "xyab");
-    }
 }

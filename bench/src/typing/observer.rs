@@ -227,9 +227,10 @@ fn merge(mut messages: Vec<DocMessage>) -> Option<DocMessage> {
 
 #[cfg(test)]
 mod tests {
-    use automerge::{ActorId, Change};
+    use automerge::Change;
 
-    use super::super::{Template, base_of};
+    use super::super::base_of;
+    use super::super::editor::typed_pair;
     use super::*;
     use crate::trace;
 
@@ -237,21 +238,7 @@ mod tests {
     fn queued_sync_messages_merge_into_one_with_all_changes() {
         let grown = trace::grow(&[], 1, |_| {}).unwrap();
         let base = base_of(grown.doc, "t".into()).unwrap();
-        let template = Template::new(&base.text).unwrap();
-        let actor = ActorId::random();
-        let a = template
-            .insert(&actor, 1, base.max_op + 1, None, 'a', base.heads.clone())
-            .unwrap();
-        let b = template
-            .insert(
-                &actor,
-                2,
-                base.max_op + 2,
-                Some(base.max_op + 1),
-                'b',
-                vec![a.hash()],
-            )
-            .unwrap();
+        let (a, b) = typed_pair(&base, ['a', 'b'], base.max_op + 2);
         let message = |change: &Change| {
             let data = automerge::sync::Message {
                 heads: vec![change.hash()],
