@@ -125,29 +125,35 @@ impl NodeChild {
     /// the rest of it.
     pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> Result<String> {
         let deadline = Instant::now() + timeout;
+        let awaited = || format!("a `{prefix}` line within {timeout:?}");
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        return Ok(rest.trim().to_owned());
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    bail!(
-                        "`{}` printed no `{prefix}` line within {timeout:?}; stderr:\n{}",
-                        self.what,
-                        self.stderr()
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.wait_briefly();
-                    bail!(
-                        "`{}` exited ({status}) before printing `{prefix}`; stderr:\n{}",
-                        self.what,
-                        self.stderr()
-                    )
-                }
+            let line = self.next_line(deadline, awaited)?;
+            if let Some(rest) = line.strip_prefix(prefix) {
+                return Ok(rest.trim().to_owned());
+            }
+        }
+    }
+
+    /// The child's next stdout line before `deadline`; the error names
+    /// what was `awaited`, how the child ended if it did, and its stderr.
+    fn next_line(&mut self, deadline: Instant, awaited: impl Fn() -> String) -> Result<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok(line) => Ok(line),
+            Err(RecvTimeoutError::Timeout) => bail!(
+                "`{}` printed no {}; stderr:\n{}",
+                self.what,
+                awaited(),
+                self.stderr()
+            ),
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self.wait_briefly();
+                bail!(
+                    "`{}` exited ({status}) before printing {}; stderr:\n{}",
+                    self.what,
+                    awaited(),
+                    self.stderr()
+                )
             }
         }
     }
@@ -205,26 +211,9 @@ impl NodeChild {
             return Ok(answer);
         }
         let deadline = Instant::now() + wait;
+        let awaited = || format!("answer to {op} #{id} within {wait:?}");
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = match self.lines.recv_timeout(left) {
-                Ok(line) => line,
-                Err(RecvTimeoutError::Timeout) => {
-                    bail!(
-                        "no answer to {op} #{id} within {wait:?} from `{}`; stderr:\n{}",
-                        self.script,
-                        self.stderr()
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.wait_briefly();
-                    bail!(
-                        "`{}` exited ({status}) before answering {op} #{id}; stderr:\n{}",
-                        self.script,
-                        self.stderr()
-                    )
-                }
-            };
+            let line = self.next_line(deadline, awaited)?;
             let answer: Value = serde_json::from_str(&line)
                 .with_context(|| format!("`{}` printed a non-JSON line: {line}", self.script))?;
             match answer.get("id").and_then(Value::as_u64) {
