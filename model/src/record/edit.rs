@@ -120,31 +120,29 @@ pub(crate) fn keys(value: &str, field: &str) -> Result<Vec<String>, EditError> {
 
 /// A base58 public key, or none for an empty value.
 pub(crate) fn optional_key(value: &str, field: &str) -> Result<Option<String>, EditError> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Ok(None);
-    }
-    value
-        .parse::<PublicKey>()
-        .map(|key| Some(key.to_string()))
-        .map_err(|_| {
-            bad(
-                field,
-                format!("{field}: `{value}` is not a public key (base58)"),
-            )
-        })
+    optional::<PublicKey>(value, field, "a public key (base58)")
 }
 
 /// A document id, or none for an empty value.
 pub(crate) fn optional_document(value: &str, field: &str) -> Result<Option<String>, EditError> {
+    optional::<DocumentId>(value, field, "a document id")
+}
+
+/// `value` read as a `T` (`what`, in the error) and written back as `T`
+/// writes itself, or none for an empty value.
+fn optional<T: std::str::FromStr + std::fmt::Display>(
+    value: &str,
+    field: &str,
+    what: &str,
+) -> Result<Option<String>, EditError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
     }
     value
-        .parse::<DocumentId>()
-        .map(|id| Some(id.to_string()))
-        .map_err(|_| bad(field, format!("{field}: `{value}` is not a document id")))
+        .parse::<T>()
+        .map(|parsed| Some(parsed.to_string()))
+        .map_err(|_| bad(field, format!("{field}: `{value}` is not {what}")))
 }
 
 /// `field.NAME=VALUE` on a record's custom fields; any other key is unknown.
