@@ -230,16 +230,8 @@ pub fn share(
         }
     }
     if !joining.is_empty() {
-        let invite = owner_api.create_invite(
-            &workspace,
-            &InviteRequest {
-                role: Role::Staff,
-                documents: Vec::new(),
-                level: None,
-                expires_in_secs: 3600,
-                uses: u32::try_from(joining.len())?,
-            },
-        )?;
+        let invite =
+            owner_api.create_invite(&workspace, &staff_invite(u32::try_from(joining.len())?))?;
         for member in joining {
             let role = api(member)?.redeem(&invite)?;
             ensure!(role == Role::Staff, "joined as {role:?}");
@@ -281,5 +273,16 @@ impl Drop for TestRelay {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// An invite for `uses` staff members, valid for an hour.
+pub fn staff_invite(uses: u32) -> InviteRequest {
+    InviteRequest {
+        role: Role::Staff,
+        documents: Vec::new(),
+        level: None,
+        expires_in_secs: 3600,
+        uses,
     }
 }

@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use rapport_client::api::{InviteRequest, RelayApi, Role};
+use rapport_client::api::RelayApi;
 use rapport_client::{RelayConfig, Repo};
 use rapport_model::{ChecklistItem, Date, Kind, NextOccurrence, Status, Task, next_occurrence_id};
 use rapport_protocol::ids::DocumentId;
-use rapport_tests::relay::{TempDir, TestRelay};
+use rapport_tests::relay::{TempDir, TestRelay, staff_invite};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -51,14 +51,7 @@ impl World {
         let a_api = RelayApi::new(&config, a.identity().clone())?;
         let b_api = RelayApi::new(&config, b.identity().clone())?;
         let workspace = blocking(|| a_api.create_workspace("Acme projects"))?;
-        let staff = InviteRequest {
-            role: Role::Staff,
-            documents: vec![],
-            level: None,
-            expires_in_secs: 3600,
-            uses: 1,
-        };
-        let link = blocking(|| a_api.create_invite(&workspace, &staff))?;
+        let link = blocking(|| a_api.create_invite(&workspace, &staff_invite(1)))?;
         blocking(|| b_api.redeem(&link))?;
         Ok(Self {
             _dirs: dirs,

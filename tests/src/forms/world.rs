@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use anyhow::Result;
-use rapport_client::api::{FormInfo, InviteRequest, NewForm, RelayApi, Role};
+use rapport_client::api::{FormInfo, NewForm, RelayApi};
 use rapport_client::{RelayConfig, Repo};
 use rapport_model::workspace::AuditEvent;
 use rapport_model::{Customer, Header, Kind, Relationship, Task};
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::http::{Answer, HOME, http};
 use super::{PATIENCE, blocking};
-use crate::relay::{TempDir, TestRelay};
+use crate::relay::{TempDir, TestRelay, staff_invite};
 
 /// A relay, a workspace with an owner and a staff member (each with a
 /// replica), and two customers: Acme (the submitter's email) and Globex.
@@ -49,18 +49,7 @@ impl World {
         other.email = "ops@globex.test".into();
         let (globex, ()) = owner.create(|tx| other.write(tx))?;
         blocking(|| owner_api.add_documents(&workspace, &[(globex, None), (acme, None)]))?;
-        let link = blocking(|| {
-            owner_api.create_invite(
-                &workspace,
-                &InviteRequest {
-                    role: Role::Staff,
-                    documents: Vec::new(),
-                    level: None,
-                    expires_in_secs: 3600,
-                    uses: 1,
-                },
-            )
-        })?;
+        let link = blocking(|| owner_api.create_invite(&workspace, &staff_invite(1)))?;
         let staff = Repo::init(staff_home.path())?;
         let staff_api = RelayApi::new(&config, staff.identity().clone())?;
         blocking(|| staff_api.redeem(&link))?;
