@@ -54,8 +54,18 @@ pub enum Access {
     None,
     /// Receive changes; changes sent are refused.
     Read,
+    /// A comment thread, for a client: add comments, and change or resolve
+    /// only their own ([`crate::record::commenting`] says exactly what).
+    Comment,
     /// Read and write.
     Write,
+}
+
+impl Access {
+    /// Whether changes may be sent at all.
+    pub fn may_write(self) -> bool {
+        self >= Self::Comment
+    }
 }
 
 impl Level {
@@ -67,11 +77,13 @@ impl Level {
         }
     }
 
-    /// The access this level gives to the record's comment thread.
+    /// The access this level gives to the record's comment thread: a
+    /// client comments (and changes their own comments) whatever their
+    /// level on the record; only staff change anyone's.
     pub fn on_thread(self) -> Access {
         match self {
             Self::Read => Access::Read,
-            Self::Comment | Self::Write => Access::Write,
+            Self::Comment | Self::Write => Access::Comment,
         }
     }
 }
@@ -95,9 +107,12 @@ mod tests {
     #[test]
     fn comment_is_write_on_the_thread_and_read_on_the_record() {
         assert_eq!(Level::Comment.on_record(), Access::Read);
-        assert_eq!(Level::Comment.on_thread(), Access::Write);
+        assert_eq!(Level::Comment.on_thread(), Access::Comment);
+        assert_eq!(Level::Write.on_thread(), Access::Comment);
         assert_eq!(Level::Read.on_thread(), Access::Read);
         assert_eq!(Level::Write.on_record(), Access::Write);
-        assert!(Access::None < Access::Read && Access::Read < Access::Write);
+        assert!(Access::None < Access::Read && Access::Read < Access::Comment);
+        assert!(Access::Comment < Access::Write && Access::Comment.may_write());
+        assert!(!Access::Read.may_write());
     }
 }

@@ -346,6 +346,18 @@ impl PublicKey {
     ) -> Result<ed25519_dalek::VerifyingKey, ed25519_dalek::SignatureError> {
         ed25519_dalek::VerifyingKey::from_bytes(&self.0)
     }
+
+    /// The key a self-describing automerge actor names: rapport's clients
+    /// make their actors as the 32-byte public key followed by device
+    /// bytes. `None` for any other actor (a stock client's random one).
+    pub fn of_actor(actor: &[u8]) -> Option<Self> {
+        if actor.len() <= 32 {
+            return None;
+        }
+        let prefix: [u8; 32] = actor[..32].try_into().ok()?;
+        let key = Self(prefix);
+        key.verifying_key().ok().map(|_| key)
+    }
 }
 
 impl From<ed25519_dalek::VerifyingKey> for PublicKey {

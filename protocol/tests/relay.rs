@@ -138,8 +138,8 @@ impl Sim {
                     ConnId(i as u64),
                     m,
                     matches!(message, Message::Request(_)),
-                    |actor| {
-                        if banned.iter().any(|b| b == actor) {
+                    |change| {
+                        if banned.contains(&change.actor) {
                             Err(RejectReason::ActorOfAnotherKey)
                         } else {
                             Ok(())

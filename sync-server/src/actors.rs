@@ -40,7 +40,7 @@ impl ActorRegistry {
         self.bindings
             .get(actor)
             .map(|binding| binding.key)
-            .or_else(|| self_described_key(actor))
+            .or_else(|| PublicKey::of_actor(actor))
     }
 
     /// May `key` write changes by `actor`? Binds an unknown actor to `key`
@@ -53,7 +53,7 @@ impl ActorRegistry {
                 Err(RejectReason::ActorOfAnotherKey)
             };
         }
-        if let Some(prefix) = self_described_key(actor)
+        if let Some(prefix) = PublicKey::of_actor(actor)
             && prefix != key
         {
             return Err(RejectReason::ActorOfAnotherKey);
@@ -87,16 +87,6 @@ impl ActorRegistry {
             }
         }
     }
-}
-
-/// The key a self-describing actor names, if it is one.
-pub(crate) fn self_described_key(actor: &[u8]) -> Option<PublicKey> {
-    let prefix: [u8; 32] = actor.get(..32)?.try_into().ok()?;
-    if actor.len() <= 32 {
-        return None;
-    }
-    let key = PublicKey::from_bytes(prefix);
-    key.verifying_key().ok().map(|_| key)
 }
 
 #[cfg(test)]

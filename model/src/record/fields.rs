@@ -69,6 +69,11 @@ impl<'a, D: ReadDoc> Fields<'a, D> {
         Self { doc }
     }
 
+    /// The document the fields are read from.
+    pub(crate) fn doc(&self) -> &'a D {
+        self.doc
+    }
+
     /// The field `field`, or its default when the document has none.
     pub(crate) fn get<T: Hydrate + Default>(&self, field: &'static str) -> Result<T, ModelError> {
         if self.doc.get(&ROOT, field)?.is_none() {

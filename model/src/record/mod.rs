@@ -91,6 +91,7 @@ macro_rules! record {
     };
 }
 
+pub mod commenting;
 mod customer;
 pub mod edit;
 mod enums;

@@ -1,6 +1,7 @@
 //! Comment threads: the comments on one record, in their own document so
 //! that commenting needs write access to the thread only.
 
+use automerge::{ObjId, ObjType, ROOT, Value};
 use autosurgeon::{Hydrate, ReadDoc, Reconcile};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 
@@ -29,7 +30,10 @@ pub struct Comment {
     #[key]
     #[autosurgeon(hydrate = "loose_string")]
     pub id: String,
-    /// The author's base58 public key.
+    /// The author's base58 public key. Read from the actor of the change
+    /// that made the comment when that actor names a key (as rapport's
+    /// clients' actors do), so nobody can write a comment in another's
+    /// name; the field as written only for a stock client's comment.
     #[autosurgeon(hydrate = "loose_string")]
     pub author: String,
     /// When it was written, in unix milliseconds.
@@ -96,11 +100,30 @@ impl Thread {
     }
 
     fn read_fields<D: ReadDoc>(fields: &Fields<'_, D>) -> Result<Self, ModelError> {
+        let mut comments: Vec<Comment> = fields.get("comments")?;
+        for (comment, key) in comments.iter_mut().zip(writers(fields.doc())) {
+            if let Some(key) = key {
+                comment.author = key.to_string();
+            }
+        }
         Ok(Self {
             record: fields.text("record")?,
-            comments: fields.get("comments")?,
+            comments,
         })
     }
+}
+
+/// For each element of the `comments` list, the key its actor names.
+fn writers<D: ReadDoc>(doc: &D) -> Vec<Option<PublicKey>> {
+    let Ok(Some((Value::Object(ObjType::List), list))) = doc.get(&ROOT, "comments") else {
+        return Vec::new();
+    };
+    (0..doc.length(&list))
+        .map(|index| match doc.get(&list, index) {
+            Ok(Some((_, ObjId::Id(_, actor, _)))) => PublicKey::of_actor(actor.to_bytes()),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Comment {

@@ -136,6 +136,11 @@ impl DecodedSync {
         message.changes = sync::ChunkList::empty();
         Ok(Self { message, changes })
     }
+
+    /// Whether the message carries changes.
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
 }
 
 /// Most changes a document may have for [`RelayDoc::pack_job`]: past it,
@@ -293,14 +298,15 @@ impl RelayDoc {
     }
 
     /// Reads a `sync` or `request` from `conn` (which must have been added)
-    /// and decides which of its changes to keep: `check` is asked about the
-    /// actor of every new change and refuses it by returning a reason.
+    /// and decides which of its changes to keep: `check` is asked about
+    /// every new change (its actor, and its bytes for a caller that looks
+    /// at its operations) and refuses it by returning a reason.
     pub fn receive(
         &mut self,
         conn: ConnId,
         message: &DocMessage,
         is_request: bool,
-        check: impl FnMut(&[u8]) -> Result<(), RejectReason>,
+        check: impl FnMut(&StoredChange) -> Result<(), RejectReason>,
     ) -> Result<Prepared, SyncError> {
         let decoded = DecodedSync::decode(&message.data, &self.limits).map_err(|reason| {
             SyncError::BadSyncMessage {
@@ -319,7 +325,7 @@ impl RelayDoc {
         conn: ConnId,
         decoded: DecodedSync,
         is_request: bool,
-        mut check: impl FnMut(&[u8]) -> Result<(), RejectReason>,
+        mut check: impl FnMut(&StoredChange) -> Result<(), RejectReason>,
     ) -> Result<Prepared, SyncError> {
         let DecodedSync {
             message: decoded,
@@ -341,7 +347,7 @@ impl RelayDoc {
             let verdict = if let Some(dep) = change.deps.iter().find(|d| refused_set.contains(*d)) {
                 Err((RejectReason::InvalidChange, *dep))
             } else {
-                check(&change.actor).map_err(|reason| (reason, change.hash))
+                check(&change).map_err(|reason| (reason, change.hash))
             };
             match verdict {
                 Ok(()) => candidates.push(change),
@@ -559,6 +565,9 @@ fn describe(reason: &RejectReason, count: usize) -> String {
     let why = match reason {
         RejectReason::ActorOfAnotherKey => "its actor id belongs to another person's key",
         RejectReason::ReadOnly => "you may read this document but not change it",
+        RejectReason::CommentsOnly => {
+            "on a comment thread you may add comments and change only your own"
+        }
         RejectReason::StorageUnavailable => {
             "the relay cannot store changes right now; they stay on your device and sync later"
         }

@@ -220,6 +220,9 @@ pub enum RejectReason {
     ActorOfAnotherKey,
     /// The sender may read this document but not change it.
     ReadOnly,
+    /// On a comment thread the sender may add comments and change only
+    /// their own; the change did more.
+    CommentsOnly,
     /// The relay cannot store changes right now (disk full, write failed).
     StorageUnavailable,
     /// The change bytes are not a valid automerge change.
@@ -237,6 +240,7 @@ impl RejectReason {
         match self {
             Self::ActorOfAnotherKey => "actor-of-another-key",
             Self::ReadOnly => "read-only",
+            Self::CommentsOnly => "comments-only",
             Self::StorageUnavailable => "storage-unavailable",
             Self::InvalidChange => "invalid-change",
             Self::QuotaExceeded => "quota-exceeded",
@@ -255,6 +259,7 @@ impl RejectReason {
         match code {
             "actor-of-another-key" => Self::ActorOfAnotherKey,
             "read-only" => Self::ReadOnly,
+            "comments-only" => Self::CommentsOnly,
             "storage-unavailable" => Self::StorageUnavailable,
             "invalid-change" => Self::InvalidChange,
             "quota-exceeded" => Self::QuotaExceeded,

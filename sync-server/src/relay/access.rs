@@ -38,6 +38,23 @@ impl Relay {
         Ok(actors.iter().map(|actor| registry.key_of(actor)).collect())
     }
 
+    /// Whether `document`, as far as the relay holds it, is a comment
+    /// thread on `record` (or holds nothing yet). Blocking.
+    pub(crate) fn is_thread_of(
+        &self,
+        document: DocumentId,
+        record: DocumentId,
+    ) -> Result<bool, crate::storage::StoreError> {
+        if !self.store.may_hold(document) {
+            return Ok(true);
+        }
+        let doc = self.store.load_automerge(document)?;
+        if doc.get_heads().is_empty() {
+            return Ok(true);
+        }
+        Ok(rapport_model::Thread::read(&doc).is_ok_and(|t| t.record == record.to_string()))
+    }
+
     /// Tells a connection which documents it may see.
     pub(crate) fn announce_documents(&self, conn: ConnId) {
         let (identity, remote) = match lock(&self.conns).get(&conn) {

@@ -6,6 +6,8 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use automerge::ActorId;
+use rapport_model::record::commenting::ThreadRules;
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey};
 use rapport_protocol::relay::{
     ChunkLimits, ConnId, DecodedSync, Prepared, RelayDoc, RelayEffect, StoredChange, StoredDocument,
@@ -16,6 +18,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use super::{DocSlot, Relay, Verdict, lock};
 use crate::access::{Access, Identity};
+use crate::actors::ActorRegistry;
 use crate::metrics::Metrics;
 use crate::storage::{Store, StoreError};
 
@@ -107,14 +110,32 @@ impl Relay {
             }
             Identity::Anonymous => false,
         };
+        // A client's changes to a comment thread are checked op by op.
+        let thread_rules = match access {
+            Access::Comment if decoded.has_changes() => match self.thread_rules(id).await {
+                Ok(rules) => rules,
+                Err(e) => {
+                    warn!(document = %id, error = %e, "cannot read a thread's comment lists");
+                    return Verdict::ProtocolError(format!(
+                        "the relay cannot load document {id} right now"
+                    ));
+                }
+            },
+            _ => None,
+        };
         let prepared = {
             let mut actors = lock(&self.actors);
-            doc.receive_decoded(conn, decoded, is_request, |actor| {
+            doc.receive_decoded(conn, decoded, is_request, |change| {
                 match (identity, access) {
                     _ if over_quota => Err(RejectReason::QuotaExceeded),
-                    (_, Access::Read) => Err(RejectReason::ReadOnly),
+                    (_, Access::Read | Access::None) => Err(RejectReason::ReadOnly),
                     (Identity::Anonymous, _) => Ok(()),
-                    (Identity::Key(key), _) => actors.check(actor, key),
+                    (Identity::Key(key), Access::Comment) => {
+                        actors.check(&change.actor, key)?;
+                        let rules = thread_rules.as_ref().ok_or(RejectReason::CommentsOnly)?;
+                        check_comment(change, key, rules, &actors)
+                    }
+                    (Identity::Key(key), Access::Write) => actors.check(&change.actor, key),
                 }
             })
         };
@@ -140,6 +161,23 @@ impl Relay {
         }
         self.keep_new_snapshot(id, &mut slot);
         Verdict::Continue
+    }
+
+    /// What a client may change in a thread, from the thread as the relay
+    /// holds it; `None` if `id` is not a thread (a client's access is then
+    /// never [`Access::Comment`]).
+    async fn thread_rules(&self, id: DocumentId) -> Result<Option<ThreadRules>, StoreError> {
+        let Some(record) = lock(&self.workspaces).thread_of(id) else {
+            return Ok(None);
+        };
+        let store = self.store.clone();
+        let doc = tokio::task::spawn_blocking(move || store.load_automerge(id))
+            .await
+            .map_err(|_| StoreError::Corrupt {
+                path: self.store.path().to_owned(),
+                table: "changes",
+            })??;
+        Ok(Some(ThreadRules::of(&doc, &record)))
     }
 
     /// How large an incoming change or document chunk may inflate.
@@ -309,4 +347,27 @@ impl Relay {
         }
         Ok(())
     }
+}
+
+/// Whether a client's change to a thread is only what a client may do
+/// there ([`ThreadRules`]).
+fn check_comment(
+    change: &StoredChange,
+    key: PublicKey,
+    rules: &ThreadRules,
+    actors: &ActorRegistry,
+) -> Result<(), RejectReason> {
+    let parsed =
+        automerge::Change::try_from(&change.bytes[..]).map_err(|_| RejectReason::InvalidChange)?;
+    let own = |actor: &ActorId| actors.key_of(actor.to_bytes()) == Some(key);
+    // Expanding a verified change does not panic; should a future version
+    // of automerge differ, one refused change is the worst outcome.
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rules.check(&parsed, &key, own)
+    }))
+    .map_err(|_| RejectReason::InvalidChange)?;
+    verdict.map_err(|refusal| {
+        debug!(identity = %key, %refusal, "a change goes past what a client may do in a thread");
+        RejectReason::CommentsOnly
+    })
 }

@@ -139,6 +139,19 @@ pub(crate) async fn add_documents(
     for doc in &body.documents {
         authors.push(s.relay.authors(doc.id).map_err(WorkspaceError::from)?);
     }
+    // A document listed as a thread must be one, about the record it
+    // names: otherwise a client who may only comment could make a record.
+    let mut not_threads = Vec::new();
+    for doc in &body.documents {
+        if let Some(record) = doc.thread_of
+            && !s
+                .relay
+                .is_thread_of(doc.id, record)
+                .map_err(WorkspaceError::from)?
+        {
+            not_threads.push(doc.id);
+        }
+    }
     let changed = {
         let mut workspaces = lock(&s.relay.workspaces);
         let mut workspace = workspaces.get(&ws)?.clone();
@@ -186,6 +199,12 @@ pub(crate) async fn add_documents(
             if foreign && !workspace.documents.contains_key(&doc.id) {
                 return Err(WorkspaceError::WrittenByOthers(doc.id).into());
             }
+        }
+        if let Some(doc) = not_threads
+            .iter()
+            .find(|doc| !workspace.documents.contains_key(doc))
+        {
+            return Err(WorkspaceError::NotAThread(*doc).into());
         }
         let mut events = Vec::new();
         for doc in &body.documents {

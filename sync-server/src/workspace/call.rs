@@ -29,6 +29,7 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::NotMember
             | WorkspaceError::Forbidden { .. }
             | WorkspaceError::WrittenByOthers(_)
+            | WorkspaceError::NotAThread(_)
             | WorkspaceError::MayNotCreate => StatusCode::FORBIDDEN,
             WorkspaceError::DocumentElsewhere(_) | WorkspaceError::OwnerStays => {
                 StatusCode::CONFLICT

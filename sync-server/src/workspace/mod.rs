@@ -36,6 +36,10 @@ pub enum WorkspaceError {
     DocumentElsewhere(DocumentId),
     #[error("document {0} holds changes by people outside this workspace; it cannot be added")]
     WrittenByOthers(DocumentId),
+    #[error(
+        "document {0} is not a comment thread of the record it names; it cannot be added as one"
+    )]
+    NotAThread(DocumentId),
     #[error("document {0} is not in this workspace")]
     UnknownDocument(DocumentId),
     #[error("{0} is not a member of this workspace")]
@@ -143,6 +147,12 @@ impl Workspaces {
                 None => Access::Write,
             },
         }
+    }
+
+    /// The record `document` is the comment thread of, if it is one.
+    pub(crate) fn thread_of(&self, document: DocumentId) -> Option<DocumentId> {
+        let workspace = self.by_id.get(self.document_home.get(&document)?)?;
+        workspace.documents.get(&document)?.thread_of
     }
 
     /// Whether `key`'s first changes to `document` claim it: no workspace

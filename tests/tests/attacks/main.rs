@@ -11,12 +11,15 @@
 //! - presence messages are bounded in size and, for readers, in rate;
 //!   connections are bounded per key;
 //! - answers to outsiders say nothing about which ids exist;
-//! - a peer claiming another's peer id cannot silence their presence.
+//! - a peer claiming another's peer id cannot silence their presence;
+//! - a client on a comment thread changes only their own comments, never
+//!   the thread itself, and writes in nobody else's name.
 
 mod automations;
 mod floods;
 mod oracles;
 mod presence;
+mod threads;
 mod unlisted;
 
 use std::time::Duration;

@@ -18,7 +18,7 @@ export type Level = "read" | "comment" | "write";
 /**
  * What a person may do with one document.
  */
-export type Access = "none" | "read" | "write";
+export type Access = "none" | "read" | "comment" | "write";
 
 /**
  * A customer or client: one document per customer.
@@ -201,7 +201,10 @@ export type Comment = {
  */
 id: string, 
 /**
- * The author's base58 public key.
+ * The author's base58 public key. Read from the actor of the change
+ * that made the comment when that actor names a key (as rapport's
+ * clients' actors do), so nobody can write a comment in another's
+ * name; the field as written only for a stock client's comment.
  */
 author: string, 
 /**

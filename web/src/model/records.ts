@@ -8,6 +8,7 @@ import { bool, date, imm, immOrNull, num, optStr, str, strList, strMap } from ".
 
 export { PRIORITIES, SCHEMA_VERSION, STAGES, STATUSES } from "../generated/model"
 import { SCHEMA_VERSION } from "../generated/model"
+import { base58, fromHex } from "../lib/encoding"
 
 export type Kind = "customer" | "task" | "requirements" | "thread"
 
@@ -136,7 +137,7 @@ export function readThread(doc: RecordDoc): Thread {
     record: str(doc.record),
     comments: comments.map((c: Record<string, unknown>) => ({
       id: str(c?.id),
-      author: str(c?.author),
+      author: writerOf(c) ?? str(c?.author),
       author_name: str(c?.author_name) || undefined,
       at: num(c?.at),
       body: str(c?.body),
@@ -145,6 +146,20 @@ export function readThread(doc: RecordDoc): Thread {
       resolved: bool(c?.resolved),
     })),
   }
+}
+
+/**
+ * The key of whoever made a comment, from the actor in its object id: the
+ * relay binds an actor that starts with a public key to that key only, so
+ * nobody can write in another's name. `null` for a stock client's random
+ * actor, whose comment shows the `author` it wrote.
+ */
+function writerOf(comment: unknown): string | null {
+  if (typeof comment !== "object" || comment === null) return null
+  const actor = A.getObjectId(comment as A.Doc<unknown>)?.split("@")[1]
+  if (!actor || actor.length <= 64) return null
+  const key = fromHex(actor.slice(0, 64))
+  return key ? base58(key) : null
 }
 
 /** Sets `kind` and raises `schema` to this version, never lowering it. */

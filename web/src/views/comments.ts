@@ -96,6 +96,8 @@ export class CommentsPanel {
     const replies = all.filter(c => c.reply_to === comment.id)
     const name = comment.author_name && comment.author !== this.app.identity.publicKey ? comment.author_name : this.app.names.of(comment.author)
     const may = this.options.mayComment !== false
+    // A client resolves only their own comments; staff resolve any.
+    const mayResolve = may && (comment.author === this.app.identity.publicKey || this.app.workspace!.isStaff)
     return h(
       "article",
       { class: `comment${comment.resolved ? " resolved" : ""}`, "data-comment": comment.id },
@@ -113,7 +115,7 @@ export class CommentsPanel {
             "div",
             { class: "comment-actions" },
             comment.reply_to ? null : h("button", { type: "button", class: "link-button", "data-action": "reply", onclick: () => this.startReply(comment.id) }, "Reply"),
-            comment.reply_to
+            comment.reply_to || !mayResolve
               ? null
               : h(
                   "button",

@@ -39,7 +39,7 @@ export async function documentView(app: App, id: string): Promise<DocumentView> 
       : level
         ? level !== "read"
         : threadEntries.length
-          ? threadEntries.some(e => e.access === "write")
+          ? threadEntries.some(e => e.access === "write" || e.access === "comment")
           : "unknown"
 
   if (mayWrite && needsBlocks(handle.doc() as A.Doc<unknown>)) {

@@ -287,6 +287,18 @@ fn resolve(ctx: &Context, prefix: &str, cid: &str, resolved: bool) -> Result<Sho
     let comments = comments_of(&repo, &lookup::threads(&repo, record)?)?;
     let (thread, comment) = find(&comments, cid)?;
     let id = comment.id.clone();
+    // The relay refuses a client's change to another person's comment;
+    // say so before writing one.
+    let me = repo.identity().public_key().to_string();
+    if comment.author != me
+        && let Ok(workspace) = ctx.workspace()
+        && !workspace.role.is_staff()
+    {
+        bail!(
+            "comment {id} is {}'s: a client may resolve or reopen only their own comments (staff may resolve any)",
+            comment.author
+        );
+    }
     repo.change(*thread, |tx| {
         Thread::update(tx, |t| t.set_resolved(&id, resolved))
     })?;
