@@ -87,7 +87,10 @@ pub struct Workspace {
     pub created_at: u64,
     #[serde(default)]
     pub members: BTreeMap<PublicKey, Member>,
-    #[serde(default)]
+    /// Stored as rows of their own, not in the workspace's row (listing a
+    /// document must not rewrite every other listing): never serialized
+    /// with the workspace, still read from an older row that has them.
+    #[serde(default, skip_serializing)]
     pub documents: BTreeMap<DocumentId, DocInfo>,
     #[serde(default)]
     pub invites: BTreeMap<String, Invite>,

@@ -106,6 +106,11 @@ impl TestRelay {
         })
     }
 
+    /// The folder holding the relay's database.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
     /// The WebSocket URL, without a token.
     pub fn url(&self) -> String {
         format!("ws://{}/sync", self.addr)

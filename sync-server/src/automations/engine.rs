@@ -245,12 +245,12 @@ fn look_at(
             });
         }
         outcome.widened.extend(updated.members.keys().copied());
-        workspaces.commit_with(updated, events, |json, events| {
+        workspaces.commit_with(updated, events, |rows, events| {
             store.save_automation(&AutomationWrite {
                 looked_at,
                 changes,
                 bindings: &bindings,
-                workspace: Some((&workspace, json)),
+                workspace: Some(rows),
                 events,
                 deliveries,
                 outbox: Vec::new(),

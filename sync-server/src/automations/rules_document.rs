@@ -90,7 +90,7 @@ pub(crate) fn adopt_rules_documents(relay: &Arc<Relay>) -> Result<(), WorkspaceE
         listed.document = Some(rules);
         listed.detail = "the workspace's automations document".into();
         let bindings = [(keys.actor.clone(), relay_key)];
-        workspaces.commit_with(workspace, vec![listed], |json, events| {
+        workspaces.commit_with(workspace, vec![listed], |rows, events| {
             relay.store().save_automation(&AutomationWrite {
                 changes: if changes.is_empty() {
                     Vec::new()
@@ -98,7 +98,7 @@ pub(crate) fn adopt_rules_documents(relay: &Arc<Relay>) -> Result<(), WorkspaceE
                     vec![(rules, changes.clone())]
                 },
                 bindings: &bindings,
-                workspace: Some((&id, json)),
+                workspace: Some(rows),
                 events,
                 ..AutomationWrite::default()
             })

@@ -1,16 +1,17 @@
 //! Finding the customer a submission is from, by email, without a client
-//! library: the relay loads the workspace's documents from storage with
-//! automerge and reads their root `kind` and `email`.
+//! library: the relay loads documents from storage with automerge and
+//! reads their root `kind` and `email`.
 //!
-//! This is off the hot path (a blocking thread, per submission) and cached:
-//! per workspace, each document's stored change count (see
-//! [`Store::stored_change_counts`]) with what it said. A document whose
-//! count has not moved has not changed, so only documents changed since
-//! the last submission are loaded again; the first submission of a
-//! workspace after a start loads all of them. Checking the counts costs one
-//! read transaction for the whole workspace.
+//! Per workspace, an index of each customer record's email. The first
+//! submission to a workspace after the relay starts builds it, reading
+//! every record of the workspace once; from then on it follows the store's
+//! journal of changed documents ([`Store::changed_since`]), so a submission
+//! reads only the documents written since the one before it. Its cost does
+//! not grow with the workspace, nor with the tasks earlier submissions
+//! made. A journal that no longer reaches back that far means a rebuild.
+//! This runs on a blocking thread, off the sync path.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use automerge::{Automerge, ObjType, ROOT, ReadDoc, ScalarValue, Value};
@@ -20,35 +21,53 @@ use tracing::debug;
 use crate::relay::lock;
 use crate::storage::{Store, StoreError};
 
-/// What a document said when it had `version` changes.
-#[derive(Debug, Clone)]
-struct Seen {
-    version: u64,
-    /// The `email` of a customer record, lowercased; `None` for any other
-    /// document.
-    email: Option<String>,
+/// The customer emails of one workspace, as of the journal's `cursor`.
+#[derive(Debug, Default)]
+struct WorkspaceIndex {
+    cursor: u64,
+    /// Each customer record's email, lowercased and trimmed.
+    email_of: HashMap<DocumentId, String>,
+    by_email: BTreeMap<String, BTreeSet<DocumentId>>,
 }
 
-/// What each document of one workspace said.
-type WorkspaceIndex = HashMap<DocumentId, Seen>;
+impl WorkspaceIndex {
+    /// What document `id` says now: a customer's `email`, or nothing.
+    fn set(&mut self, id: DocumentId, email: Option<String>) {
+        if let Some(old) = self.email_of.remove(&id)
+            && let Some(ids) = self.by_email.get_mut(&old)
+        {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_email.remove(&old);
+            }
+        }
+        if let Some(email) = email {
+            self.by_email.entry(email.clone()).or_default().insert(id);
+            self.email_of.insert(id, email);
+        }
+    }
+}
 
-/// Per workspace, what each document said.
+/// Per workspace, its index (once built).
 #[derive(Debug, Default)]
 pub(crate) struct CustomerIndex {
-    workspaces: Mutex<HashMap<String, Arc<Mutex<WorkspaceIndex>>>>,
+    workspaces: Mutex<HashMap<String, Arc<Mutex<Option<WorkspaceIndex>>>>>,
 }
 
 impl CustomerIndex {
-    /// The customer record among `documents` (the records of `workspace`)
-    /// whose `email` is `email`, ignoring case and surrounding spaces. With
-    /// several, the one with the smallest id, so that every submission
-    /// picks the same. Blocking.
+    /// The customer record of `workspace` whose `email` is `email`,
+    /// ignoring case and surrounding spaces. With several, the one with
+    /// the smallest id, so that every submission picks the same.
+    /// `is_record` says whether a document is a record the workspace lists
+    /// (not a comment thread); `records` lists them all, for a build.
+    /// Blocking.
     pub(crate) fn find(
         &self,
         store: &Store,
         workspace: &str,
-        documents: &[DocumentId],
         email: &str,
+        is_record: impl Fn(DocumentId) -> bool,
+        records: impl FnOnce() -> Vec<DocumentId>,
     ) -> Result<Option<DocumentId>, StoreError> {
         let wanted = email.trim().to_lowercase();
         let cache = Arc::clone(
@@ -56,32 +75,48 @@ impl CustomerIndex {
                 .entry(workspace.to_owned())
                 .or_default(),
         );
-        // One submission at a time brings a workspace's cache up to date.
+        // One submission at a time brings a workspace's index up to date.
         let mut cache = lock(&cache);
-        let versions = store.stored_change_counts(documents)?;
-        cache.retain(|id, _| documents.contains(id));
-        let mut loaded = 0usize;
-        for (id, version) in documents.iter().zip(versions) {
-            if cache.get(id).is_some_and(|seen| seen.version == version) {
-                continue;
+        let changed = cache
+            .as_ref()
+            .and_then(|index| store.changed_since(index.cursor));
+        let index = match (cache.as_mut(), changed) {
+            (Some(index), Some((changed, next))) => {
+                let changed: BTreeSet<DocumentId> = changed.into_iter().collect();
+                let mut loaded = 0usize;
+                for id in changed {
+                    let email = if is_record(id) {
+                        loaded += 1;
+                        customer_email(store, id)?
+                    } else {
+                        None
+                    };
+                    index.set(id, email);
+                }
+                debug!(workspace, loaded, "customer index followed the journal");
+                index.cursor = next;
+                index
             }
-            let email = customer_email(store, *id)?;
-            loaded += 1;
-            cache.insert(*id, Seen { version, email });
-        }
-        debug!(
-            workspace,
-            documents = documents.len(),
-            loaded,
-            "customer index up to date"
-        );
-        let mut found: Vec<DocumentId> = cache
-            .iter()
-            .filter(|(_, seen)| seen.email.as_deref() == Some(wanted.as_str()))
-            .map(|(id, _)| *id)
-            .collect();
-        found.sort();
-        Ok(found.first().copied())
+            _ => {
+                // The cursor is taken first: a document written during
+                // the build is read again next time.
+                let mut index = WorkspaceIndex {
+                    cursor: store.journal_end(),
+                    ..WorkspaceIndex::default()
+                };
+                let records = records();
+                for id in &records {
+                    index.set(*id, customer_email(store, *id)?);
+                }
+                debug!(workspace, records = records.len(), "customer index built");
+                cache.insert(index)
+            }
+        };
+        // A record no longer listed has left the workspace.
+        Ok(index
+            .by_email
+            .get(&wanted)
+            .and_then(|ids| ids.iter().copied().find(|id| is_record(*id))))
     }
 }
 
@@ -154,7 +189,16 @@ mod tests {
 
         let index = CustomerIndex::default();
         let docs = [acme, task];
-        let find = |email| index.find(&store, "ws", &docs, email).unwrap();
+        let reads = std::cell::Cell::new(0);
+        let find = |email| {
+            let is_record = |id| {
+                reads.set(reads.get() + 1);
+                docs.contains(&id)
+            };
+            index
+                .find(&store, "ws", email, is_record, || docs.to_vec())
+                .unwrap()
+        };
         assert_eq!(
             find(" buyer@ACME.test"),
             Some(acme),
@@ -162,7 +206,7 @@ mod tests {
         );
         assert_eq!(find("nobody@acme.test"), None);
 
-        // The email changes: the index sees it, though cached.
+        // The email changes: the index sees it, though built.
         let heads = customer.get_heads();
         customer
             .transact(|tx| tx.put(ROOT, "email", "new@acme.test"))
@@ -172,6 +216,34 @@ mod tests {
         assert_eq!(find("new@acme.test"), Some(acme));
         store.compact(acme, 1).unwrap();
         assert_eq!(find("new@acme.test"), Some(acme), "after compaction");
+
+        // Documents that did not change are not looked at again: a
+        // thousand more tasks cost the next submission nothing.
+        for n in 0..1000u32 {
+            let id = DocumentId::from_bytes([
+                n as u8,
+                (n >> 8) as u8,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+                9,
+            ]);
+            store.append(id, &stored(&other, &[]), &[]).unwrap();
+        }
+        find("new@acme.test");
+        reads.set(0);
+        assert_eq!(find("new@acme.test"), Some(acme));
+        assert_eq!(reads.get(), 1, "only the answer was checked");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -153,18 +153,27 @@ impl Forms {
             .and_then(|field| submission.values.get(&field.name));
         let customer = match email {
             Some(email) => {
-                let records: Vec<DocumentId> = {
-                    let workspaces = lock(&relay.workspaces);
-                    let workspace = workspaces.get(&form.workspace)?;
-                    workspace
-                        .documents
-                        .iter()
-                        .filter(|(_, info)| info.thread_of.is_none())
-                        .map(|(id, _)| *id)
-                        .collect()
+                let workspace = &form.workspace;
+                // A record the workspace lists, not a comment thread.
+                let is_record = |id| {
+                    lock(&relay.workspaces)
+                        .get(workspace)
+                        .is_ok_and(|w| w.documents.get(&id).is_some_and(|d| d.thread_of.is_none()))
+                };
+                let records = || {
+                    lock(&relay.workspaces)
+                        .get(workspace)
+                        .map(|w| {
+                            w.documents
+                                .iter()
+                                .filter(|(_, info)| info.thread_of.is_none())
+                                .map(|(id, _)| *id)
+                                .collect()
+                        })
+                        .unwrap_or_default()
                 };
                 self.customers
-                    .find(relay.store(), &form.workspace, &records, email)?
+                    .find(relay.store(), workspace, email, is_record, records)?
             }
             None => None,
         };
@@ -176,16 +185,12 @@ impl Forms {
         let bindings = [(keys.actor.clone(), relay_key)];
 
         let mut workspaces = lock(&relay.workspaces);
-        let mut workspace = workspaces.get(&form.workspace)?.clone();
-        workspace.documents.insert(
-            document,
-            DocInfo {
-                thread_of: None,
-                added_by: relay_key,
-                added_at: at.0,
-            },
-        );
-        let members: Vec<PublicKey> = workspace.members.keys().copied().collect();
+        let members: Vec<PublicKey> = workspaces
+            .get(&form.workspace)?
+            .members
+            .keys()
+            .copied()
+            .collect();
         let mut forms = lock(&self.by_id);
         // Closed while this submission was on its way: nothing is written.
         let mut form = match forms.get(id) {
@@ -206,19 +211,31 @@ impl Forms {
                 form.name, form.id
             ),
         };
-        let workspace_id = workspace.id.clone();
+        let info = DocInfo {
+            thread_of: None,
+            added_by: relay_key,
+            added_at: at.0,
+        };
+        let workspace_id = form.workspace.clone();
         let for_automations = relay.automations.is_active(&workspace_id);
-        workspaces.commit_with(workspace, vec![event], |workspace_json, events| {
-            relay.store().save_submission(&SubmissionWrite {
-                document,
-                changes: &changes,
-                bindings: &bindings,
-                workspace: (&workspace_id, workspace_json),
-                events,
-                form: (&form.id, &form_json),
-                for_automations,
-            })
-        })?;
+        // One row for the new listing, not the whole workspace again.
+        workspaces.list_with(
+            &workspace_id,
+            document,
+            info,
+            vec![event],
+            |rows, events| {
+                relay.store().save_submission(&SubmissionWrite {
+                    document,
+                    changes: &changes,
+                    bindings: &bindings,
+                    workspace: rows,
+                    events,
+                    form: (&form.id, &form_json),
+                    for_automations,
+                })
+            },
+        )?;
         if for_automations {
             relay.automations.wake();
         }

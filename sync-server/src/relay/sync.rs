@@ -251,6 +251,7 @@ impl Relay {
         let written = self.writer.write(write).await;
         match written {
             Ok(()) => {
+                self.store.note_changed([id]);
                 if watched {
                     self.automations.wake();
                 }

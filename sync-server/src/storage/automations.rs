@@ -12,8 +12,8 @@ use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
 use redb::{ReadableTable, WriteTransaction};
 
-use super::schema::{AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, WORKSPACES};
-use super::{Store, StoreError};
+use super::schema::{AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED};
+use super::{Store, StoreError, WorkspaceRows};
 
 /// A document with changes the automations have not looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +37,8 @@ pub struct AutomationWrite<'a> {
     /// Changes by the relay, per document.
     pub changes: Vec<(DocumentId, Vec<StoredChange>)>,
     pub bindings: &'a [(Vec<u8>, PublicKey)],
-    /// Workspace id and its JSON, when it lists new documents.
-    pub workspace: Option<(&'a str, &'a [u8])>,
+    /// The workspace's rows, when it lists new documents.
+    pub workspace: Option<&'a WorkspaceRows>,
     pub events: &'a [Vec<u8>],
     /// Webhooks to deliver (JSON).
     pub deliveries: Vec<Vec<u8>>,
@@ -77,18 +77,14 @@ impl Store {
     /// heads now), in one durable transaction.
     pub fn save_workspace_sharing(
         &self,
-        id: &str,
-        workspace: &[u8],
+        rows: &WorkspaceRows,
         events: &[Vec<u8>],
         document: DocumentId,
         heads: &[ChangeHash],
     ) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
-        {
-            let mut table = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
-            table.insert(id, workspace).map_err(|e| self.err(e))?;
-        }
-        self.append_audit(&tx, id, events)?;
+        self.put_workspace(&tx, rows)?;
+        self.append_audit(&tx, &rows.id, events)?;
         self.mark_pending(&tx, document, heads)?;
         {
             let mut shared = tx.open_table(AUTOMATION_SHARED).map_err(|e| self.err(e))?;
@@ -96,7 +92,9 @@ impl Store {
                 .insert(document.as_bytes(), ())
                 .map_err(|e| self.err(e))?;
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        self.note_listed(rows);
+        Ok(())
     }
 
     /// Every pending document.
@@ -133,11 +131,9 @@ impl Store {
         for (id, changes) in &write.changes {
             self.append_changes(&tx, *id, changes, write.bindings)?;
         }
-        if let Some((id, json)) = write.workspace {
-            let mut workspaces = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
-            workspaces.insert(id, json).map_err(|e| self.err(e))?;
-            drop(workspaces);
-            self.append_audit(&tx, id, write.events)?;
+        if let Some(rows) = write.workspace {
+            self.put_workspace(&tx, rows)?;
+            self.append_audit(&tx, &rows.id, write.events)?;
         }
         {
             let mut outbox = tx.open_table(AUTOMATION_OUTBOX).map_err(|e| self.err(e))?;
@@ -181,7 +177,12 @@ impl Store {
                 None => {}
             }
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        self.note_changed(write.changes.iter().map(|(id, _)| *id));
+        if let Some(rows) = write.workspace {
+            self.note_listed(rows);
+        }
+        Ok(())
     }
 
     /// The webhooks waiting, oldest first.

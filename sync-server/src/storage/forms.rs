@@ -1,13 +1,12 @@
 //! Storage for intake forms: form definitions, a submission written as one
-//! transaction, the relay's own identity, and how many changes a document
-//! has stored (the version the relay's customer index checks).
+//! transaction, and the relay's own identity.
 
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
 use redb::ReadableTable;
 
-use super::schema::{CHANGES, COMPACTED, FORMS, META, WORKSPACES};
-use super::{Store, StoreError};
+use super::schema::{FORMS, META};
+use super::{Store, StoreError, WorkspaceRows};
 
 /// The relay's own key pair and automerge actor, made once and kept in
 /// `meta`. The actor is self-describing (the public key, then random
@@ -47,8 +46,8 @@ pub struct SubmissionWrite<'a> {
     pub document: DocumentId,
     pub changes: &'a [StoredChange],
     pub bindings: &'a [(Vec<u8>, PublicKey)],
-    /// Workspace id and its JSON.
-    pub workspace: (&'a str, &'a [u8]),
+    /// The workspace's rows: the new document's listing.
+    pub workspace: &'a WorkspaceRows,
     pub events: &'a [Vec<u8>],
     /// Form id and its JSON.
     pub form: (&'a str, &'a [u8]),
@@ -93,21 +92,20 @@ impl Store {
     pub fn save_submission(&self, write: &SubmissionWrite<'_>) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         self.append_changes(&tx, write.document, write.changes, write.bindings)?;
+        self.put_workspace(&tx, write.workspace)?;
         {
-            let mut workspaces = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
-            workspaces
-                .insert(write.workspace.0, write.workspace.1)
-                .map_err(|e| self.err(e))?;
             let mut forms = tx.open_table(FORMS).map_err(|e| self.err(e))?;
             forms
                 .insert(write.form.0, write.form.1)
                 .map_err(|e| self.err(e))?;
         }
-        self.append_audit(&tx, write.workspace.0, write.events)?;
+        self.append_audit(&tx, &write.workspace.id, write.events)?;
         if write.for_automations {
             self.mark_pending(&tx, write.document, &[])?;
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        self.note_changed([write.document]);
+        Ok(())
     }
 
     /// The relay's own identity, made with `make` and stored the first
@@ -150,38 +148,6 @@ impl Store {
         tx.commit().map_err(|e| self.err(e))?;
         Ok(keys)
     }
-
-    /// How many changes each of `ids` has stored, compacted or not, read
-    /// in one transaction.
-    ///
-    /// Only appending changes it: compaction moves changes from `changes`
-    /// to `compacted` (as hashes) without changing the sum, and nothing
-    /// removes a change. So an unchanged count means an unchanged document,
-    /// which is what the relay's customer index relies on.
-    pub fn stored_change_counts(&self, ids: &[DocumentId]) -> Result<Vec<u64>, StoreError> {
-        let tx = self.begin_read()?;
-        let compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
-        let changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let key = id.as_bytes();
-            // `compacted` rows are numbered from 0 and never removed: the
-            // last number says how many there are.
-            let folded = self.next_row(&compacted, *id)?;
-            // `changes` rows are few (compaction keeps them below its
-            // threshold) and their numbers may restart: count them.
-            let mut loose = 0u64;
-            for row in changes
-                .range((key, 0)..=(key, u64::MAX))
-                .map_err(|e| self.err(e))?
-            {
-                row.map_err(|e| self.err(e))?;
-                loose += 1;
-            }
-            out.push(folded + loose);
-        }
-        Ok(out)
-    }
 }
 
 #[cfg(test)]
@@ -211,31 +177,6 @@ mod tests {
             .iter()
             .map(StoredChange::from)
             .collect()
-    }
-
-    fn count(store: &Store, id: DocumentId) -> u64 {
-        store.stored_change_counts(&[id]).unwrap()[0]
-    }
-
-    #[test]
-    fn the_change_count_grows_with_appends_and_survives_compaction() {
-        let dir = temp_dir("count");
-        let store = Store::open(&dir).unwrap();
-        let doc = DocumentId::from_bytes([3; 16]);
-        let all = changes(5);
-        assert_eq!(count(&store, doc), 0);
-        store.append(doc, &all[..3], &[]).unwrap();
-        assert_eq!(count(&store, doc), 3);
-        assert_eq!(store.compact(doc, 1).unwrap(), 3);
-        assert_eq!(count(&store, doc), 3, "compaction");
-        store.append(doc, &all[3..4], &[]).unwrap();
-        assert_eq!(count(&store, doc), 4);
-        assert_eq!(store.compact(doc, 1).unwrap(), 1);
-        store.append(doc, &all[4..], &[]).unwrap();
-        assert_eq!(count(&store, doc), 5);
-        let other = DocumentId::from_bytes([4; 16]);
-        assert_eq!(count(&store, other), 0);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -277,7 +218,11 @@ mod tests {
                 document: doc,
                 changes: &all,
                 bindings: &[(all[0].actor.clone(), key)],
-                workspace: ("ws-1", b"{\"w\":1}"),
+                workspace: &WorkspaceRows {
+                    id: "ws-1".into(),
+                    json: None,
+                    documents: vec![(doc, Some(b"{\"d\":1}".to_vec()))],
+                },
                 events: &[b"{\"e\":1}".to_vec()],
                 form: ("form-1", b"{\"f\":1}"),
                 for_automations: true,
@@ -289,7 +234,11 @@ mod tests {
             "marked, as asked"
         );
         assert_eq!(store.load_document(doc).unwrap().changes.len(), 1);
-        assert_eq!(store.workspaces().unwrap(), [b"{\"w\":1}".to_vec()]);
+        assert_eq!(
+            store.workspace_documents().unwrap(),
+            [("ws-1".to_owned(), doc, b"{\"d\":1}".to_vec())]
+        );
+        assert_eq!(store.changed_since(0), Some((vec![doc], 1)), "noted");
         assert_eq!(store.forms().unwrap(), [b"{\"f\":1}".to_vec()]);
         assert_eq!(store.audit("ws-1").unwrap(), [b"{\"e\":1}".to_vec()]);
         assert_eq!(store.actor_key(&all[0].actor).unwrap(), Some(key));

@@ -12,6 +12,7 @@ mod compaction;
 mod forms;
 mod group;
 mod held;
+mod journal;
 mod schema;
 
 use std::collections::HashSet;
@@ -32,11 +33,25 @@ use rapport_protocol::relay::StoredDocument;
 use rapport_protocol::sync::load_document;
 use schema::{
     ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, CLAIMS,
-    COMPACTED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACES,
+    COMPACTED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACE_DOCUMENTS, WORKSPACES,
 };
 
 pub use automations::{AutomationWrite, Pending};
 pub use forms::{RelayKeys, SubmissionWrite};
+
+/// What a change to a workspace writes: its own row (members, invites),
+/// and only the rows of documents whose listing changed, so that listing
+/// one more document costs the same in a workspace of ten thousand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkspaceRows {
+    pub id: String,
+    /// The workspace without its documents (JSON); `None` when only
+    /// documents changed.
+    pub json: Option<Vec<u8>>,
+    /// Each document whose listing changed: its row (JSON), or `None` for
+    /// one no longer listed.
+    pub documents: Vec<(DocumentId, Option<Vec<u8>>)>,
+}
 pub(crate) use group::{GroupCommit, Write};
 
 /// The file name of the database inside the data folder.
@@ -139,6 +154,8 @@ struct Inner {
     /// whose first write failed): a request for a document the relay never
     /// held is answered without a storage read. About 40 bytes a document.
     held: Mutex<HashSet<DocumentId>>,
+    /// Which documents changed lately ([`journal`]).
+    journal: Mutex<journal::Journal>,
 }
 
 impl Store {
@@ -160,6 +177,7 @@ impl Store {
                 db: Mutex::new(None),
                 broken: AtomicBool::new(false),
                 held: Mutex::new(HashSet::new()),
+                journal: Mutex::new(journal::Journal::default()),
             }),
         };
         store.database()?;
@@ -254,6 +272,8 @@ impl Store {
             tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
             tx.open_table(ACTORS).map_err(|e| self.err(e))?;
             tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
+            tx.open_table(WORKSPACE_DOCUMENTS)
+                .map_err(|e| self.err(e))?;
             tx.open_table(AUDIT).map_err(|e| self.err(e))?;
             tx.open_table(FORMS).map_err(|e| self.err(e))?;
             tx.open_table(AUTOMATION_PENDING).map_err(|e| self.err(e))?;
@@ -275,23 +295,78 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes a workspace and appends its audit events, in one durable
-    /// transaction. Events get the next sequence numbers of the workspace.
+    /// Every workspace document row: workspace id, document id, the row
+    /// (JSON).
+    pub fn workspace_documents(&self) -> Result<Vec<(String, DocumentId, Vec<u8>)>, StoreError> {
+        let tx = self.begin_read()?;
+        let table = tx
+            .open_table(WORKSPACE_DOCUMENTS)
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(|e| self.err(e))? {
+            let (key, value) = row.map_err(|e| self.err(e))?;
+            let (workspace, document) = key.value();
+            out.push((
+                workspace.to_owned(),
+                DocumentId::from_bytes(*document),
+                value.value().to_vec(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Writes a workspace's rows and appends its audit events, in one
+    /// durable transaction. Events get the next sequence numbers of the
+    /// workspace.
     pub fn save_workspace(
         &self,
-        id: &str,
-        workspace: &[u8],
+        rows: &WorkspaceRows,
         events: &[Vec<u8>],
     ) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
-        {
+        self.put_workspace(&tx, rows)?;
+        self.append_audit(&tx, &rows.id, events)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        self.note_listed(rows);
+        Ok(())
+    }
+
+    /// Writes a workspace's rows inside `tx`.
+    pub(super) fn put_workspace(
+        &self,
+        tx: &WriteTransaction,
+        rows: &WorkspaceRows,
+    ) -> Result<(), StoreError> {
+        if let Some(json) = &rows.json {
             let mut table = tx.open_table(WORKSPACES).map_err(|e| self.err(e))?;
-            if !workspace.is_empty() {
-                table.insert(id, workspace).map_err(|e| self.err(e))?;
+            table
+                .insert(rows.id.as_str(), json.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        if !rows.documents.is_empty() {
+            let mut table = tx
+                .open_table(WORKSPACE_DOCUMENTS)
+                .map_err(|e| self.err(e))?;
+            for (document, row) in &rows.documents {
+                let key = (rows.id.as_str(), document.as_bytes());
+                match row {
+                    Some(row) => table.insert(key, row.as_slice()).map(drop),
+                    None => table.remove(key).map(drop),
+                }
+                .map_err(|e| self.err(e))?;
             }
         }
-        self.append_audit(&tx, id, events)?;
-        tx.commit().map_err(|e| self.err(e))
+        Ok(())
+    }
+
+    /// Notes the documents a committed write listed ([`Store::note_changed`]).
+    pub(super) fn note_listed(&self, rows: &WorkspaceRows) {
+        self.note_changed(
+            rows.documents
+                .iter()
+                .filter(|(_, row)| row.is_some())
+                .map(|(id, _)| *id),
+        );
     }
 
     /// Appends audit events to workspace `id` inside `tx`, numbered after
@@ -469,7 +544,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.begin_write()?;
         self.append_changes(&tx, id, changes, bindings)?;
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.err(e))?;
+        self.note_changed([id]);
+        Ok(())
     }
 
     /// The write [`Store::append`] makes, for a [`GroupCommit`]; with

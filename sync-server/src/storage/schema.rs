@@ -7,7 +7,8 @@
 //! | `snapshots` | document id | a saved automerge document holding the compacted changes |
 //! | `compacted` | (document id, sequence number) | hash and dependencies of a change inside the snapshot |
 //! | `actors` | actor id bytes | the ed25519 public key the actor is bound to |
-//! | `workspaces` | workspace id | the workspace: members, documents, invites (JSON) |
+//! | `workspaces` | workspace id | the workspace: members, invites (JSON; a row written before `workspace_documents` existed also holds its documents, moved out when the relay opens it) |
+//! | `workspace_documents` | (workspace id, document id) | a document the workspace lists: who added it, when, and the record a comment thread is on (JSON) |
 //! | `audit` | (workspace id, sequence) | one audit event (JSON), append-only |
 //! | `forms` | form id | an intake form: its workspace, fields, open or closed, submission count (JSON) |
 //! | `automation_pending` | document id | changes the automations have not looked at yet: a generation (u64 LE) and the heads before them (32 bytes each) |
@@ -20,7 +21,8 @@
 //! Compaction folds `changes` rows into the snapshot and moves their hashes
 //! to `compacted`, in one write transaction.
 //!
-//! `forms`, the `automation_` tables and `claims` came after schema 1 without a
+//! `forms`, the `automation_` tables, `claims` and `workspace_documents`
+//! came after schema 1 without a
 //! version bump: an older relay never
 //! opens the table and leaves it alone, and this one creates it on open.
 
@@ -40,6 +42,9 @@ pub(crate) const COMPACTED: TableDefinition<(&[u8; 16], u64), &[u8]> =
     TableDefinition::new("compacted");
 
 pub(crate) const WORKSPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("workspaces");
+
+pub(crate) const WORKSPACE_DOCUMENTS: TableDefinition<(&str, &[u8; 16]), &[u8]> =
+    TableDefinition::new("workspace_documents");
 
 pub(crate) const AUDIT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("audit");
 

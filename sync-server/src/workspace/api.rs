@@ -86,11 +86,11 @@ pub(crate) async fn create_workspace(
     let mut created = event("workspace-created", key);
     created.detail = name.to_owned();
     let bindings = [(keys.actor.clone(), relay_key)];
-    workspaces.commit_with(workspace, vec![created], |json, events| {
+    workspaces.commit_with(workspace, vec![created], |rows, events| {
         s.relay.store().save_automation(&AutomationWrite {
             changes: vec![(rules, changes.clone())],
             bindings: &bindings,
-            workspace: Some((&id, json)),
+            workspace: Some(rows),
             events,
             ..AutomationWrite::default()
         })
@@ -427,10 +427,10 @@ fn set_share(
                 .load_automerge(document)
                 .map(|d| d.get_heads());
             let heads = heads.map_err(WorkspaceError::from)?;
-            workspaces.commit_with(workspace, vec![changed], |json, events| {
+            workspaces.commit_with(workspace, vec![changed], |rows, events| {
                 relay
                     .store()
-                    .save_workspace_sharing(ws, json, events, document, &heads)
+                    .save_workspace_sharing(rows, events, document, &heads)
             })?;
             relay.automations.wake();
         } else {

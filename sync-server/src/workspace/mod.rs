@@ -18,7 +18,7 @@ use rapport_protocol::ids::{DocumentId, PublicKey};
 use sha2::{Digest, Sha256};
 
 use crate::access::Access;
-use crate::storage::{Store, StoreError};
+use crate::storage::{Store, StoreError, WorkspaceRows};
 
 /// Why a workspace operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,11 @@ pub(crate) struct Workspaces {
     claimed_by: HashMap<PublicKey, usize>,
 }
 
+/// A workspace or a document's listing as stored.
+fn to_json(value: &impl serde::Serialize) -> Result<Vec<u8>, WorkspaceError> {
+    serde_json::to_vec(value).map_err(|e| WorkspaceError::Invalid(e.to_string()))
+}
+
 /// Audit events as stored: one JSON object each.
 fn encode(events: &[AuditEvent]) -> Vec<Vec<u8>> {
     events
@@ -101,32 +106,69 @@ impl Workspaces {
         for (id, key) in store.claims()? {
             this.note_claim(id, key);
         }
+        let corrupt = |table| StoreError::Corrupt {
+            path: store.path().to_owned(),
+            table,
+        };
+        let mut moved = Vec::new();
         for bytes in store.workspaces()? {
             let workspace: Workspace =
-                serde_json::from_slice(&bytes).map_err(|_| StoreError::Corrupt {
-                    path: store.path().to_owned(),
-                    table: "workspaces",
-                })?;
-            this.index(&workspace);
+                serde_json::from_slice(&bytes).map_err(|_| corrupt("workspaces"))?;
+            // A row from before documents had rows of their own.
+            if !workspace.documents.is_empty() {
+                moved.push(workspace.id.clone());
+            }
             this.by_id.insert(workspace.id.clone(), workspace);
+        }
+        for (id, document, row) in store.workspace_documents()? {
+            let info: DocInfo =
+                serde_json::from_slice(&row).map_err(|_| corrupt("workspace_documents"))?;
+            if let Some(workspace) = this.by_id.get_mut(&id) {
+                workspace.documents.insert(document, info);
+            }
+        }
+        for id in moved {
+            let workspace = &this.by_id[&id];
+            let mut rows = WorkspaceRows {
+                json: Some(serde_json::to_vec(workspace).map_err(|_| corrupt("workspaces"))?),
+                documents: Vec::with_capacity(workspace.documents.len()),
+                id: id.clone(),
+            };
+            for (doc, info) in &workspace.documents {
+                let row = serde_json::to_vec(info).map_err(|_| corrupt("workspaces"))?;
+                rows.documents.push((*doc, Some(row)));
+            }
+            store.save_workspace(&rows, &[])?;
+        }
+        let listings: Vec<(String, DocumentId)> = this
+            .by_id
+            .values()
+            .flat_map(|w| w.documents.keys().map(|doc| (w.id.clone(), *doc)))
+            .collect();
+        for (workspace, doc) in listings {
+            this.index_document(&workspace, doc);
         }
         Ok(this)
     }
 
     fn index(&mut self, workspace: &Workspace) {
         for doc in workspace.documents.keys() {
-            let listed_now = self
-                .document_home
-                .insert(*doc, workspace.id.clone())
-                .is_none();
-            // A claimed document that is now listed no longer counts
-            // against its claimant's documents outside workspaces.
-            if listed_now
-                && let Some(key) = self.claims.get(doc)
-                && let Some(count) = self.claimed_by.get_mut(key)
-            {
-                *count = count.saturating_sub(1);
-            }
+            self.index_document(&workspace.id, *doc);
+        }
+    }
+
+    fn index_document(&mut self, workspace: &str, doc: DocumentId) {
+        let listed_now = self
+            .document_home
+            .insert(doc, workspace.to_owned())
+            .is_none();
+        // A claimed document that is now listed no longer counts against
+        // its claimant's documents outside workspaces.
+        if listed_now
+            && let Some(key) = self.claims.get(&doc)
+            && let Some(count) = self.claimed_by.get_mut(key)
+        {
+            *count = count.saturating_sub(1);
         }
     }
 
@@ -239,26 +281,66 @@ impl Workspaces {
         workspace: Workspace,
         events: Vec<AuditEvent>,
     ) -> Result<(), WorkspaceError> {
-        let id = workspace.id.clone();
-        self.commit_with(workspace, events, |json, events| {
-            store.save_workspace(&id, json, events)
+        self.commit_with(workspace, events, |rows, events| {
+            store.save_workspace(rows, events)
         })
     }
 
     /// Takes `workspace` with `events` as the new state once `write` has
-    /// stored them (the workspace's JSON and the encoded events), so that a
-    /// caller can store more in the same transaction.
+    /// stored them (the workspace's rows that changed, and the encoded
+    /// events), so that a caller can store more in the same transaction.
     pub(crate) fn commit_with(
         &mut self,
         workspace: Workspace,
         events: Vec<AuditEvent>,
-        write: impl FnOnce(&[u8], &[Vec<u8>]) -> Result<(), StoreError>,
+        write: impl FnOnce(&WorkspaceRows, &[Vec<u8>]) -> Result<(), StoreError>,
     ) -> Result<(), WorkspaceError> {
-        let json =
-            serde_json::to_vec(&workspace).map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
-        write(&json, &encode(&events))?;
+        let before = self.by_id.get(&workspace.id).map(|w| &w.documents);
+        let mut documents = Vec::new();
+        for (doc, info) in &workspace.documents {
+            if before.and_then(|b| b.get(doc)) != Some(info) {
+                documents.push((*doc, Some(to_json(info)?)));
+            }
+        }
+        for doc in before.into_iter().flat_map(|b| b.keys()) {
+            if !workspace.documents.contains_key(doc) {
+                documents.push((*doc, None));
+            }
+        }
+        let rows = WorkspaceRows {
+            id: workspace.id.clone(),
+            json: Some(to_json(&workspace)?),
+            documents,
+        };
+        write(&rows, &encode(&events))?;
         self.index(&workspace);
         self.by_id.insert(workspace.id.clone(), workspace);
+        Ok(())
+    }
+
+    /// Lists one new document in workspace `id` with `events`, once
+    /// `write` has stored them: the one row, whatever the workspace holds.
+    pub(crate) fn list_with(
+        &mut self,
+        id: &str,
+        document: DocumentId,
+        info: DocInfo,
+        events: Vec<AuditEvent>,
+        write: impl FnOnce(&WorkspaceRows, &[Vec<u8>]) -> Result<(), StoreError>,
+    ) -> Result<(), WorkspaceError> {
+        if !self.by_id.contains_key(id) {
+            return Err(WorkspaceError::UnknownWorkspace);
+        }
+        let rows = WorkspaceRows {
+            id: id.to_owned(),
+            json: None,
+            documents: vec![(document, Some(to_json(&info)?))],
+        };
+        write(&rows, &encode(&events))?;
+        if let Some(workspace) = self.by_id.get_mut(id) {
+            workspace.documents.insert(document, info);
+        }
+        self.index_document(id, document);
         Ok(())
     }
 
@@ -269,10 +351,52 @@ impl Workspaces {
         id: &str,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        store.save_workspace(id, &[], &encode(events))
+        let rows = WorkspaceRows {
+            id: id.to_owned(),
+            ..WorkspaceRows::default()
+        };
+        store.save_workspace(&rows, &encode(events))
     }
 
     pub(crate) fn may_create(&self, key: &PublicKey) -> bool {
         self.creators.as_ref().is_none_or(|keys| keys.contains(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_workspace_row_from_before_document_rows_is_moved_into_them() {
+        let dir = std::env::temp_dir().join(format!("rapport-ws-rows-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let doc = DocumentId::from_bytes([4; 16]);
+        let owner = PublicKey::from_bytes([1; 32]);
+        let legacy = serde_json::json!({
+            "id": "ws", "name": "Acme", "created_by": owner, "created_at": 1,
+            "documents": {doc.to_string(): {"thread_of": null, "added_by": owner, "added_at": 2}},
+        });
+        let rows = WorkspaceRows {
+            id: "ws".into(),
+            json: Some(serde_json::to_vec(&legacy).unwrap()),
+            documents: Vec::new(),
+        };
+        store.save_workspace(&rows, &[]).unwrap();
+
+        let loaded = Workspaces::load(&store, None).unwrap();
+        assert_eq!(loaded.get("ws").unwrap().documents[&doc].added_at, 2);
+        assert_eq!(store.workspace_documents().unwrap().len(), 1);
+        let row = String::from_utf8(store.workspaces().unwrap().remove(0)).unwrap();
+        assert!(!row.contains("documents"), "{row}");
+        // And it loads the same from the rows alone.
+        let again = Workspaces::load(&store, None).unwrap();
+        assert_eq!(again.get("ws").unwrap(), loaded.get("ws").unwrap());
+        assert_eq!(
+            again.document_home.get(&doc).map(String::as_str),
+            Some("ws")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -10,6 +10,7 @@
 //!   restart, or from the future, are refused;
 //! - presence messages are bounded in size and, for readers, in rate;
 //!   connections are bounded per key;
+//! - a flood of form submissions does not make each one cost more;
 //! - answers to outsiders say nothing about which ids exist;
 //! - a peer claiming another's peer id cannot silence their presence;
 //! - a client on a comment thread changes only their own comments, never
@@ -17,6 +18,7 @@
 
 mod automations;
 mod floods;
+mod forms;
 mod oracles;
 mod presence;
 mod threads;
