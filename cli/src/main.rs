@@ -31,6 +31,11 @@ struct Cli {
     /// Print exactly one JSON value on stdout.
     #[arg(long, global = true)]
     json: bool,
+    /// Also trust the certificate authority in this PEM file, for a relay
+    /// whose https:// certificate a private CA signed (the platform's
+    /// roots are always trusted).
+    #[arg(long, global = true, env = "RAPPORT_CA", value_name = "FILE")]
+    ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -182,6 +187,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     if let Command::Serve(args) = &cli.command {
         return Ok(args.run()?);
+    }
+    if let Some(ca) = &cli.ca {
+        rapport_client::tls::trust_ca_file(ca)?;
     }
     let ctx = Context::new(cli.home, cli.json)?;
     match cli.command {

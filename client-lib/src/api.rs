@@ -148,13 +148,22 @@ impl RelayApi {
         })
     }
 
+    /// The address to keep for the relay reached at `url`: the public
+    /// address its operator set (`--public-url`), else `url` as given.
+    pub fn public_address(url: &RelayUrl, info: &RelayInfo) -> RelayUrl {
+        info.public_url
+            .as_deref()
+            .and_then(|public| public.parse().ok())
+            .unwrap_or_else(|| url.clone())
+    }
+
     /// Who the relay at `url` is (`/api/info`): its id is the audience
     /// tokens name.
     pub fn info(url: &RelayUrl) -> Result<RelayInfo, ApiError> {
         let info_url = format!("{}/api/info", url.http_base());
         let unreachable = |reason: String| ApiError::Unreachable {
             url: url.to_string(),
-            reason,
+            reason: crate::tls::explain(reason),
         };
         let mut response = agent()
             .get(&info_url)
@@ -191,7 +200,7 @@ impl RelayApi {
         let url = format!("{}{path}", self.relay.http_base());
         let unreachable = |reason: String| ApiError::Unreachable {
             url: url.clone(),
-            reason,
+            reason: crate::tls::explain(reason),
         };
         let token = token::mint(
             self.identity.signing_key(),
@@ -429,7 +438,17 @@ impl RelayApi {
 }
 
 fn agent() -> ureq::Agent {
+    // `https://` trusts the platform's roots and any added CA (`crate::tls`).
+    let roots: Vec<ureq::tls::Certificate<'static>> = crate::tls::root_certificates()
+        .iter()
+        .map(|der| ureq::tls::Certificate::from_der(der).to_owned())
+        .collect();
+    let tls = ureq::tls::TlsConfig::builder()
+        .provider(ureq::tls::TlsProvider::Rustls)
+        .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+        .build();
     ureq::Agent::config_builder()
+        .tls_config(tls)
         .http_status_as_error(false)
         .timeout_global(Some(std::time::Duration::from_secs(30)))
         .build()

@@ -35,6 +35,7 @@ pub mod relay_url;
 mod repo;
 pub mod store;
 pub mod sync;
+pub mod tls;
 pub mod transport;
 
 pub use error::ClientError;

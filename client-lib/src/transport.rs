@@ -56,7 +56,7 @@ pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens a WebSocket to `url` with Nagle off: sync is a conversation of
 /// small frames.
 pub async fn open(url: &str, options: OpenOptions<'_>) -> Result<Socket, ConnectError> {
-    let unreachable = |reason: String| ConnectError::Unreachable(reason);
+    let unreachable = |reason: String| ConnectError::Unreachable(crate::tls::explain(reason));
     let mut request = url
         .into_client_request()
         .map_err(|e| unreachable(e.to_string()))?;
@@ -71,7 +71,11 @@ pub async fn open(url: &str, options: OpenOptions<'_>) -> Result<Socket, Connect
             .max_message_size(None)
             .max_frame_size(None)
     });
-    let connecting = tokio_tungstenite::connect_async_with_config(request, config, true);
+    // `wss://` trusts the platform's roots and any added CA (`crate::tls`).
+    let connector = (request.uri().scheme_str() == Some("wss"))
+        .then(|| tokio_tungstenite::Connector::Rustls(crate::tls::client_config()));
+    let connecting =
+        tokio_tungstenite::connect_async_tls_with_config(request, config, true, connector);
     match tokio::time::timeout(OPEN_TIMEOUT, connecting).await {
         Err(_) => Err(unreachable(format!("no answer within {OPEN_TIMEOUT:?}"))),
         Ok(Ok((socket, _))) => Ok(socket),

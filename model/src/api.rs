@@ -27,6 +27,10 @@ pub struct RelayInfo {
     pub auth: String,
     /// The largest WebSocket message the relay accepts.
     pub max_frame_bytes: u64,
+    /// The address people reach the relay at, when the operator set one
+    /// (`--public-url`): clients keep it as the relay's address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 /// Every refusal: `{"error": "…"}`.

@@ -73,6 +73,31 @@ pub struct ServeArgs {
     /// Documents one key may hold outside every workspace (written, not yet listed).
     #[arg(long, default_value_t = Limits::default().max_unlisted_per_key)]
     pub max_unlisted_per_key: usize,
+
+    /// Serve TLS with this certificate chain (PEM; the server's certificate
+    /// first). Read again on SIGHUP. Needs --tls-key.
+    #[arg(
+        long,
+        env = "RAPPORT_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "RAPPORT_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// The address people reach the relay at, such as
+    /// https://relay.example: links and /api/info name it. Set it whenever
+    /// the relay is behind a proxy or listens on a public address.
+    #[arg(long, env = "RAPPORT_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -107,6 +132,17 @@ impl ServeArgs {
             storage: crate::storage::Backend::file(),
             webhook_allow: self.webhook_allow.clone(),
             forms: FormLimits::default(),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            },
+            public_url: self
+                .public_url
+                .as_ref()
+                .map(|url| url.trim_end_matches('/').to_owned()),
         }
     }
 

@@ -97,6 +97,28 @@ pub struct Config {
     pub webhook_allow: Vec<String>,
     /// Bounds on public form submissions.
     pub forms: FormLimits,
+    /// Serve TLS with this certificate and key; plain HTTP without.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// The address people reach the relay at (`https://relay.example`,
+    /// behind a proxy say): every link the relay makes, and `/api/info`,
+    /// name it. Without it, the address listened on.
+    pub public_url: Option<String>,
+}
+
+/// Whether `url` can be a relay's public address: `http://` or
+/// `https://`, a host, no query or fragment.
+pub(crate) fn is_public_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    !host.is_empty()
+        && !rest.contains(['?', '#', ' '])
+        && !host.starts_with(':')
+        && !url.ends_with('/')
 }
 
 /// The default of [`Config::compact_after_changes`].
@@ -114,6 +136,8 @@ impl Config {
             storage: crate::storage::Backend::file(),
             webhook_allow: Vec::new(),
             forms: FormLimits::default(),
+            tls: None,
+            public_url: None,
         }
     }
 }

@@ -129,5 +129,6 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<RelayInfo> {
         }
         .to_owned(),
         max_frame_bytes: relay.config.limits.max_frame_bytes as u64,
+        public_url: relay.config.public_url.clone(),
     })
 }

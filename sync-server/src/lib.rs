@@ -40,6 +40,7 @@ mod relay;
 mod routes;
 mod state;
 pub mod storage;
+pub mod tls;
 mod transport;
 mod web;
 mod window;
@@ -63,6 +64,12 @@ pub enum ServerError {
     Workspace(#[from] workspace::WorkspaceError),
     #[error("network error: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(
+        "--public-url {0}: give the address people reach the relay at, such as https://relay.example"
+    )]
+    PublicUrl(String),
 }
 
 /// A relay opened on its data folder, ready to serve.
@@ -70,16 +77,33 @@ pub enum ServerError {
 pub struct Server {
     relay: Arc<relay::Relay>,
     forms: forms::Forms,
+    /// The certificate, when the relay serves TLS itself.
+    certified: Option<Arc<tls::Certified>>,
 }
 
 impl Server {
     /// Opens the relay's storage.
     pub fn open(config: Config) -> Result<Self, ServerError> {
+        if let Some(url) = &config.public_url
+            && !config::is_public_url(url)
+        {
+            return Err(ServerError::PublicUrl(url.clone()));
+        }
+        // A certificate that cannot be served fails the start, not the
+        // first client.
+        let certified = match &config.tls {
+            Some(files) => Some(Arc::new(tls::Certified::load(files)?)),
+            None => None,
+        };
         let form_limits = config.forms.clone();
         let relay = Arc::new(relay::Relay::open(config)?);
         automations::adopt_rules_documents(&relay)?;
         let forms = forms::Forms::load(relay.store(), form_limits)?;
-        Ok(Self { relay, forms })
+        Ok(Self {
+            relay,
+            forms,
+            certified,
+        })
     }
 
     /// The relay's id: the audience its tokens must name.
@@ -114,8 +138,23 @@ impl Server {
             let stop = stop_rx.clone();
             async move { relay.pack_idle_documents(stop).await }
         });
-        // Links in automations' comments point at this address.
-        let base_url = format!("http://{}", listener.local_addr()?);
+        // Links (in automations' comments, `/api/info`) name the public
+        // address when there is one, else the one listened on.
+        let local = listener.local_addr()?;
+        let base_url = match &relay.config.public_url {
+            Some(url) => url.clone(),
+            None => {
+                if !local.ip().is_loopback() {
+                    warn!(addr = %local, "no --public-url: links will name the address listened on, which people elsewhere may not reach");
+                }
+                let scheme = if self.certified.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                format!("{scheme}://{local}")
+            }
+        };
         let automations = tokio::spawn(automations::run(
             Arc::clone(&relay),
             forms,
@@ -124,25 +163,46 @@ impl Server {
         ));
         info!(addr = %listener.local_addr()?, relay_id = %relay.relay_id, data = %relay.store().path().display(), "rapport-server listening");
         let mut graceful = stop_rx.clone();
+        let graceful = async move {
+            let _ = graceful.wait_for(|stop| *stop).await;
+        };
         let app = routes::router(state);
-        // Small frames must not wait for Nagle's algorithm: sync is a
-        // conversation of small messages.
-        let listener =
-            axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
         // Form submissions are rate-limited per client address.
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = graceful.wait_for(|stop| *stop).await;
-        });
         let signal = tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
-        let served = server.await;
+        let served = match self.certified {
+            Some(certified) => {
+                tokio::spawn(tls::reload_on_hangup(
+                    Arc::clone(&certified),
+                    stop_rx.clone(),
+                ));
+                let listener = tls::TlsListener::new(listener, certified)?;
+                // axum gives a tapped listener's address to handlers
+                // (form submissions are rate-limited by it).
+                let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .await
+            }
+            None => {
+                // Small frames must not wait for Nagle's algorithm: sync
+                // is a conversation of small messages.
+                let listener = axum::serve::ListenerExt::tap_io(
+                    listener,
+                    |stream: &mut tokio::net::TcpStream| {
+                        if let Err(e) = stream.set_nodelay(true) {
+                            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                        }
+                    },
+                );
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .await
+            }
+        };
         signal.abort();
         if tokio::time::timeout(Duration::from_secs(10), tracker.wait_idle())
             .await

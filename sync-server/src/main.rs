@@ -11,12 +11,14 @@ struct Cli {
 }
 
 const EXAMPLES: &str = "Examples:
-  rapport-server --listen 0.0.0.0:3030 --data /var/lib/rapport
+  rapport-server --listen 127.0.0.1:3030 --data /var/lib/rapport --public-url https://relay.example   # behind a TLS proxy
+  rapport-server --listen 0.0.0.0:443 --data /var/lib/rapport --tls-cert fullchain.pem --tls-key privkey.pem --public-url https://relay.example
   rapport-server --listen 127.0.0.1:3030 --data ./relay --open   # development only
 
-Clients connect to ws://HOST:PORT/sync with a signed token (Authorization:
+Clients connect to ws(s)://HOST:PORT/sync with a signed token (Authorization:
 Bearer, or ?token=) whose audience is the relay id, printed at start and
-served on GET /api/info. SIGINT or SIGTERM stops the relay gracefully.";
+served on GET /api/info. SIGHUP reads the TLS certificate again; SIGINT or
+SIGTERM stops the relay gracefully.";
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

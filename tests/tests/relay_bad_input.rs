@@ -358,6 +358,7 @@ async fn endpoints_answer() -> Result<()> {
     assert_eq!(info["relay_id"], relay.relay_id);
     assert_eq!(info["protocol"], "1");
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(info.get("public_url").is_none(), "none set: {info}");
     let (status, body) = relay.get("/metrics").await?;
     assert_eq!(status, 200);
     for name in [
@@ -369,6 +370,32 @@ async fn endpoints_answer() -> Result<()> {
         "rapport_sync_latency_seconds_bucket",
     ] {
         assert!(body.contains(name), "{name} missing from /metrics");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_public_url_is_named_by_api_info_and_a_bad_one_refused_at_start() -> Result<()> {
+    let dir = TempDir::new("public-url");
+    let mut config = rapport_server::Config::new(dir.path());
+    config.public_url = Some("https://relay.example/rapport".into());
+    let relay = TestRelay::start_config(config.clone()).await?;
+    let (_, body) = relay.get("/api/info").await?;
+    let info: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(info["public_url"], "https://relay.example/rapport");
+    drop(relay);
+    for bad in [
+        "relay.example",
+        "ftp://relay.example",
+        "https://",
+        "https://relay.example/?x",
+    ] {
+        config.public_url = Some(bad.into());
+        let refused = rapport_server::Server::open(config.clone());
+        assert!(
+            matches!(refused, Err(rapport_server::ServerError::PublicUrl(_))),
+            "{bad}: {refused:?}"
+        );
     }
     Ok(())
 }

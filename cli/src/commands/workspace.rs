@@ -100,10 +100,7 @@ pub(crate) fn run_workspace(ctx: &Context, command: WorkspaceCommand) -> Result<
 
 fn create(ctx: &Context, name: &str, relay: &str) -> Result<()> {
     let repo = ctx.repo()?;
-    let relay: RelayUrl = relay.parse()?;
-    let relay_id = RelayApi::info(&relay)
-        .with_context(|| format!("is a rapport relay running at {relay}?"))?
-        .relay_id;
+    let (relay, relay_id) = locate(relay)?;
     let entry = WorkspaceEntry {
         id: String::new(),
         name: name.to_owned(),
@@ -135,6 +132,15 @@ fn create(ctx: &Context, name: &str, relay: &str) -> Result<()> {
     Ok(())
 }
 
+/// The relay at the address a person typed: the address to keep (its
+/// public one, when its operator set one) and its id.
+fn locate(typed: &str) -> Result<(RelayUrl, String)> {
+    let relay: RelayUrl = typed.parse()?;
+    let info = RelayApi::info(&relay)
+        .with_context(|| format!("is a rapport relay running at {relay}?"))?;
+    Ok((RelayApi::public_address(&relay, &info), info.relay_id))
+}
+
 /// The record a comment thread belongs to, from the index.
 fn thread_of(repo: &rapport_client::Repo, id: DocumentId) -> Option<DocumentId> {
     repo.index()
@@ -147,10 +153,7 @@ fn thread_of(repo: &rapport_client::Repo, id: DocumentId) -> Option<DocumentId> 
 /// Remembers every workspace this key belongs to on `relay`.
 fn learn(ctx: &Context, relay: &str) -> Result<()> {
     let repo = ctx.repo()?;
-    let relay: RelayUrl = relay.parse()?;
-    let relay_id = RelayApi::info(&relay)
-        .with_context(|| format!("is a rapport relay running at {relay}?"))?
-        .relay_id;
+    let (relay, relay_id) = locate(relay)?;
     let mut entry = WorkspaceEntry {
         id: String::new(),
         name: String::new(),
@@ -308,13 +311,13 @@ pub(crate) fn run_invite(ctx: &Context, command: InviteCommand) -> Result<()> {
 pub(crate) fn join(ctx: &Context, link: &str) -> Result<()> {
     let link: InviteLink = link.parse()?;
     let repo = ctx.repo()?;
-    let relay_id = RelayApi::info(&link.relay)
-        .with_context(|| format!("cannot reach the relay of this link ({})", link.relay))?
-        .relay_id;
+    let info = RelayApi::info(&link.relay)
+        .with_context(|| format!("cannot reach the relay of this link ({})", link.relay))?;
+    let relay_id = info.relay_id.clone();
     let mut entry = WorkspaceEntry {
         id: link.workspace.clone(),
         name: link.workspace.clone(),
-        relay: link.relay.to_string(),
+        relay: RelayApi::public_address(&link.relay, &info).to_string(),
         relay_id,
         role: Role::Client,
         pending: Vec::new(),

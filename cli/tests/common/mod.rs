@@ -141,15 +141,24 @@ pub(crate) struct Relay {
     child: Child,
     /// The `ws://…/sync` URL clients connect to.
     pub(crate) url: String,
+    /// `127.0.0.1:PORT`.
+    pub(crate) addr: String,
     _data: Home,
 }
 
 impl Relay {
     pub(crate) fn start() -> Self {
+        Self::start_with(&["--listen", "127.0.0.1:0"])
+    }
+
+    /// A relay started with `args` after `serve --data DIR` (which must
+    /// say where it listens).
+    pub(crate) fn start_with(args: &[&str]) -> Self {
         let data = Home::new("relay");
         let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .args(["serve", "--data"])
             .arg(data.path())
+            .args(args)
             // The tests' webhook receivers listen on loopback.
             .args(["--webhook-allow", "127.0.0.1"])
             .env("RUST_LOG", "info")
@@ -174,8 +183,14 @@ impl Relay {
         Self {
             child,
             url: format!("ws://{addr}/sync"),
+            addr,
             _data: data,
         }
+    }
+
+    /// The relay's process id, for signals.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -343,7 +343,12 @@ auth: string,
 /**
  * The largest WebSocket message the relay accepts.
  */
-max_frame_bytes: number, };
+max_frame_bytes: number, 
+/**
+ * The address people reach the relay at, when the operator set one
+ * (`--public-url`): clients keep it as the relay's address.
+ */
+public_url?: string | null, };
 
 /**
  * Every refusal: `{"error": "…"}`.
