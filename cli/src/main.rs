@@ -117,6 +117,26 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Copy this replica's database to a file, or put such a copy back.
+    /// Your key is not in it: keep it with `rapport key export`.
+    #[command(
+        after_help = "Examples:\n  rapport backup --to ~/backups/replica.redb\n  rapport backup --restore-from ~/backups/replica.redb --force"
+    )]
+    Backup {
+        /// The file to write; it appears only once complete.
+        #[arg(
+            long,
+            required_unless_present = "restore_from",
+            conflicts_with = "restore_from"
+        )]
+        to: Option<PathBuf>,
+        /// Put this backup in place as the replica instead.
+        #[arg(long, value_name = "FILE")]
+        restore_from: Option<PathBuf>,
+        /// Replace the replica this home holds.
+        #[arg(long, requires = "restore_from")]
+        force: bool,
+    },
     /// The workspace's audit log (admins).
     #[command(after_help = "Examples:\n  rapport audit\n  rapport audit --member 3xPQ --json")]
     Audit {
@@ -197,6 +217,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::identity::init(&ctx, name.as_deref(), import.as_deref())
         }
         Command::Key(command) => commands::identity::run_key(&ctx, command),
+        Command::Backup {
+            to,
+            restore_from,
+            force,
+        } => commands::backup::run(&ctx, to.as_deref(), restore_from.as_deref(), force),
         Command::Whoami => commands::identity::whoami(&ctx),
         Command::Workspace(command) => commands::workspace::run_workspace(&ctx, command),
         Command::Invite(command) => commands::workspace::run_invite(&ctx, command),

@@ -32,6 +32,7 @@ pub mod automations;
 pub mod cli;
 mod config;
 mod connection;
+pub mod control;
 mod forms;
 mod http;
 mod metrics;
@@ -133,6 +134,7 @@ impl Server {
             tracker: tracker.clone(),
         };
         let sweeper = tokio::spawn(sweep(Arc::clone(&relay), stop_rx.clone()));
+        let control = tokio::spawn(control::serve(Arc::clone(&relay), stop_rx.clone()));
         let packer = tokio::spawn({
             let relay = Arc::clone(&relay);
             let stop = stop_rx.clone();
@@ -212,6 +214,7 @@ impl Server {
         }
         sweeper.abort();
         let _ = sweeper.await;
+        let _ = control.await;
         let _ = packer.await;
         // The engine finishes the step under way, and stops.
         let _ = automations.await;

@@ -105,3 +105,77 @@ fn a_data_folder_that_cannot_be_created_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn backup_while_serving_then_restore_into_a_stopped_relays_folder() {
+    let data = temp_dir("backup-data");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-server"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rapport-server starts");
+    // The control socket exists once the relay serves.
+    let socket = data.join("control.sock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(std::time::Instant::now() < deadline, "no control socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let files = temp_dir("backup-files");
+    std::fs::create_dir_all(&files).unwrap();
+    let to = files.join("relay.backup");
+    let run = |args: &[&std::ffi::OsStr]| {
+        Command::new(env!("CARGO_BIN_EXE_rapport-server"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let backup = run(&[
+        "backup".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--to".as_ref(),
+        to.as_os_str(),
+    ]);
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    assert!(String::from_utf8_lossy(&backup.stdout).starts_with("wrote "));
+    // Not under the running relay.
+    let restore = |into: &std::path::Path, force: bool| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "restore".as_ref(),
+            "--from".as_ref(),
+            to.as_os_str(),
+            "--data".as_ref(),
+            into.as_os_str(),
+        ];
+        if force {
+            args.push("--force".as_ref());
+        }
+        run(&args)
+    };
+    let refused = restore(&data, true);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is running"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let elsewhere = temp_dir("backup-restored");
+    let restored = restore(&elsewhere, false);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(elsewhere.join("relay.redb").exists());
+    for dir in [data, files, elsewhere] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub(crate) mod automation;
+pub(crate) mod backup;
 pub(crate) mod bench;
 pub(crate) mod dashboard;
 pub(crate) mod form;

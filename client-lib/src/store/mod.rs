@@ -6,6 +6,7 @@
 //! change rows by a new snapshot inside one transaction, so a crash leaves
 //! the old state or the new one, never a hole.
 
+pub mod backup;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 //! so a crash leaves either all of it or none of it.
 
 mod automations;
+pub mod backup;
 mod claims;
 mod codec;
 mod compaction;
@@ -406,6 +407,18 @@ impl Store {
             out.push(row.map_err(|e| self.err(e))?.1.value().to_vec());
         }
         Ok(out)
+    }
+
+    /// The relay's id, if it has one yet.
+    pub fn relay_id_if_any(&self) -> Result<Option<String>, StoreError> {
+        let tx = self.begin_read()?;
+        let meta = tx.open_table(META).map_err(|e| self.err(e))?;
+        let id = meta.get("relay_id").map_err(|e| self.err(e))?;
+        match id.map(|v| String::from_utf8(v.value().to_vec())) {
+            Some(Ok(id)) => Ok(Some(id)),
+            Some(Err(_)) => Err(self.corrupt("meta")),
+            None => Ok(None),
+        }
     }
 
     /// The relay's id, made with `make` and stored the first time.

@@ -1,0 +1,146 @@
+//! The relay's control socket: `DATA/control.sock`, a Unix socket only its
+//! owner may open (mode 0600), for commands from the operator's own
+//! machine while the relay serves. The database file is the running
+//! relay's alone, so `rapport-server backup` asks the relay to make the
+//! copy.
+//!
+//! One command per connection, one line each way:
+//! `backup PATH` → `ok BYTES` or `error MESSAGE`.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+use tracing::{info, warn};
+
+use crate::relay::Relay;
+use crate::storage::backup::BackupError;
+use crate::storage::{DATABASE_FILE, Store};
+
+/// The socket's file name in the data folder.
+pub const SOCKET_FILE: &str = "control.sock";
+
+/// Longest command line read.
+const MAX_LINE: usize = 4096;
+
+/// Serves the control socket in `relay`'s data folder until `stop`.
+pub(crate) async fn serve(relay: Arc<Relay>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = relay.config.data_dir.join(SOCKET_FILE);
+        let _ = std::fs::remove_file(&path);
+        let listener = match tokio::net::UnixListener::bind(&path) {
+            Ok(listener) => listener,
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "no control socket: `rapport-server backup` cannot reach this relay");
+                return;
+            }
+        };
+        if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+            warn!(path = %path.display(), error = %e, "cannot restrict the control socket");
+        }
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        tokio::spawn(answer(Arc::clone(&relay), stream));
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (relay, stop.changed().await);
+    }
+}
+
+#[cfg(unix)]
+async fn answer(relay: Arc<Relay>, stream: tokio::net::UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader =
+        tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_LINE as u64));
+    if reader.read_line(&mut line).await.is_err() {
+        return;
+    }
+    let reply = match line.trim_end().split_once(' ') {
+        Some(("backup", path)) => {
+            let store = relay.store().clone();
+            let to = PathBuf::from(path);
+            match tokio::task::spawn_blocking(move || store.backup_to(&to)).await {
+                Ok(Ok(bytes)) => {
+                    info!(to = path, bytes, "backup written");
+                    format!("ok {bytes}\n")
+                }
+                Ok(Err(e)) => format!("error {}\n", one_line(&e.to_string())),
+                Err(_) => "error the backup stopped unexpectedly\n".to_owned(),
+            }
+        }
+        _ => "error unknown command; the relay understands `backup PATH`\n".to_owned(),
+    };
+    let _ = write.write_all(reply.as_bytes()).await;
+}
+
+fn one_line(text: &str) -> String {
+    text.replace('\n', " ")
+}
+
+/// Writes a consistent backup of the relay whose data folder is
+/// `data_dir` to `to`: asked of the running relay through its control
+/// socket, or made directly when no relay runs there. Returns the size in
+/// bytes. Blocking.
+pub fn backup(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
+    if !data_dir.join(DATABASE_FILE).exists() {
+        return Err(BackupError::NoRelay {
+            path: data_dir.to_owned(),
+        });
+    }
+    // A relative target names a file where the command runs, not where
+    // the relay runs.
+    let to = std::path::absolute(to).map_err(|e| BackupError::Write {
+        path: to.to_owned(),
+        reason: e.to_string(),
+    })?;
+    match Store::open(data_dir) {
+        Ok(store) => store.backup_to(&to),
+        Err(_) => ask_running_relay(data_dir, &to),
+    }
+}
+
+#[cfg(unix)]
+fn ask_running_relay(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
+    let socket = data_dir.join(SOCKET_FILE);
+    let failed = |reason: String| BackupError::Write {
+        path: to.to_owned(),
+        reason,
+    };
+    let mut stream = std::os::unix::net::UnixStream::connect(&socket).map_err(|e| {
+        failed(format!(
+            "the database is in use and the relay's control socket {} does not answer ({e})",
+            socket.display()
+        ))
+    })?;
+    writeln!(stream, "backup {}", to.display()).map_err(|e| failed(e.to_string()))?;
+    let mut reply = String::new();
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .map_err(|e| failed(e.to_string()))?;
+    match reply.trim_end().split_once(' ') {
+        Some(("ok", bytes)) => Ok(bytes.parse().unwrap_or(0)),
+        Some(("error", message)) => Err(BackupError::Relay(message.to_owned())),
+        _ => Err(failed(format!("the relay answered `{}`", reply.trim_end()))),
+    }
+}
+
+#[cfg(not(unix))]
+fn ask_running_relay(_data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
+    Err(BackupError::Write {
+        path: to.to_owned(),
+        reason: "the database is in use; stop the relay to back it up on this platform".into(),
+    })
+}

@@ -1,0 +1,139 @@
+//! Backups of a relay that keeps serving: a copy taken in the middle of a
+//! burst of writes holds every change acknowledged before it began, and
+//! restores into a relay that serves them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ChangeHash, ROOT, ReadDoc};
+use rapport_protocol::ids::DocumentId;
+use rapport_server::storage::Store;
+use rapport_server::storage::backup::{BackupError, restore};
+use rapport_tests::peer::{PATIENCE, TestPeer, actor_of, key};
+use rapport_tests::relay::{TempDir, TestRelay};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_taken_mid_burst_holds_every_change_acknowledged_before_it_began() -> Result<()> {
+    let dir = TempDir::new("backup-relay");
+    let relay = Arc::new(TestRelay::start(dir.path()).await?);
+    let writer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(1), "writer").await?;
+    let id = DocumentId::from_bytes([40; 16]);
+    writer.open(id, Automerge::new().with_actor(actor_of(&key(1), 1)));
+
+    // The burst: each change, once the relay counts it stored (durable,
+    // and so acknowledged), joins `acknowledged`.
+    const BURST: usize = 400;
+    let acknowledged: Arc<Mutex<Vec<ChangeHash>>> = Arc::default();
+    let burst = {
+        let acknowledged = Arc::clone(&acknowledged);
+        let relay = Arc::clone(&relay);
+        async move {
+            for n in 0..BURST {
+                writer.change(id, |tx| tx.put(ROOT, "n", n as i64))?;
+                let hash = writer.with(|s| s.doc(id).get_heads())[0];
+                let deadline = tokio::time::Instant::now() + PATIENCE;
+                while relay.metric("rapport_changes_stored_total").await? < n as u64 + 1 {
+                    ensure!(
+                        tokio::time::Instant::now() < deadline,
+                        "change {n} never stored"
+                    );
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                acknowledged.lock().unwrap().push(hash);
+            }
+            anyhow::Ok(())
+        }
+    };
+    let burst = tokio::spawn(burst);
+    while acknowledged.lock().unwrap().len() < 50 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let before = acknowledged.lock().unwrap().clone();
+    let backups = TempDir::new("backup-files");
+    std::fs::create_dir_all(backups.path())?;
+    let to = backups.path().join("relay.backup");
+    let data = dir.path().to_owned();
+    let copy = to.clone();
+    let bytes = tokio::task::spawn_blocking(move || rapport_server::control::backup(&data, &copy))
+        .await??;
+    let after = acknowledged.lock().unwrap().len();
+    burst.await??;
+    ensure!(
+        after < BURST,
+        "the burst ended before the backup did; it proves nothing about a busy relay"
+    );
+    ensure!(bytes > 0 && to.exists(), "no backup written");
+    ensure!(
+        std::fs::read_dir(backups.path())?.count() == 1,
+        "something besides the backup was left"
+    );
+
+    // Restored into a new folder: every change acknowledged before the
+    // backup began is there.
+    let restored = TempDir::new("backup-restored");
+    restore(&to, restored.path(), false)?;
+    let store = Store::open(restored.path())?;
+    let doc = store.load_automerge(id)?;
+    for (n, hash) in before.iter().enumerate() {
+        ensure!(
+            doc.get_change_by_hash(hash).is_some(),
+            "change {n}, acknowledged before the backup began, is missing"
+        );
+    }
+    drop(store);
+    // And a relay serves it.
+    let serving = TestRelay::start(restored.path()).await?;
+    let reader = TestPeer::connect_as(&serving.url(), &serving.relay_id, &key(1), "reader").await?;
+    reader.open(id, Automerge::new());
+    let last = *before.last().context("changes before the backup")?;
+    reader
+        .wait_until(|s| s.doc(id).get_change_by_hash(&last).is_some())
+        .await?;
+    ensure!(
+        serving.relay_id == relay.relay_id,
+        "the restored relay has another id"
+    );
+    Ok(())
+}
+
+#[test]
+fn restore_refuses_what_is_not_a_backup_and_a_folder_in_use() -> Result<()> {
+    let dir = TempDir::new("restore-refusals");
+    std::fs::create_dir_all(dir.path())?;
+    let junk = dir.path().join("junk.backup");
+    std::fs::write(&junk, b"not a database")?;
+    let target = TempDir::new("restore-target");
+    let refused = restore(&junk, target.path(), false);
+    ensure!(
+        matches!(refused, Err(BackupError::NotABackup { .. })),
+        "{refused:?}"
+    );
+    ensure!(
+        !target.path().join("relay.redb").exists(),
+        "a refused restore left a database"
+    );
+    // A folder holding a database needs --force.
+    let held = Store::open(target.path())?;
+    held.relay_id(|| "relay-1".into())?;
+    let backup = dir.path().join("good.backup");
+    held.backup_to(&backup)?;
+    let refused = restore(&backup, target.path(), true);
+    ensure!(
+        matches!(refused, Err(BackupError::Running { .. })),
+        "restored under an open database: {refused:?}"
+    );
+    drop(held);
+    let refused = restore(&backup, target.path(), false);
+    ensure!(
+        matches!(refused, Err(BackupError::Occupied { .. })),
+        "{refused:?}"
+    );
+    restore(&backup, target.path(), true)?;
+    ensure!(
+        Store::open(target.path())?.relay_id_if_any()? == Some("relay-1".into()),
+        "the restored relay id"
+    );
+    Ok(())
+}
