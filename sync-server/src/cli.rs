@@ -11,6 +11,12 @@ use crate::{AuthMode, Config, FormLimits, Limits, ServerError};
 /// The relay's flags.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// Read flags from this TOML file (keys are the flags' names, such as
+    /// `listen` or `max-frame-bytes`). A flag given here or in its
+    /// environment variable wins over the file.
+    #[arg(long, env = "RAPPORT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on.
     #[arg(long, env = "RAPPORT_LISTEN", default_value = "127.0.0.1:3030")]
     pub listen: SocketAddr,

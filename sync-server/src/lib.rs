@@ -31,6 +31,7 @@ mod actors;
 pub mod automations;
 pub mod cli;
 mod config;
+pub mod config_file;
 mod connection;
 pub mod control;
 mod forms;

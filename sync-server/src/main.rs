@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use rapport_server::cli::ServeArgs;
+use rapport_server::config_file;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,6 +38,10 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Check a configuration file: print the effective configuration, or
+    /// what is wrong.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Put a backup in place as a stopped relay's database.
     #[command(
         after_help = "Example:\n  rapport-server restore --from /backups/relay-2026-12-05.redb --data /var/lib/rapport"
@@ -64,8 +69,45 @@ Bearer, or ?token=) whose audience is the relay id, printed at start and
 served on GET /api/info. SIGHUP reads the TLS certificate again; SIGINT or
 SIGTERM stops the relay gracefully.";
 
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE and print every flag's effective value and where it
+    /// comes from (flag, environment, file or default).
+    #[command(after_help = "Example:\n  rapport-server config check /etc/rapport/relay.toml")]
+    Check { file: PathBuf },
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    // `config check FILE` reads FILE; serving reads the --config file.
+    let file = match args.get(1..3) {
+        Some([config, check]) if config == "config" && check == "check" => {
+            args.get(3).map(PathBuf::from)
+        }
+        _ => config_file::named_in(&args),
+    };
+    let mut from_file = Vec::new();
+    if let Some(file) = &file {
+        match config_file::apply(command, file) {
+            Ok((applied, set)) => (command, from_file) = (applied, set),
+            Err(e) => {
+                eprintln!("rapport-server: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    }
+    let matches = match command.clone().try_get_matches_from(&args) {
+        Ok(matches) => matches,
+        // A value from the file the flag's parser refused: say which file.
+        Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation && file.is_some() => {
+            let file = file.as_deref().unwrap_or(std::path::Path::new(""));
+            eprintln!("rapport-server: {}: {}", file.display(), first_line(&e));
+            return std::process::ExitCode::FAILURE;
+        }
+        Err(e) => e.exit(),
+    };
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let done: Result<(), Box<dyn std::error::Error>> = match cli.command {
         None => match cli.serve {
             Some(serve) => serve.run().map_err(Into::into),
@@ -74,6 +116,22 @@ fn main() -> std::process::ExitCode {
         Some(Command::Backup { data, to }) => rapport_server::control::backup(&data, &to)
             .map(|bytes| println!("wrote {} ({bytes} bytes)", to.display()))
             .map_err(Into::into),
+        Some(Command::Config(ConfigCommand::Check { file })) => {
+            // The file's values as the relay would take them, with this
+            // environment.
+            let matches = command.clone().try_get_matches_from([
+                "rapport-server".as_ref(),
+                "--config".as_ref(),
+                file.as_os_str(),
+            ]);
+            match matches {
+                Ok(matches) => {
+                    print!("{}", config_file::describe(&command, &matches, &from_file));
+                    Ok(())
+                }
+                Err(e) => Err(format!("{}: {}", file.display(), first_line(&e)).into()),
+            }
+        }
         Some(Command::Restore { from, data, force }) => {
             rapport_server::storage::backup::restore(&from, &data, force)
                 .map(|()| println!("restored {} into {}", from.display(), data.display()))
@@ -87,4 +145,11 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The first line of a clap error, without its `error: `.
+fn first_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let line = text.lines().next().unwrap_or_default();
+    line.strip_prefix("error: ").unwrap_or(line).to_owned()
 }

@@ -179,3 +179,102 @@ fn backup_while_serving_then_restore_into_a_stopped_relays_folder() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+#[test]
+fn a_config_file_sets_every_flag_below_the_environment_and_the_command_line() {
+    let dir = temp_dir("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("relay.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata = {:?}\nmax_frame_bytes = 123456\nwebhook-allow = [\"a.internal\", \"b.internal\"]\nopen = true\n",
+            dir.join("data")
+        ),
+    )
+    .unwrap();
+    let check = |env: &[(&str, &str)], file: &std::path::Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rapport-server"));
+        command.args(["config", "check"]).arg(file);
+        command
+            .env_remove("RAPPORT_LISTEN")
+            .env_remove("RAPPORT_DATA");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let checked = check(&[], &file);
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    for line in [
+        "max-frame-bytes = \"123456\"    # file",
+        "listen = \"127.0.0.1:0\"    # file",
+        "webhook-allow = [\"a.internal\", \"b.internal\"]    # file",
+        "open = \"true\"    # file",
+        "idle-timeout-secs = ",
+    ] {
+        assert!(said.contains(line), "`{line}` missing from:\n{said}");
+    }
+    // The environment wins over the file.
+    let checked = check(&[("RAPPORT_LISTEN", "127.0.0.1:4040")], &file);
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        said.contains("listen = \"127.0.0.1:4040\"    # environment"),
+        "{said}"
+    );
+
+    // What is wrong is named.
+    for (text, expected) in [
+        ("max-frame-byte = 1\n", "unknown key `max-frame-byte`"),
+        ("max-frame-bytes = \"lots\"\n", "max-frame-bytes"),
+        ("open = \"yes\"\n", "is true or false"),
+        ("listen = [\"a\", \"b\"]\n", "takes one value"),
+        ("listen = \n", "relay.toml"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let checked = check(&[], &file);
+        let said = String::from_utf8_lossy(&checked.stderr);
+        assert!(!checked.status.success(), "{text} passed");
+        assert!(
+            said.contains(expected),
+            "`{expected}` missing for {text:?}: {said}"
+        );
+    }
+
+    // A flag on the command line wins over the file when serving.
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:9\"\ndata = {:?}\nopen = true\n",
+            dir.join("data")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-server"))
+        .arg("--config")
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let listening = lines
+        .find(|l| l.contains("listening"))
+        .expect("the relay starts from the file");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!listening.contains("127.0.0.1:9 "), "{listening}");
+    assert!(
+        listening.contains(&format!("{}", dir.join("data").display())),
+        "{listening}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
