@@ -191,7 +191,13 @@ Clients connect to ws://HOST:PORT/sync with a signed token whose audience is
 the relay id (printed at start, and on GET /api/info).";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("rapport: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -244,4 +250,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(command) => commands::bench::run(&ctx, command),
         Command::Serve(_) | Command::Demo => unreachable!("handled above"),
     }
+}
+
+/// The command line; for `rapport serve --config FILE`, with the file's
+/// values as the relay flags' defaults (see `rapport_server::config_file`).
+fn parse() -> anyhow::Result<Cli> {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    use rapport_server::config_file;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let serving = args.iter().skip(1).any(|a| a == "serve");
+    let mut command = Cli::command();
+    if serving && let Some(file) = config_file::named_in(&args) {
+        let serve = command
+            .find_subcommand("serve")
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no serve command"))?;
+        let (serve, _) = config_file::apply(serve, &file)?;
+        command = command.mut_subcommand("serve", |_| serve);
+    }
+    let matches = command.get_matches_from(&args);
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
 }

@@ -220,3 +220,20 @@ fn a_certificate_that_cannot_be_served_stops_the_start_with_the_reason() {
         assert!(said.contains(expected), "expected `{expected}` in: {said}");
     }
 }
+
+#[test]
+fn rapport_serve_reads_a_config_file() {
+    let dir = Home::new("serve-config");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let file = dir.path().join("relay.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nmax-connections = 7\n").unwrap();
+    // `listen` comes from the file alone; the relay serves there.
+    let relay = Relay::start_with(&["--config", path(&file)]);
+    assert!(
+        !relay.addr.ends_with(":3030"),
+        "the default address: {}",
+        relay.addr
+    );
+    let staff = Home::init("serve-config-staff");
+    staff.ok(&["workspace", "create", "Acme", "--relay", &relay.url]);
+}
