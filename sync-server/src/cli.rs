@@ -8,6 +8,13 @@ use clap::Args;
 
 use crate::{AuthMode, Config, FormLimits, Limits, ServerError};
 
+/// How the relay writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// The relay's flags.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -99,6 +106,11 @@ pub struct ServeArgs {
     )]
     pub tls_key: Option<PathBuf>,
 
+    /// How log lines are written to stderr: `text` for people, `json` (one
+    /// object per line, with the request or connection id) for log shippers.
+    #[arg(long, env = "RAPPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// The address people reach the relay at, such as
     /// https://relay.example: links and /api/info name it. Set it whenever
     /// the relay is behind a proxy or listens on a public address.
@@ -156,7 +168,7 @@ impl ServeArgs {
     /// (`RUST_LOG` filters, default `info`; automerge's own logs only at
     /// `warn` unless `RUST_LOG` names them).
     pub fn run(&self) -> Result<(), ServerError> {
-        init_logging();
+        init_logging(self.log_format);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -167,7 +179,7 @@ impl ServeArgs {
     }
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // automerge's own spans format a document's whole change graph at
@@ -175,31 +187,57 @@ fn init_logging() {
     if !std::env::var("RUST_LOG").is_ok_and(|asked| asked.contains("automerge")) {
         filter = filter.add_directive("automerge=warn".parse().expect("a valid directive"));
     }
-    let _ = tracing_subscriber::fmt()
+    // A log that cannot be written (stderr a closed pipe) is dropped: the
+    // subscriber must not report it on stderr, which panics there.
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = match format {
+        LogFormat::Text => log.try_init(),
+        // Each line one JSON object: the event's fields, and the spans it
+        // is in (the HTTP call's request id, the socket's connection id).
+        LogFormat::Json => log
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
+    };
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is
+/// called (inside the runtime), not when the future is first polled, so a
+/// signal that comes while the relay is starting is not lost to the
+/// default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

@@ -24,39 +24,63 @@ pub const SOCKET_FILE: &str = "control.sock";
 /// Longest command line read.
 const MAX_LINE: usize = 4096;
 
-/// Serves the control socket in `relay`'s data folder until `stop`.
-pub(crate) async fn serve(relay: Arc<Relay>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let path = relay.config.data_dir.join(SOCKET_FILE);
-        let _ = std::fs::remove_file(&path);
-        let listener = match tokio::net::UnixListener::bind(&path) {
-            Ok(listener) => listener,
-            Err(e) => {
-                warn!(path = %path.display(), error = %e, "no control socket: `rapport-server backup` cannot reach this relay");
-                return;
-            }
-        };
-        if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
-            warn!(path = %path.display(), error = %e, "cannot restrict the control socket");
+/// The control socket, bound in `relay`'s data folder when the relay opens
+/// ([`serve`] answers on it); `None` where it cannot be.
+#[cfg(unix)]
+pub(crate) fn bind(relay: &Relay) -> Option<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = relay.config.data_dir.join(SOCKET_FILE);
+    let _ = std::fs::remove_file(&path);
+    let bound = std::os::unix::net::UnixListener::bind(&path)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener));
+    let listener = match bound {
+        Ok(listener) => listener,
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "no control socket: `rapport-server backup` cannot reach this relay");
+            return None;
         }
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    if let Ok((stream, _)) = accepted {
-                        tokio::spawn(answer(Arc::clone(&relay), stream));
-                    }
+    };
+    if let Err(e) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+        warn!(path = %path.display(), error = %e, "cannot restrict the control socket");
+    }
+    Some(listener)
+}
+
+/// Answers on the control socket until `stop`, then removes it.
+#[cfg(unix)]
+pub(crate) async fn serve(
+    relay: Arc<Relay>,
+    listener: Option<std::os::unix::net::UnixListener>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(listener) = listener.and_then(|l| tokio::net::UnixListener::from_std(l).ok()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    tokio::spawn(answer(Arc::clone(&relay), stream));
                 }
-                _ = stop.changed() => break,
             }
+            _ = stop.changed() => break,
         }
-        let _ = std::fs::remove_file(&path);
     }
-    #[cfg(not(unix))]
-    {
-        let _ = (relay, stop.changed().await);
-    }
+    let _ = std::fs::remove_file(relay.config.data_dir.join(SOCKET_FILE));
+}
+
+/// No control socket off Unix: a backup needs the relay stopped there.
+#[cfg(not(unix))]
+pub(crate) fn bind(_relay: &Relay) -> Option<()> {
+    None
+}
+
+#[cfg(not(unix))]
+pub(crate) async fn serve(
+    _relay: Arc<Relay>,
+    _listener: Option<()>,
+    _stop: tokio::sync::watch::Receiver<bool>,
+) {
 }
 
 #[cfg(unix)]

@@ -81,6 +81,11 @@ pub struct Server {
     forms: forms::Forms,
     /// The certificate, when the relay serves TLS itself.
     certified: Option<Arc<tls::Certified>>,
+    /// The control socket (`rapport-server backup` while serving).
+    #[cfg(unix)]
+    control: Option<std::os::unix::net::UnixListener>,
+    #[cfg(not(unix))]
+    control: Option<()>,
 }
 
 impl Server {
@@ -101,10 +106,12 @@ impl Server {
         let relay = Arc::new(relay::Relay::open(config)?);
         automations::adopt_rules_documents(&relay)?;
         let forms = forms::Forms::load(relay.store(), form_limits)?;
+        let control = control::bind(&relay);
         Ok(Self {
             relay,
             forms,
             certified,
+            control,
         })
     }
 
@@ -135,7 +142,11 @@ impl Server {
             tracker: tracker.clone(),
         };
         let sweeper = tokio::spawn(sweep(Arc::clone(&relay), stop_rx.clone()));
-        let control = tokio::spawn(control::serve(Arc::clone(&relay), stop_rx.clone()));
+        let control = tokio::spawn(control::serve(
+            Arc::clone(&relay),
+            self.control,
+            stop_rx.clone(),
+        ));
         let packer = tokio::spawn({
             let relay = Arc::clone(&relay);
             let stop = stop_rx.clone();

@@ -62,5 +62,60 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/workspaces/{ws}/automations",
             get(automations::api::show),
         )
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Longest request id taken from a proxy's `X-Request-Id`.
+const MAX_REQUEST_ID: usize = 64;
+
+/// Gives every HTTP call an id: the `X-Request-Id` a proxy sent (when it
+/// is short and plain), else a new one. Every log line of the call carries
+/// it (the `http` span), and the answer names it.
+async fn request_id(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument as _;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let given = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(|| {
+        format!(
+            "r{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )
+    });
+    let path = request.uri().path().to_owned();
+    let span = tracing::info_span!(
+        "http",
+        request_id = %id,
+        method = %request.method(),
+        path = %path,
+    );
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    // The access log; probes and scrapes only when asked for.
+    let status = response.status().as_u16();
+    let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if path == "/healthz" || path == "/metrics" {
+            tracing::debug!(status, took_ms, "answered");
+        } else {
+            tracing::info!(status, took_ms, "answered");
+        }
+    });
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }

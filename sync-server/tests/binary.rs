@@ -278,3 +278,114 @@ fn a_config_file_sets_every_flag_below_the_environment_and_the_command_line() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn json_logs_carry_the_request_id_each_http_call_answers_with() {
+    use std::io::{Read as _, Write as _};
+    let data = temp_dir("json-logs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-server"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--open",
+            "--log-format",
+            "json",
+            "--data",
+        ])
+        .arg(&data)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rapport-server starts");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let addr = loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a listening line");
+        seen.push(line.clone());
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if let Some(addr) = event["fields"]["addr"].as_str() {
+            break addr.to_owned();
+        }
+    };
+    let get = |request_id: Option<&str>| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        let header = request_id
+            .map(|id| format!("X-Request-Id: {id}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "GET /api/info HTTP/1.1\r\nHost: x\r\n{header}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("x-request-id: ").map(str::to_owned))
+            .unwrap_or_else(|| panic!("no request id in: {answer}"))
+    };
+    assert_eq!(get(Some("proxy-42")), "proxy-42", "a proxy's id is kept");
+    // An id a proxy should not have sent (spaces, say) is replaced.
+    let made = get(Some("not ok"));
+    assert_ne!(made, "not ok");
+    // The access log line of each call carries its id.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut logged = Vec::new();
+    while logged.len() < 2 {
+        let line = lines_rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("the access log");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        if event["fields"]["message"] == "answered" {
+            logged.push(event["spans"][0]["request_id"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(logged, ["proxy-42".to_owned(), made]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn a_relay_whose_log_pipe_closed_still_stops_on_sigterm() {
+    let data = temp_dir("closed-log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-server"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("rapport-server starts");
+    // Read the first line, then close the pipe: every later log line fails.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().expect("a first line").unwrap();
+    assert!(first.contains("listening"), "{first}");
+    drop(lines);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the relay did not stop after SIGTERM with its log pipe closed");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let _ = std::fs::remove_dir_all(&data);
+}

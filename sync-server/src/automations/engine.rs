@@ -74,7 +74,8 @@ pub(crate) async fn run(
         tokio::select! {
             () = relay.automations.wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
+            // Told to stop, or whoever could tell it is gone.
+            changed = stop.changed() => if changed.is_err() { return; },
         }
     }
 }
