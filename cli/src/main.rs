@@ -117,6 +117,15 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Write every document of this replica to a folder as files that read
+    /// without rapport: automerge binary, JSON, Markdown for requirements
+    /// documents, and a manifest.
+    #[command(after_help = "Examples:\n  rapport export\n  rapport export --to ~/acme-export")]
+    Export {
+        /// A new or empty folder (default: rapport-export-DATE here).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
     /// Copy this replica's database to a file, or put such a copy back.
     /// Your key is not in it: keep it with `rapport key export`.
     #[command(
@@ -223,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::identity::init(&ctx, name.as_deref(), import.as_deref())
         }
         Command::Key(command) => commands::identity::run_key(&ctx, command),
+        Command::Export { to } => commands::export::run(&ctx, to.as_deref()),
         Command::Backup {
             to,
             restore_from,

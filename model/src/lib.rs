@@ -31,6 +31,7 @@ pub mod access;
 pub mod api;
 pub mod automation;
 pub mod date;
+pub mod export;
 pub mod form;
 pub mod record;
 pub mod workspace;

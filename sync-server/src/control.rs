@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 use tracing::{info, warn};
 
-use crate::relay::Relay;
+use crate::relay::{Relay, lock};
 use crate::storage::backup::BackupError;
 use crate::storage::{DATABASE_FILE, Store};
 
@@ -105,7 +105,27 @@ async fn answer(relay: Arc<Relay>, stream: tokio::net::UnixStream) {
                 Err(_) => "error the backup stopped unexpectedly\n".to_owned(),
             }
         }
-        _ => "error unknown command; the relay understands `backup PATH`\n".to_owned(),
+        Some(("export", rest)) => match rest.split_once(' ') {
+            Some((workspace, path)) => {
+                let relay = Arc::clone(&relay);
+                let (workspace, to) = (workspace.to_owned(), PathBuf::from(path));
+                let done = tokio::task::spawn_blocking(move || {
+                    let documents = lock(&relay.workspaces)
+                        .get(&workspace)
+                        .map(|w| w.documents.keys().copied().collect::<Vec<_>>())
+                        .map_err(|_| BackupError::UnknownWorkspace(workspace.clone()))?;
+                    write_export(relay.store(), &workspace, &documents, &to)
+                })
+                .await;
+                match done {
+                    Ok(Ok(count)) => format!("ok {count}\n"),
+                    Ok(Err(e)) => format!("error {}\n", one_line(&e.to_string())),
+                    Err(_) => "error the export stopped unexpectedly\n".to_owned(),
+                }
+            }
+            None => "error `export WORKSPACE PATH`\n".to_owned(),
+        },
+        _ => "error unknown command; the relay understands `backup PATH` and `export WORKSPACE PATH`\n".to_owned(),
     };
     let _ = write.write_all(reply.as_bytes()).await;
 }
@@ -136,8 +156,106 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
     }
 }
 
+/// Writes workspace `workspace`'s documents, as the relay whose data
+/// folder is `data_dir` holds them, to the new or empty folder `to` in the
+/// export format (`rapport_model::export`); asked of the running relay, or
+/// read directly when none runs there. Returns how many. Blocking.
+pub fn export(data_dir: &Path, workspace: &str, to: &Path) -> Result<u64, BackupError> {
+    if !data_dir.join(DATABASE_FILE).exists() {
+        return Err(BackupError::NoRelay {
+            path: data_dir.to_owned(),
+        });
+    }
+    let to = std::path::absolute(to).map_err(|e| BackupError::Write {
+        path: to.to_owned(),
+        reason: e.to_string(),
+    })?;
+    match Store::open(data_dir) {
+        Ok(store) => {
+            let workspaces = crate::workspace::Workspaces::load(&store, None)?;
+            let documents: Vec<_> = workspaces
+                .get(workspace)
+                .map_err(|_| BackupError::UnknownWorkspace(workspace.to_owned()))?
+                .documents
+                .keys()
+                .copied()
+                .collect();
+            write_export(&store, workspace, &documents, &to).map(|n| n as u64)
+        }
+        Err(_) => ask(
+            data_dir,
+            &format!("export {workspace} {}", to.display()),
+            &to,
+        ),
+    }
+}
+
+/// The export of `documents` into `to`, written beside it and renamed into
+/// place once complete.
+fn write_export(
+    store: &Store,
+    workspace: &str,
+    documents: &[rapport_protocol::ids::DocumentId],
+    to: &Path,
+) -> Result<usize, BackupError> {
+    use rapport_model::export::{Manifest, document_files};
+    let failed = |path: &Path, e: &dyn std::fmt::Display| BackupError::Write {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    if to.exists()
+        && std::fs::read_dir(to)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(BackupError::NotEmpty {
+            path: to.to_owned(),
+        });
+    }
+    let mut partial = to.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let _ = std::fs::remove_dir_all(&partial);
+    let now = crate::relay::now().0;
+    let written = (|| {
+        std::fs::create_dir_all(&partial).map_err(|e| failed(&partial, &e))?;
+        let mut manifest = Manifest::new(
+            Some(workspace.to_owned()),
+            "relay".to_owned(),
+            i64::try_from(now).unwrap_or(i64::MAX),
+        );
+        for id in documents {
+            let doc = store.load_automerge(*id)?;
+            let (entry, files) = document_files(*id, &doc);
+            for file in files {
+                let path = partial.join(&file.name);
+                std::fs::write(&path, &file.bytes).map_err(|e| failed(&path, &e))?;
+            }
+            manifest.documents.push(entry);
+        }
+        let file = manifest.file();
+        let path = partial.join(&file.name);
+        std::fs::write(&path, &file.bytes).map_err(|e| failed(&path, &e))?;
+        if to.exists() {
+            std::fs::remove_dir(to).map_err(|e| failed(to, &e))?;
+        }
+        std::fs::rename(&partial, to).map_err(|e| failed(to, &e))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    written.map(|()| documents.len())
+}
+
 #[cfg(unix)]
 fn ask_running_relay(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
+    ask(data_dir, &format!("backup {}", to.display()), to)
+}
+
+/// Sends `command` to the relay running on `data_dir`; the number it
+/// answers with.
+#[cfg(unix)]
+fn ask(data_dir: &Path, command: &str, to: &Path) -> Result<u64, BackupError> {
     let socket = data_dir.join(SOCKET_FILE);
     let failed = |reason: String| BackupError::Write {
         path: to.to_owned(),
@@ -149,7 +267,7 @@ fn ask_running_relay(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
             socket.display()
         ))
     })?;
-    writeln!(stream, "backup {}", to.display()).map_err(|e| failed(e.to_string()))?;
+    writeln!(stream, "{command}").map_err(|e| failed(e.to_string()))?;
     let mut reply = String::new();
     BufReader::new(stream)
         .read_line(&mut reply)
@@ -159,6 +277,11 @@ fn ask_running_relay(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
         Some(("error", message)) => Err(BackupError::Relay(message.to_owned())),
         _ => Err(failed(format!("the relay answered `{}`", reply.trim_end()))),
     }
+}
+
+#[cfg(not(unix))]
+fn ask(_data_dir: &Path, _command: &str, to: &Path) -> Result<u64, BackupError> {
+    ask_running_relay(_data_dir, to)
 }
 
 #[cfg(not(unix))]

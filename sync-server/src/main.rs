@@ -38,6 +38,23 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Write one workspace's documents, as the relay holds them, to a new
+    /// folder: automerge binary, JSON, Markdown for requirements documents
+    /// and a manifest. Works while the relay serves.
+    #[command(
+        after_help = "Example:\n  rapport-server export --data /var/lib/rapport --workspace ws-4xQ… --to ./acme-export"
+    )]
+    Export {
+        /// The relay's data folder.
+        #[arg(long, env = "RAPPORT_DATA")]
+        data: PathBuf,
+        /// The workspace's id.
+        #[arg(long)]
+        workspace: String,
+        /// A new or empty folder.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Check a configuration file: print the effective configuration, or
     /// what is wrong.
     #[command(subcommand)]
@@ -115,6 +132,18 @@ fn main() -> std::process::ExitCode {
         },
         Some(Command::Backup { data, to }) => rapport_server::control::backup(&data, &to)
             .map(|bytes| println!("wrote {} ({bytes} bytes)", to.display()))
+            .map_err(Into::into),
+        Some(Command::Export {
+            data,
+            workspace,
+            to,
+        }) => rapport_server::control::export(&data, &workspace, &to)
+            .map(|count| {
+                println!(
+                    "exported {count} document(s) of {workspace} to {}",
+                    to.display()
+                )
+            })
             .map_err(Into::into),
         Some(Command::Config(ConfigCommand::Check { file })) => {
             // The file's values as the relay would take them, with this

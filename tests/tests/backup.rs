@@ -137,3 +137,66 @@ fn restore_refuses_what_is_not_a_backup_and_a_folder_in_use() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_exports_a_workspace_while_the_relay_serves_and_after() -> Result<()> {
+    use rapport_client::Repo;
+    use rapport_client::api::RelayApi;
+    use rapport_model::{Customer, Relationship};
+    let dir = TempDir::new("export-relay");
+    let mut relay = TestRelay::start(dir.path()).await?;
+    let home = TempDir::new("export-owner");
+    let owner = Repo::init(home.path())?;
+    let config = relay.client_config();
+    let api = RelayApi::new(&config, owner.identity().clone())?;
+    let ws = tokio::task::block_in_place(|| api.create_workspace("Acme"))?;
+    let (acme, ()) =
+        owner.create(|tx| Customer::new("Acme Ltd", Relationship::Client).write(tx))?;
+    tokio::task::block_in_place(|| api.add_documents(&ws, &[(acme, None)]))?;
+    owner.sync_once(&config, PATIENCE, |_| {}).await?;
+
+    let out = TempDir::new("export-files");
+    std::fs::create_dir_all(out.path())?;
+    let export = |to: std::path::PathBuf, workspace: String| {
+        let data = dir.path().to_owned();
+        tokio::task::spawn_blocking(move || rapport_server::control::export(&data, &workspace, &to))
+    };
+    // While it serves: the relay writes it.
+    let serving = out.path().join("serving");
+    let count = export(serving.clone(), ws.clone()).await??;
+    // The workspace's documents: the customer and the automations document.
+    ensure!(count == 2, "{count} documents exported");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(serving.join(format!("{acme}.json")))?)?;
+    ensure!(json["name"] == "Acme Ltd", "{json}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(serving.join("manifest.json"))?)?;
+    ensure!(manifest["workspace"] == ws.as_str(), "{manifest}");
+    let refused = export(serving.clone(), ws.clone()).await?;
+    ensure!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("not an empty folder")),
+        "{refused:?}"
+    );
+    let unknown = export(out.path().join("none"), "ws-nope".into()).await?;
+    ensure!(
+        unknown
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("no workspace ws-nope")),
+        "{unknown:?}"
+    );
+    // Stopped: read from the file, the same documents.
+    relay.stop().await?;
+    let stopped = out.path().join("stopped");
+    ensure!(
+        export(stopped.clone(), ws.clone()).await?? == 2,
+        "after the stop"
+    );
+    ensure!(
+        std::fs::read(stopped.join(format!("{acme}.automerge")))?
+            == std::fs::read(serving.join(format!("{acme}.automerge")))?,
+        "the same document either way"
+    );
+    Ok(())
+}

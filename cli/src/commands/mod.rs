@@ -4,6 +4,7 @@ pub(crate) mod automation;
 pub(crate) mod backup;
 pub(crate) mod bench;
 pub(crate) mod dashboard;
+pub(crate) mod export;
 pub(crate) mod form;
 pub(crate) mod history;
 pub(crate) mod identity;

@@ -14,7 +14,7 @@ use super::schema::{
 };
 use super::{Store, StoreError};
 
-/// Why a backup or a restore could not be made.
+/// Why a backup, a restore or an export could not be made.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BackupError {
@@ -33,6 +33,10 @@ pub enum BackupError {
     /// What the running relay said when it could not make the backup.
     #[error("{0}")]
     Relay(String),
+    #[error("{} is not an empty folder; give a new or empty one", path.display())]
+    NotEmpty { path: PathBuf },
+    #[error("no workspace {0} on this relay")]
+    UnknownWorkspace(String),
 }
 
 impl Store {
