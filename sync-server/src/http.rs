@@ -15,7 +15,7 @@ use tracing::info;
 use crate::config::AuthMode;
 use crate::connection;
 use crate::metrics::Metrics;
-use crate::relay::{AuthRefusal, NoSeat};
+use crate::relay::{AuthRefusal, NoSeat, lock, now};
 use crate::state::AppState;
 use crate::transport;
 
@@ -114,6 +114,74 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.relay.metrics.render(),
     )
+}
+
+/// How long a storage check of `/healthz` is reused: probes every second
+/// cost one durable write every few.
+const STORAGE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long one automations step may run before the engine counts as
+/// stuck.
+const STEP_STUCK_AFTER_MS: u64 = 5 * 60 * 1000;
+
+/// `/healthz`: 200 `ok` when a durable write goes through and the
+/// automations engine runs; 503 with a line for each thing that does not.
+pub(crate) async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
+    match problems(&state).await {
+        problems if problems.is_empty() => (StatusCode::OK, "ok\n".into()),
+        problems => (StatusCode::SERVICE_UNAVAILABLE, problems.join("")),
+    }
+}
+
+/// `/readyz`, for load balancers: healthy and not shutting down.
+pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if *state.shutdown.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stopping: the relay is shutting down\n".into(),
+        );
+    }
+    match problems(&state).await {
+        problems if problems.is_empty() => (StatusCode::OK, "ready\n".into()),
+        problems => (StatusCode::SERVICE_UNAVAILABLE, problems.join("")),
+    }
+}
+
+async fn problems(state: &AppState) -> Vec<String> {
+    use std::sync::atomic::Ordering;
+    let mut problems = Vec::new();
+    let cached = lock(&state.storage_checked)
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < STORAGE_CHECK_EVERY)
+        .map(|(_, result)| result.clone());
+    let storage = match cached {
+        Some(result) => result,
+        None => {
+            let store = state.relay.store().clone();
+            let result = tokio::task::spawn_blocking(move || store.check_writable(now().0))
+                .await
+                .map_err(|_| "the check stopped".to_owned())
+                .and_then(|written| written.map_err(|e| e.to_string()));
+            *lock(&state.storage_checked) = Some((std::time::Instant::now(), result.clone()));
+            result
+        }
+    };
+    if let Err(e) = storage {
+        problems.push(format!("storage: not writable: {e}\n"));
+    }
+    let engine = &state.relay.automations;
+    if !engine.running.load(Ordering::Acquire) {
+        problems.push("automations: the engine is not running\n".into());
+    } else {
+        let started = engine.step_started.load(Ordering::Acquire);
+        if started != 0 && now().0.saturating_sub(started) > STEP_STUCK_AFTER_MS {
+            problems.push(format!(
+                "automations: one step has run for {} s\n",
+                (now().0 - started) / 1000
+            ));
+        }
+    }
+    problems
 }
 
 pub(crate) async fn info(State(state): State<AppState>) -> Json<RelayInfo> {

@@ -19,7 +19,8 @@
 //! # }
 //! ```
 //!
-//! Endpoints: `GET /healthz` (200 `ok`), `GET /metrics` (Prometheus text),
+//! Endpoints: `GET /healthz` (200 `ok`, or 503 saying what is wrong),
+//! `GET /readyz` (for load balancers), `GET /metrics` (Prometheus text),
 //! `GET /api/info` (JSON: `relay_id`, the token audience; `version`;
 //! `protocol`), and `/sync`, the WebSocket. A missing or bad token is
 //! answered `401` before any WebSocket exists. The workspace API lives under
@@ -140,6 +141,7 @@ impl Server {
             forms: Arc::clone(&forms),
             shutdown: stop_rx.clone(),
             tracker: tracker.clone(),
+            storage_checked: Arc::default(),
         };
         let sweeper = tokio::spawn(sweep(Arc::clone(&relay), stop_rx.clone()));
         let control = tokio::spawn(control::serve(
@@ -169,6 +171,12 @@ impl Server {
                 format!("{scheme}://{local}")
             }
         };
+        // Running from now, as `/healthz` sees it; the engine clears this
+        // when it stops.
+        relay
+            .automations
+            .running
+            .store(true, std::sync::atomic::Ordering::Release);
         let automations = tokio::spawn(automations::run(
             Arc::clone(&relay),
             forms,

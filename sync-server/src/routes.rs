@@ -14,7 +14,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/sw.js", get(web::service_worker))
         .route("/assets/{file}", get(web::asset))
         .route("/sync", get(http::sync))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
         .route("/api/info", get(http::info))
         .route(
@@ -108,7 +109,7 @@ async fn request_id(
     let status = response.status().as_u16();
     let took_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
-        if path == "/healthz" || path == "/metrics" {
+        if path == "/healthz" || path == "/readyz" || path == "/metrics" {
             tracing::debug!(status, took_ms, "answered");
         } else {
             tracing::info!(status, took_ms, "answered");

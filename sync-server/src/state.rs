@@ -15,7 +15,12 @@ pub(crate) struct AppState {
     pub(crate) forms: Arc<Forms>,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) tracker: ConnTracker,
+    /// The last storage check of `/healthz`.
+    pub(crate) storage_checked: Arc<std::sync::Mutex<Option<StorageCheck>>>,
 }
+
+/// When storage was last checked, and what the check found.
+pub(crate) type StorageCheck = (std::time::Instant, Result<(), String>);
 
 /// Counts live connection tasks so that shutdown can wait for them.
 #[derive(Clone, Debug)]

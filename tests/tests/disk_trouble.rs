@@ -228,3 +228,26 @@ async fn a_full_disk_refuses_writes_serves_reads_and_recovers_when_space_returns
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn healthz_and_readyz_say_when_storage_cannot_be_written() -> Result<()> {
+    let data = TempDir::new("healthz");
+    let faults = Faults::new();
+    let relay = relay_on(&data, &faults).await?;
+    assert_eq!(relay.get("/healthz").await?, (200, "ok\n".into()));
+    assert_eq!(relay.get("/readyz").await?, (200, "ready\n".into()));
+    // Writes fail: both say so, and why. (The last check is reused for
+    // two seconds; wait it out.)
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    faults.fail_next_writes(1_000);
+    let (status, body) = relay.get("/healthz").await?;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("storage: not writable"), "{body}");
+    let (status, _) = relay.get("/readyz").await?;
+    assert_eq!(status, 503);
+    // Writes work again: healthy at the next check.
+    faults.fail_next_writes(0);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(relay.get("/healthz").await?, (200, "ok\n".into()));
+    Ok(())
+}

@@ -3,6 +3,7 @@
 //! a blocking thread.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use automerge::transaction::CommitOptions;
@@ -21,6 +22,7 @@ use super::delivery::Deliveries;
 use super::relay_changes::{EngineError, change, message, millis};
 use super::webhook::Delivery;
 use crate::forms::Forms;
+use crate::relay::triggers::EngineRunning;
 use crate::relay::{Relay, lock, now};
 use crate::storage::{AutomationWrite, Pending, RelayKeys};
 use crate::workspace::{AuditEvent, DocInfo};
@@ -46,6 +48,8 @@ pub(crate) async fn run(
 ) {
     let deliveries = Arc::new(Deliveries::default());
     let allow: Arc<[String]> = Arc::from(relay.config.webhook_allow.clone());
+    let watched = Arc::clone(&relay);
+    let _running = EngineRunning::new(&watched.automations);
     loop {
         if *stop.borrow() {
             return;
@@ -54,9 +58,12 @@ pub(crate) async fn run(
         let forms = Arc::clone(&forms);
         let base = base_url.clone();
         let (started, allowed) = (Arc::clone(&deliveries), Arc::clone(&allow));
+        let clock = &relay.automations.step_started;
+        clock.store(now().0.max(1), Ordering::Release);
         let step =
             tokio::task::spawn_blocking(move || step(&engine, &forms, &base, &started, &allowed))
                 .await;
+        clock.store(0, Ordering::Release);
         let (mut outcome, wait) = match step {
             Ok(done) => done,
             Err(e) => {

@@ -22,7 +22,7 @@ mod ephemeral;
 mod seats;
 mod snapshots;
 mod sync;
-mod triggers;
+pub(crate) mod triggers;
 
 use crate::actors::ActorRegistry;
 use crate::config::{AuthMode, Config};

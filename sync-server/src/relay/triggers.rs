@@ -25,6 +25,32 @@ pub(crate) struct Triggers {
     /// counted by the engine or by a webhook delivery): its changes come
     /// one after another, never two from one state.
     pub(crate) writing: Mutex<()>,
+    /// Whether the engine's loop runs ([`EngineRunning`]).
+    pub(crate) running: std::sync::atomic::AtomicBool,
+    /// When the step under way began (unix ms); 0 between steps.
+    pub(crate) step_started: std::sync::atomic::AtomicU64,
+}
+
+/// Marks the engine running while it lives, and not once it returns or
+/// panics.
+#[derive(Debug)]
+pub(crate) struct EngineRunning<'a>(&'a Triggers);
+
+impl<'a> EngineRunning<'a> {
+    pub(crate) fn new(triggers: &'a Triggers) -> Self {
+        triggers
+            .running
+            .store(true, std::sync::atomic::Ordering::Release);
+        Self(triggers)
+    }
+}
+
+impl Drop for EngineRunning<'_> {
+    fn drop(&mut self) {
+        self.0
+            .running
+            .store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl Triggers {
@@ -44,6 +70,8 @@ impl Triggers {
         Ok(Self {
             active: Mutex::new(active),
             wake: Notify::new(),
+            running: Default::default(),
+            step_started: Default::default(),
             writing: Mutex::new(()),
         })
     }

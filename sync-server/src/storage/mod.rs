@@ -409,6 +409,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether a durable write goes through now: one small row in `meta`.
+    pub fn check_writable(&self, now_millis: u64) -> Result<(), StoreError> {
+        let tx = self.begin_write()?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            meta.insert("health_checked_at", now_millis.to_le_bytes().as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// The relay's id, if it has one yet.
     pub fn relay_id_if_any(&self) -> Result<Option<String>, StoreError> {
         let tx = self.begin_read()?;
