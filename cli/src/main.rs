@@ -96,17 +96,24 @@ enum Command {
     /// Comments on any record.
     #[command(subcommand)]
     Comment(CommentCommand),
-    /// Share a document with a client.
-    #[command(after_help = "Example:\n  rapport share 5Hq --with 3xPQ --access comment")]
+    /// Share a document with a client, list what is shared, or unshare.
+    #[command(
+        after_help = "Examples:\n  rapport share 5Hq --with 3xPQ --access comment\n  rapport share list            # every share of the workspace\n  rapport share list 5Hq        # who a document is shared with\n  rapport share remove 5Hq 3xPQ # they receive no more of it",
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
     Share {
         /// The document's id or a unique prefix.
-        id: String,
+        #[arg(required = true)]
+        id: Option<String>,
         /// The member's key or a unique prefix.
-        #[arg(long = "with")]
-        with: String,
+        #[arg(long = "with", required = true)]
+        with: Option<String>,
         /// read, comment or write.
-        #[arg(long, value_parser = parse_level)]
-        access: Level,
+        #[arg(long, value_parser = parse_level, required = true)]
+        access: Option<Level>,
+        #[command(subcommand)]
+        command: Option<commands::workspace::ShareCommand>,
     },
     /// Sync every document with the relay.
     #[command(
@@ -247,7 +254,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Task(command) => commands::records::run_task(&ctx, command),
         Command::Doc(command) => commands::records::run_doc(&ctx, command),
         Command::Comment(command) => commands::records::run_comment(&ctx, command),
-        Command::Share { id, with, access } => commands::workspace::share(&ctx, &id, &with, access),
+        Command::Share {
+            id,
+            with,
+            access,
+            command,
+        } => match (command, id, with, access) {
+            (Some(command), ..) => commands::workspace::run_share(&ctx, command),
+            (None, Some(id), Some(with), Some(access)) => {
+                commands::workspace::share(&ctx, &id, &with, access)
+            }
+            _ => anyhow::bail!("give DOCUMENT --with MEMBER --access LEVEL, or `list` or `remove`"),
+        },
         Command::Sync { watch } => commands::sync::run(&ctx, watch),
         Command::Audit { member, document } => {
             commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())

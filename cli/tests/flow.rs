@@ -182,3 +182,47 @@ fn bad_input_is_one_line_with_the_fix_and_nothing_is_written() {
     let err = home.error(&["join", "not-a-link"]);
     assert!(err.contains("invite link"), "{err}");
 }
+
+#[test]
+fn shares_are_listed_and_removed() {
+    let relay = Relay::start();
+    let staff = Home::new("share-staff");
+    let client = Home::new("share-client");
+    staff.ok(&["init", "--name", "Sam Staff"]);
+    client.ok(&["init", "--name", "Cleo Client"]);
+    let client_key = client.json(&["whoami"])["key"].as_str().unwrap().to_owned();
+    staff.ok(&["workspace", "create", "Acme", "--relay", &relay.url]);
+    let task = staff.add(&["task", "add", "Kick-off"]);
+    let other = staff.add(&["task", "add", "Internal"]);
+    staff.ok(&["sync"]);
+    let invite = staff.json(&[
+        "invite", "create", "--role", "client", "--doc", &task, "--access", "comment",
+    ]);
+    client.ok(&["join", invite["link"].as_str().unwrap()]);
+    staff.ok(&[
+        "share",
+        &other,
+        "--with",
+        &client_key[..10],
+        "--access",
+        "read",
+    ]);
+
+    let all = staff.json(&["share", "list"]);
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    let one = staff.json(&["share", "list", &task[..8]]);
+    assert_eq!(one[0]["member"], client_key.as_str(), "{one}");
+    assert_eq!(one[0]["access"], "comment", "{one}");
+    assert_eq!(one[0]["name"], "Cleo Client", "{one}");
+
+    staff.ok(&["share", "remove", &other[..8], &client_key[..10]]);
+    let left = staff.json(&["share", "list"]);
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    client.ok(&["sync"]);
+    let seen = client.json(&["task", "list"]).to_string();
+    assert!(seen.contains(&task) && !seen.contains(&other), "{seen}");
+    // Sharing still needs all three.
+    let incomplete = staff.run(&["share", &other[..8], "--with", &client_key[..10]]);
+    assert!(!incomplete.status.success());
+    assert!(String::from_utf8_lossy(&incomplete.stderr).contains("--access"));
+}
