@@ -6,8 +6,8 @@
 
 use rapport_model::api::{
     AddDocuments, AuditLog, CreateInvite, CreateWorkspace, DocumentEntry, DocumentList,
-    InviteCreated, InviteEntry, InviteList, MemberEntry, MemberList, NewDocument, Redeem, Redeemed,
-    RelayInfo, Share, WorkspaceList, WorkspaceSummary,
+    InviteCreated, InviteEntry, InviteList, MemberEntry, MemberList, MemberRole, NewDocument,
+    Redeem, Redeemed, RelayInfo, Share, WorkspaceList, WorkspaceSummary,
 };
 use rapport_model::workspace::AuditEvent;
 use rapport_protocol::ids::{DocumentId, PublicKey};
@@ -125,6 +125,7 @@ pub struct RelayApi {
 enum Method {
     Get,
     Post,
+    Put,
     Delete,
 }
 
@@ -232,6 +233,16 @@ impl RelayApi {
             (Method::Post, None) => self
                 .agent
                 .post(&url)
+                .header("Authorization", &bearer)
+                .send_empty(),
+            (Method::Put, Some(body)) => self
+                .agent
+                .put(&url)
+                .header("Authorization", &bearer)
+                .send_json(body),
+            (Method::Put, None) => self
+                .agent
+                .put(&url)
                 .header("Authorization", &bearer)
                 .send_empty(),
         };
@@ -377,6 +388,21 @@ impl RelayApi {
             Method::Delete,
             &format!("/api/workspaces/{workspace}/members/{member}"),
             None::<&()>,
+        )
+        .map(drop)
+    }
+
+    /// Changes a member's role (admins).
+    pub fn set_role(
+        &self,
+        workspace: &str,
+        member: &PublicKey,
+        role: Role,
+    ) -> Result<(), ApiError> {
+        self.call::<serde_json::Value>(
+            Method::Put,
+            &format!("/api/workspaces/{workspace}/members/{member}/role"),
+            Some(&MemberRole { role }),
         )
         .map(drop)
     }

@@ -176,6 +176,14 @@ pub struct MemberRemoved {
     pub removed: PublicKey,
 }
 
+/// `PUT /api/workspaces/{ws}/members/{key}/role`: the member's new role
+/// (admins; never `owner`, and the owner keeps theirs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct MemberRole {
+    pub role: Role,
+}
+
 /// `POST /api/workspaces/{ws}/shares` (with `access`) and `DELETE` (without).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

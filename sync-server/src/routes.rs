@@ -1,7 +1,7 @@
 //! Every route the relay serves, in one place.
 
 use axum::Router;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
 use crate::workspace::{api, invites};
@@ -31,6 +31,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             "/api/workspaces/{ws}/members/{key}",
             delete(api::remove_member),
+        )
+        .route(
+            "/api/workspaces/{ws}/members/{key}/role",
+            put(api::set_role),
         )
         .route(
             "/api/workspaces/{ws}/invites",

@@ -479,3 +479,72 @@ fn staff_api_key(world: &World) -> rapport_protocol::ids::PublicKey {
         .map(|m| m.key)
         .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_demoted_staff_member_loses_sight_of_unshared_records_at_once() -> Result<()> {
+    let mut world = World::new().await?;
+    let link = world.invite(Role::Staff, vec![], 1, 3600)?;
+    let (staff, staff_api) = world.join("demoted", &link)?;
+    let id = world.requirements;
+    let live = TestPeer::connect_as(
+        &world.relay.url(),
+        &world.relay.relay_id,
+        staff.identity().signing_key(),
+        "staff-watcher",
+    )
+    .await?;
+    live.open(id, Automerge::new());
+    live.wait_until(|s| !s.doc(id).get_heads().is_empty())
+        .await?;
+    // Staff may not change roles; the owner keeps theirs.
+    let refused =
+        blocking(|| staff_api.set_role(&world.workspace, &world.owner.public_key(), Role::Client));
+    assert!(
+        matches!(
+            refused,
+            Err(rapport_client::api::ApiError::Refused { status: 403, .. })
+        ),
+        "{refused:?}"
+    );
+    let refused = blocking(|| {
+        world
+            .owner_api
+            .set_role(&world.workspace, &world.owner.public_key(), Role::Staff)
+    });
+    assert!(
+        matches!(
+            refused,
+            Err(rapport_client::api::ApiError::Refused { status: 409, .. })
+        ),
+        "{refused:?}"
+    );
+
+    // Demoted to client, with nothing shared: the open connection stops
+    // receiving the record, and the list no longer names it.
+    blocking(|| {
+        world
+            .owner_api
+            .set_role(&world.workspace, &staff.public_key(), Role::Client)
+    })?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    world.owner.change(id, |tx| {
+        let (_, text) = tx.get(ROOT, "body")?.expect("body");
+        tx.splice_text(&text, 0, 0, "Secret: ")
+    })?;
+    sync(&world.owner, &world.config).await?;
+    live.settle(Duration::from_millis(500)).await;
+    assert!(
+        !live.with(|s| body(s.doc(id))).contains("Secret"),
+        "the update reached a demoted member"
+    );
+    let listed = blocking(|| staff_api.documents(&world.workspace))?;
+    assert!(!listed.contains(&id), "still listed after the demotion");
+    let audit = blocking(|| world.owner_api.audit(&world.workspace, None, None))?;
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.event == "member-role-changed" && e.detail == "staff to client"),
+        "the audit log"
+    );
+    Ok(())
+}

@@ -83,6 +83,18 @@ pub(crate) enum MemberCommand {
     /// their device already holds stays there.
     #[command(after_help = "Example:\n  rapport member remove 3xPQmrvp9ntrQJMQ")]
     Remove { key: String },
+    /// Change a member's role (admins): client, staff or admin. A member
+    /// given less sees less at once; the owner keeps their role.
+    #[command(
+        after_help = "Examples:\n  rapport member role 3xPQ staff\n  rapport member role 3xPQ client   # sees only what is shared with them, from now on"
+    )]
+    Role {
+        /// The member's key or a unique prefix.
+        key: String,
+        /// client, staff or admin.
+        #[arg(value_parser = parse_role)]
+        role: Role,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -450,6 +462,15 @@ pub(crate) fn run_member(ctx: &Context, command: MemberCommand) -> Result<()> {
             ctx.print(
                 format!("removed {key}; their connections are closed, and what their device already holds stays there"),
                 json!({ "removed": key.to_string() }),
+            );
+        }
+        MemberCommand::Role { key, role } => {
+            let key = member_key(&api, &workspace, &key)?;
+            api.set_role(&workspace.id, &key, role)?;
+            let role_name = format!("{role:?}").to_lowercase();
+            ctx.print(
+                format!("{key} is now {role_name}"),
+                json!({ "member": key.to_string(), "role": role_name }),
             );
         }
     }

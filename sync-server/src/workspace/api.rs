@@ -13,8 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use rapport_model::api::{
     AddDocuments, AuditLog, CreateWorkspace, DocumentEntry, DocumentList, DocumentsAdded,
-    MemberEntry, MemberList, MemberRemoved, PeopleList, Person, Share, ShareEntry, WorkspaceList,
-    WorkspaceSummary,
+    MemberEntry, MemberList, MemberRemoved, MemberRole, PeopleList, Person, Share, ShareEntry,
+    WorkspaceList, WorkspaceSummary,
 };
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde::Deserialize;
@@ -351,6 +351,48 @@ pub(crate) async fn remove_member(
     info!(workspace = %ws, member = %member, "member removed");
     s.relay.enforce(&[member], &[]);
     Ok(Json(MemberRemoved { removed: member }))
+}
+
+pub(crate) async fn set_role(
+    State(s): State<AppState>,
+    Path((ws, member)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<MemberRole>,
+) -> ApiResult<MemberRole> {
+    let key = caller(&s.relay, &headers)?;
+    require(&s.relay, &ws, key, Role::Admin, "change a member's role")?;
+    let member: PublicKey = member
+        .parse()
+        .map_err(|e| WorkspaceError::Invalid(format!("not a key: {e}")))?;
+    let was = {
+        let mut workspaces = lock(&s.relay.workspaces);
+        let mut workspace = workspaces.get(&ws)?.clone();
+        let entry = workspace
+            .members
+            .get_mut(&member)
+            .ok_or(WorkspaceError::UnknownMember(member))?;
+        if entry.role == Role::Owner || body.role == Role::Owner {
+            return Err(WorkspaceError::OwnerRole.into());
+        }
+        let was = entry.role;
+        if was == body.role {
+            return Ok(Json(body));
+        }
+        entry.role = body.role;
+        let mut changed = event("member-role-changed", key);
+        changed.member = Some(member);
+        changed.detail = format!("{was:?} to {:?}", body.role).to_lowercase();
+        workspaces.commit(s.relay.store(), workspace, vec![changed])?;
+        was
+    };
+    info!(workspace = %ws, member = %member, from = ?was, to = ?body.role, "member role changed");
+    // Fewer documents at once for a demotion; more for a promotion.
+    if body.role < was {
+        s.relay.enforce(&[member], &[member]);
+    } else {
+        s.relay.enforce(&[], &[member]);
+    }
+    Ok(Json(body))
 }
 
 pub(crate) async fn share(

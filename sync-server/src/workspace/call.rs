@@ -31,9 +31,9 @@ impl From<WorkspaceError> for ApiError {
             | WorkspaceError::WrittenByOthers(_)
             | WorkspaceError::NotAThread(_)
             | WorkspaceError::MayNotCreate => StatusCode::FORBIDDEN,
-            WorkspaceError::DocumentElsewhere(_) | WorkspaceError::OwnerStays => {
-                StatusCode::CONFLICT
-            }
+            WorkspaceError::DocumentElsewhere(_)
+            | WorkspaceError::OwnerStays
+            | WorkspaceError::OwnerRole => StatusCode::CONFLICT,
             WorkspaceError::InviteExpired
             | WorkspaceError::InviteUsedUp { .. }
             | WorkspaceError::InviteRevoked => StatusCode::GONE,

@@ -54,6 +54,8 @@ pub enum WorkspaceError {
     InviteRevoked,
     #[error("the owner cannot be removed")]
     OwnerStays,
+    #[error("the owner keeps their role, and a workspace has one owner")]
+    OwnerRole,
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
