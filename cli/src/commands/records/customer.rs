@@ -62,6 +62,24 @@ pub(crate) enum CustomerCommand {
         /// The customer's id, or any unique prefix of it.
         id: String,
     },
+    /// Add customers from a CSV file (a spreadsheet's or another CRM's
+    /// export); a row whose email matches a customer updates it.
+    #[command(
+        after_help = "Examples:\n  rapport customer import contacts.csv --dry-run\n  rapport customer import contacts.csv --map \"Firma=name,E-Mail=email\" --date-format %d.%m.%Y\n  rapport customer import crm.csv --key \"Customer no\" --skip-bad"
+    )]
+    Import(super::csv::ImportArgs),
+    /// Write every customer as CSV (to stdout, or --to FILE).
+    #[command(
+        after_help = "Examples:\n  rapport customer export --csv > customers.csv\n  rapport customer export --csv --to customers.csv"
+    )]
+    Export {
+        /// CSV, the one format there is.
+        #[arg(long, required = true)]
+        csv: bool,
+        /// The file to write.
+        #[arg(long)]
+        to: Option<std::path::PathBuf>,
+    },
     /// Change fields of a customer: KEY=VALUE ...
     #[command(after_help = SET_EXAMPLES)]
     Set {
@@ -135,6 +153,8 @@ pub(crate) struct ListArgs {
 pub(crate) fn run(ctx: &Context, command: CustomerCommand) -> Result<()> {
     let shown = match command {
         CustomerCommand::Add(args) => add(ctx, &args)?,
+        CustomerCommand::Import(args) => super::csv::import(ctx, &args)?,
+        CustomerCommand::Export { csv: _, to } => super::csv::export(ctx, to.as_deref())?,
         CustomerCommand::List(args) => list(ctx, &args)?,
         CustomerCommand::Show { id } => show(ctx, &id)?,
         CustomerCommand::Set { id, changes } => set(ctx, &id, &changes)?,

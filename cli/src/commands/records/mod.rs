@@ -20,6 +20,7 @@
 //! the same objects as `show`.
 
 mod comment;
+mod csv;
 mod customer;
 mod diff;
 mod doc;
