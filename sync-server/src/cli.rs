@@ -87,6 +87,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = Limits::default().max_unlisted_per_key)]
     pub max_unlisted_per_key: usize,
 
+    /// Documents one workspace may list (a person's, a form's or an
+    /// automation's addition past it is refused).
+    #[arg(long, default_value_t = Limits::default().max_documents_per_workspace)]
+    pub max_documents_per_workspace: usize,
+
     /// Serve TLS with this certificate chain (PEM; the server's certificate
     /// first). Read again on SIGHUP. Needs --tls-key.
     #[arg(
@@ -142,6 +147,7 @@ impl ServeArgs {
                 max_connections: self.max_connections.max(1),
                 max_tokens_per_key: self.max_tokens_per_key.max(1),
                 max_unlisted_per_key: self.max_unlisted_per_key,
+                max_documents_per_workspace: self.max_documents_per_workspace,
                 ..Limits::default()
             },
             compact_after_changes: self.compact_after_changes.max(1),

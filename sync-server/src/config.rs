@@ -47,6 +47,9 @@ pub struct Limits {
     /// Documents one key may hold outside every workspace (written, not
     /// yet listed); past it, a new one is refused with `quota-exceeded`.
     pub max_unlisted_per_key: usize,
+    /// Documents one workspace may list; past it, adding one (by a person,
+    /// a form or an automation) is refused, saying so.
+    pub max_documents_per_workspace: usize,
     /// A connection with no traffic (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
     /// How often the relay pings each connection.
@@ -69,6 +72,7 @@ impl Default for Limits {
             max_tokens_per_key: rapport_protocol::token::DEFAULT_REPLAY_SHARE,
             max_connections: 100_000,
             max_unlisted_per_key: 10_000,
+            max_documents_per_workspace: 100_000,
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
             unload_idle_documents_after: Duration::from_secs(60),

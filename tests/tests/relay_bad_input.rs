@@ -475,3 +475,35 @@ async fn idle_documents_leave_memory() -> Result<()> {
     }
     anyhow::bail!("the idle document stayed in memory")
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_workspace_refuses_more_documents_and_says_why() -> Result<()> {
+    use rapport_client::Repo;
+    use rapport_client::api::{ApiError, RelayApi};
+    let dir = TempDir::new("full-workspace");
+    let mut config = rapport_server::Config::new(dir.path());
+    config.limits.max_documents_per_workspace = 3;
+    let relay = TestRelay::start_config(config).await?;
+    let home = TempDir::new("full-workspace-owner");
+    let owner = Repo::init(home.path())?;
+    let api = RelayApi::new(&relay.client_config(), owner.identity().clone())?;
+    // The automations document is the first of three.
+    let ws = tokio::task::block_in_place(|| api.create_workspace("Acme"))?;
+    let doc = |n: u8| DocumentId::from_bytes([n; 16]);
+    tokio::task::block_in_place(|| api.add_documents(&ws, &[(doc(1), None), (doc(2), None)]))?;
+    let refused = tokio::task::block_in_place(|| api.add_documents(&ws, &[(doc(3), None)]));
+    match refused {
+        Err(ApiError::Refused { status, message }) => {
+            assert_eq!(status, 403);
+            assert!(
+                message.contains("--max-documents-per-workspace"),
+                "{message}"
+            );
+        }
+        other => panic!("a fourth document was not refused: {other:?}"),
+    }
+    // Listing what is already listed still works; nothing was added.
+    tokio::task::block_in_place(|| api.add_documents(&ws, &[(doc(1), None)]))?;
+    assert_eq!(tokio::task::block_in_place(|| api.documents(&ws))?.len(), 3);
+    Ok(())
+}

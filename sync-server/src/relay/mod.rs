@@ -161,6 +161,7 @@ impl Relay {
             .clone()
             .map(|keys| keys.into_iter().collect());
         let mut workspaces = Workspaces::load(&store, creators)?;
+        workspaces.limit_documents(config.limits.max_documents_per_workspace);
         if config.auth == AuthMode::Token {
             claim_unlisted(&store, &actors, &mut workspaces)?;
         }

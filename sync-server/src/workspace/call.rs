@@ -30,6 +30,7 @@ impl From<WorkspaceError> for ApiError {
             | WorkspaceError::Forbidden { .. }
             | WorkspaceError::WrittenByOthers(_)
             | WorkspaceError::NotAThread(_)
+            | WorkspaceError::Full { .. }
             | WorkspaceError::MayNotCreate => StatusCode::FORBIDDEN,
             WorkspaceError::DocumentElsewhere(_)
             | WorkspaceError::OwnerStays

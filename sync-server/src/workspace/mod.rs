@@ -56,6 +56,10 @@ pub enum WorkspaceError {
     OwnerStays,
     #[error("the owner keeps their role, and a workspace has one owner")]
     OwnerRole,
+    #[error(
+        "this workspace holds {limit} documents, the most this relay allows in one (--max-documents-per-workspace); ask its operator to raise it"
+    )]
+    Full { limit: usize },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -74,6 +78,8 @@ pub(crate) struct Workspaces {
     claims: HashMap<DocumentId, PublicKey>,
     /// How many documents each key has claimed that no workspace lists.
     claimed_by: HashMap<PublicKey, usize>,
+    /// Documents one workspace may list; `usize::MAX` until set.
+    max_documents: Option<usize>,
 }
 
 /// A workspace or a document's listing as stored.
@@ -298,6 +304,8 @@ impl Workspaces {
         write: impl FnOnce(&WorkspaceRows, &[Vec<u8>]) -> Result<(), StoreError>,
     ) -> Result<(), WorkspaceError> {
         let before = self.by_id.get(&workspace.id).map(|w| &w.documents);
+        let listed_before = before.map_or(0, BTreeMap::len);
+        self.check_room(workspace.documents.len(), listed_before)?;
         let mut documents = Vec::new();
         for (doc, info) in &workspace.documents {
             if before.and_then(|b| b.get(doc)) != Some(info) {
@@ -330,9 +338,13 @@ impl Workspaces {
         events: Vec<AuditEvent>,
         write: impl FnOnce(&WorkspaceRows, &[Vec<u8>]) -> Result<(), StoreError>,
     ) -> Result<(), WorkspaceError> {
-        if !self.by_id.contains_key(id) {
-            return Err(WorkspaceError::UnknownWorkspace);
-        }
+        let listed = self
+            .by_id
+            .get(id)
+            .ok_or(WorkspaceError::UnknownWorkspace)?
+            .documents
+            .len();
+        self.check_room(listed + 1, listed)?;
         let rows = WorkspaceRows {
             id: id.to_owned(),
             json: None,
@@ -344,6 +356,20 @@ impl Workspaces {
         }
         self.index_document(id, document);
         Ok(())
+    }
+
+    /// Sets how many documents one workspace may list.
+    pub(crate) fn limit_documents(&mut self, max: usize) {
+        self.max_documents = Some(max);
+    }
+
+    /// Whether a workspace going from `before` listed documents to `after`
+    /// stays within the limit (one already past it may shrink).
+    fn check_room(&self, after: usize, before: usize) -> Result<(), WorkspaceError> {
+        match self.max_documents {
+            Some(limit) if after > limit && after > before => Err(WorkspaceError::Full { limit }),
+            _ => Ok(()),
+        }
     }
 
     /// Appends audit events without changing the workspace.
