@@ -197,3 +197,57 @@ fn bad_input_is_one_line() {
     assert_eq!(empty["csat"]["responses"], 0);
     assert_eq!(empty["workload"], json!([]));
 }
+
+#[test]
+fn an_archived_customer_leaves_lists_and_the_pipeline_and_comes_back() {
+    let home = Home::init("archive");
+    let acme = home.add(&[
+        "customer", "add", "Acme Ltd", "--kind", "client", "--stage", "proposal",
+    ]);
+    let task = home.add(&["task", "add", "Send the offer", "--due", "2020-01-01"]);
+    let proposals = |home: &Home| {
+        let figures = home.json(&["dashboard"]);
+        figures["pipeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == "proposal")
+            .map(|s| s["customers"].as_u64().unwrap())
+            .unwrap()
+    };
+    let overdue = |home: &Home| {
+        home.json(&["dashboard"])["overdue"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!((proposals(&home), overdue(&home)), (1, 1));
+
+    home.ok(&["customer", "archive", &acme[..8]]);
+    home.ok(&["task", "archive", &task[..8]]);
+    assert_eq!(
+        (proposals(&home), overdue(&home)),
+        (0, 0),
+        "archived records left the dashboard"
+    );
+    assert!(
+        home.json(&["customer", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(home.json(&["task", "list"]).as_array().unwrap().is_empty());
+    let archived = home.json(&["customer", "list", "--archived"]);
+    assert_eq!(archived[0]["id"], acme.as_str(), "{archived}");
+    // Still there, whole: shown and edited by id.
+    home.ok(&["customer", "set", &acme[..8], "stage=won"]);
+
+    home.ok(&["customer", "unarchive", &acme[..8]]);
+    home.ok(&["task", "unarchive", &task[..8]]);
+    assert_eq!(
+        home.json(&["customer", "list"]).as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(overdue(&home), 1);
+    assert_eq!(home.json(&["customer", "show", &acme[..8]])["stage"], "won");
+}

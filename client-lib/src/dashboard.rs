@@ -168,7 +168,7 @@ const DEFAULT_PRIORITY: &str = "normal";
 pub fn compute(entries: &[(DocumentId, IndexEntry)], options: &Options) -> Dashboard {
     let today = options.today.days_since_epoch();
     let mut figures = Figures::default();
-    for (id, entry) in entries {
+    for (id, entry) in entries.iter().filter(|(_, entry)| !entry.archived) {
         match entry.kind {
             Kind::Customer => figures.add_customer(*id, entry, today, options.stale_days),
             Kind::Task => figures.add_task(*id, entry, today),

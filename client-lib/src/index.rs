@@ -19,7 +19,7 @@ use rapport_model::{Date, Kind};
 /// reader that needs them rebuilds the index first ([`IndexEntry::is_current`]).
 ///
 /// 1: `csat`.
-pub const ENTRY_VERSION: u32 = 1;
+pub const ENTRY_VERSION: u32 = 2;
 
 /// The custom field of a task that holds a feedback score: see
 /// [`crate::dashboard`].
@@ -87,6 +87,9 @@ pub struct IndexEntry {
     /// The [`ENTRY_VERSION`] that wrote the entry; 0 before versions.
     #[serde(default)]
     pub version: u32,
+    /// Archived: kept, but left out of lists and the dashboard.
+    #[serde(default)]
+    pub archived: bool,
 }
 
 /// Why stored index bytes could not be read, or an entry not encoded.
@@ -154,6 +157,7 @@ pub fn index_entry<D: ReadDoc>(doc: &D) -> Option<IndexEntry> {
         },
         csat: (kind == Kind::Task).then(|| csat(doc)).flatten(),
         version: ENTRY_VERSION,
+        archived: rapport_model::is_archived(doc),
     })
 }
 

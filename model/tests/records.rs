@@ -495,3 +495,26 @@ fn text_objects_read_as_the_strings_they_hold() -> Result {
     assert_eq!(comment.reply_to.as_deref(), Some("c0"));
     Ok(())
 }
+
+#[test]
+fn an_archived_record_stays_archived_through_typed_writes_and_comes_back() -> Result<()> {
+    let mut doc = automerge::AutoCommit::new();
+    acme().write(&mut doc)?;
+    assert!(!rapport_model::is_archived(&doc));
+    rapport_model::set_archived(&mut doc, true)?;
+    Customer::update(&mut doc, |c| c.stage = rapport_model::Stage::Won)?;
+    assert!(
+        rapport_model::is_archived(&doc),
+        "a typed write kept the flag"
+    );
+    assert_eq!(Customer::read(&doc)?.stage, rapport_model::Stage::Won);
+    rapport_model::set_archived(&mut doc, false)?;
+    assert!(!rapport_model::is_archived(&doc));
+    let mut thread = automerge::AutoCommit::new();
+    rapport_model::Thread::new(&doc_id(1)).write(&mut thread)?;
+    assert!(
+        rapport_model::set_archived(&mut thread, true).is_err(),
+        "threads follow their record"
+    );
+    Ok(())
+}

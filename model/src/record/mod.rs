@@ -305,6 +305,35 @@ impl Record {
 /// A new document holding `record`, as its single change by `actor` timed
 /// `at`, with `message`: how the relay writes the records it makes (a form
 /// submission's task, an automation's task or comment thread).
+/// Archives the record in `doc` (or brings it back): an archived record
+/// stays, with its history and comments, but lists and the dashboard leave
+/// it out. A root flag of its own (`archived: true`) that the typed writes
+/// leave alone; a comment thread is not archived on its own.
+pub fn set_archived<D: automerge::transaction::Transactable + ReadDoc>(
+    doc: &mut D,
+    archived: bool,
+) -> Result<(), ModelError> {
+    let header = Header::read(doc)?;
+    if header.kind == Kind::Thread {
+        return Err(ModelError::WrongKind {
+            expected: Kind::Customer,
+            found: Kind::Thread,
+        });
+    }
+    if is_archived(doc) != archived {
+        doc.put(ROOT, "archived", archived)?;
+    }
+    Ok(())
+}
+
+/// Whether the record in `doc` is archived ([`set_archived`]).
+pub fn is_archived<D: automerge::ReadDoc>(doc: &D) -> bool {
+    matches!(
+        doc.get(&ROOT, "archived"),
+        Ok(Some((automerge::Value::Scalar(value), _))) if matches!(value.as_ref(), automerge::ScalarValue::Boolean(true))
+    )
+}
+
 pub fn new_document(
     record: &Record,
     actor: automerge::ActorId,

@@ -62,6 +62,19 @@ pub(crate) enum CustomerCommand {
         /// The customer's id, or any unique prefix of it.
         id: String,
     },
+    /// Archive a customer: kept, with its history and comments, but left
+    /// out of lists and the dashboard (`list --archived` shows it).
+    #[command(after_help = "Example:\n  rapport customer archive 7Xk2")]
+    Archive {
+        /// The customer's id, or any unique prefix of it.
+        id: String,
+    },
+    /// Bring an archived customer back.
+    #[command(after_help = "Example:\n  rapport customer unarchive 7Xk2")]
+    Unarchive {
+        /// The customer's id, or any unique prefix of it.
+        id: String,
+    },
     /// Add customers from a CSV file (a spreadsheet's or another CRM's
     /// export); a row whose email matches a customer updates it.
     #[command(
@@ -133,6 +146,9 @@ pub(crate) struct AddArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
+    /// Only archived customers (lists leave them out otherwise).
+    #[arg(long)]
+    archived: bool,
     /// Only customers in this lifecycle stage.
     #[arg(long)]
     stage: Option<String>,
@@ -154,6 +170,8 @@ pub(crate) fn run(ctx: &Context, command: CustomerCommand) -> Result<()> {
     let shown = match command {
         CustomerCommand::Add(args) => add(ctx, &args)?,
         CustomerCommand::Import(args) => super::csv::import(ctx, &args)?,
+        CustomerCommand::Archive { id } => super::archive(ctx, lookup::customer, &id, true)?,
+        CustomerCommand::Unarchive { id } => super::archive(ctx, lookup::customer, &id, false)?,
         CustomerCommand::Export { csv: _, to } => super::csv::export(ctx, to.as_deref())?,
         CustomerCommand::List(args) => list(ctx, &args)?,
         CustomerCommand::Show { id } => show(ctx, &id)?,
@@ -281,7 +299,7 @@ fn list(ctx: &Context, args: &ListArgs) -> Result<Shown> {
     let filter = args.filter(&repo.public_key())?;
     let mut customers: Vec<(DocumentId, Customer)> = records_of_kind(&repo, "customer")?
         .into_iter()
-        .filter(|(_, entry)| filter.keeps(entry))
+        .filter(|(_, entry)| filter.keeps(entry) && entry.archived == args.archived)
         .filter_map(|(id, _)| {
             lookup::readable(lookup::read_customer(&repo, id)).map(|customer| (id, customer))
         })

@@ -25,6 +25,7 @@ fn list_args() -> ListArgs {
         rep: None,
         tag: None,
         not_contacted_days: None,
+        archived: false,
     }
 }
 

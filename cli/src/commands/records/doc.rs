@@ -69,8 +69,26 @@ pub(crate) enum DocCommand {
         template: Option<String>,
     },
     /// List requirements documents.
-    #[command(after_help = "Examples:\n  rapport doc list\n  rapport --json doc list")]
-    List,
+    #[command(
+        after_help = "Examples:\n  rapport doc list\n  rapport --json doc list\n  rapport doc list --archived"
+    )]
+    List {
+        /// Only archived documents (lists leave them out otherwise).
+        #[arg(long)]
+        archived: bool,
+    },
+    /// Archive a document: kept, with its comments, but left out of lists.
+    #[command(after_help = "Example:\n  rapport doc archive 4fRt")]
+    Archive {
+        /// The document's id, or any unique prefix of it.
+        id: String,
+    },
+    /// Bring an archived document back.
+    #[command(after_help = "Example:\n  rapport doc unarchive 4fRt")]
+    Unarchive {
+        /// The document's id, or any unique prefix of it.
+        id: String,
+    },
     /// Show a document's title, customer and body.
     #[command(after_help = "Examples:\n  rapport doc show 4fRt\n  rapport --json doc show 4fRt")]
     Show {
@@ -100,7 +118,9 @@ pub(crate) fn run(ctx: &Context, command: DocCommand) -> Result<()> {
             customer,
             template,
         } => new(ctx, &title, customer.as_deref(), template.as_deref())?,
-        DocCommand::List => list(ctx)?,
+        DocCommand::List { archived } => list(ctx, archived)?,
+        DocCommand::Archive { id } => super::archive(ctx, lookup::doc, &id, true)?,
+        DocCommand::Unarchive { id } => super::archive(ctx, lookup::doc, &id, false)?,
         DocCommand::Show { id } => show(ctx, &id)?,
         DocCommand::Edit { id } => edit(ctx, &id, &editor::command()?)?,
         DocCommand::Append { id, text } => append(ctx, &id, &text)?,
@@ -142,9 +162,10 @@ fn new(
     ))
 }
 
-fn list(ctx: &Context) -> Result<Shown> {
+fn list(ctx: &Context, archived: bool) -> Result<Shown> {
     let repo = ctx.repo()?;
     let mut docs = records_of_kind(&repo, "requirements")?;
+    docs.retain(|(_, entry)| entry.archived == archived);
     docs.sort_by_key(|(id, entry)| (entry.title.to_lowercase(), id.to_string()));
     let rows: Vec<Vec<String>> = docs
         .iter()

@@ -35,7 +35,7 @@ fn new_list_show_and_append() {
             .starts_with("## Scope\n")
     );
     assert!(shown.human.contains("title:") && shown.human.contains("## Timeline and deadlines"));
-    assert_eq!(list(&ctx).unwrap().json[0]["title"], "Buyer portal");
+    assert_eq!(list(&ctx, false).unwrap().json[0]["title"], "Buyer portal");
 
     let plain = new_doc(&ctx, None);
     append(&ctx, &plain.to_string(), "First.").unwrap();

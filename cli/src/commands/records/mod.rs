@@ -37,3 +37,23 @@ pub(crate) use comment::{CommentCommand, run as run_comment};
 pub(crate) use customer::{CustomerCommand, run as run_customer};
 pub(crate) use doc::{DocCommand, run as run_doc};
 pub(crate) use task::{TaskCommand, run as run_task};
+
+/// `archive` and `unarchive`: the record `find` finds by `prefix`.
+fn archive(
+    ctx: &crate::context::Context,
+    find: fn(&rapport_client::Repo, &str) -> anyhow::Result<rapport_protocol::ids::DocumentId>,
+    prefix: &str,
+    archived: bool,
+) -> anyhow::Result<view::Shown> {
+    let repo = ctx.repo()?;
+    let id = find(&repo, prefix)?;
+    repo.change(id, |tx| rapport_model::set_archived(tx, archived))?;
+    Ok(view::Shown::new(
+        if archived {
+            format!("archived {id}; `list --archived` shows it, `unarchive` brings it back")
+        } else {
+            format!("{id} is back")
+        },
+        serde_json::json!({ "id": id.to_string(), "archived": archived }),
+    ))
+}

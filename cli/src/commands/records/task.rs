@@ -61,6 +61,19 @@ pub(crate) enum TaskCommand {
     /// List tasks, optionally filtered.
     #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
+    /// Archive a task: kept, but left out of lists and the dashboard
+    /// (`list --archived` shows it).
+    #[command(after_help = "Example:\n  rapport task archive 5Hq")]
+    Archive {
+        /// The task's id, or any unique prefix of it.
+        id: String,
+    },
+    /// Bring an archived task back.
+    #[command(after_help = "Example:\n  rapport task unarchive 5Hq")]
+    Unarchive {
+        /// The task's id, or any unique prefix of it.
+        id: String,
+    },
     /// Show every field of one task, with its checklist.
     #[command(after_help = "Examples:\n  rapport task show 9aQe\n  rapport --json task show 9aQe")]
     Show {
@@ -135,6 +148,9 @@ pub(crate) struct AddArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
+    /// Only archived tasks (lists leave them out otherwise).
+    #[arg(long)]
+    archived: bool,
     /// Only tasks with this status.
     #[arg(long)]
     status: Option<String>,
@@ -153,6 +169,8 @@ pub(crate) fn run(ctx: &Context, command: TaskCommand) -> Result<()> {
     let shown = match command {
         TaskCommand::Add(args) => add(ctx, &args)?,
         TaskCommand::List(args) => list(ctx, &args)?,
+        TaskCommand::Archive { id } => super::archive(ctx, lookup::task, &id, true)?,
+        TaskCommand::Unarchive { id } => super::archive(ctx, lookup::task, &id, false)?,
         TaskCommand::Show { id } => show(ctx, &id)?,
         TaskCommand::Set { id, changes } => set(ctx, &id, &changes)?,
         TaskCommand::Check { id, item, done } => check(ctx, &id, &item, done)?,
@@ -288,7 +306,7 @@ fn list(ctx: &Context, args: &ListArgs) -> Result<Shown> {
     let filter = args.filter(&repo)?;
     let mut tasks: Vec<(DocumentId, Task)> = records_of_kind(&repo, "task")?
         .into_iter()
-        .filter(|(_, entry)| filter.keeps(entry))
+        .filter(|(_, entry)| filter.keeps(entry) && entry.archived == args.archived)
         .filter_map(|(id, _)| lookup::readable(lookup::read_task(&repo, id)).map(|task| (id, task)))
         .collect();
     tasks.sort_by_key(|(id, task)| {

@@ -23,6 +23,7 @@ fn list_args() -> ListArgs {
         assignee: None,
         customer: None,
         overdue: false,
+        archived: false,
     }
 }
 
