@@ -334,6 +334,23 @@ fn screenshots_of_the_document_and_the_dashboard_on_a_phone_and_a_laptop() -> Re
         );
     }
     eprintln!("screenshots in {}", out.display());
+
+    // Sam archives the overdue task from his terminal's replica: the
+    // dashboard in the browser leaves it out once it syncs.
+    world
+        .staff
+        .change(world.tasks[0], |tx| rapport_model::set_archived(tx, true))?;
+    world.sync()?;
+    let page = "staff-laptop";
+    let deadline = std::time::Instant::now() + WAIT;
+    while browser.text(page)?.contains("Send the offer") {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the archived task is still on the dashboard"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    browser.wait_for(page, Until::Selector("[data-pipeline]"), WAIT)?;
     Ok(())
 }
 

@@ -2,8 +2,8 @@
 // hashed assets) on this device, so the app opens with the relay down.
 // Documents are kept by the app in IndexedDB; the API and /sync always go
 // to the network. The build writes the asset list and the cache name.
-const CACHE = "rapport-app-976039d5f942aff3"
-const ASSETS = ["/assets/app-I675AIHK.js","/assets/automerge-X4OLCNJ7.wasm","/assets/style-K5EXOGAK.css"]
+const CACHE = "rapport-app-fb9ab1320942f61a"
+const ASSETS = ["/assets/app-MQJ2XGYL.js","/assets/automerge-X4OLCNJ7.wasm","/assets/style-K5EXOGAK.css"]
 const SHELL = "/"
 
 self.addEventListener("install", event => {

@@ -10,13 +10,15 @@
 import type * as A from "@automerge/automerge/slim"
 import * as idb from "../lib/idb"
 import { ApiError, type Api, type DocumentEntry, type Member, type Person, type Role, type WorkspaceSummary } from "../net/api"
-import { readRecord, type RecordDoc, type RecordValue } from "../model/records"
+import { isArchived, readRecord, type RecordDoc, type RecordValue } from "../model/records"
 import type { Handle, Replica } from "../replica/replica"
 
 export interface Loaded {
   id: string
   handle: Handle<RecordDoc>
   record: RecordValue | null
+  /** Archived (`rapport customer archive`): left out of lists and the dashboard. */
+  archived: boolean
 }
 
 const DOCS_KEY = (ws: string) => `docs:${ws}`
@@ -145,10 +147,11 @@ export class Workspace {
   }
 
   private track(id: string, handle: Handle<RecordDoc>): Loaded {
-    const loaded: Loaded = { id, handle, record: readRecord(handle.doc()) }
+    const loaded: Loaded = { id, handle, record: readRecord(handle.doc()), archived: isArchived(handle.doc()) }
     this.loaded.set(id, loaded)
     handle.on("change", ({ doc }) => {
       loaded.record = readRecord(doc as RecordDoc)
+      loaded.archived = isArchived(doc as RecordDoc)
       this.changed()
     })
     this.changed()
@@ -158,7 +161,8 @@ export class Workspace {
   /** Loaded records of one kind. */
   records<K extends RecordValue["kind"]>(kind: K): (Loaded & { record: Extract<RecordValue, { kind: K }> })[] {
     return [...this.loaded.values()].filter(
-      (l): l is Loaded & { record: Extract<RecordValue, { kind: K }> } => l.record?.kind === kind && !this.unavailable.has(l.id),
+      (l): l is Loaded & { record: Extract<RecordValue, { kind: K }> } =>
+        l.record?.kind === kind && !l.archived && !this.unavailable.has(l.id),
     )
   }
 

@@ -81,6 +81,11 @@ export function kindOf(doc: RecordDoc | undefined): Kind | null {
   return kind === "customer" || kind === "task" || kind === "requirements" || kind === "thread" ? kind : null
 }
 
+/** Whether the record is archived: a root flag of its own, as the Rust model writes it. */
+export function isArchived(doc: RecordDoc | undefined): boolean {
+  return doc?.archived === true
+}
+
 export function readRecord(doc: RecordDoc | undefined): RecordValue | null {
   switch (kindOf(doc)) {
     case "customer":
