@@ -132,6 +132,60 @@ fn a_spreadsheet_imports_once_and_a_bad_row_writes_nothing() {
     assert_eq!(skipped["refused"][0]["row"].as_u64(), Some(3), "{skipped}");
 }
 
+#[test]
+fn tasks_import_with_their_customer_by_name_and_match_on_a_key_column() {
+    let home = Home::init("import-tasks");
+    let acme = home.add(&["customer", "add", "Acme Ltd", "--kind", "client"]);
+    let files = Home::new("import-task-files");
+    std::fs::create_dir_all(files.path()).unwrap();
+    let file = files.path().join("jira.csv");
+    std::fs::write(
+        &file,
+        "Key,Summary,Due date,Company,Priority\nOPS-1,Send the offer,15/01/2026,Acme Ltd,high\nOPS-2,Book the kick-off,,,\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let args = [
+        "task",
+        "import",
+        file,
+        "--map",
+        "Summary=title,Due date=due",
+        "--date-format",
+        "%d/%m/%Y",
+        "--key",
+        "Key",
+    ];
+    let imported = home.json(&args);
+    assert_eq!(imported["added"].as_u64(), Some(2), "{imported}");
+    let tasks = home.json(&["task", "list"]).to_string();
+    assert!(
+        tasks.contains("Send the offer") && tasks.contains("Book the kick-off"),
+        "{tasks}"
+    );
+    let offer = home
+        .json(&["task", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["title"] == "Send the offer")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = home.json(&["task", "show", &offer]);
+    assert_eq!(shown["due"], "2026-01-15", "{shown}");
+    assert_eq!(shown["customer"], acme.as_str(), "{shown}");
+    assert_eq!(shown["priority"], "high");
+    // Again, matched on the Key column: nothing added.
+    let again = home.json(&args);
+    assert_eq!(
+        (again["added"].as_u64(), again["updated"].as_u64()),
+        (Some(0), Some(2)),
+        "{again}"
+    );
+}
+
 fn as_refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }

@@ -1,6 +1,6 @@
-//! Customers from and to CSV, the way spreadsheets and other CRMs write
-//! it: `rapport customer import FILE.csv` and `rapport customer export
-//! --csv`.
+//! Customers and tasks from CSV, and customers to it, the way
+//! spreadsheets and other CRMs write it: `rapport customer import FILE.csv`,
+//! `rapport task import FILE.csv` and `rapport customer export --csv`.
 //!
 //! Columns are matched to fields by header (`Company` is `name`, `E-Mail`
 //! is `email`, …; `--map "Header=field"` says otherwise), and a column that
@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
-use rapport_model::{Customer, Relationship};
+use rapport_model::{Customer, Relationship, Task};
 use rapport_protocol::ids::DocumentId;
 use serde_json::json;
 
@@ -38,8 +38,8 @@ pub(crate) struct ImportArgs {
     /// %Y with the separators between them ("%d.%m.%Y", "%m/%d/%Y").
     #[arg(long, value_name = "FORMAT")]
     date_format: Option<String>,
-    /// The column that says which customer a row is, for a re-import
-    /// (default: the email column).
+    /// The column that says which record a row is, for a re-import
+    /// (default for customers: the email column; tasks match only on it).
     #[arg(long, value_name = "HEADER")]
     key: Option<String>,
     /// Print what would be added and updated, and every refused row;
@@ -86,10 +86,139 @@ const ALIASES: &[(&str, &str)] = &[
     ("rep", "rep"),
 ];
 
+/// Header names people use for a task's fields.
+const TASK_ALIASES: &[(&str, &str)] = &[
+    ("title", "title"),
+    ("task", "title"),
+    ("subject", "title"),
+    ("name", "title"),
+    ("summary", "title"),
+    ("status", "status"),
+    ("state", "status"),
+    ("priority", "priority"),
+    ("due", "due"),
+    ("due_date", "due"),
+    ("deadline", "due"),
+    ("repeat", "repeat"),
+    ("customer", "customer"),
+    ("company", "customer"),
+    ("client", "customer"),
+    ("tags", "tags"),
+    ("labels", "tags"),
+    ("assignees", "assignees"),
+];
+
+/// A record a CSV row can become.
+pub(super) trait Importable: Sized {
+    /// The record's kind in the index.
+    const KIND: &'static str;
+    /// The field that must not be empty.
+    const TITLE: &'static str;
+    /// The column a re-import matches on when no --key is given.
+    const MATCH: Option<&'static str>;
+    const ALIASES: &'static [(&'static str, &'static str)];
+    /// Fields holding dates, read with --date-format.
+    const DATES: &'static [&'static str];
+    fn blank() -> Self;
+    fn set(&mut self, field: &str, value: &str) -> Result<(), rapport_model::EditError>;
+    fn title(&self) -> &str;
+    /// The value of `field`, for matching a re-import.
+    fn value(&self, field: &str) -> Option<String>;
+    fn read(doc: &automerge::Automerge) -> Result<Self, rapport_model::ModelError>;
+    fn write(
+        &self,
+        tx: &mut automerge::transaction::Transaction<'_>,
+    ) -> Result<(), rapport_model::ModelError>;
+    fn update(
+        tx: &mut automerge::transaction::Transaction<'_>,
+        edit: impl FnOnce(&mut Self),
+    ) -> Result<(), rapport_model::ModelError>;
+}
+
+impl Importable for Customer {
+    const KIND: &'static str = "customer";
+    const TITLE: &'static str = "name";
+    const MATCH: Option<&'static str> = Some("email");
+    const ALIASES: &'static [(&'static str, &'static str)] = ALIASES;
+    const DATES: &'static [&'static str] = &["acquired", "last_contact"];
+    fn blank() -> Self {
+        Customer::new("-", Relationship::Client)
+    }
+    fn set(&mut self, field: &str, value: &str) -> Result<(), rapport_model::EditError> {
+        Customer::set(self, field, value)
+    }
+    fn title(&self) -> &str {
+        &self.name
+    }
+    fn value(&self, field: &str) -> Option<String> {
+        let value = match field {
+            "name" => self.name.clone(),
+            "email" => self.email.clone(),
+            "contact" => self.contact.clone(),
+            other => self.fields.get(other.strip_prefix("field.")?)?.clone(),
+        };
+        (!value.trim().is_empty()).then(|| value.trim().to_owned())
+    }
+    fn read(doc: &automerge::Automerge) -> Result<Self, rapport_model::ModelError> {
+        Customer::read(doc)
+    }
+    fn write(
+        &self,
+        tx: &mut automerge::transaction::Transaction<'_>,
+    ) -> Result<(), rapport_model::ModelError> {
+        Customer::write(self, tx)
+    }
+    fn update(
+        tx: &mut automerge::transaction::Transaction<'_>,
+        edit: impl FnOnce(&mut Self),
+    ) -> Result<(), rapport_model::ModelError> {
+        Customer::update(tx, edit)
+    }
+}
+
+impl Importable for Task {
+    const KIND: &'static str = "task";
+    const TITLE: &'static str = "title";
+    const MATCH: Option<&'static str> = None;
+    const ALIASES: &'static [(&'static str, &'static str)] = TASK_ALIASES;
+    const DATES: &'static [&'static str] = &["due"];
+    fn blank() -> Self {
+        Task::new("-")
+    }
+    fn set(&mut self, field: &str, value: &str) -> Result<(), rapport_model::EditError> {
+        Task::set(self, field, value)
+    }
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn value(&self, field: &str) -> Option<String> {
+        let value = match field {
+            "title" => self.title.clone(),
+            other => self.fields.get(other.strip_prefix("field.")?)?.clone(),
+        };
+        (!value.trim().is_empty()).then(|| value.trim().to_owned())
+    }
+    fn read(doc: &automerge::Automerge) -> Result<Self, rapport_model::ModelError> {
+        Task::read(doc)
+    }
+    fn write(
+        &self,
+        tx: &mut automerge::transaction::Transaction<'_>,
+    ) -> Result<(), rapport_model::ModelError> {
+        Task::write(self, tx)
+    }
+    fn update(
+        tx: &mut automerge::transaction::Transaction<'_>,
+        edit: impl FnOnce(&mut Self),
+    ) -> Result<(), rapport_model::ModelError> {
+        Task::update(tx, edit)
+    }
+}
+
 /// What one row becomes.
 #[derive(Debug)]
-enum Plan {
-    Add(Customer),
+enum Plan<R> {
+    Add(R),
     Update {
         id: DocumentId,
         name: String,
@@ -97,7 +226,10 @@ enum Plan {
     },
 }
 
-pub(super) fn import(ctx: &Context, args: &ImportArgs) -> Result<Shown> {
+pub(super) fn import<R: Importable + std::fmt::Debug>(
+    ctx: &Context,
+    args: &ImportArgs,
+) -> Result<Shown> {
     let bytes = std::fs::read(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let text = std::str::from_utf8(&bytes)
@@ -113,11 +245,14 @@ pub(super) fn import(ctx: &Context, args: &ImportArgs) -> Result<Shown> {
         .iter()
         .map(|h| h.trim().to_owned())
         .collect();
-    let fields = columns(&headers, args.map.as_deref())?;
-    if !fields.iter().any(|f| f == "name") {
+    let fields = columns(&headers, args.map.as_deref(), R::ALIASES)?;
+    if !fields.iter().any(|f| f == R::TITLE) {
         bail!(
-            "no column is the customer's name (headers: {}); say which with --map \"HEADER=name\"",
-            headers.join(", ")
+            "no column is the {}'s {} (headers: {}); say which with --map \"HEADER={}\"",
+            R::KIND,
+            R::TITLE,
+            headers.join(", "),
+            R::TITLE
         );
     }
     let key_column = match &args.key {
@@ -127,21 +262,31 @@ pub(super) fn import(ctx: &Context, args: &ImportArgs) -> Result<Shown> {
                 .position(|h| h.eq_ignore_ascii_case(key))
                 .with_context(|| format!("--key {key}: no such column"))?,
         ),
-        None => fields.iter().position(|f| f == "email"),
+        None => R::MATCH.and_then(|m| fields.iter().position(|f| f == m)),
     };
 
     let repo = ctx.repo()?;
     let mut existing: HashMap<String, DocumentId> = HashMap::new();
     if let Some(column) = key_column {
-        for (id, _) in records_of_kind(&repo, "customer")? {
-            let customer = repo.read(id, Customer::read)??;
-            if let Some(value) = field_value(&customer, &fields[column]) {
+        for (id, _) in records_of_kind(&repo, R::KIND)? {
+            let record = repo.read(id, R::read)??;
+            if let Some(value) = record.value(&fields[column]) {
                 existing.insert(value.to_lowercase(), id);
             }
         }
     }
 
-    let mut plans: Vec<(u64, Plan)> = Vec::new();
+    // A task's customer may be given by name: the customer of that name
+    // here.
+    let customers: HashMap<String, DocumentId> = if R::KIND == "task" {
+        records_of_kind(&repo, "customer")?
+            .into_iter()
+            .map(|(id, entry)| (entry.title.to_lowercase(), id))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let mut plans: Vec<(u64, Plan<R>)> = Vec::new();
     let mut refused: Vec<(u64, String)> = Vec::new();
     let mut seen: HashMap<String, u64> = HashMap::new();
     // Rows are numbered as a spreadsheet shows them: the header is row 1.
@@ -151,7 +296,14 @@ pub(super) fn import(ctx: &Context, args: &ImportArgs) -> Result<Shown> {
         let values: Vec<(String, String)> = fields
             .iter()
             .zip(record.iter())
-            .map(|(field, value)| (field.clone(), value.trim().to_owned()))
+            .map(|(field, value)| {
+                let value = value.trim();
+                let value = match customers.get(&value.to_lowercase()) {
+                    Some(id) if field == "customer" => id.to_string(),
+                    _ => value.to_owned(),
+                };
+                (field.clone(), value)
+            })
             .collect();
         if values.iter().all(|(_, v)| v.is_empty()) {
             continue;
@@ -191,7 +343,7 @@ pub(super) fn import(ctx: &Context, args: &ImportArgs) -> Result<Shown> {
         let mut human = String::new();
         for (row, plan) in &plans {
             match plan {
-                Plan::Add(c) => human.push_str(&format!("row {row}: add {}\n", c.name)),
+                Plan::Add(r) => human.push_str(&format!("row {row}: add {}\n", r.title())),
                 Plan::Update { name, changes, .. } => human.push_str(&format!(
                     "row {row}: update {name} ({} field(s))\n",
                     changes.len()
@@ -226,13 +378,13 @@ pub(super) fn import(ctx: &Context, args: &ImportArgs) -> Result<Shown> {
     let progress = !ctx.json && total >= 200;
     for (n, (_, plan)) in plans.into_iter().enumerate() {
         match plan {
-            Plan::Add(customer) => {
-                let (id, ()) = repo.create(|tx| customer.write(tx))?;
+            Plan::Add(record) => {
+                let (id, ()) = repo.create(|tx| record.write(tx))?;
                 ctx.created(id, None)?;
             }
             Plan::Update { id, changes, .. } => {
                 repo.change(id, |tx| {
-                    Customer::update(tx, |c| {
+                    R::update(tx, |c| {
                         for (field, value) in &changes {
                             // Checked when planned.
                             let _ = c.set(field, value);
@@ -262,7 +414,7 @@ pub(super) fn import(ctx: &Context, args: &ImportArgs) -> Result<Shown> {
 }
 
 /// The field each column sets.
-fn columns(headers: &[String], map: Option<&str>) -> Result<Vec<String>> {
+fn columns(headers: &[String], map: Option<&str>, aliases: &[(&str, &str)]) -> Result<Vec<String>> {
     let mut given: BTreeMap<String, String> = BTreeMap::new();
     for pair in map
         .unwrap_or_default()
@@ -286,7 +438,7 @@ fn columns(headers: &[String], map: Option<&str>) -> Result<Vec<String>> {
             Some(field) => field.clone(),
             None => {
                 let normal = header.to_lowercase().replace([' ', '-'], "_");
-                ALIASES
+                aliases
                     .iter()
                     .find(|(alias, _)| *alias == normal)
                     .map_or_else(|| format!("field.{header}"), |(_, f)| (*f).to_owned())
@@ -301,15 +453,15 @@ fn columns(headers: &[String], map: Option<&str>) -> Result<Vec<String>> {
 }
 
 /// What a row becomes: a new customer, or changes to `existing`.
-fn plan(
+fn plan<R: Importable>(
     values: &[(String, String)],
     date_format: Option<&str>,
     existing: Option<DocumentId>,
-) -> Result<Plan, String> {
-    let mut customer = Customer::new("-", Relationship::Client);
+) -> Result<Plan<R>, String> {
+    let mut record = R::blank();
     let mut changes = Vec::new();
     for (field, value) in values {
-        let value = if matches!(field.as_str(), "acquired" | "last_contact") && !value.is_empty() {
+        let value = if R::DATES.contains(&field.as_str()) && !value.is_empty() {
             match date_format {
                 Some(format) => iso_date(value, format)
                     .ok_or_else(|| format!("`{field}` {value:?} is not a date like {format}"))?,
@@ -318,34 +470,24 @@ fn plan(
         } else {
             value.clone()
         };
-        if existing.is_some() && value.is_empty() {
+        // An empty cell leaves the field as it is (or its default).
+        if value.is_empty() {
             continue;
         }
-        customer.set(field, &value).map_err(|e| e.to_string())?;
+        record.set(field, &value).map_err(|e| e.to_string())?;
         changes.push((field.clone(), value));
     }
-    if customer.name == "-" || customer.name.trim().is_empty() {
-        return Err("the name is empty".into());
+    if record.title() == "-" || record.title().trim().is_empty() {
+        return Err(format!("the {} is empty", R::TITLE));
     }
     Ok(match existing {
         Some(id) => Plan::Update {
             id,
-            name: customer.name,
+            name: record.title().to_owned(),
             changes,
         },
-        None => Plan::Add(customer),
+        None => Plan::Add(record),
     })
-}
-
-/// What `customer` holds in `field`, for matching a re-import.
-fn field_value(customer: &Customer, field: &str) -> Option<String> {
-    let value = match field {
-        "name" => customer.name.clone(),
-        "email" => customer.email.clone(),
-        "contact" => customer.contact.clone(),
-        other => customer.fields.get(other.strip_prefix("field.")?)?.clone(),
-    };
-    (!value.trim().is_empty()).then(|| value.trim().to_owned())
 }
 
 fn key_name(headers: &[String], column: Option<usize>) -> String {
@@ -505,14 +647,14 @@ mod tests {
             .map(str::to_owned)
             .to_vec();
         assert_eq!(
-            columns(&headers, None).unwrap(),
+            columns(&headers, None, ALIASES).unwrap(),
             ["name", "email", "field.phone", "field.Customer No"]
         );
         assert_eq!(
-            columns(&headers, Some("Customer No=field.number")).unwrap()[3],
+            columns(&headers, Some("Customer No=field.number"), ALIASES).unwrap()[3],
             "field.number"
         );
-        assert!(columns(&headers, Some("Nope=name")).is_err());
+        assert!(columns(&headers, Some("Nope=name"), ALIASES).is_err());
         assert_eq!(delimiter("a;b;c\n1,5;2;3"), b';');
     }
 }

@@ -169,7 +169,7 @@ pub(crate) struct ListArgs {
 pub(crate) fn run(ctx: &Context, command: CustomerCommand) -> Result<()> {
     let shown = match command {
         CustomerCommand::Add(args) => add(ctx, &args)?,
-        CustomerCommand::Import(args) => super::csv::import(ctx, &args)?,
+        CustomerCommand::Import(args) => super::csv::import::<rapport_model::Customer>(ctx, &args)?,
         CustomerCommand::Archive { id } => super::archive(ctx, lookup::customer, &id, true)?,
         CustomerCommand::Unarchive { id } => super::archive(ctx, lookup::customer, &id, false)?,
         CustomerCommand::Export { csv: _, to } => super::csv::export(ctx, to.as_deref())?,

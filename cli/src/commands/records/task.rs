@@ -61,6 +61,12 @@ pub(crate) enum TaskCommand {
     /// List tasks, optionally filtered.
     #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
+    /// Add tasks from a CSV file: a `customer` column may name a customer
+    /// here; --key COLUMN matches rows to tasks already imported.
+    #[command(
+        after_help = "Examples:\n  rapport task import todo.csv --dry-run\n  rapport task import jira.csv --map \"Summary=title,Due date=due\" --date-format %d/%m/%Y --key Key"
+    )]
+    Import(super::csv::ImportArgs),
     /// Archive a task: kept, but left out of lists and the dashboard
     /// (`list --archived` shows it).
     #[command(after_help = "Example:\n  rapport task archive 5Hq")]
@@ -169,6 +175,7 @@ pub(crate) fn run(ctx: &Context, command: TaskCommand) -> Result<()> {
     let shown = match command {
         TaskCommand::Add(args) => add(ctx, &args)?,
         TaskCommand::List(args) => list(ctx, &args)?,
+        TaskCommand::Import(args) => super::csv::import::<rapport_model::Task>(ctx, &args)?,
         TaskCommand::Archive { id } => super::archive(ctx, lookup::task, &id, true)?,
         TaskCommand::Unarchive { id } => super::archive(ctx, lookup::task, &id, false)?,
         TaskCommand::Show { id } => show(ctx, &id)?,
