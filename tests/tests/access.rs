@@ -113,6 +113,37 @@ impl World {
         Ok((repo, api))
     }
 
+    /// A live connection of `repo`'s key with the requirements document
+    /// open and received.
+    async fn watch(&self, repo: &Repo, name: &str) -> Result<TestPeer> {
+        let id = self.requirements;
+        let live = TestPeer::connect_as(
+            &self.relay.url(),
+            &self.relay.relay_id,
+            repo.identity().signing_key(),
+            name,
+        )
+        .await?;
+        live.open(id, Automerge::new());
+        live.wait_until(|s| !s.doc(id).get_heads().is_empty())
+            .await?;
+        Ok(live)
+    }
+
+    /// A second after an access change, the owner writes a secret into the
+    /// requirements document; whether it reaches `live`.
+    async fn secret_reaches(&self, live: &TestPeer) -> Result<bool> {
+        let id = self.requirements;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.owner.change(id, |tx| {
+            let (_, text) = tx.get(ROOT, "body")?.expect("body");
+            tx.splice_text(&text, 0, 0, "Secret: ")
+        })?;
+        sync(&self.owner, &self.config).await?;
+        live.settle(Duration::from_millis(500)).await;
+        Ok(live.with(|s| body(s.doc(id))).contains("Secret"))
+    }
+
     fn events(&self) -> Result<Vec<String>> {
         let events = blocking(|| self.owner_api.audit(&self.workspace, None, None))?;
         Ok(events.iter().map(|e| e.event.clone()).collect())
@@ -351,33 +382,14 @@ async fn an_unshared_client_stops_receiving_updates_within_a_second() -> Result<
     )?;
     let (client, _) = world.join("unshared", &link)?;
     let id = world.requirements;
-    let live = TestPeer::connect_as(
-        &world.relay.url(),
-        &world.relay.relay_id,
-        client.identity().signing_key(),
-        "watcher",
-    )
-    .await?;
-    live.open(id, Automerge::new());
-    live.wait_until(|s| !s.doc(id).get_heads().is_empty())
-        .await?;
+    let live = world.watch(&client, "watcher").await?;
 
     blocking(|| {
         world
             .owner_api
             .unshare(&world.workspace, id, &client.public_key())
     })?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    world.owner.change(id, |tx| {
-        let (_, text) = tx.get(ROOT, "body")?.expect("body");
-        tx.splice_text(&text, 0, 0, "Secret: ")
-    })?;
-    sync(&world.owner, &world.config).await?;
-    live.settle(Duration::from_millis(500)).await;
-    assert!(
-        !live.with(|s| body(s.doc(id))).contains("Secret"),
-        "the update leaked"
-    );
+    assert!(!world.secret_reaches(&live).await?, "the update leaked");
     Ok(())
 }
 
@@ -486,16 +498,7 @@ async fn a_demoted_staff_member_loses_sight_of_unshared_records_at_once() -> Res
     let link = world.invite(Role::Staff, vec![], 1, 3600)?;
     let (staff, staff_api) = world.join("demoted", &link)?;
     let id = world.requirements;
-    let live = TestPeer::connect_as(
-        &world.relay.url(),
-        &world.relay.relay_id,
-        staff.identity().signing_key(),
-        "staff-watcher",
-    )
-    .await?;
-    live.open(id, Automerge::new());
-    live.wait_until(|s| !s.doc(id).get_heads().is_empty())
-        .await?;
+    let live = world.watch(&staff, "staff-watcher").await?;
     // Staff may not change roles; the owner keeps theirs.
     let refused =
         blocking(|| staff_api.set_role(&world.workspace, &world.owner.public_key(), Role::Client));
@@ -526,15 +529,8 @@ async fn a_demoted_staff_member_loses_sight_of_unshared_records_at_once() -> Res
             .owner_api
             .set_role(&world.workspace, &staff.public_key(), Role::Client)
     })?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    world.owner.change(id, |tx| {
-        let (_, text) = tx.get(ROOT, "body")?.expect("body");
-        tx.splice_text(&text, 0, 0, "Secret: ")
-    })?;
-    sync(&world.owner, &world.config).await?;
-    live.settle(Duration::from_millis(500)).await;
     assert!(
-        !live.with(|s| body(s.doc(id))).contains("Secret"),
+        !world.secret_reaches(&live).await?,
         "the update reached a demoted member"
     );
     let listed = blocking(|| staff_api.documents(&world.workspace))?;
