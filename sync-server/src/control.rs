@@ -139,21 +139,26 @@ fn one_line(text: &str) -> String {
 /// socket, or made directly when no relay runs there. Returns the size in
 /// bytes. Blocking.
 pub fn backup(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
+    let to = target(data_dir, to)?;
+    match Store::open(data_dir) {
+        Ok(store) => store.backup_to(&to),
+        Err(_) => ask(data_dir, &format!("backup {}", to.display()), &to),
+    }
+}
+
+/// `to` as an absolute path, once `data_dir` is known to hold a relay: a
+/// relative target names a place where the command runs, not where the
+/// relay runs.
+fn target(data_dir: &Path, to: &Path) -> Result<PathBuf, BackupError> {
     if !data_dir.join(DATABASE_FILE).exists() {
         return Err(BackupError::NoRelay {
             path: data_dir.to_owned(),
         });
     }
-    // A relative target names a file where the command runs, not where
-    // the relay runs.
-    let to = std::path::absolute(to).map_err(|e| BackupError::Write {
+    std::path::absolute(to).map_err(|e| BackupError::Write {
         path: to.to_owned(),
         reason: e.to_string(),
-    })?;
-    match Store::open(data_dir) {
-        Ok(store) => store.backup_to(&to),
-        Err(_) => ask_running_relay(data_dir, &to),
-    }
+    })
 }
 
 /// Writes workspace `workspace`'s documents, as the relay whose data
@@ -161,15 +166,7 @@ pub fn backup(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
 /// export format (`rapport_model::export`); asked of the running relay, or
 /// read directly when none runs there. Returns how many. Blocking.
 pub fn export(data_dir: &Path, workspace: &str, to: &Path) -> Result<u64, BackupError> {
-    if !data_dir.join(DATABASE_FILE).exists() {
-        return Err(BackupError::NoRelay {
-            path: data_dir.to_owned(),
-        });
-    }
-    let to = std::path::absolute(to).map_err(|e| BackupError::Write {
-        path: to.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let to = target(data_dir, to)?;
     match Store::open(data_dir) {
         Ok(store) => {
             let workspaces = crate::workspace::Workspaces::load(&store, None)?;
@@ -247,11 +244,6 @@ fn write_export(
     written.map(|()| documents.len())
 }
 
-#[cfg(unix)]
-fn ask_running_relay(data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
-    ask(data_dir, &format!("backup {}", to.display()), to)
-}
-
 /// Sends `command` to the relay running on `data_dir`; the number it
 /// answers with.
 #[cfg(unix)]
@@ -281,13 +273,9 @@ fn ask(data_dir: &Path, command: &str, to: &Path) -> Result<u64, BackupError> {
 
 #[cfg(not(unix))]
 fn ask(_data_dir: &Path, _command: &str, to: &Path) -> Result<u64, BackupError> {
-    ask_running_relay(_data_dir, to)
-}
-
-#[cfg(not(unix))]
-fn ask_running_relay(_data_dir: &Path, to: &Path) -> Result<u64, BackupError> {
     Err(BackupError::Write {
         path: to.to_owned(),
-        reason: "the database is in use; stop the relay to back it up on this platform".into(),
+        reason: "the database is in use; stop the relay to back it up or export on this platform"
+            .into(),
     })
 }
