@@ -329,9 +329,7 @@ pub(crate) async fn remove_member(
 ) -> ApiResult<MemberRemoved> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "remove a member")?;
-    let member: PublicKey = member
-        .parse()
-        .map_err(|e| WorkspaceError::Invalid(format!("not a key: {e}")))?;
+    let member = member_key(&member)?;
     {
         let mut workspaces = lock(&s.relay.workspaces);
         let mut workspace = workspaces.get(&ws)?.clone();
@@ -353,6 +351,12 @@ pub(crate) async fn remove_member(
     Ok(Json(MemberRemoved { removed: member }))
 }
 
+/// A member's key as a path names it.
+fn member_key(text: &str) -> Result<PublicKey, WorkspaceError> {
+    text.parse()
+        .map_err(|e| WorkspaceError::Invalid(format!("not a key: {e}")))
+}
+
 pub(crate) async fn set_role(
     State(s): State<AppState>,
     Path((ws, member)): Path<(String, String)>,
@@ -361,9 +365,7 @@ pub(crate) async fn set_role(
 ) -> ApiResult<MemberRole> {
     let key = caller(&s.relay, &headers)?;
     require(&s.relay, &ws, key, Role::Admin, "change a member's role")?;
-    let member: PublicKey = member
-        .parse()
-        .map_err(|e| WorkspaceError::Invalid(format!("not a key: {e}")))?;
+    let member = member_key(&member)?;
     let was = {
         let mut workspaces = lock(&s.relay.workspaces);
         let mut workspace = workspaces.get(&ws)?.clone();
