@@ -113,7 +113,7 @@ enum Command {
         #[arg(long, value_parser = parse_level, required = true)]
         access: Option<Level>,
         #[command(subcommand)]
-        command: Option<commands::workspace::ShareCommand>,
+        command: Option<commands::share::ShareCommand>,
     },
     /// Sync every document with the relay.
     #[command(
@@ -260,9 +260,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             access,
             command,
         } => match (command, id, with, access) {
-            (Some(command), ..) => commands::workspace::run_share(&ctx, command),
+            (Some(command), ..) => commands::share::run_share(&ctx, command),
             (None, Some(id), Some(with), Some(access)) => {
-                commands::workspace::share(&ctx, &id, &with, access)
+                commands::share::share(&ctx, &id, &with, access)
             }
             _ => anyhow::bail!("give DOCUMENT --with MEMBER --access LEVEL, or `list` or `remove`"),
         },

@@ -9,5 +9,6 @@ pub(crate) mod form;
 pub(crate) mod history;
 pub(crate) mod identity;
 pub(crate) mod records;
+pub(crate) mod share;
 pub(crate) mod sync;
 pub(crate) mod workspace;
