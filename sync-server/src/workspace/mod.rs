@@ -159,12 +159,6 @@ impl Workspaces {
         Ok(this)
     }
 
-    fn index(&mut self, workspace: &Workspace) {
-        for doc in workspace.documents.keys() {
-            self.index_document(&workspace.id, *doc);
-        }
-    }
-
     fn index_document(&mut self, workspace: &str, doc: DocumentId) {
         let listed_now = self
             .document_home
@@ -323,7 +317,12 @@ impl Workspaces {
             documents,
         };
         write(&rows, &encode(&events))?;
-        self.index(&workspace);
+        // Only the listings that changed can be new.
+        for (doc, row) in &rows.documents {
+            if row.is_some() {
+                self.index_document(&workspace.id, *doc);
+            }
+        }
         self.by_id.insert(workspace.id.clone(), workspace);
         Ok(())
     }
