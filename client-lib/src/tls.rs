@@ -61,6 +61,7 @@ pub fn trust_ca_file(path: &Path) -> Result<usize, TlsError> {
     }
     let count = certificates.len();
     added().extend(certificates);
+    *built() = None;
     Ok(count)
 }
 
@@ -71,8 +72,13 @@ pub fn root_certificates() -> Vec<CertificateDer<'static>> {
     roots
 }
 
-/// A rustls client configuration trusting [`root_certificates`].
+/// A rustls client configuration trusting [`root_certificates`]: built
+/// once, and again after [`trust_ca_file`] adds to the trust.
 pub fn client_config() -> Arc<rustls::ClientConfig> {
+    Arc::clone(built().get_or_insert_with(build_config))
+}
+
+fn build_config() -> Arc<rustls::ClientConfig> {
     let mut store = RootCertStore::empty();
     // A platform certificate rustls cannot parse is skipped, as browsers do.
     let _ = store.add_parsable_certificates(root_certificates());
@@ -94,6 +100,12 @@ pub(crate) fn explain(reason: String) -> String {
     } else {
         reason
     }
+}
+
+/// The configuration [`client_config`] built, until the trust changes.
+fn built() -> std::sync::MutexGuard<'static, Option<Arc<rustls::ClientConfig>>> {
+    static BUILT: Mutex<Option<Arc<rustls::ClientConfig>>> = Mutex::new(None);
+    BUILT.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn added() -> std::sync::MutexGuard<'static, Vec<CertificateDer<'static>>> {
