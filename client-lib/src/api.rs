@@ -311,6 +311,26 @@ impl RelayApi {
             .map(drop)
     }
 
+    /// Deletes documents for good (admins), with the comment threads on
+    /// them; with `erase`, as an erasure of personal data. Returns every
+    /// document removed.
+    pub fn remove_documents(
+        &self,
+        workspace: &str,
+        documents: &[DocumentId],
+        erase: bool,
+    ) -> Result<Vec<DocumentId>, ApiError> {
+        let body = rapport_model::api::RemoveDocuments {
+            documents: documents.to_vec(),
+            erase,
+        };
+        let removed: rapport_model::api::DocumentsRemoved = self.post(
+            &format!("/api/workspaces/{workspace}/documents/remove"),
+            &body,
+        )?;
+        Ok(removed.removed)
+    }
+
     /// The documents of a workspace this identity may see, with what it
     /// may do with each.
     pub fn document_entries(&self, workspace: &str) -> Result<Vec<DocumentEntry>, ApiError> {

@@ -58,6 +58,9 @@ pub(crate) enum Received {
     /// The relay named documents we may see and did not have; they are
     /// being fetched.
     NewDocuments(Vec<DocumentId>),
+    /// The relay said these documents were deleted or erased; the replica
+    /// dropped them.
+    Removed(Vec<DocumentId>),
     Nothing,
 }
 
@@ -489,8 +492,32 @@ impl Repo {
                 }
                 Ok(Received::NewDocuments(new))
             }
+            Message::Removed(list) => {
+                self.forget(&list.documents)?;
+                Ok(Received::Removed(list.documents))
+            }
             _ => Ok(Received::Nothing),
         }
+    }
+
+    /// Drops documents the relay removed, from memory and from redb; the
+    /// file is compacted after, so that an erased record's bytes leave it.
+    pub fn forget(&self, ids: &[DocumentId]) -> Result<(), ClientError> {
+        {
+            let mut docs = lock(&self.inner.docs);
+            let mut refused = lock(&self.inner.refused);
+            for id in ids {
+                docs.remove(id);
+                refused.remove(id);
+            }
+        }
+        if self.inner.store.forget(ids)? > 0 {
+            tracing::info!(count = ids.len(), "dropped documents the relay removed");
+            if let Err(e) = self.inner.store.vacuum() {
+                warn!(error = %e, "cannot compact the replica after dropping documents");
+            }
+        }
+        Ok(())
     }
 
     fn receive_sync(&self, message: &DocMessage) -> Result<DocumentId, ClientError> {

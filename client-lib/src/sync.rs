@@ -331,6 +331,12 @@ async fn pump(
                         pending.extend(ids.iter().copied());
                         progress.send_modify(|p| p.documents_total += ids.len());
                     }
+                    Received::Removed(ids) => {
+                        let before = pending.len();
+                        pending.retain(|id| !ids.contains(id));
+                        let gone = before - pending.len();
+                        progress.send_modify(|p| p.documents_total -= gone);
+                    }
                     _ => {}
                 }
                 tracing::trace!(pending = pending.len(), awaiting_documents, queued = outgoing.len(), "after a message");

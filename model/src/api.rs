@@ -96,6 +96,28 @@ pub struct DocumentsAdded {
     pub added: u64,
 }
 
+/// `POST /api/workspaces/{ws}/documents/remove` (admins): deletes
+/// documents for good, with the comment threads on them; with `erase`, as
+/// an erasure of personal data (the relay's file is compacted after, and
+/// the audit log names no document).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct RemoveDocuments {
+    #[cfg_attr(test, ts(as = "Vec<String>"))]
+    pub documents: Vec<DocumentId>,
+    #[serde(default)]
+    pub erase: bool,
+}
+
+/// The answer to [`RemoveDocuments`]: every document removed, threads
+/// included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct DocumentsRemoved {
+    #[cfg_attr(test, ts(as = "Vec<String>"))]
+    pub removed: Vec<DocumentId>,
+}
+
 /// `GET /api/workspaces/{ws}/documents`: what the caller may see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

@@ -3,8 +3,8 @@
 use proptest::prelude::*;
 use rapport_protocol::ids::{ChangeHash, DocumentId, PeerId, StorageId};
 use rapport_protocol::wire::{
-    DecodeError, DocMessage, DocUnavailable, Ephemeral, ErrorMessage, Frame, Join, Leave, Message,
-    Peer, PeerMetadata, RejectReason, Rejected, RemoteHeads, RemoteHeadsChanged,
+    DecodeError, DocMessage, DocUnavailable, Documents, Ephemeral, ErrorMessage, Frame, Join,
+    Leave, Message, Peer, PeerMetadata, RejectReason, Rejected, RemoteHeads, RemoteHeadsChanged,
     RemoteSubscriptionChange,
 };
 
@@ -399,6 +399,23 @@ fn message() -> impl Strategy<Value = Message> {
                 reason,
                 message,
             })),
+        (
+            doc_message(),
+            proptest::collection::vec(doc_message(), 0..4),
+            any::<bool>()
+        )
+            .prop_map(|(m, listed, removed)| {
+                let documents = Documents {
+                    sender_id: m.sender_id,
+                    target_id: m.target_id,
+                    documents: listed.into_iter().map(|d| d.document_id).collect(),
+                };
+                if removed {
+                    Message::Removed(documents)
+                } else {
+                    Message::Documents(documents)
+                }
+            }),
     ]
 }
 

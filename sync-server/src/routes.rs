@@ -4,7 +4,7 @@ use axum::Router;
 use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
-use crate::workspace::{api, invites};
+use crate::workspace::{api, invites, removal};
 use crate::{automations, forms, http, web};
 
 pub(crate) fn router(state: AppState) -> Router {
@@ -25,6 +25,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(
             "/api/workspaces/{ws}/documents",
             post(api::add_documents).get(api::list_documents),
+        )
+        .route(
+            "/api/workspaces/{ws}/documents/remove",
+            post(removal::remove_documents),
         )
         .route("/api/workspaces/{ws}/members", get(api::list_members))
         .route("/api/workspaces/{ws}/people", get(api::list_people))

@@ -1,6 +1,6 @@
 //! The web app in headless Chromium against a relay in this process, with
 //! staff as a Rust replica: who sees what, the key a page exports, bad
-//! invite links, a removed client, and screenshots. Editing together and
+//! invite links, a removed client, a deleted document, and screenshots. Editing together and
 //! offline are in `web_editing.rs`.
 //!
 //! One Chromium serves the whole file (`browser::shared`), a browser
@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
 use automerge::Automerge;
@@ -293,6 +294,68 @@ fn a_removed_client_is_told_and_the_relay_stops_serving_them() -> Result<()> {
     })
 }
 
+/// The keys of the page's IndexedDB document store that belong to `id`.
+fn stored_chunks(
+    browser: &mut rapport_tests::browser::Browser,
+    page: &str,
+    id: &str,
+) -> Result<u64> {
+    let script = format!(
+        r#"new Promise((resolve, reject) => {{
+            const open = indexedDB.open("rapport-documents");
+            open.onerror = () => reject(open.error);
+            open.onsuccess = () => {{
+                const keys = open.result.transaction("documents").objectStore("documents").getAllKeys();
+                keys.onerror = () => reject(keys.error);
+                keys.onsuccess = () => resolve(keys.result.filter(k => k[0] === "{id}").length);
+            }};
+        }})"#
+    );
+    browser
+        .eval(page, &script)?
+        .as_u64()
+        .context("a count of stored chunks")
+}
+
+#[test]
+fn a_deleted_document_leaves_the_page_and_its_storage() -> Result<()> {
+    let world = World::new("web-deleted")?;
+    let mut browser = shared()?;
+    world.client_joins(&mut browser, "client", "Carla Client", Level::Comment)?;
+    let documents = format!("#/w/{}/documents", world.workspace);
+    browser.route("client", &documents)?;
+    browser.wait_for("client", Until::Title(TITLE), WAIT)?;
+    let id = world.requirements.to_string();
+    let deadline = std::time::Instant::now() + WAIT;
+    while stored_chunks(&mut browser, "client", &id)? == 0 {
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the page never stored the document"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let removed =
+        world
+            .staff_api
+            .remove_documents(&world.workspace, &[world.requirements], false)?;
+    assert_eq!(removed.len(), 2, "the document and its thread: {removed:?}");
+    loop {
+        let ids = browser.eval("client", "window.rapport.app.workspace.ids()")?;
+        let stored = stored_chunks(&mut browser, "client", &id)?;
+        if !ids.to_string().contains(&id) && stored == 0 {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline + WAIT,
+            "the page still has the deleted document: listed {ids}, {stored} chunk(s) stored"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!browser.state("client")?.titles.contains(&TITLE.to_owned()));
+    Ok(())
+}
+
 #[test]
 fn screenshots_of_the_document_and_the_dashboard_on_a_phone_and_a_laptop() -> Result<()> {
     let world = World::new("web-shots")?;
@@ -348,7 +411,7 @@ fn screenshots_of_the_document_and_the_dashboard_on_a_phone_and_a_laptop() -> Re
             std::time::Instant::now() < deadline,
             "the archived task is still on the dashboard"
         );
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(100));
     }
     browser.wait_for(page, Until::Selector("[data-pipeline]"), WAIT)?;
     Ok(())

@@ -302,6 +302,10 @@ function onRelayMessage(app: App, message: RapportMessage): void {
     }
     return
   }
+  if (message.type === "rapport/removed") {
+    app.workspace?.forget(message.documents)
+    return
+  }
   app.replica.pending.refuse(message.changes)
   app.replica.notify()
   const title = titleOf(app, message.documentId)

@@ -188,6 +188,11 @@ impl Relay {
         }
     }
 
+    /// The relay's data folder.
+    pub(crate) fn data(&self) -> &Path {
+        self._data.path()
+    }
+
     /// The relay's process id, for signals.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()

@@ -26,7 +26,7 @@ impl Store {
         let partial = to.with_file_name(name);
         let _ = std::fs::remove_file(&partial);
         let result = (|| {
-            let snapshot = self.db.begin_read().map_err(|e| self.fail(e))?;
+            let snapshot = self.db().begin_read().map_err(|e| self.fail(e))?;
             let copy = Database::create(&partial).map_err(|e| failed(&e))?;
             let tx = copy.begin_write().map_err(|e| failed(&e))?;
             copy_tables(&snapshot, &tx).map_err(|e| failed(&e))?;

@@ -10,7 +10,7 @@ pub mod backup;
 mod schema;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use rapport_protocol::ids::DocumentId;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
@@ -32,7 +32,8 @@ pub struct StoredDoc {
 /// The replica database. Cheap to clone; every method blocks.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// Written to only to compact the file ([`Store::vacuum`]).
+    db: Arc<RwLock<Database>>,
     path: Arc<PathBuf>,
 }
 
@@ -47,7 +48,7 @@ impl Store {
             reason: e.to_string(),
         })?;
         let store = Self {
-            db: Arc::new(db),
+            db: Arc::new(RwLock::new(db)),
             path: Arc::new(path),
         };
         store.init()?;
@@ -59,6 +60,56 @@ impl Store {
         &self.path
     }
 
+    fn db(&self) -> RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes documents whole: snapshot, changes, sync states, index
+    /// entries, in one transaction. Returns how many the replica held.
+    pub fn forget(&self, ids: &[DocumentId]) -> Result<usize> {
+        let held = self.document_ids()?;
+        let tx = self.db().begin_write().map_err(|e| self.fail(e))?;
+        {
+            let mut snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.fail(e))?;
+            let mut changes = tx.open_table(CHANGES).map_err(|e| self.fail(e))?;
+            let mut index = tx.open_table(INDEX).map_err(|e| self.fail(e))?;
+            for id in ids {
+                let key = id.as_bytes();
+                snapshots.remove(key).map_err(|e| self.fail(e))?;
+                index.remove(key).map_err(|e| self.fail(e))?;
+                changes
+                    .retain_in((key, 0)..=(key, u64::MAX), |_, _| false)
+                    .map_err(|e| self.fail(e))?;
+            }
+            let mut states = tx.open_table(SYNC_STATES).map_err(|e| self.fail(e))?;
+            states
+                .retain(|(_, id), _| !ids.iter().any(|gone| gone.as_bytes() == id))
+                .map_err(|e| self.fail(e))?;
+        }
+        tx.commit().map_err(|e| self.fail(e))?;
+        Ok(ids.iter().filter(|id| held.contains(id)).count())
+    }
+
+    /// Compacts the file, so that the pages of removed rows are rewritten
+    /// or cut off: after an erasure the erased bytes are no longer in it.
+    /// Waits for transactions in flight on other threads.
+    pub fn vacuum(&self) -> Result<()> {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        let started = std::time::Instant::now();
+        loop {
+            match db.compact() {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(redb::CompactionError::TransactionInProgress)
+                    if started.elapsed() < std::time::Duration::from_secs(30) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+    }
+
     fn fail(&self, e: impl std::fmt::Display) -> ClientError {
         ClientError::Database {
             path: self.path.to_path_buf(),
@@ -67,7 +118,7 @@ impl Store {
     }
 
     fn init(&self) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_write().map_err(|e| self.fail(e))?;
         {
             let mut meta = tx.open_table(META).map_err(|e| self.fail(e))?;
             let version = meta
@@ -101,7 +152,7 @@ impl Store {
 
     /// A value of the `meta` table.
     pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_read().map_err(|e| self.fail(e))?;
         let table = tx.open_table(META).map_err(|e| self.fail(e))?;
         Ok(table
             .get(name)
@@ -111,7 +162,7 @@ impl Store {
 
     /// Sets a value of the `meta` table.
     pub fn set_meta(&self, name: &str, value: &[u8]) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_write().map_err(|e| self.fail(e))?;
         tx.open_table(META)
             .map_err(|e| self.fail(e))?
             .insert(name, value)
@@ -121,7 +172,7 @@ impl Store {
 
     /// Every document id in the replica.
     pub fn document_ids(&self) -> Result<Vec<DocumentId>> {
-        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_read().map_err(|e| self.fail(e))?;
         let mut ids = std::collections::BTreeSet::new();
         let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.fail(e))?;
         for row in snapshots.iter().map_err(|e| self.fail(e))? {
@@ -140,7 +191,7 @@ impl Store {
 
     /// A document's snapshot and changes; `None` if the replica has neither.
     pub fn load(&self, id: DocumentId) -> Result<Option<StoredDoc>> {
-        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_read().map_err(|e| self.fail(e))?;
         let key = id.as_bytes();
         let snapshot = tx
             .open_table(SNAPSHOTS)
@@ -166,7 +217,7 @@ impl Store {
     /// one durable transaction. Returns how many change rows the document
     /// now has beside its snapshot.
     pub fn append(&self, id: DocumentId, changes: &[u8], index: Option<&[u8]>) -> Result<usize> {
-        let tx = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_write().map_err(|e| self.fail(e))?;
         let rows = {
             let key = id.as_bytes();
             let mut table = tx.open_table(CHANGES).map_err(|e| self.fail(e))?;
@@ -199,7 +250,7 @@ impl Store {
 
     /// Replaces a document's change rows by `snapshot`, in one transaction.
     pub fn compact(&self, id: DocumentId, snapshot: &[u8]) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_write().map_err(|e| self.fail(e))?;
         {
             let key = id.as_bytes();
             let mut table = tx.open_table(CHANGES).map_err(|e| self.fail(e))?;
@@ -216,7 +267,7 @@ impl Store {
 
     /// The saved sync state of a document with a relay.
     pub fn sync_state(&self, relay: &str, id: DocumentId) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_read().map_err(|e| self.fail(e))?;
         let table = tx.open_table(SYNC_STATES).map_err(|e| self.fail(e))?;
         Ok(table
             .get((relay, id.as_bytes()))
@@ -229,7 +280,7 @@ impl Store {
         if states.is_empty() {
             return Ok(());
         }
-        let tx = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_write().map_err(|e| self.fail(e))?;
         {
             let mut table = tx.open_table(SYNC_STATES).map_err(|e| self.fail(e))?;
             for (id, state) in states {
@@ -243,7 +294,7 @@ impl Store {
 
     /// Every index entry.
     pub fn index_entries(&self) -> Result<Vec<(DocumentId, Vec<u8>)>> {
-        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_read().map_err(|e| self.fail(e))?;
         let table = tx.open_table(INDEX).map_err(|e| self.fail(e))?;
         let mut out = Vec::with_capacity(table.len().map_err(|e| self.fail(e))? as usize);
         for row in table.iter().map_err(|e| self.fail(e))? {
@@ -255,7 +306,7 @@ impl Store {
 
     /// Replaces every index entry (after a rebuild).
     pub fn replace_index(&self, entries: &[(DocumentId, Vec<u8>)]) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_write().map_err(|e| self.fail(e))?;
         {
             let mut table = tx.open_table(INDEX).map_err(|e| self.fail(e))?;
             table.retain(|_, _| false).map_err(|e| self.fail(e))?;
@@ -270,7 +321,7 @@ impl Store {
 
     /// Records a refused change notice (JSON).
     pub fn record_rejected(&self, notice: &[u8]) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_write().map_err(|e| self.fail(e))?;
         {
             let mut table = tx.open_table(REJECTED).map_err(|e| self.fail(e))?;
             let next = table
@@ -285,7 +336,7 @@ impl Store {
 
     /// Every refused change notice, oldest first.
     pub fn rejected(&self) -> Result<Vec<Vec<u8>>> {
-        let tx = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let tx = self.db().begin_read().map_err(|e| self.fail(e))?;
         let table = tx.open_table(REJECTED).map_err(|e| self.fail(e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.fail(e))? {

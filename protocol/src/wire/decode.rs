@@ -45,7 +45,10 @@ impl Message {
                 decode_remote_heads_changed(&fields).map(Message::RemoteHeadsChanged)
             }
             "rapport/rejected" => decode_rejected(&fields).map(Message::Rejected),
-            "rapport/documents" => decode_documents(&fields).map(Message::Documents),
+            "rapport/documents" => {
+                decode_documents(&fields, "rapport/documents").map(Message::Documents)
+            }
+            "rapport/removed" => decode_documents(&fields, "rapport/removed").map(Message::Removed),
             other => Err(DecodeError::UnknownType {
                 message_type: other.chars().take(64).collect(),
             }),
@@ -172,16 +175,15 @@ fn decode_rejected(f: &Fields<'_>) -> Result<Rejected, DecodeError> {
     })
 }
 
-fn decode_documents(f: &Fields<'_>) -> Result<Documents, DecodeError> {
-    const T: &str = "rapport/documents";
+fn decode_documents(f: &Fields<'_>, t: &'static str) -> Result<Documents, DecodeError> {
     let documents = f
-        .str_array(T, "documents")?
+        .str_array(t, "documents")?
         .into_iter()
         .map(|text| parse_id::<DocumentId>(text, "documents"))
         .collect::<Result<_, _>>()?;
     Ok(Documents {
-        sender_id: f.peer_id(T, "senderId")?,
-        target_id: f.peer_id(T, "targetId")?,
+        sender_id: f.peer_id(t, "senderId")?,
+        target_id: f.peer_id(t, "targetId")?,
         documents,
     })
 }

@@ -28,7 +28,8 @@ impl Message {
             Self::RemoteSubscriptionChange(m) => encode_subscription_change(&mut e, m),
             Self::RemoteHeadsChanged(m) => encode_remote_heads_changed(&mut e, m),
             Self::Rejected(m) => encode_rejected(&mut e, m),
-            Self::Documents(m) => encode_documents(&mut e, m),
+            Self::Documents(m) => encode_documents(&mut e, "rapport/documents", m),
+            Self::Removed(m) => encode_documents(&mut e, "rapport/removed", m),
         };
         // Writing to a Vec cannot fail, and these functions raise no
         // errors of their own: only the writer could make `done` an error.
@@ -236,9 +237,9 @@ fn encode_rejected(e: &mut Enc, m: &Rejected) -> Done {
     Ok(())
 }
 
-fn encode_documents(e: &mut Enc, m: &Documents) -> Done {
+fn encode_documents(e: &mut Enc, kind: &str, m: &Documents) -> Done {
     e.map(4)?;
-    e.str("type")?.str("rapport/documents")?;
+    e.str("type")?.str(kind)?;
     e.str("senderId")?.str(m.sender_id.as_str())?;
     e.str("targetId")?.str(m.target_id.as_str())?;
     e.str("documents")?.array(m.documents.len() as u64)?;

@@ -77,10 +77,15 @@ pub enum Message {
     Rejected(Rejected),
     /// rapport's extension: the documents the receiver may see.
     Documents(Documents),
+    /// rapport's extension: documents that were deleted or erased; the
+    /// receiver drops its copies.
+    Removed(Documents),
 }
 
 /// `rapport/documents`: every document the receiver may see, sent by a
-/// relay after the handshake and again whenever the list grows.
+/// relay after the handshake and again whenever the list grows. The same
+/// fields make `rapport/removed`: documents deleted or erased in the
+/// receiver's workspaces, sent after the handshake and whenever one goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Documents {
     pub sender_id: PeerId,
@@ -284,6 +289,7 @@ impl Message {
             Self::RemoteHeadsChanged(_) => "remote-heads-changed",
             Self::Rejected(_) => "rapport/rejected",
             Self::Documents(_) => "rapport/documents",
+            Self::Removed(_) => "rapport/removed",
         }
     }
 
@@ -300,7 +306,7 @@ impl Message {
             Self::RemoteSubscriptionChange(m) => Some(&m.sender_id),
             Self::RemoteHeadsChanged(m) => Some(&m.sender_id),
             Self::Rejected(m) => Some(&m.sender_id),
-            Self::Documents(m) => Some(&m.sender_id),
+            Self::Documents(m) | Self::Removed(m) => Some(&m.sender_id),
         }
     }
 
@@ -314,6 +320,7 @@ impl Message {
             Self::Rejected(m) => Some(m.document_id),
             Self::Join(_)
             | Self::Documents(_)
+            | Self::Removed(_)
             | Self::Peer(_)
             | Self::Error(_)
             | Self::Leave(_)

@@ -19,6 +19,7 @@ use crate::access::Identity;
 
 mod access;
 mod ephemeral;
+mod removal;
 mod seats;
 mod snapshots;
 mod sync;
@@ -31,6 +32,7 @@ use crate::outbox::{Outbox, Refused};
 use crate::storage::{GroupCommit, RelayKeys, Store, StoreError};
 use crate::window::WindowCounter;
 use crate::workspace::Workspaces;
+pub(crate) use removal::Removal;
 pub(crate) use seats::{NoSeat, Seats};
 pub(crate) use triggers::Triggers;
 

@@ -82,6 +82,9 @@ impl Store {
         saved: &[u8],
         rows: impl Iterator<Item = (u64, ChangeHash, &'a [ChangeHash])>,
     ) -> Result<(), StoreError> {
+        if self.is_tombstoned(tx, id)? {
+            return Ok(());
+        }
         self.will_hold(id);
         let key = id.as_bytes();
         let mut compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;

@@ -14,6 +14,7 @@ mod forms;
 mod group;
 mod held;
 mod journal;
+mod removal;
 mod schema;
 mod workspaces;
 
@@ -35,7 +36,7 @@ use rapport_protocol::relay::StoredDocument;
 use rapport_protocol::sync::load_document;
 use schema::{
     ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, CLAIMS,
-    COMPACTED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, WORKSPACE_DOCUMENTS, WORKSPACES,
+    COMPACTED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, TOMBSTONES, WORKSPACE_DOCUMENTS, WORKSPACES,
 };
 
 pub use automations::{AutomationWrite, Pending};
@@ -69,6 +70,8 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: u32 },
     #[error("{path} holds a damaged record in `{table}`")]
     Corrupt { path: PathBuf, table: &'static str },
+    #[error("{path} stayed busy for half a minute; its compaction runs again on the next erasure")]
+    Busy { path: PathBuf },
     #[error("the relay's storage writer has stopped")]
     WriterGone,
     #[error("cannot start the storage writer for {path}: {source}")]
@@ -270,6 +273,7 @@ impl Store {
             tx.open_table(AUTOMATION_OUTBOX).map_err(|e| self.err(e))?;
             tx.open_table(AUTOMATION_SHARED).map_err(|e| self.err(e))?;
             tx.open_table(CLAIMS).map_err(|e| self.err(e))?;
+            tx.open_table(TOMBSTONES).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -461,7 +465,8 @@ impl Store {
     }
 
     /// Appends changes to a document and records actor bindings inside
-    /// `tx`: the one way changes enter the `changes` table.
+    /// `tx`: the one way changes enter the `changes` table. Nothing enters
+    /// for a document that was removed (a write that began before it went).
     fn append_changes(
         &self,
         tx: &WriteTransaction,
@@ -469,6 +474,9 @@ impl Store {
         changes: &[StoredChange],
         bindings: &[(Vec<u8>, PublicKey)],
     ) -> Result<(), StoreError> {
+        if self.is_tombstoned(tx, id)? {
+            return Ok(());
+        }
         self.will_hold(id);
         let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
         let key = id.as_bytes();

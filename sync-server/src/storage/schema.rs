@@ -15,13 +15,14 @@
 //! | `automation_shared` | document id | nothing: the document was shared since the automations last looked at it |
 //! | `automation_outbox` | sequence | a webhook waiting to be delivered (JSON, `automations::webhook::Delivery`) |
 //! | `claims` | document id | the ed25519 key that first wrote a document no workspace listed (see `super::claims`) |
+//! | `tombstones` | document id | a document deleted or erased: its workspace, when, and which (JSON); the relay refuses it from then on (see `super::removal`) |
 //!
 //! A document is its snapshot (if any) plus the run of `changes` rows under
 //! its id, in the order they were stored, which is a dependency order.
 //! Compaction folds `changes` rows into the snapshot and moves their hashes
 //! to `compacted`, in one write transaction.
 //!
-//! `forms`, the `automation_` tables, `claims` and `workspace_documents`
+//! `forms`, the `automation_` tables, `claims`, `tombstones` and `workspace_documents`
 //! came after schema 1 without a
 //! version bump: an older relay never
 //! opens the table and leaves it alone, and this one creates it on open.
@@ -62,3 +63,5 @@ pub(crate) const AUTOMATION_SHARED: TableDefinition<&[u8; 16], ()> =
     TableDefinition::new("automation_shared");
 
 pub(crate) const CLAIMS: TableDefinition<&[u8; 16], &[u8; 32]> = TableDefinition::new("claims");
+
+pub(crate) const TOMBSTONES: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("tombstones");

@@ -184,6 +184,9 @@ pub(crate) async fn add_documents(
         // Only once the caller may add what it asks to is it told that a
         // document belongs elsewhere: the answer to anyone else says
         // nothing about which ids exist.
+        if let Some(doc) = body.documents.iter().find(|d| workspaces.is_removed(d.id)) {
+            return Err(WorkspaceError::Removed(doc.id).into());
+        }
         for doc in &body.documents {
             if let Some(home) = workspaces.home_of(doc.id)
                 && home != ws

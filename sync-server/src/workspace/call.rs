@@ -36,6 +36,7 @@ impl From<WorkspaceError> for ApiError {
             | WorkspaceError::OwnerStays
             | WorkspaceError::OwnerRole => StatusCode::CONFLICT,
             WorkspaceError::InviteExpired
+            | WorkspaceError::Removed(_)
             | WorkspaceError::InviteUsedUp { .. }
             | WorkspaceError::InviteRevoked => StatusCode::GONE,
             WorkspaceError::Invalid(_) => StatusCode::BAD_REQUEST,

@@ -6,6 +6,7 @@
 pub(crate) mod api;
 mod call;
 pub(crate) mod invites;
+pub(crate) mod removal;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -40,6 +41,8 @@ pub enum WorkspaceError {
         "document {0} is not a comment thread of the record it names; it cannot be added as one"
     )]
     NotAThread(DocumentId),
+    #[error("document {0} was deleted; it cannot come back")]
+    Removed(DocumentId),
     #[error("document {0} is not in this workspace")]
     UnknownDocument(DocumentId),
     #[error("{0} is not a member of this workspace")]
@@ -80,6 +83,18 @@ pub(crate) struct Workspaces {
     claimed_by: HashMap<PublicKey, usize>,
     /// Documents one workspace may list; `usize::MAX` until set.
     max_documents: Option<usize>,
+    /// Documents deleted or erased, by the workspace that listed them:
+    /// nobody may read, write or list them again.
+    tombstones: HashMap<DocumentId, String>,
+}
+
+/// What stays of a document deleted or erased (the `tombstones` table).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Tombstone {
+    pub(crate) workspace: String,
+    pub(crate) at: u64,
+    /// Erased as personal data, rather than deleted.
+    pub(crate) erased: bool,
 }
 
 /// A workspace or a document's listing as stored.
@@ -118,6 +133,11 @@ impl Workspaces {
             path: store.path().to_owned(),
             table,
         };
+        for (id, row) in store.tombstones()? {
+            let tombstone: Tombstone =
+                serde_json::from_slice(&row).map_err(|_| corrupt("tombstones"))?;
+            this.tombstones.insert(id, tombstone.workspace);
+        }
         let mut moved = Vec::new();
         for bytes in store.workspaces()? {
             let workspace: Workspace =
@@ -179,6 +199,9 @@ impl Workspaces {
     /// first wrote it ([`Workspaces::claimant`]), and a document nobody has
     /// written yet may be written by anyone (whose first change claims it).
     pub(crate) fn access(&self, key: &PublicKey, document: DocumentId) -> Access {
+        if self.tombstones.contains_key(&document) {
+            return Access::None;
+        }
         match self
             .document_home
             .get(&document)
@@ -202,7 +225,61 @@ impl Workspaces {
     /// Whether `key`'s first changes to `document` claim it: no workspace
     /// lists it and nobody has claimed it.
     pub(crate) fn is_unclaimed(&self, document: DocumentId) -> bool {
-        !self.document_home.contains_key(&document) && !self.claims.contains_key(&document)
+        !self.document_home.contains_key(&document)
+            && !self.claims.contains_key(&document)
+            && !self.tombstones.contains_key(&document)
+    }
+
+    /// Whether `document` was deleted or erased.
+    pub(crate) fn is_removed(&self, document: DocumentId) -> bool {
+        self.tombstones.contains_key(&document)
+    }
+
+    /// Documents removed from the workspaces `key` belongs to: its replicas
+    /// drop their copies.
+    pub(crate) fn removed_for(&self, key: &PublicKey) -> Vec<DocumentId> {
+        self.tombstones
+            .iter()
+            .filter(|(_, ws)| {
+                self.by_id
+                    .get(*ws)
+                    .is_some_and(|w| w.members.contains_key(key))
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Takes `documents` out of workspace `id` for good (their listings,
+    /// and the shares that named them), once `write` has stored their
+    /// removal with the encoded `events`.
+    pub(crate) fn remove_with(
+        &mut self,
+        id: &str,
+        documents: &[DocumentId],
+        events: Vec<AuditEvent>,
+        write: impl FnOnce(&WorkspaceRows, &[Vec<u8>]) -> Result<(), StoreError>,
+    ) -> Result<(), WorkspaceError> {
+        let mut workspace = self.get(id)?.clone();
+        let mut shares_changed = false;
+        for doc in documents {
+            workspace.documents.remove(doc);
+            for member in workspace.members.values_mut() {
+                shares_changed |= member.shares.remove(doc).is_some();
+            }
+        }
+        let rows = WorkspaceRows {
+            id: id.to_owned(),
+            json: shares_changed.then(|| to_json(&workspace)).transpose()?,
+            documents: documents.iter().map(|doc| (*doc, None)).collect(),
+        };
+        write(&rows, &encode(&events))?;
+        self.by_id.insert(id.to_owned(), workspace);
+        for doc in documents {
+            self.document_home.remove(doc);
+            self.claims.remove(doc);
+            self.tombstones.insert(*doc, id.to_owned());
+        }
+        Ok(())
     }
 
     /// Takes `key`'s claim of `document` (stored by the caller).

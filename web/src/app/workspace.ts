@@ -158,6 +158,20 @@ export class Workspace {
     return loaded
   }
 
+  /** Drops documents the relay removed (deleted or erased) from this device. */
+  forget(ids: string[]): void {
+    for (const id of ids) {
+      this.replica.forget(id)
+      this.loaded.delete(id)
+      this.unavailable.add(id)
+    }
+    this.entries = this.entries.filter(e => !ids.includes(e.id))
+    this.unlisted = this.unlisted.filter(u => !ids.includes(u.id))
+    void idb.put(DOCS_KEY(this.id), this.entries).catch(() => undefined)
+    void idb.put(UNLISTED_KEY(this.id), this.unlisted).catch(() => undefined)
+    this.changed()
+  }
+
   /** Loaded records of one kind. */
   records<K extends RecordValue["kind"]>(kind: K): (Loaded & { record: Extract<RecordValue, { kind: K }> })[] {
     return [...this.loaded.values()].filter(

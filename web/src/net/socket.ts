@@ -4,8 +4,9 @@
 // - Every connection and every reconnect gets a freshly minted token in its
 //   URL (`/sync?token=…`): the relay refuses a token whose nonce it has
 //   seen, and the stock adapter would reuse its URL.
-// - rapport's own messages (`rapport/rejected`, `rapport/documents`), which
-//   the stock repo would drop, are decoded and handed to the app.
+// - rapport's own messages (`rapport/rejected`, `rapport/documents`,
+//   `rapport/removed`), which the stock repo would drop, are decoded and
+//   handed to the app.
 
 import { cbor, type PeerId, type PeerMetadata } from "@automerge/automerge-repo/slim"
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket"
@@ -25,7 +26,13 @@ export interface DocumentsAnnounced {
   documents: string[]
 }
 
-export type RapportMessage = Rejected | DocumentsAnnounced
+/** `rapport/removed`: documents deleted or erased; this device drops its copies. */
+export interface DocumentsRemoved {
+  type: "rapport/removed"
+  documents: string[]
+}
+
+export type RapportMessage = Rejected | DocumentsAnnounced | DocumentsRemoved
 
 export type LinkState = "connecting" | "online" | "offline"
 
@@ -120,7 +127,7 @@ export class RelaySocket extends WebSocketClientAdapter {
       type = undefined
     }
     if (typeof type === "string" && type.startsWith("rapport/")) {
-      if (type === "rapport/rejected" || type === "rapport/documents") {
+      if (type === "rapport/rejected" || type === "rapport/documents" || type === "rapport/removed") {
         for (const listener of this.subscribers.message) listener(message as unknown as RapportMessage)
       }
       return

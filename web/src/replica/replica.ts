@@ -38,15 +38,17 @@ export class Replica {
   readonly socket: RelaySocket | null
   readonly actor: string
   readonly pending: PendingEdits
+  private readonly storage: ReportingStorage | undefined
   private readonly changeListeners = new Set<() => void>()
 
   constructor(options: ReplicaOptions) {
     this.actor = actorFor(options.identity.publicKey, options.identity.device)
     this.pending = new PendingEdits(this.actor.slice(0, 64))
     this.socket = options.token ? new RelaySocket(syncUrl(), options.token) : null
+    this.storage = options.persistent ? new ReportingStorage(options.onStorageError) : undefined
     this.repo = new Repo({
       network: this.socket ? [this.socket] : [],
-      storage: options.persistent ? new ReportingStorage(options.onStorageError) : undefined,
+      storage: this.storage,
       peerId: `rapport-web-${crypto.randomUUID()}` as PeerId,
     })
     this.repo.synchronizer.on("sync-state", ({ documentId, syncState }) => {
@@ -79,6 +81,12 @@ export class Replica {
     } catch {
       return null
     }
+  }
+
+  /** Drops document `id` from memory and from IndexedDB. */
+  forget(id: string): void {
+    this.repo.delete(stringifyAutomergeUrl({ documentId: id as DocumentId }))
+    void this.storage?.forget(id)
   }
 
   /** A new document written by our actor only, made by `init`. */

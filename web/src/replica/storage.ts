@@ -9,6 +9,8 @@ import { storageError, type StorageError } from "../lib/idb"
 
 export class ReportingStorage implements StorageAdapterInterface {
   private readonly inner = new IndexedDBStorageAdapter("rapport-documents", "documents")
+  /** Documents the relay removed: a save still on its way (a sync state) is dropped. */
+  private readonly forgotten = new Set<string>()
 
   constructor(private readonly report: (error: StorageError) => void) {}
 
@@ -25,7 +27,14 @@ export class ReportingStorage implements StorageAdapterInterface {
     }
   }
 
+  /** Removes everything stored of document `id`, now and for the rest of this session. */
+  async forget(id: string): Promise<void> {
+    this.forgotten.add(id)
+    await this.removeRange([id])
+  }
+
   async save(key: StorageKey, data: Uint8Array): Promise<void> {
+    if (this.forgotten.has(key[0])) return
     try {
       await this.inner.save(key, data)
     } catch (e) {

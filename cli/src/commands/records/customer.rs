@@ -75,6 +75,33 @@ pub(crate) enum CustomerCommand {
         /// The customer's id, or any unique prefix of it.
         id: String,
     },
+    /// Delete a customer for good (admins), with its comments: the relay
+    /// refuses it from then on and replicas drop it on their next sync.
+    /// Lists what will go and asks first; `archive` only hides it.
+    #[command(
+        after_help = "Examples:\n  rapport customer delete 7Xk2\n  rapport customer delete 7Xk2 --yes"
+    )]
+    Delete {
+        /// The customer's id, or any unique prefix of it.
+        id: String,
+        /// Do not ask: the list is printed and the deletion goes ahead.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Erase a customer's personal data (admins): the customer, the tasks
+    /// and docs about it, and their comments, from the relay (its file is
+    /// compacted after) and from every replica of rapport that syncs. Lists
+    /// what will go and asks first.
+    #[command(
+        after_help = "Examples:\n  rapport customer erase 7Xk2\n  rapport customer erase 7Xk2 --yes\n\nA copy made outside rapport (an export, a screenshot, a stock automerge\nclient) cannot be reached; the audit log keeps that an erasure happened,\nnot whose."
+    )]
+    Erase {
+        /// The customer's id, or any unique prefix of it.
+        id: String,
+        /// Do not ask: the list is printed and the erasure goes ahead.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Add customers from a CSV file (a spreadsheet's or another CRM's
     /// export); a row whose email matches a customer updates it.
     #[command(
@@ -172,6 +199,10 @@ pub(crate) fn run(ctx: &Context, command: CustomerCommand) -> Result<()> {
         CustomerCommand::Import(args) => super::csv::import::<rapport_model::Customer>(ctx, &args)?,
         CustomerCommand::Archive { id } => super::archive(ctx, lookup::customer, &id, true)?,
         CustomerCommand::Unarchive { id } => super::archive(ctx, lookup::customer, &id, false)?,
+        CustomerCommand::Delete { id, yes } => {
+            super::removal::delete(ctx, lookup::customer, &id, yes)?
+        }
+        CustomerCommand::Erase { id, yes } => super::removal::erase(ctx, &id, yes)?,
         CustomerCommand::Export { csv: _, to } => super::csv::export(ctx, to.as_deref())?,
         CustomerCommand::List(args) => list(ctx, &args)?,
         CustomerCommand::Show { id } => show(ctx, &id)?,

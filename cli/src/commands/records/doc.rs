@@ -89,6 +89,17 @@ pub(crate) enum DocCommand {
         /// The document's id, or any unique prefix of it.
         id: String,
     },
+    /// Delete a document for good (admins), with its comments: the relay
+    /// refuses it from then on and replicas drop it on their next sync.
+    /// Lists what will go and asks first; `archive` only hides it.
+    #[command(after_help = "Examples:\n  rapport doc delete 4fRt\n  rapport doc delete 4fRt --yes")]
+    Delete {
+        /// The document's id, or any unique prefix of it.
+        id: String,
+        /// Do not ask: the list is printed and the deletion goes ahead.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Show a document's title, customer and body.
     #[command(after_help = "Examples:\n  rapport doc show 4fRt\n  rapport --json doc show 4fRt")]
     Show {
@@ -121,6 +132,7 @@ pub(crate) fn run(ctx: &Context, command: DocCommand) -> Result<()> {
         DocCommand::List { archived } => list(ctx, archived)?,
         DocCommand::Archive { id } => super::archive(ctx, lookup::doc, &id, true)?,
         DocCommand::Unarchive { id } => super::archive(ctx, lookup::doc, &id, false)?,
+        DocCommand::Delete { id, yes } => super::removal::delete(ctx, lookup::doc, &id, yes)?,
         DocCommand::Show { id } => show(ctx, &id)?,
         DocCommand::Edit { id } => edit(ctx, &id, &editor::command()?)?,
         DocCommand::Append { id, text } => append(ctx, &id, &text)?,

@@ -28,6 +28,7 @@ mod editor;
 mod edits;
 mod input;
 mod lookup;
+mod removal;
 mod task;
 #[cfg(test)]
 mod testing;

@@ -80,6 +80,19 @@ pub(crate) enum TaskCommand {
         /// The task's id, or any unique prefix of it.
         id: String,
     },
+    /// Delete a task for good (admins), with its comments: the relay
+    /// refuses it from then on and replicas drop it on their next sync.
+    /// Lists what will go and asks first; `archive` only hides it.
+    #[command(
+        after_help = "Examples:\n  rapport task delete 9aQe\n  rapport task delete 9aQe --yes"
+    )]
+    Delete {
+        /// The task's id, or any unique prefix of it.
+        id: String,
+        /// Do not ask: the list is printed and the deletion goes ahead.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Show every field of one task, with its checklist.
     #[command(after_help = "Examples:\n  rapport task show 9aQe\n  rapport --json task show 9aQe")]
     Show {
@@ -178,6 +191,7 @@ pub(crate) fn run(ctx: &Context, command: TaskCommand) -> Result<()> {
         TaskCommand::Import(args) => super::csv::import::<rapport_model::Task>(ctx, &args)?,
         TaskCommand::Archive { id } => super::archive(ctx, lookup::task, &id, true)?,
         TaskCommand::Unarchive { id } => super::archive(ctx, lookup::task, &id, false)?,
+        TaskCommand::Delete { id, yes } => super::removal::delete(ctx, lookup::task, &id, yes)?,
         TaskCommand::Show { id } => show(ctx, &id)?,
         TaskCommand::Set { id, changes } => set(ctx, &id, &changes)?,
         TaskCommand::Check { id, item, done } => check(ctx, &id, &item, done)?,

@@ -1,0 +1,183 @@
+//! Deleting and erasing documents on a live relay: each document's slot is
+//! held while its rows leave storage (so no write of it is in flight), the
+//! workspace forgets it, peers that have it open are told it is gone, and
+//! every connection of the workspace's members gets `rapport/removed` so
+//! that their replicas drop their copies.
+
+use std::collections::BTreeSet;
+
+use rapport_protocol::ids::{DocumentId, PublicKey};
+use rapport_protocol::wire::{Documents, Message};
+use tracing::{info, warn};
+
+use super::{Relay, lock, now};
+use crate::access::{Access, Identity};
+use crate::workspace::{AuditEvent, Role, Tombstone, WorkspaceError};
+
+/// Deleted (a record made by mistake, or no longer wanted) or erased (a
+/// person's data, on their request: the database file is compacted after,
+/// so that the bytes leave it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    Delete,
+    Erase,
+}
+
+impl Relay {
+    /// Removes `documents` from workspace `ws` for good, with the comment
+    /// threads on them, as `by` (an admin or the owner) asks. Returns every
+    /// document removed. Nothing is removed unless every document is
+    /// listed in `ws`.
+    pub(crate) async fn remove_documents(
+        &self,
+        ws: &str,
+        by: PublicKey,
+        documents: &[DocumentId],
+        removal: Removal,
+    ) -> Result<Vec<DocumentId>, WorkspaceError> {
+        let (all, members) = {
+            let workspaces = lock(&self.workspaces);
+            workspaces.require(ws, &by, Role::Admin)?;
+            let workspace = workspaces.get(ws)?;
+            if let Some(doc) = documents
+                .iter()
+                .find(|doc| !workspace.documents.contains_key(doc))
+            {
+                return Err(WorkspaceError::UnknownDocument(*doc));
+            }
+            let asked: BTreeSet<DocumentId> = documents.iter().copied().collect();
+            let threads = workspace.documents.iter().filter_map(|(doc, info)| {
+                info.thread_of
+                    .filter(|record| asked.contains(record))
+                    .map(|_| *doc)
+            });
+            let all: BTreeSet<DocumentId> = asked.iter().copied().chain(threads).collect();
+            // Who could see which of them: they are told those are gone.
+            let members: Vec<(PublicKey, Vec<DocumentId>)> = workspace
+                .members
+                .keys()
+                .map(|key| {
+                    let seen = all.iter().copied();
+                    (
+                        *key,
+                        seen.filter(|doc| workspace.access(key, *doc) != Access::None)
+                            .collect(),
+                    )
+                })
+                .collect();
+            (all.into_iter().collect::<Vec<_>>(), members)
+        };
+        // Holding every slot, no sync of these documents is half done.
+        let slots: Vec<_> = all.iter().map(|id| self.slot(*id)).collect();
+        let mut held = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            held.push(slot.lock().await);
+        }
+        let erased = removal == Removal::Erase;
+        let tombstone = serde_json::to_vec(&Tombstone {
+            workspace: ws.to_owned(),
+            at: now().0,
+            erased,
+        })
+        .map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+        let events: Vec<AuditEvent> = if erased {
+            // The audit log keeps that an erasure happened, not whose.
+            let mut event = AuditEvent::new("documents-erased", by, now().0);
+            event.detail = format!("{} document(s) erased on request", all.len());
+            vec![event]
+        } else {
+            all.iter()
+                .map(|doc| {
+                    let mut event = AuditEvent::new("document-deleted", by, now().0);
+                    event.document = Some(*doc);
+                    event
+                })
+                .collect()
+        };
+        {
+            let store = self.store.clone();
+            let mut workspaces = lock(&self.workspaces);
+            workspaces.remove_with(ws, &all, events, |rows, events| {
+                store.remove_documents(&all, &tombstone, rows, events)
+            })?;
+        }
+        for (id, slot) in all.iter().zip(&mut held) {
+            if let Some(mut doc) = slot.doc.take() {
+                let peers: Vec<_> = doc.peers().map(|(c, p)| (c, p.clone())).collect();
+                for (conn, remote) in peers {
+                    doc.remove_peer(conn);
+                    self.send(conn, &self.unavailable(*id, &remote));
+                }
+            }
+        }
+        drop(held);
+        {
+            let mut docs = lock(&self.docs);
+            for id in &all {
+                docs.remove(id);
+            }
+        }
+        self.tell_removed(&members);
+        info!(
+            workspace = ws,
+            count = all.len(),
+            erased,
+            "documents removed"
+        );
+        if erased {
+            let store = self.store.clone();
+            let vacuumed = tokio::task::spawn_blocking(move || store.vacuum()).await;
+            match vacuumed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "cannot compact the database after an erasure"),
+                Err(e) => warn!(error = %e, "the compaction after an erasure failed"),
+            }
+        }
+        Ok(all)
+    }
+
+    /// Tells every connection of each key that the documents it could
+    /// see are gone.
+    fn tell_removed(&self, seen: &[(PublicKey, Vec<DocumentId>)]) {
+        let conns: Vec<_> = lock(&self.conns)
+            .iter()
+            .filter_map(|(conn, handle)| match handle.identity {
+                Identity::Key(key) => seen
+                    .iter()
+                    .find(|(k, docs)| *k == key && !docs.is_empty())
+                    .map(|(_, docs)| (*conn, handle.remote.clone(), docs.clone())),
+                Identity::Anonymous => None,
+            })
+            .collect();
+        for (conn, remote, documents) in conns {
+            self.send(
+                conn,
+                &Message::Removed(Documents {
+                    sender_id: self.peer_id.clone(),
+                    target_id: remote,
+                    documents,
+                }),
+            );
+        }
+    }
+
+    /// Tells a connection which documents of its workspaces were removed,
+    /// if any: a replica that was away drops them when it comes back.
+    pub(crate) fn announce_removed(&self, conn: super::ConnId, key: &PublicKey) {
+        let removed = lock(&self.workspaces).removed_for(key);
+        if removed.is_empty() {
+            return;
+        }
+        let Some(remote) = lock(&self.conns).get(&conn).map(|h| h.remote.clone()) else {
+            return;
+        };
+        self.send(
+            conn,
+            &Message::Removed(Documents {
+                sender_id: self.peer_id.clone(),
+                target_id: remote,
+                documents: removed,
+            }),
+        );
+    }
+}
