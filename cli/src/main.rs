@@ -153,6 +153,19 @@ enum Command {
         #[arg(long, requires = "restore_from")]
         force: bool,
     },
+    /// Follow the workspace's changes as they reach the relay: which
+    /// record, which fields, by whom; only what you may read.
+    #[command(
+        after_help = "Examples:\n  rapport watch                   # from now on, until Ctrl-C\n  rapport watch --since 0 --once  # everything the relay keeps, then stop\n  rapport watch --since 1234      # resume after an entry's cursor\n  rapport --json watch            # one JSON object per line\n\nEach line ends with its cursor; --since CURSOR resumes after it, across\nrelay restarts. Integrations can read the same feed over HTTP:\nGET /api/workspaces/ID/changes?since=CURSOR (JSON, or server-sent events\nwith Accept: text/event-stream)."
+    )]
+    Watch {
+        /// Start after this cursor (`0`: the oldest the relay keeps; `now`: only new changes).
+        #[arg(long, default_value = "now")]
+        since: String,
+        /// Print what there is, then stop instead of waiting for more.
+        #[arg(long)]
+        once: bool,
+    },
     /// The workspace's audit log (admins).
     #[command(after_help = "Examples:\n  rapport audit\n  rapport audit --member 3xPQ --json")]
     Audit {
@@ -267,6 +280,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             _ => anyhow::bail!("give DOCUMENT --with MEMBER --access LEVEL, or `list` or `remove`"),
         },
         Command::Sync { watch } => commands::sync::run(&ctx, watch),
+        Command::Watch { since, once } => commands::watch::run(&ctx, &since, once),
         Command::Audit { member, document } => {
             commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())
         }

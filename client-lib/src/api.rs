@@ -331,6 +331,21 @@ impl RelayApi {
         Ok(removed.removed)
     }
 
+    /// The change feed after `since` (a cursor, `0` or `now`): at most
+    /// `limit` entries, waiting up to `wait` seconds (at most 25) for one
+    /// when nothing is new.
+    pub fn changes(
+        &self,
+        workspace: &str,
+        since: &str,
+        limit: usize,
+        wait: u64,
+    ) -> Result<rapport_model::api::ChangePage, ApiError> {
+        self.get(&format!(
+            "/api/workspaces/{workspace}/changes?since={since}&limit={limit}&wait={wait}"
+        ))
+    }
+
     /// The documents of a workspace this identity may see, with what it
     /// may do with each.
     pub fn document_entries(&self, workspace: &str) -> Result<Vec<DocumentEntry>, ApiError> {

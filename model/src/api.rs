@@ -118,6 +118,42 @@ pub struct DocumentsRemoved {
     pub removed: Vec<DocumentId>,
 }
 
+/// One entry of the change feed (`GET /api/workspaces/{ws}/changes`): a
+/// durable write of changes to a document the caller may read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChangeEntry {
+    /// Where this entry is in the feed: `since=` it resumes after it.
+    pub cursor: String,
+    #[cfg_attr(test, ts(as = "String"))]
+    pub document: DocumentId,
+    /// `customer`, `task`, `requirements` or `thread`; empty if the
+    /// document holds no record.
+    pub kind: String,
+    /// The customer's name or the title; empty for a thread.
+    pub title: String,
+    /// The key that wrote the changes (the relay's own for automations
+    /// and forms).
+    #[cfg_attr(test, ts(as = "Option<String>"))]
+    pub by: Option<PublicKey>,
+    /// Their name in the workspace, if they gave one.
+    pub by_name: Option<String>,
+    /// When the relay stored it, unix milliseconds.
+    #[cfg_attr(test, ts(type = "number"))]
+    pub at: u64,
+    /// The top-level fields the changes touched (`stage`, `comments`, …).
+    pub fields: Vec<String>,
+}
+
+/// A page of the change feed, oldest first, and the cursor to ask from
+/// next (the same as `since` when nothing was new).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct ChangePage {
+    pub changes: Vec<ChangeEntry>,
+    pub next: String,
+}
+
 /// `GET /api/workspaces/{ws}/documents`: what the caller may see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

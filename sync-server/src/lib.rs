@@ -35,6 +35,7 @@ mod config;
 pub mod config_file;
 mod connection;
 pub mod control;
+mod feed;
 mod forms;
 mod http;
 mod metrics;

@@ -5,7 +5,7 @@ use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
 use crate::workspace::{api, invites, removal};
-use crate::{automations, forms, http, web};
+use crate::{automations, feed, forms, http, web};
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
@@ -26,6 +26,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/workspaces/{ws}/documents",
             post(api::add_documents).get(api::list_documents),
         )
+        .route("/api/workspaces/{ws}/changes", get(feed::changes))
         .route(
             "/api/workspaces/{ws}/documents/remove",
             post(removal::remove_documents),

@@ -11,4 +11,5 @@ pub(crate) mod identity;
 pub(crate) mod records;
 pub(crate) mod share;
 pub(crate) mod sync;
+pub(crate) mod watch;
 pub(crate) mod workspace;

@@ -154,7 +154,21 @@ impl Relay {
     /// A relay started with `args` after `serve --data DIR` (which must
     /// say where it listens).
     pub(crate) fn start_with(args: &[&str]) -> Self {
-        let data = Home::new("relay");
+        Self::start_on(Home::new("relay"), args)
+    }
+
+    /// Stops the relay and starts it again on the same data folder and
+    /// address, as an operator's restart does.
+    pub(crate) fn restart(mut self) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let data = std::mem::replace(&mut self._data, Home::new("relay-moved"));
+        let addr = self.addr.clone();
+        drop(self);
+        Self::start_on(data, &["--listen", &addr])
+    }
+
+    fn start_on(data: Home, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rapport"))
             .args(["serve", "--data"])
             .arg(data.path())

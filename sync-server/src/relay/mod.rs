@@ -212,6 +212,11 @@ impl Relay {
         &self.store
     }
 
+    /// The key an automerge actor is bound to.
+    pub(crate) fn key_of_actor(&self, actor: &[u8]) -> Option<PublicKey> {
+        lock(&self.actors).key_of(actor)
+    }
+
     /// The relay's own key and actor, made and stored the first time: it
     /// writes form submissions and automations' results with them.
     /// Blocking.

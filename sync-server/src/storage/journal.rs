@@ -55,6 +55,12 @@ impl Store {
         for id in documents {
             journal.note(id);
         }
+        self.inner.feed_tick.send_replace(self.feed_end());
+    }
+
+    /// Wakes when the change feed grows.
+    pub fn feed_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.feed_tick.subscribe()
     }
 
     /// Where the journal ends now: a cursor from which

@@ -10,6 +10,7 @@ pub mod backup;
 mod claims;
 mod codec;
 mod compaction;
+mod feed;
 mod forms;
 mod group;
 mod held;
@@ -36,10 +37,12 @@ use rapport_protocol::relay::StoredDocument;
 use rapport_protocol::sync::load_document;
 use schema::{
     ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, CLAIMS,
-    COMPACTED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, TOMBSTONES, WORKSPACE_DOCUMENTS, WORKSPACES,
+    COMPACTED, FEED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, TOMBSTONES, WORKSPACE_DOCUMENTS,
+    WORKSPACES,
 };
 
 pub use automations::{AutomationWrite, Pending};
+pub use feed::FeedRow;
 pub use forms::{RelayKeys, SubmissionWrite};
 pub use workspaces::WorkspaceRows;
 
@@ -149,6 +152,10 @@ struct Inner {
     held: Mutex<HashSet<DocumentId>>,
     /// Which documents changed lately ([`journal`]).
     journal: Mutex<journal::Journal>,
+    /// The change feed's next sequence number ([`feed`]).
+    feed_next: std::sync::atomic::AtomicU64,
+    /// Where the feed ends, for readers waiting for more.
+    feed_tick: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -171,11 +178,14 @@ impl Store {
                 broken: AtomicBool::new(false),
                 held: Mutex::new(HashSet::new()),
                 journal: Mutex::new(journal::Journal::default()),
+                feed_next: std::sync::atomic::AtomicU64::new(1),
+                feed_tick: tokio::sync::watch::Sender::new(0),
             }),
         };
         store.database()?;
         store.check_schema()?;
         store.read_held()?;
+        store.read_feed_end()?;
         Ok(store)
     }
 
@@ -274,6 +284,7 @@ impl Store {
             tx.open_table(AUTOMATION_SHARED).map_err(|e| self.err(e))?;
             tx.open_table(CLAIMS).map_err(|e| self.err(e))?;
             tx.open_table(TOMBSTONES).map_err(|e| self.err(e))?;
+            tx.open_table(FEED).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
@@ -477,6 +488,7 @@ impl Store {
         if self.is_tombstoned(tx, id)? {
             return Ok(());
         }
+        self.feed_append(tx, id, changes.iter().map(|c| c.hash))?;
         self.will_hold(id);
         let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
         let key = id.as_bytes();

@@ -15,6 +15,7 @@
 //! | `automation_shared` | document id | nothing: the document was shared since the automations last looked at it |
 //! | `automation_outbox` | sequence | a webhook waiting to be delivered (JSON, `automations::webhook::Delivery`) |
 //! | `claims` | document id | the ed25519 key that first wrote a document no workspace listed (see `super::claims`) |
+//! | `feed` | sequence | a durable write of changes: when (u64 LE), the document (16 bytes), the changes' hashes (32 bytes each); the newest 200,000 (see `super::feed`) |
 //! | `tombstones` | document id | a document deleted or erased: its workspace, when, and which (JSON); the relay refuses it from then on (see `super::removal`) |
 //!
 //! A document is its snapshot (if any) plus the run of `changes` rows under
@@ -22,7 +23,7 @@
 //! Compaction folds `changes` rows into the snapshot and moves their hashes
 //! to `compacted`, in one write transaction.
 //!
-//! `forms`, the `automation_` tables, `claims`, `tombstones` and `workspace_documents`
+//! `forms`, the `automation_` tables, `claims`, `feed`, `tombstones` and `workspace_documents`
 //! came after schema 1 without a
 //! version bump: an older relay never
 //! opens the table and leaves it alone, and this one creates it on open.
@@ -65,3 +66,5 @@ pub(crate) const AUTOMATION_SHARED: TableDefinition<&[u8; 16], ()> =
 pub(crate) const CLAIMS: TableDefinition<&[u8; 16], &[u8; 32]> = TableDefinition::new("claims");
 
 pub(crate) const TOMBSTONES: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("tombstones");
+
+pub(crate) const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");

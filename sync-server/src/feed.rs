@@ -1,0 +1,287 @@
+//! `GET /api/workspaces/{ws}/changes?since=CURSOR`: the change feed, what
+//! an integration (a billing tool, a chat bot) follows. Which documents
+//! changed, by whom, which fields, filtered to what the caller may read at
+//! the moment it reads. A JSON page (`limit`, and `wait` seconds to wait
+//! for something new), or server-sent events when asked with `Accept:
+//! text/event-stream` (each event's id is its cursor, so `Last-Event-ID`
+//! resumes). Cursors are the stored feed's sequence numbers
+//! (`storage::feed`): they hold across restarts.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use automerge::{Automerge, ChangeHash, ROOT, ReadDoc};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use rapport_model::api::{ChangeEntry, ChangePage};
+use rapport_protocol::ids::{DocumentId, PublicKey};
+use serde::Deserialize;
+
+use crate::access::Access;
+use crate::relay::{Relay, lock};
+use crate::state::AppState;
+use crate::storage::FeedRow;
+use crate::workspace::{ApiError, Role, WorkspaceError, caller, require};
+
+/// The most entries one page holds.
+const MAX_LIMIT: usize = 1_000;
+/// The longest a JSON page waits for something new.
+const MAX_WAIT: Duration = Duration::from_secs(25);
+/// Rows read from storage at a time while filtering.
+const SCAN: usize = 512;
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct FeedQuery {
+    /// A cursor from an earlier entry or page, `0` for the oldest kept,
+    /// or `now` for only what comes next.
+    since: Option<String>,
+    limit: Option<usize>,
+    /// Seconds to wait when nothing is new yet (at most 25).
+    wait: Option<u64>,
+}
+
+pub(crate) async fn changes(
+    State(s): State<AppState>,
+    Path(ws): Path<String>,
+    Query(query): Query<FeedQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let key = caller(&s.relay, &headers)?;
+    require(&s.relay, &ws, key, Role::Client, "follow changes")?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let since = cursor(&s.relay, resume.or(query.since).as_deref())?;
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_LIMIT);
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if streaming {
+        return Ok(stream(Arc::clone(&s.relay), ws, key, since).into_response());
+    }
+    let mut ticks = s.relay.store().feed_watch();
+    let mut page = read(&s.relay, &ws, key, since, limit).await?;
+    let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_WAIT);
+    let deadline = tokio::time::Instant::now() + wait;
+    while page.changes.is_empty() && tokio::time::Instant::now() < deadline {
+        if tokio::time::timeout_at(deadline, ticks.changed())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        page = read(&s.relay, &ws, key, since, limit).await?;
+    }
+    Ok(Json(page).into_response())
+}
+
+/// The cursor `text` names.
+fn cursor(relay: &Relay, text: Option<&str>) -> Result<u64, ApiError> {
+    match text {
+        None => Ok(0),
+        Some("now") => Ok(relay.store().feed_end()),
+        Some(text) => text.parse().map_err(|_| {
+            WorkspaceError::Invalid(format!(
+                "`{text}` is not a cursor: use one from an entry's `cursor` or a page's `next`, `0`, or `now`"
+            ))
+            .into()
+        }),
+    }
+}
+
+/// The entries after `since` that `key` may read, up to `limit`.
+async fn read(
+    relay: &Arc<Relay>,
+    ws: &str,
+    key: PublicKey,
+    since: u64,
+    limit: usize,
+) -> Result<ChangePage, ApiError> {
+    let (relay, ws) = (Arc::clone(relay), ws.to_owned());
+    tokio::task::spawn_blocking(move || page(&relay, &ws, key, since, limit))
+        .await
+        .map_err(|_| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reading the feed failed".into(),
+            )
+        })?
+}
+
+fn page(
+    relay: &Relay,
+    ws: &str,
+    key: PublicKey,
+    since: u64,
+    limit: usize,
+) -> Result<ChangePage, ApiError> {
+    let store = relay.store();
+    let mut next = since;
+    let mut changes = Vec::new();
+    let mut docs: HashMap<DocumentId, Option<Automerge>> = HashMap::new();
+    while changes.len() < limit {
+        let rows = store
+            .feed_since(next, SCAN)
+            .map_err(WorkspaceError::from)?
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::GONE,
+                    format!(
+                        "the feed no longer reaches back to cursor {since}; start again with since=now and read the documents themselves"
+                    ),
+                )
+            })?;
+        let Some(last) = rows.last() else { break };
+        let last = last.cursor;
+        for row in rows {
+            if changes.len() == limit {
+                break;
+            }
+            next = row.cursor;
+            let readable = {
+                let workspaces = lock(&relay.workspaces);
+                workspaces.home_of(row.document) == Some(ws)
+                    && workspaces.access(&key, row.document) != Access::None
+            };
+            if !readable {
+                continue;
+            }
+            let doc = docs
+                .entry(row.document)
+                .or_insert_with(|| store.load_automerge(row.document).ok());
+            if let Some(doc) = doc {
+                changes.push(entry(relay, ws, &row, doc));
+            }
+        }
+        if changes.len() < limit {
+            next = last;
+        }
+    }
+    Ok(ChangePage {
+        changes,
+        next: next.to_string(),
+    })
+}
+
+/// What one stored write did to `doc`.
+fn entry(relay: &Relay, ws: &str, row: &FeedRow, doc: &Automerge) -> ChangeEntry {
+    let mut fields = BTreeSet::new();
+    let mut by = None;
+    for hash in &row.changes {
+        let Some(change) = doc.get_change_by_hash(hash) else {
+            continue;
+        };
+        if by.is_none() {
+            by = relay.key_of_actor(change.actor_id().to_bytes());
+        }
+        let before: Vec<ChangeHash> = change.deps().to_vec();
+        for patch in doc.diff(&before, &[*hash]) {
+            let field = match patch.path.first() {
+                Some((_, automerge::Prop::Map(key))) => Some(key.clone()),
+                Some(_) => None,
+                None => match patch.action {
+                    automerge::PatchAction::PutMap { key, .. }
+                    | automerge::PatchAction::DeleteMap { key } => Some(key),
+                    _ => None,
+                },
+            };
+            fields.extend(field);
+        }
+    }
+    // `kind` and `schema` are repeated by every write.
+    fields.remove("kind");
+    fields.remove("schema");
+    let text = |name: &str| match doc.get(ROOT, name) {
+        Ok(Some((value, id))) => match value {
+            automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
+            automerge::Value::Object(_) => doc.text(id).ok(),
+        },
+        _ => None,
+    };
+    let kind = text("kind").unwrap_or_default();
+    let title = text(if kind == "customer" { "name" } else { "title" }).unwrap_or_default();
+    let by_name = by.and_then(|key| {
+        let workspaces = lock(&relay.workspaces);
+        workspaces.get(ws).ok()?.members.get(&key)?.name.clone()
+    });
+    ChangeEntry {
+        cursor: row.cursor.to_string(),
+        document: row.document,
+        kind,
+        title,
+        by,
+        by_name,
+        at: row.at,
+        fields: fields.into_iter().collect(),
+    }
+}
+
+/// The feed as server-sent events, from `since` on, for as long as the
+/// caller stays a member.
+fn stream(
+    relay: Arc<Relay>,
+    ws: String,
+    key: PublicKey,
+    since: u64,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    struct Follow {
+        relay: Arc<Relay>,
+        ws: String,
+        key: PublicKey,
+        next: u64,
+        queued: VecDeque<ChangeEntry>,
+        ticks: tokio::sync::watch::Receiver<u64>,
+        done: bool,
+    }
+    let ticks = relay.store().feed_watch();
+    let follow = Follow {
+        relay,
+        ws,
+        key,
+        next: since,
+        queued: VecDeque::new(),
+        ticks,
+        done: false,
+    };
+    let events = futures_util::stream::unfold(follow, |mut f| async move {
+        loop {
+            if f.done {
+                return None;
+            }
+            if let Some(entry) = f.queued.pop_front() {
+                let event = Event::default()
+                    .id(entry.cursor.clone())
+                    .event("change")
+                    .json_data(&entry)
+                    .unwrap_or_default();
+                return Some((Ok(event), f));
+            }
+            let page = match read(&f.relay, &f.ws, f.key, f.next, MAX_LIMIT).await {
+                Ok(page) => page,
+                Err(ApiError(_, reason)) => {
+                    f.done = true;
+                    return Some((Ok(Event::default().event("error").data(reason)), f));
+                }
+            };
+            f.next = page.next.parse().unwrap_or(f.next);
+            if page.changes.is_empty() {
+                // Stop following someone who left the workspace.
+                let member = lock(&f.relay.workspaces)
+                    .require(&f.ws, &f.key, Role::Client)
+                    .is_ok();
+                if !member || f.ticks.changed().await.is_err() {
+                    return None;
+                }
+            }
+            f.queued.extend(page.changes);
+        }
+    });
+    Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
