@@ -153,6 +153,18 @@ enum Command {
         #[arg(long, requires = "restore_from")]
         force: bool,
     },
+    /// Your notifications: mentions, tasks assigned to you, tasks due today
+    /// (unread ones; `--all` for every one).
+    #[command(
+        after_help = "Examples:\n  rapport inbox\n  rapport inbox --all\n  rapport inbox read            # marks every one read\n  rapport inbox email ann@agency.example\n\nThe relay keeps them for you, and tells you only of records you may see."
+    )]
+    Inbox {
+        #[command(subcommand)]
+        command: Option<commands::inbox::InboxCommand>,
+        /// Read ones too.
+        #[arg(long)]
+        all: bool,
+    },
     /// Follow the workspace's changes as they reach the relay: which
     /// record, which fields, by whom; only what you may read.
     #[command(
@@ -281,6 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Sync { watch } => commands::sync::run(&ctx, watch),
         Command::Watch { since, once } => commands::watch::run(&ctx, &since, once),
+        Command::Inbox { command, all } => commands::inbox::run(&ctx, command, all),
         Command::Audit { member, document } => {
             commands::workspace::audit(&ctx, member.as_deref(), document.as_deref())
         }

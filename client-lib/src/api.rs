@@ -346,6 +346,44 @@ impl RelayApi {
         ))
     }
 
+    /// This identity's notifications in a workspace, newest first: unread
+    /// ones, or `all`.
+    pub fn notifications(
+        &self,
+        workspace: &str,
+        all: bool,
+    ) -> Result<Vec<rapport_model::api::Notification>, ApiError> {
+        let list: rapport_model::api::NotificationList = self.get(&format!(
+            "/api/workspaces/{workspace}/notifications?all={all}"
+        ))?;
+        Ok(list.notifications)
+    }
+
+    /// Marks notifications read: these ids, or all of them when `ids` is
+    /// empty. Returns how many were unread.
+    pub fn mark_read(&self, workspace: &str, ids: &[String]) -> Result<u64, ApiError> {
+        let body = rapport_model::api::MarkRead { ids: ids.to_vec() };
+        let marked: rapport_model::api::MarkedRead = self.post(
+            &format!("/api/workspaces/{workspace}/notifications/read"),
+            &body,
+        )?;
+        Ok(marked.marked)
+    }
+
+    /// Where the relay e-mails this identity's notifications in a
+    /// workspace; `None` stops them.
+    pub fn set_notify_email(&self, workspace: &str, email: Option<&str>) -> Result<(), ApiError> {
+        let body = rapport_model::api::NotifyEmail {
+            email: email.map(str::to_owned),
+        };
+        self.call::<serde_json::Value>(
+            Method::Put,
+            &format!("/api/workspaces/{workspace}/members/me/email"),
+            Some(&body),
+        )
+        .map(drop)
+    }
+
     /// The documents of a workspace this identity may see, with what it
     /// may do with each.
     pub fn document_entries(&self, workspace: &str) -> Result<Vec<DocumentEntry>, ApiError> {

@@ -154,6 +154,66 @@ pub struct ChangePage {
     pub next: String,
 }
 
+/// Something a member should know about: a mention, an assignment, a task
+/// due today. Kept by the relay per member
+/// (`GET /api/workspaces/{ws}/notifications`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct Notification {
+    /// Unique for the member: `mention:THREAD:COMMENT`,
+    /// `assigned:TASK:CHANGE` or `due:TASK:DATE`.
+    pub id: String,
+    /// `mention`, `assigned` or `due-today`.
+    pub kind: String,
+    /// The record it is about (for a mention, the record the thread is on).
+    #[cfg_attr(test, ts(as = "String"))]
+    pub record: DocumentId,
+    /// The record's title or the customer's name.
+    pub title: String,
+    /// Who mentioned or assigned; none for a due date.
+    #[cfg_attr(test, ts(as = "Option<String>"))]
+    pub by: Option<PublicKey>,
+    pub by_name: Option<String>,
+    /// The comment's text, for a mention (at most 280 characters).
+    pub text: String,
+    /// When it happened, unix milliseconds.
+    #[cfg_attr(test, ts(type = "number"))]
+    pub at: u64,
+    pub read: bool,
+}
+
+/// The caller's notifications in a workspace, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct NotificationList {
+    pub notifications: Vec<Notification>,
+}
+
+/// `POST /api/workspaces/{ws}/notifications/read`: marks the caller's
+/// notifications read, these ids or (none named) all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct MarkRead {
+    #[serde(default)]
+    pub ids: Vec<String>,
+}
+
+/// The answer to [`MarkRead`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct MarkedRead {
+    #[cfg_attr(test, ts(type = "number"))]
+    pub marked: u64,
+}
+
+/// `PUT /api/workspaces/{ws}/members/me/email`: where the caller's
+/// notifications are e-mailed; `null` stops them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub struct NotifyEmail {
+    pub email: Option<String>,
+}
+
 /// `GET /api/workspaces/{ws}/documents`: what the caller may see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]

@@ -24,6 +24,10 @@ pub struct Member {
     /// The name the person gave, shown to the other members.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Where the relay e-mails this member's notifications, if they asked
+    /// it to (and its operator set up e-mail); shown to nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 /// A person's name as given: trimmed, one line, at most 100 characters;

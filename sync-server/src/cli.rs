@@ -121,6 +121,28 @@ pub struct ServeArgs {
     /// the relay is behind a proxy or listens on a public address.
     #[arg(long, env = "RAPPORT_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
+
+    /// E-mail notifications (mentions, assignments, tasks due today) to
+    /// members who give an address, through this SMTP server:
+    /// smtp://host:25, smtp://user:pass@host:587?tls=required or
+    /// smtps://user:pass@host:465. Needs --smtp-from.
+    #[arg(
+        long,
+        env = "RAPPORT_SMTP_URL",
+        value_name = "URL",
+        requires = "smtp_from"
+    )]
+    pub smtp_url: Option<String>,
+
+    /// The sender of notification e-mails, such as
+    /// "rapport <relay@agency.example>".
+    #[arg(
+        long,
+        env = "RAPPORT_SMTP_FROM",
+        value_name = "ADDRESS",
+        requires = "smtp_url"
+    )]
+    pub smtp_from: Option<String>,
 }
 
 impl ServeArgs {
@@ -167,6 +189,13 @@ impl ServeArgs {
                 .public_url
                 .as_ref()
                 .map(|url| url.trim_end_matches('/').to_owned()),
+            smtp: match (&self.smtp_url, &self.smtp_from) {
+                (Some(url), Some(from)) => Some(crate::config::SmtpSettings {
+                    url: url.clone(),
+                    from: from.clone(),
+                }),
+                _ => None,
+            },
         }
     }
 

@@ -107,6 +107,19 @@ pub struct Config {
     /// behind a proxy say): every link the relay makes, and `/api/info`,
     /// name it. Without it, the address listened on.
     pub public_url: Option<String>,
+    /// E-mail notifications to members who give an address, through this
+    /// SMTP server; none without it.
+    pub smtp: Option<SmtpSettings>,
+}
+
+/// The SMTP server notifications go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSettings {
+    /// `smtp://host:port` (plain, or `?tls=required` for STARTTLS) or
+    /// `smtps://host:port`, with `user:password@` if the server wants them.
+    pub url: String,
+    /// The sender, such as `rapport <relay@agency.example>`.
+    pub from: String,
 }
 
 /// Whether `url` can be a relay's public address: `http://` or
@@ -142,6 +155,7 @@ impl Config {
             forms: FormLimits::default(),
             tls: None,
             public_url: None,
+            smtp: None,
         }
     }
 }

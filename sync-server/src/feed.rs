@@ -198,15 +198,7 @@ fn entry(relay: &Relay, ws: &str, row: &FeedRow, doc: &Automerge) -> ChangeEntry
     // `kind` and `schema` are repeated by every write.
     fields.remove("kind");
     fields.remove("schema");
-    let text = |name: &str| match doc.get(ROOT, name) {
-        Ok(Some((value, id))) => match value {
-            automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
-            automerge::Value::Object(_) => doc.text(id).ok(),
-        },
-        _ => None,
-    };
-    let kind = text("kind").unwrap_or_default();
-    let title = text(if kind == "customer" { "name" } else { "title" }).unwrap_or_default();
+    let (kind, title) = headline(doc);
     let by_name = by.and_then(|key| {
         let workspaces = lock(&relay.workspaces);
         workspaces.get(ws).ok()?.members.get(&key)?.name.clone()
@@ -221,6 +213,21 @@ fn entry(relay: &Relay, ws: &str, row: &FeedRow, doc: &Automerge) -> ChangeEntry
         at: row.at,
         fields: fields.into_iter().collect(),
     }
+}
+
+/// A document's `kind`, and its title (a customer's name); empty strings
+/// where it has none.
+pub(crate) fn headline(doc: &Automerge) -> (String, String) {
+    let text = |name: &str| match doc.get(ROOT, name) {
+        Ok(Some((value, id))) => match value {
+            automerge::Value::Scalar(s) => s.as_str().map(str::to_owned),
+            automerge::Value::Object(_) => doc.text(id).ok(),
+        },
+        _ => None,
+    };
+    let kind = text("kind").unwrap_or_default();
+    let title = text(if kind == "customer" { "name" } else { "title" }).unwrap_or_default();
+    (kind, title)
 }
 
 /// The feed as server-sent events, from `since` on, for as long as the

@@ -39,6 +39,7 @@ mod feed;
 mod forms;
 mod http;
 mod metrics;
+mod notify;
 mod outbox;
 mod relay;
 mod routes;
@@ -55,7 +56,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use access::{Access, Identity};
-pub use config::{AuthMode, COMPACT_AFTER_CHANGES, Config, FormLimits, Limits};
+pub use config::{AuthMode, COMPACT_AFTER_CHANGES, Config, FormLimits, Limits, SmtpSettings};
+pub use notify::MailError;
 use tracing::{info, warn};
 
 /// Why the relay could not start or stopped with an error.
@@ -74,6 +76,8 @@ pub enum ServerError {
         "--public-url {0}: give the address people reach the relay at, such as https://relay.example"
     )]
     PublicUrl(String),
+    #[error(transparent)]
+    Mail(#[from] notify::MailError),
 }
 
 /// A relay opened on its data folder, ready to serve.
@@ -83,6 +87,8 @@ pub struct Server {
     forms: forms::Forms,
     /// The certificate, when the relay serves TLS itself.
     certified: Option<Arc<tls::Certified>>,
+    /// The SMTP server notifications are e-mailed through, if any.
+    mailer: Option<notify::Mailer>,
     /// The control socket (`rapport-server backup` while serving).
     #[cfg(unix)]
     control: Option<std::os::unix::net::UnixListener>,
@@ -104,6 +110,7 @@ impl Server {
             Some(files) => Some(Arc::new(tls::Certified::load(files)?)),
             None => None,
         };
+        let mailer = config.smtp.as_ref().map(notify::Mailer::new).transpose()?;
         let form_limits = config.forms.clone();
         let relay = Arc::new(relay::Relay::open(config)?);
         automations::adopt_rules_documents(&relay)?;
@@ -113,6 +120,7 @@ impl Server {
             relay,
             forms,
             certified,
+            mailer,
             control,
         })
     }
@@ -178,6 +186,12 @@ impl Server {
             .automations
             .running
             .store(true, std::sync::atomic::Ordering::Release);
+        let notifier = tokio::spawn(notify::run(
+            Arc::clone(&relay),
+            self.mailer,
+            base_url.clone(),
+            stop_rx.clone(),
+        ));
         let automations = tokio::spawn(automations::run(
             Arc::clone(&relay),
             forms,
@@ -239,6 +253,7 @@ impl Server {
         let _ = packer.await;
         // The engine finishes the step under way, and stops.
         let _ = automations.await;
+        let _ = notifier.await;
         relay.finish_background().await;
         // Connection tasks may hold the relay a moment longer; the database
         // closes with the last holder, and the caller may reopen it at once.

@@ -26,6 +26,10 @@ pub(crate) struct Metrics {
     /// API calls refused for a missing membership or role.
     pub(crate) access_refusals: AtomicU64,
     pub(crate) storage_errors: AtomicU64,
+    /// Notification e-mails handed to the SMTP server, and those it refused
+    /// or could not take.
+    pub(crate) emails_sent: AtomicU64,
+    pub(crate) email_failures: AtomicU64,
     /// Durable commits of stored changes: with many writers at once, fewer
     /// than the changes (group commit).
     pub(crate) storage_commits: std::sync::Arc<AtomicU64>,
@@ -143,6 +147,16 @@ impl Metrics {
                 "rapport_storage_errors_total",
                 "Failed storage writes.",
                 &self.storage_errors,
+            ),
+            (
+                "rapport_emails_sent_total",
+                "Notification e-mails the SMTP server took.",
+                &self.emails_sent,
+            ),
+            (
+                "rapport_email_failures_total",
+                "Notification e-mails that could not be sent (they stay in the inbox).",
+                &self.email_failures,
             ),
             (
                 "rapport_storage_commits_total",

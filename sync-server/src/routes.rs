@@ -5,7 +5,7 @@ use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
 use crate::workspace::{api, invites, removal};
-use crate::{automations, feed, forms, http, web};
+use crate::{automations, feed, forms, http, notify, web};
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
@@ -27,6 +27,15 @@ pub(crate) fn router(state: AppState) -> Router {
             post(api::add_documents).get(api::list_documents),
         )
         .route("/api/workspaces/{ws}/changes", get(feed::changes))
+        .route("/api/workspaces/{ws}/notifications", get(notify::api::list))
+        .route(
+            "/api/workspaces/{ws}/notifications/read",
+            post(notify::api::mark_read),
+        )
+        .route(
+            "/api/workspaces/{ws}/members/me/email",
+            put(notify::api::set_email),
+        )
         .route(
             "/api/workspaces/{ws}/documents/remove",
             post(removal::remove_documents),

@@ -8,6 +8,7 @@ pub(crate) mod export;
 pub(crate) mod form;
 pub(crate) mod history;
 pub(crate) mod identity;
+pub(crate) mod inbox;
 pub(crate) mod records;
 pub(crate) mod share;
 pub(crate) mod sync;

@@ -10,7 +10,8 @@ use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTrans
 
 use super::schema::{
     ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, CLAIMS,
-    COMPACTED, FEED, FORMS, META, SNAPSHOTS, TOMBSTONES, WORKSPACE_DOCUMENTS, WORKSPACES,
+    COMPACTED, FEED, FORMS, META, NOTIFICATIONS, SNAPSHOTS, TOMBSTONES, WORKSPACE_DOCUMENTS,
+    WORKSPACES,
 };
 use super::{Store, StoreError};
 
@@ -144,6 +145,7 @@ fn copy_tables(from: &ReadTransaction, to: &WriteTransaction) -> Result<(), redb
     copy(from, to, CLAIMS)?;
     copy(from, to, TOMBSTONES)?;
     copy(from, to, FEED)?;
+    copy(from, to, NOTIFICATIONS)?;
     Ok(())
 }
 

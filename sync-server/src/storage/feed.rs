@@ -156,7 +156,10 @@ mod tests {
         let end = 2 * PRUNE_EVERY;
         assert_eq!(store.feed_end(), end);
         let tail = store.feed_since(end - 2, 10).unwrap().unwrap();
-        assert_eq!(tail.iter().map(|r| r.cursor).collect::<Vec<_>>(), [end - 1, end]);
+        assert_eq!(
+            tail.iter().map(|r| r.cursor).collect::<Vec<_>>(),
+            [end - 1, end]
+        );
         assert_eq!(tail[1].changes, [hash(end)]);
         assert_eq!(tail[1].document, doc);
         // Rows before the last prune are gone, and a reader there is told.

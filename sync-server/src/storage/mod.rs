@@ -15,6 +15,7 @@ mod forms;
 mod group;
 mod held;
 mod journal;
+mod notifications;
 mod removal;
 mod schema;
 mod workspaces;
@@ -37,8 +38,8 @@ use rapport_protocol::relay::StoredDocument;
 use rapport_protocol::sync::load_document;
 use schema::{
     ACTORS, AUDIT, AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, CLAIMS,
-    COMPACTED, FEED, FORMS, META, SCHEMA_VERSION, SNAPSHOTS, TOMBSTONES, WORKSPACE_DOCUMENTS,
-    WORKSPACES,
+    COMPACTED, FEED, FORMS, META, NOTIFICATIONS, SCHEMA_VERSION, SNAPSHOTS, TOMBSTONES,
+    WORKSPACE_DOCUMENTS, WORKSPACES,
 };
 
 pub use automations::{AutomationWrite, Pending};
@@ -285,6 +286,7 @@ impl Store {
             tx.open_table(CLAIMS).map_err(|e| self.err(e))?;
             tx.open_table(TOMBSTONES).map_err(|e| self.err(e))?;
             tx.open_table(FEED).map_err(|e| self.err(e))?;
+            tx.open_table(NOTIFICATIONS).map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }

@@ -53,6 +53,7 @@ impl Store {
                 .map_err(|e| self.err(e))?;
         }
         self.drop_deliveries_about(&tx, documents)?;
+        self.drop_notifications_about(&tx, documents)?;
         self.put_workspace(&tx, rows)?;
         self.append_audit(&tx, &rows.id, events)?;
         tx.commit().map_err(|e| self.err(e))?;

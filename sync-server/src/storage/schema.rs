@@ -16,6 +16,7 @@
 //! | `automation_outbox` | sequence | a webhook waiting to be delivered (JSON, `automations::webhook::Delivery`) |
 //! | `claims` | document id | the ed25519 key that first wrote a document no workspace listed (see `super::claims`) |
 //! | `feed` | sequence | a durable write of changes: when (u64 LE), the document (16 bytes), the changes' hashes (32 bytes each); the newest 200,000 (see `super::feed`) |
+//! | `notifications` | (member key, notification id) | a mention, assignment or due task for that member (JSON, `rapport_model::api::Notification`); `meta`'s `notify_cursor` says how far the feed was read for them (see `super::notifications`) |
 //! | `tombstones` | document id | a document deleted or erased: its workspace, when, and which (JSON); the relay refuses it from then on (see `super::removal`) |
 //!
 //! A document is its snapshot (if any) plus the run of `changes` rows under
@@ -23,7 +24,7 @@
 //! Compaction folds `changes` rows into the snapshot and moves their hashes
 //! to `compacted`, in one write transaction.
 //!
-//! `forms`, the `automation_` tables, `claims`, `feed`, `tombstones` and `workspace_documents`
+//! `forms`, the `automation_` tables, `claims`, `feed`, `notifications`, `tombstones` and `workspace_documents`
 //! came after schema 1 without a
 //! version bump: an older relay never
 //! opens the table and leaves it alone, and this one creates it on open.
@@ -68,3 +69,6 @@ pub(crate) const CLAIMS: TableDefinition<&[u8; 16], &[u8; 32]> = TableDefinition
 pub(crate) const TOMBSTONES: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("tombstones");
 
 pub(crate) const FEED: TableDefinition<u64, &[u8]> = TableDefinition::new("feed");
+
+pub(crate) const NOTIFICATIONS: TableDefinition<(&[u8; 32], &str), &[u8]> =
+    TableDefinition::new("notifications");

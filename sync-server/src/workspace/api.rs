@@ -67,6 +67,7 @@ pub(crate) async fn create_workspace(
             shares: Default::default(),
             added_at: at,
             name: member_name(body.member_name.as_deref()),
+            email: None,
         },
     );
     // The workspace's automations document is the relay's from the start,

@@ -176,6 +176,7 @@ pub(crate) async fn redeem(
             shares: Default::default(),
             added_at: at,
             name: None,
+            email: None,
         });
         if let Some(name) = member_name(body.name.as_deref()) {
             member.name = Some(name);

@@ -10,7 +10,7 @@ pub(crate) mod removal;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub(crate) use call::{ApiError, caller, event, require};
+pub(crate) use call::{ApiError, ApiResult, caller, event, require};
 pub use rapport_model::access::{Level, Role};
 pub use rapport_model::workspace::{
     AuditEvent, DocInfo, Invite, Member, Scope, Workspace, member_name,

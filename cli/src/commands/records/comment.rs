@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use rapport_client::Repo;
+use rapport_model::api::Person;
 use rapport_model::{Comment, Thread};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde_json::{Value, json};
@@ -22,7 +23,7 @@ use crate::context::Context;
 const ADD_EXAMPLES: &str = "Examples:
   rapport comment add 4fRt \"Is the budget final?\"
   rapport comment add 4fRt \"Yes, signed off.\" --reply-to c0ffee12
-  rapport comment add 7Xk2 \"@5Hw3… can you call them?\"   # @KEY mentions a person
+  rapport comment add 7Xk2 \"@Sam can you call them?\"   # @Name or @KEYPREFIX mentions a member
 
 ID is any customer, task or doc (an id or unique prefix).";
 
@@ -119,6 +120,17 @@ fn add(ctx: &Context, prefix: &str, text: &str, reply_to: Option<&str>) -> Resul
             "the comment is empty: give its text, e.g. rapport comment add ID \"Is the budget final?\""
         );
     }
+    // `@Name` and `@KEYPREFIX` need the members' names, from the relay;
+    // offline, only whole keys are recognised.
+    let people = if text.contains('@') {
+        ctx.api()
+            .ok()
+            .and_then(|(api, ws)| api.people(&ws.id).ok())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mentioned = mentions(text, &people)?;
     let (record, thread, comment, new_thread) = {
         let repo = ctx.repo()?;
         let record = lookup::record(&repo, prefix)?;
@@ -128,7 +140,7 @@ fn add(ctx: &Context, prefix: &str, text: &str, reply_to: Option<&str>) -> Resul
             .map(|cid| find(&existing, cid))
             .transpose()?
             .map(|(_, c)| c.id.clone());
-        let comment = compose(&repo.public_key(), text, reply_to, &existing);
+        let comment = compose(&repo.public_key(), text, &mentioned, reply_to, &existing);
         let written = comment.clone();
         let (thread, new_thread) = match threads.first() {
             Some(&thread) => (
@@ -163,11 +175,12 @@ fn add(ctx: &Context, prefix: &str, text: &str, reply_to: Option<&str>) -> Resul
     Ok(Shown::new(human, json))
 }
 
-/// A new comment by `me`, with an id no comment in `existing` has and the
-/// `@KEY` mentions found in its text.
+/// A new comment by `me` mentioning `people`, with an id no comment in
+/// `existing` has.
 fn compose(
     me: &PublicKey,
     text: &str,
+    people: &[PublicKey],
     reply_to: Option<String>,
     existing: &[(DocumentId, Comment)],
 ) -> Comment {
@@ -176,24 +189,62 @@ fn compose(
         .find(|id| !taken.contains(id.as_str()))
         .unwrap_or_default(); // an endless iterator: `find` returns only with an id
     let mut comment =
-        Comment::new(id, me, crate::context::now_millis(), text.trim()).mentioning(&mentions(text));
+        Comment::new(id, me, crate::context::now_millis(), text.trim()).mentioning(people);
     comment.reply_to = reply_to;
     comment
 }
 
-/// The people a text mentions as `@KEY`.
-fn mentions(text: &str) -> Vec<PublicKey> {
-    let mut people: Vec<PublicKey> = text
-        .split_whitespace()
-        .filter_map(|word| word.strip_prefix('@'))
-        .filter_map(|key| {
-            key.trim_end_matches(|c: char| !c.is_alphanumeric())
-                .parse()
-                .ok()
-        })
-        .collect();
-    people.dedup();
-    people
+/// The people a text mentions: `@KEY`, or among `people` (the members)
+/// `@Name` (a whole name without spaces, or a first name, in any case) or
+/// `@KEYPREFIX` (4 characters or more). An `@word` that names nobody is
+/// only text; one that names several members is refused.
+fn mentions(text: &str, people: &[Person]) -> Result<Vec<PublicKey>> {
+    let mut found: Vec<PublicKey> = Vec::new();
+    for word in text.split_whitespace().filter_map(|w| w.strip_prefix('@')) {
+        let word = word.trim_end_matches(|c: char| !c.is_alphanumeric());
+        if word.is_empty() {
+            continue;
+        }
+        if let Ok(key) = word.parse::<PublicKey>() {
+            found.push(key);
+            continue;
+        }
+        let lower = word.to_lowercase();
+        let named = |p: &&Person| {
+            p.name.as_deref().is_some_and(|name| {
+                let name = name.to_lowercase();
+                name.replace(' ', "") == lower || name.split_whitespace().next() == Some(&lower)
+            })
+        };
+        let mut matching: Vec<&Person> = people.iter().filter(named).collect();
+        if matching.is_empty() && word.len() >= 4 {
+            matching = people
+                .iter()
+                .filter(|p| p.key.to_string().starts_with(word))
+                .collect();
+        }
+        match matching.as_slice() {
+            [] => {}
+            [one] => found.push(one.key),
+            many => {
+                let names: Vec<String> = many
+                    .iter()
+                    .map(|p| {
+                        let key: String = p.key.to_string().chars().take(6).collect();
+                        format!("{} (@{key})", p.name.as_deref().unwrap_or("no name"))
+                    })
+                    .collect();
+                bail!(
+                    "@{word} names {} members: {}; mention by key prefix instead",
+                    many.len(),
+                    names.join(", ")
+                );
+            }
+        }
+    }
+    found.sort_by_key(ToString::to_string);
+    found.dedup();
+    Ok(found)
 }
 
 fn list(ctx: &Context, prefix: &str) -> Result<Shown> {

@@ -163,3 +163,32 @@ fn threads_started_apart_are_read_together() {
         "where the comment is"
     );
 }
+
+#[test]
+fn mentions_name_members_by_name_first_name_or_key_prefix() {
+    let sam = PublicKey::from_bytes([7; 32]);
+    let sara = PublicKey::from_bytes([8; 32]);
+    let people = vec![
+        rapport_model::api::Person {
+            key: sam,
+            name: Some("Sam Staff".into()),
+        },
+        rapport_model::api::Person {
+            key: sara,
+            name: Some("Sara Staff".into()),
+        },
+    ];
+    let prefix: String = sara.to_string().chars().take(6).collect();
+    assert_eq!(super::mentions("@sam, please", &people).unwrap(), [sam]);
+    assert_eq!(super::mentions("ask @SamStaff", &people).unwrap(), [sam]);
+    let both = super::mentions(&format!("@Sam and @{prefix}"), &people).unwrap();
+    assert_eq!(both.len(), 2);
+    // An @word naming nobody is text; a whole key needs no list.
+    assert!(super::mentions("at @10am", &people).unwrap().is_empty());
+    assert_eq!(super::mentions(&format!("@{sam}"), &[]).unwrap(), [sam]);
+    // Two members called Sam are not guessed between.
+    let mut twins = people.clone();
+    twins[1].name = Some("Sam Other".into());
+    let error = super::mentions("@Sam", &twins).unwrap_err().to_string();
+    assert!(error.contains("2 members"), "{error}");
+}

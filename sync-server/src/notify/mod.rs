@@ -1,0 +1,339 @@
+//! Notifications: the relay follows its own change feed and turns new
+//! mentions in comments and new assignees of tasks into notifications for
+//! the members concerned, and once an hour looks for open tasks due today.
+//! Each is kept per member (`storage::notifications`) with the feed cursor
+//! it came from, in one transaction, so that it is made once across
+//! restarts; `rapport inbox` lists them, and members who gave an address
+//! get an e-mail when the operator set up SMTP (`mail`). Nobody is told
+//! about a record they may not see.
+
+pub(crate) mod api;
+mod mail;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use automerge::{Automerge, ChangeHash, ReadDoc};
+use rapport_model::api::Notification;
+use rapport_model::{Date, Header, Kind, Task, Thread};
+use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
+use tokio::sync::watch;
+use tracing::warn;
+
+use crate::access::Access;
+use crate::feed::headline;
+use crate::relay::{Relay, lock, now};
+use crate::storage::{FeedRow, StoreError};
+pub use mail::MailError;
+pub(crate) use mail::Mailer;
+
+/// Feed rows looked at in one step.
+const STEP_ROWS: usize = 256;
+/// How often the tasks due today are looked for.
+const DUE_EVERY: Duration = Duration::from_secs(3600);
+/// How much of a comment a notification quotes.
+const QUOTED_CHARS: usize = 280;
+
+/// Runs until `stop`: a step whenever the feed grows, and at least every
+/// minute.
+pub(crate) async fn run(
+    relay: Arc<Relay>,
+    mailer: Option<Mailer>,
+    base_url: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticks = relay.store().feed_watch();
+    let mut due_checked: Option<Instant> = None;
+    let kinds = Arc::new(std::sync::Mutex::new(Kinds::new()));
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let due = due_checked.is_none_or(|at| at.elapsed() >= DUE_EVERY);
+        let stepping = Arc::clone(&relay);
+        let known = Arc::clone(&kinds);
+        let step = tokio::task::spawn_blocking(move || {
+            let mut known = known
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            step(&stepping, &mut known, due)
+        })
+        .await;
+        let more = match step {
+            Ok(Ok((new, more))) => {
+                if due {
+                    due_checked = Some(Instant::now());
+                }
+                if let Some(mailer) = &mailer {
+                    mailer.send_all(&relay, &base_url, new).await;
+                }
+                more
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "notifications: cannot read or store");
+                false
+            }
+            Err(e) => {
+                warn!(error = %e, "notifications: the step failed");
+                false
+            }
+        };
+        if more {
+            continue;
+        }
+        tokio::select! {
+            _ = ticks.changed() => {}
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+    }
+}
+
+type Made = Vec<(PublicKey, Notification)>;
+
+/// The kind of each document seen: a record's kind never changes, and
+/// customers and requirements docs (a long one costs most to load) tell
+/// nobody anything, so their writes are passed over unread.
+type Kinds = std::collections::HashMap<DocumentId, Kind>;
+
+/// Reads the next rows of the feed (and, when `due`, today's tasks) and
+/// stores what they give. Returns the new notifications and whether more
+/// rows wait. Blocking.
+fn step(relay: &Relay, kinds: &mut Kinds, due: bool) -> Result<(Made, bool), StoreError> {
+    let store = relay.store();
+    let cursor = store.notify_cursor()?;
+    // Fallen past what the feed keeps (a long stop): go on from its start.
+    let rows = match store.feed_since(cursor, STEP_ROWS)? {
+        Some(rows) => rows,
+        None => store.feed_since(0, STEP_ROWS)?.unwrap_or_default(),
+    };
+    let mut made = Vec::new();
+    for row in &rows {
+        made.extend(from_row(relay, kinds, row));
+    }
+    if due {
+        made.extend(due_today(relay, now()));
+    }
+    let next = rows.last().map(|row| row.cursor);
+    let new = store.save_notifications(made, next)?;
+    Ok((new, rows.len() == STEP_ROWS))
+}
+
+/// Whether `key` is a member of `ws` who may see `document`.
+fn may_see(relay: &Relay, ws: &str, key: &PublicKey, document: DocumentId) -> bool {
+    let workspaces = lock(&relay.workspaces);
+    workspaces
+        .get(ws)
+        .is_ok_and(|w| w.members.contains_key(key))
+        && workspaces.access(key, document) != Access::None
+}
+
+/// The name `key` gave in `ws`.
+fn name_in(relay: &Relay, ws: &str, key: &PublicKey) -> Option<String> {
+    let workspaces = lock(&relay.workspaces);
+    workspaces.get(ws).ok()?.members.get(key)?.name.clone()
+}
+
+/// What one durable write of changes tells people.
+fn from_row(relay: &Relay, kinds: &mut Kinds, row: &FeedRow) -> Made {
+    let Some(ws) = lock(&relay.workspaces)
+        .home_of(row.document)
+        .map(str::to_owned)
+    else {
+        return Vec::new();
+    };
+    if matches!(
+        kinds.get(&row.document),
+        Some(Kind::Customer | Kind::Requirements)
+    ) {
+        return Vec::new();
+    }
+    let Ok(doc) = relay.store().load_automerge(row.document) else {
+        return Vec::new();
+    };
+    let Ok(header) = Header::read(&doc) else {
+        return Vec::new();
+    };
+    kinds.insert(row.document, header.kind);
+    let mut made = Vec::new();
+    for hash in &row.changes {
+        let Some(change) = doc.get_change_by_hash(hash) else {
+            continue;
+        };
+        let by = relay.key_of_actor(change.actor_id().to_bytes());
+        let deps = change.deps().to_vec();
+        let (Ok(before), Ok(after)) = (doc.fork_at(&deps), doc.fork_at(&[*hash])) else {
+            continue;
+        };
+        let about = Happened {
+            relay,
+            ws: &ws,
+            document: row.document,
+            by,
+            at: row.at,
+            hash: *hash,
+        };
+        match header.kind {
+            Kind::Thread => made.extend(about.mentions(&before, &after)),
+            Kind::Task => made.extend(about.assignments(&before, &after)),
+            Kind::Customer | Kind::Requirements => {}
+        }
+    }
+    made
+}
+
+/// One change to one document, as the notifier looks at it.
+struct Happened<'a> {
+    relay: &'a Relay,
+    ws: &'a str,
+    document: DocumentId,
+    by: Option<PublicKey>,
+    at: u64,
+    hash: ChangeHash,
+}
+
+impl Happened<'_> {
+    fn notification(
+        &self,
+        id: String,
+        kind: &str,
+        record: DocumentId,
+        text: String,
+    ) -> Notification {
+        let title = self
+            .relay
+            .store()
+            .load_automerge(record)
+            .map(|doc| headline(&doc).1)
+            .unwrap_or_default();
+        Notification {
+            id,
+            kind: kind.to_owned(),
+            record,
+            title,
+            by: self.by,
+            by_name: self.by.and_then(|key| name_in(self.relay, self.ws, &key)),
+            text,
+            at: self.at,
+            read: false,
+        }
+    }
+
+    /// Whether `key` should hear of this: not its own doing, and it may
+    /// see both the document and the record.
+    fn tells(&self, key: &PublicKey, record: DocumentId) -> bool {
+        Some(*key) != self.by
+            && may_see(self.relay, self.ws, key, self.document)
+            && may_see(self.relay, self.ws, key, record)
+    }
+
+    /// The people mentioned in comments this change added.
+    fn mentions(&self, before: &Automerge, after: &Automerge) -> Made {
+        let Ok(thread) = Thread::read(after) else {
+            return Vec::new();
+        };
+        let Ok(record) = thread.record.parse::<DocumentId>() else {
+            return Vec::new();
+        };
+        let old: BTreeSet<String> = Thread::read(before)
+            .map(|t| t.comments.into_iter().map(|c| c.id).collect())
+            .unwrap_or_default();
+        let mut made = Vec::new();
+        for comment in thread.comments.iter().filter(|c| !old.contains(&c.id)) {
+            let text: String = comment.body.chars().take(QUOTED_CHARS).collect();
+            let people: BTreeSet<PublicKey> = comment
+                .mentions
+                .iter()
+                .filter_map(|k| k.parse().ok())
+                .collect();
+            for key in people.into_iter().filter(|key| self.tells(key, record)) {
+                let id = format!("mention:{}:{}", self.document, comment.id);
+                made.push((key, self.notification(id, "mention", record, text.clone())));
+            }
+        }
+        made
+    }
+
+    /// The people this change made assignees of a task.
+    fn assignments(&self, before: &Automerge, after: &Automerge) -> Made {
+        let Ok(task) = Task::read(after) else {
+            return Vec::new();
+        };
+        let old: BTreeSet<String> = Task::read(before)
+            .map(|t| t.assignees.into_iter().collect())
+            .unwrap_or_default();
+        let mut made = Vec::new();
+        for key in task.assignees.iter().filter(|k| !old.contains(*k)) {
+            let Ok(key) = key.parse::<PublicKey>() else {
+                continue;
+            };
+            if self.tells(&key, self.document) {
+                let id = format!("assigned:{}:{}", self.document, self.hash);
+                made.push((
+                    key,
+                    self.notification(id, "assigned", self.document, String::new()),
+                ));
+            }
+        }
+        made
+    }
+}
+
+/// Open tasks due on the day of `at` (UTC), for each assignee who may see
+/// them; one notification per task, assignee and day.
+fn due_today(relay: &Relay, at: UnixMillis) -> Made {
+    let Some(today) = Date::utc(at) else {
+        return Vec::new();
+    };
+    let listed: Vec<(String, DocumentId)> = {
+        let workspaces = lock(&relay.workspaces);
+        let ids: Vec<String> = workspaces.ids().map(str::to_owned).collect();
+        ids.into_iter()
+            .filter_map(|ws| workspaces.get(&ws).ok().map(|w| (ws, w)))
+            .flat_map(|(ws, w)| {
+                w.documents
+                    .iter()
+                    .filter(|(_, info)| info.thread_of.is_none())
+                    .map(move |(doc, _)| (ws.clone(), *doc))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let mut made = Vec::new();
+    for (ws, id) in listed {
+        let Ok(doc) = relay.store().load_automerge(id) else {
+            continue;
+        };
+        if !Header::read(&doc).is_ok_and(|h| h.kind == Kind::Task) {
+            continue;
+        }
+        let Ok(task) = Task::read(&doc) else { continue };
+        if task.due != Some(today) || task.status.as_str() == "done" {
+            continue;
+        }
+        for key in task
+            .assignees
+            .iter()
+            .filter_map(|k| k.parse::<PublicKey>().ok())
+        {
+            if may_see(relay, &ws, &key, id) {
+                made.push((
+                    key,
+                    Notification {
+                        id: format!("due:{id}:{today}"),
+                        kind: "due-today".into(),
+                        record: id,
+                        title: task.title.clone(),
+                        by: None,
+                        by_name: None,
+                        text: String::new(),
+                        at: at.0,
+                        read: false,
+                    },
+                ));
+            }
+        }
+    }
+    made
+}
