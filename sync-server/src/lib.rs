@@ -38,6 +38,7 @@ pub mod control;
 mod feed;
 mod forms;
 mod http;
+pub mod import;
 mod metrics;
 mod notify;
 mod outbox;

@@ -55,6 +55,31 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Bring an export (from `rapport-server export`, or a member's
+    /// `rapport export`) into a stopped relay as a workspace, with the same
+    /// workspace and document ids and every change. Members do not travel:
+    /// OWNER owns it and invites the others again.
+    #[command(
+        after_help = "Example:\n  rapport-server import --data /var/lib/rapport --from ./acme-export --owner 5Hw3… --name \"Acme projects\"\n\nAutomation rules written by people who are not admins here do not run\nuntil an admin writes them again."
+    )]
+    Import {
+        /// The relay's data folder (made if missing); the relay must be stopped.
+        #[arg(long, env = "RAPPORT_DATA")]
+        data: PathBuf,
+        /// The export's folder.
+        #[arg(long)]
+        from: PathBuf,
+        /// The public key (base58) of the workspace's owner on this relay.
+        #[arg(long)]
+        owner: rapport_protocol::ids::PublicKey,
+        /// The workspace's name.
+        #[arg(long)]
+        name: String,
+        /// The workspace's id, when the export names none (a member's
+        /// export of several workspaces).
+        #[arg(long)]
+        workspace_id: Option<String>,
+    },
     /// Check a configuration file: print the effective configuration, or
     /// what is wrong.
     #[command(subcommand)]
@@ -161,6 +186,20 @@ fn main() -> std::process::ExitCode {
                 Err(e) => Err(format!("{}: {}", file.display(), first_line(&e)).into()),
             }
         }
+        Some(Command::Import {
+            data,
+            from,
+            owner,
+            name,
+            workspace_id,
+        }) => rapport_server::import::import(&data, &from, owner, &name, workspace_id.as_deref())
+            .map(|done| {
+                println!(
+                    "imported {} document(s) ({} changes) as workspace {}, owned by {owner}",
+                    done.documents, done.changes, done.workspace
+                )
+            })
+            .map_err(Into::into),
         Some(Command::Restore { from, data, force }) => {
             rapport_server::storage::backup::restore(&from, &data, force)
                 .map(|()| println!("restored {} into {}", from.display(), data.display()))
