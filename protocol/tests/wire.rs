@@ -289,6 +289,9 @@ fn reason() -> impl Strategy<Value = RejectReason> {
         Just(RejectReason::ReadOnly),
         Just(RejectReason::StorageUnavailable),
         Just(RejectReason::InvalidChange),
+        Just(RejectReason::CommentsOnly),
+        Just(RejectReason::QuotaExceeded),
+        Just(RejectReason::WorkspaceFull),
         "x-[a-z]{1,8}".prop_map(RejectReason::Unrecognized),
     ]
 }

@@ -92,6 +92,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = Limits::default().max_documents_per_workspace)]
     pub max_documents_per_workspace: usize,
 
+    /// Bytes one workspace's documents may take in the database (0: no
+    /// limit); changes to a workspace past it are refused with
+    /// `workspace-full` until its operator raises it or documents go.
+    #[arg(long, default_value_t = Limits::default().max_workspace_bytes)]
+    pub max_workspace_bytes: u64,
+
     /// Serve TLS with this certificate chain (PEM; the server's certificate
     /// first). Read again on SIGHUP. Needs --tls-key.
     #[arg(
@@ -170,6 +176,7 @@ impl ServeArgs {
                 max_tokens_per_key: self.max_tokens_per_key.max(1),
                 max_unlisted_per_key: self.max_unlisted_per_key,
                 max_documents_per_workspace: self.max_documents_per_workspace,
+                max_workspace_bytes: self.max_workspace_bytes,
                 ..Limits::default()
             },
             compact_after_changes: self.compact_after_changes.max(1),

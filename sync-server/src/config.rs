@@ -50,6 +50,9 @@ pub struct Limits {
     /// Documents one workspace may list; past it, adding one (by a person,
     /// a form or an automation) is refused, saying so.
     pub max_documents_per_workspace: usize,
+    /// Bytes one workspace's documents may take in the database; writes
+    /// to a workspace past it are refused. 0: no limit.
+    pub max_workspace_bytes: u64,
     /// A connection with no traffic (not even a pong) for this long is closed.
     pub idle_timeout: Duration,
     /// How often the relay pings each connection.
@@ -73,6 +76,7 @@ impl Default for Limits {
             max_connections: 100_000,
             max_unlisted_per_key: 10_000,
             max_documents_per_workspace: 100_000,
+            max_workspace_bytes: 0,
             idle_timeout: Duration::from_secs(60),
             ping_interval: Duration::from_secs(20),
             unload_idle_documents_after: Duration::from_secs(60),

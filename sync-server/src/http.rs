@@ -112,7 +112,7 @@ impl AuthRefusal {
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.relay.metrics.render(),
+        state.relay.metrics.render() + &state.relay.render_workspace_sizes(),
     )
 }
 

@@ -316,6 +316,7 @@ function onRelayMessage(app: App, message: RapportMessage): void {
     "storage-unavailable": "the relay cannot store changes right now; it will take them when you reconnect",
     "invalid-change": "the change was damaged",
     "quota-exceeded": "you hold as many documents outside a workspace as the relay allows",
+    "workspace-full": "the workspace holds as much as the relay allows; ask its operator to raise the quota",
     "comments-only": "on comments you may add your own and change or resolve only those",
   }
   const reason = why[message.reason] ?? (message.message || message.reason)

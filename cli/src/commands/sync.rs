@@ -19,6 +19,7 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
         .build()?;
     register_pending(ctx, &repo)?;
     remember_names(ctx, &repo);
+    let started = rapport_client::now().0;
     let terminal = std::io::stderr().is_terminal() && !ctx.json;
     let mut last_line = String::new();
     let report = |p: &Progress| {
@@ -50,18 +51,30 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
         eprintln!();
     }
     let refused = repo.refused_changes()?;
+    // What the relay refused this time, in its words; older notices are
+    // in `--json`.
+    let mut now_refused: Vec<String> = refused
+        .iter()
+        .filter(|n| n.at >= started)
+        .map(|n| {
+            format!(
+                "\nthe relay refused {} change(s) to {}: {}",
+                n.changes.len(),
+                n.document,
+                n.message
+            )
+        })
+        .collect();
+    now_refused.dedup();
     ctx.print(
         format!(
             "in sync with {}: {} documents{}",
             workspace.relay,
             progress.documents_total,
-            if refused.is_empty() {
+            if now_refused.is_empty() {
                 String::new()
             } else {
-                format!(
-                    "\n{} refused change notice(s): see `rapport sync --json`",
-                    refused.len()
-                )
+                now_refused.concat()
             }
         ),
         json!({

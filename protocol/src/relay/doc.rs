@@ -575,6 +575,9 @@ fn describe(reason: &RejectReason, count: usize) -> String {
         RejectReason::QuotaExceeded => {
             "you hold as many documents outside any workspace as the relay allows; put some in a workspace first"
         }
+        RejectReason::WorkspaceFull => {
+            "the workspace holds as much as this relay allows (its storage quota); your changes stay on this device until its operator raises the quota"
+        }
         RejectReason::Unrecognized(_) => "the relay refused it",
     };
     format!("{what} refused: {why}")

@@ -235,6 +235,8 @@ pub enum RejectReason {
     /// The sender holds as many documents outside every workspace as the
     /// relay allows; a new one is refused until one is put in a workspace.
     QuotaExceeded,
+    /// The document's workspace holds as many bytes as the relay allows.
+    WorkspaceFull,
     /// A code this version does not know, kept as sent.
     Unrecognized(String),
 }
@@ -249,6 +251,7 @@ impl RejectReason {
             Self::StorageUnavailable => "storage-unavailable",
             Self::InvalidChange => "invalid-change",
             Self::QuotaExceeded => "quota-exceeded",
+            Self::WorkspaceFull => "workspace-full",
             Self::Unrecognized(code) => code,
         }
     }
@@ -268,6 +271,7 @@ impl RejectReason {
             "storage-unavailable" => Self::StorageUnavailable,
             "invalid-change" => Self::InvalidChange,
             "quota-exceeded" => Self::QuotaExceeded,
+            "workspace-full" => Self::WorkspaceFull,
             other => Self::Unrecognized(other.to_owned()),
         }
     }

@@ -19,6 +19,7 @@ use crate::access::Identity;
 
 mod access;
 mod ephemeral;
+mod quota;
 mod removal;
 mod seats;
 mod snapshots;
@@ -148,6 +149,8 @@ pub(crate) struct Relay {
     pub(crate) audited_refusals: Mutex<WindowCounter<PublicKey>>,
     /// Large sync messages being decoded off the async workers.
     decodes: tokio::sync::Semaphore,
+    /// Each workspace's size in bytes, and when it was added up.
+    usage: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 impl Relay {
@@ -205,6 +208,7 @@ impl Relay {
             decodes: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
             ),
+            usage: Mutex::new(HashMap::new()),
         })
     }
 

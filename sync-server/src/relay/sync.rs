@@ -110,6 +110,8 @@ impl Relay {
             }
             Identity::Anonymous => false,
         };
+        // A workspace past its storage quota takes no more changes.
+        let workspace_full = decoded.has_changes() && self.workspace_full(id);
         // A client's changes to a comment thread are checked op by op.
         let thread_rules = match access {
             Access::Comment if decoded.has_changes() => match self.thread_rules(id).await {
@@ -128,6 +130,7 @@ impl Relay {
             doc.receive_decoded(conn, decoded, is_request, |change| {
                 match (identity, access) {
                     _ if over_quota => Err(RejectReason::QuotaExceeded),
+                    _ if workspace_full => Err(RejectReason::WorkspaceFull),
                     (_, Access::Read | Access::None) => Err(RejectReason::ReadOnly),
                     (Identity::Anonymous, _) => Ok(()),
                     (Identity::Key(key), Access::Comment) => {
@@ -252,6 +255,10 @@ impl Relay {
         match written {
             Ok(()) => {
                 self.store.note_changed([id]);
+                self.note_written(
+                    id,
+                    prepared.to_store.iter().map(|c| c.bytes.len() as u64).sum(),
+                );
                 if watched {
                     self.automations.wake();
                 }

@@ -90,14 +90,23 @@ impl Store {
         let mut compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
         let first = self.next_row(&compacted, id)?;
         let mut changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+        let mut freed = 0;
         for (seq, (row, hash, deps)) in (first..).zip(rows) {
             compacted
                 .insert((key, seq), codec::encode_meta(&hash, deps).as_slice())
                 .map_err(|e| self.err(e))?;
-            changes.remove((key, row)).map_err(|e| self.err(e))?;
+            if let Some(old) = changes.remove((key, row)).map_err(|e| self.err(e))? {
+                freed += old.value().len() as u64;
+            }
         }
         let mut snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-        snapshots.insert(key, saved).map_err(|e| self.err(e))?;
+        if let Some(old) = snapshots.insert(key, saved).map_err(|e| self.err(e))? {
+            freed += old.value().len() as u64;
+        }
+        self.set_size(
+            id,
+            self.size_of(id).saturating_sub(freed) + saved.len() as u64,
+        );
         Ok(())
     }
 }

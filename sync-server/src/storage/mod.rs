@@ -18,9 +18,10 @@ mod journal;
 mod notifications;
 mod removal;
 mod schema;
+mod sizes;
 mod workspaces;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -157,6 +158,8 @@ struct Inner {
     feed_next: std::sync::atomic::AtomicU64,
     /// Where the feed ends, for readers waiting for more.
     feed_tick: tokio::sync::watch::Sender<u64>,
+    /// The bytes each document takes ([`sizes`]).
+    sizes: Mutex<HashMap<DocumentId, u64>>,
 }
 
 impl Store {
@@ -181,12 +184,14 @@ impl Store {
                 journal: Mutex::new(journal::Journal::default()),
                 feed_next: std::sync::atomic::AtomicU64::new(1),
                 feed_tick: tokio::sync::watch::Sender::new(0),
+                sizes: Mutex::new(HashMap::new()),
             }),
         };
         store.database()?;
         store.check_schema()?;
         store.read_held()?;
         store.read_feed_end()?;
+        store.read_sizes()?;
         Ok(store)
     }
 
@@ -496,8 +501,10 @@ impl Store {
         let key = id.as_bytes();
         let first = self.next_row(&table, id)?;
         for (seq, change) in (first..).zip(changes) {
+            let row = codec::encode(change);
+            self.grow(id, row.len() as u64);
             table
-                .insert((key, seq), codec::encode(change).as_slice())
+                .insert((key, seq), row.as_slice())
                 .map_err(|e| self.err(e))?;
         }
         let mut actors = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
