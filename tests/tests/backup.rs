@@ -200,3 +200,44 @@ async fn the_operator_exports_a_workspace_while_the_relay_serves_and_after() -> 
     );
     Ok(())
 }
+
+#[test]
+fn a_backup_onto_a_full_disk_fails_and_leaves_nothing_that_looks_complete() -> Result<()> {
+    use automerge::transaction::Transactable as _;
+    use rapport_protocol::relay::StoredChange;
+    let dir = TempDir::new("backup-full");
+    let store = Store::open(dir.path())?;
+    let mut doc = Automerge::new().with_actor(actor_of(&key(1), 1));
+    let mut tx = doc.transaction();
+    tx.put(ROOT, "notes", "x".repeat(200_000))?;
+    tx.commit();
+    let changes: Vec<StoredChange> = doc
+        .get_changes(&[])
+        .iter()
+        .map(StoredChange::from)
+        .collect();
+    store.append(DocumentId::from_bytes([41; 16]), &changes, &[])?;
+
+    let targets = TempDir::new("backup-full-target");
+    std::fs::create_dir_all(targets.path())?;
+    let to = targets.path().join("relay.backup");
+    let disk = rapport_tests::faults::Faults::new();
+    disk.set_full(true);
+    let refused = store.backup_to_on(&to, &disk.backend());
+    let Err(error @ BackupError::Write { .. }) = refused else {
+        anyhow::bail!("a backup onto a full disk gave {refused:?}");
+    };
+    ensure!(disk.failed() > 0, "the disk was never found full");
+    ensure!(
+        error.to_string().contains("cannot write the backup"),
+        "{error}"
+    );
+    let left: Vec<_> = std::fs::read_dir(targets.path())?.collect();
+    ensure!(left.is_empty(), "a failed backup left {left:?}");
+
+    // With room again, the same backup is made.
+    disk.set_full(false);
+    let bytes = store.backup_to_on(&to, &disk.backend())?;
+    ensure!(bytes > 200_000 && to.exists(), "{bytes} bytes");
+    Ok(())
+}

@@ -44,6 +44,13 @@ impl Store {
     /// Writes a consistent copy of the database to `to`; returns its size
     /// in bytes. Blocking; the relay goes on serving meanwhile.
     pub fn backup_to(&self, to: &Path) -> Result<u64, BackupError> {
+        self.backup_to_on(to, &super::Backend::file())
+    }
+
+    /// [`Store::backup_to`], with the copy on `backend` (as a test puts it
+    /// on a disk that fills up). A copy that fails is removed: nothing that
+    /// looks like a complete backup is left.
+    pub fn backup_to_on(&self, to: &Path, backend: &super::Backend) -> Result<u64, BackupError> {
         let write_error = |reason: String| BackupError::Write {
             path: to.to_owned(),
             reason,
@@ -52,7 +59,7 @@ impl Store {
         let _ = std::fs::remove_file(&partial);
         let result = (|| {
             let snapshot = self.begin_read()?;
-            let copy = Database::create(&partial).map_err(|e| write_error(e.to_string()))?;
+            let copy = (backend.0)(&partial).map_err(|e| write_error(e.to_string()))?;
             let tx = copy.begin_write().map_err(|e| write_error(e.to_string()))?;
             copy_tables(&snapshot, &tx).map_err(|e| write_error(e.to_string()))?;
             tx.commit().map_err(|e| write_error(e.to_string()))?;
