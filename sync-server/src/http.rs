@@ -200,3 +200,51 @@ pub(crate) async fn info(State(state): State<AppState>) -> Json<RelayInfo> {
         public_url: relay.config.public_url.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::config::{Config, FormLimits};
+    use crate::forms::Forms;
+    use crate::relay::Relay;
+    use crate::state::ConnTracker;
+
+    #[tokio::test]
+    async fn healthz_says_when_the_automations_engine_is_down_or_stuck() {
+        let dir = std::env::temp_dir().join(format!("rapport-healthz-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let relay = Arc::new(Relay::open(Config::new(&dir)).unwrap());
+        let forms = Forms::load(relay.store(), FormLimits::default()).unwrap();
+        let (_stop, shutdown) = tokio::sync::watch::channel(false);
+        let state = AppState {
+            relay: Arc::clone(&relay),
+            forms: Arc::new(forms),
+            shutdown,
+            tracker: ConnTracker::new(),
+            storage_checked: Arc::default(),
+        };
+        let engine = &relay.automations;
+        // Never started, or stopped: said.
+        engine.running.store(false, Ordering::Release);
+        let (status, body) = healthz(State(state.clone())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body, "automations: the engine is not running\n");
+        // Running, but one step for six minutes: said.
+        engine.running.store(true, Ordering::Release);
+        let started = now().0 - 6 * 60 * 1000;
+        engine.step_started.store(started, Ordering::Release);
+        let (status, body) = healthz(State(state.clone())).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("automations: one step has run for 36"),
+            "{body}"
+        );
+        // Between steps: healthy.
+        engine.step_started.store(0, Ordering::Release);
+        assert_eq!(healthz(State(state)).await, (StatusCode::OK, "ok\n".into()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
