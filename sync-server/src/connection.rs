@@ -132,6 +132,9 @@ async fn serve<K, S>(
                 Arc::clone(&kill),
             );
             relay.announce_documents(conn);
+            if let Identity::Key(key) = identity {
+                relay.announce_removed(conn, &key);
+            }
             info!(peer = %remote, "connected");
             let mut s = Session {
                 conn,

@@ -63,11 +63,21 @@ pub(crate) async fn changes(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/event-stream"));
-    if streaming {
-        return Ok(stream(Arc::clone(&s.relay), ws, key, since).into_response());
-    }
     let mut ticks = s.relay.store().feed_watch();
+    // A cursor the feed no longer reaches is said before anything else,
+    // to a stream as to a page.
     let mut page = read(&s.relay, &ws, key, since, limit).await?;
+    if streaming {
+        let stream = stream(
+            Arc::clone(&s.relay),
+            ws,
+            key,
+            page,
+            ticks,
+            s.shutdown.clone(),
+        );
+        return Ok(stream.into_response());
+    }
     let wait = Duration::from_secs(query.wait.unwrap_or(0)).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;
     while page.changes.is_empty() && tokio::time::Instant::now() < deadline {
@@ -77,7 +87,9 @@ pub(crate) async fn changes(
         {
             break;
         }
-        page = read(&s.relay, &ws, key, since, limit).await?;
+        // From where the last read stopped, not from `since` again.
+        let from = page.next.parse().unwrap_or(since);
+        page = read(&s.relay, &ws, key, from, limit).await?;
     }
     Ok(Json(page).into_response())
 }
@@ -140,17 +152,23 @@ fn page(
             })?;
         let Some(last) = rows.last() else { break };
         let last = last.cursor;
+        // Who may read what, asked once for the batch.
+        let readable: std::collections::HashSet<DocumentId> = {
+            let workspaces = lock(&relay.workspaces);
+            rows.iter()
+                .map(|row| row.document)
+                .filter(|doc| {
+                    workspaces.home_of(*doc) == Some(ws)
+                        && workspaces.access(&key, *doc) != Access::None
+                })
+                .collect()
+        };
         for row in rows {
             if changes.len() == limit {
                 break;
             }
             next = row.cursor;
-            let readable = {
-                let workspaces = lock(&relay.workspaces);
-                workspaces.home_of(row.document) == Some(ws)
-                    && workspaces.access(&key, row.document) != Access::None
-            };
-            if !readable {
+            if !readable.contains(&row.document) {
                 continue;
             }
             let doc = docs
@@ -236,7 +254,9 @@ fn stream(
     relay: Arc<Relay>,
     ws: String,
     key: PublicKey,
-    since: u64,
+    first: ChangePage,
+    ticks: tokio::sync::watch::Receiver<u64>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
     struct Follow {
         relay: Arc<Relay>,
@@ -245,21 +265,22 @@ fn stream(
         next: u64,
         queued: VecDeque<ChangeEntry>,
         ticks: tokio::sync::watch::Receiver<u64>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
         done: bool,
     }
-    let ticks = relay.store().feed_watch();
     let follow = Follow {
         relay,
         ws,
         key,
-        next: since,
-        queued: VecDeque::new(),
+        next: first.next.parse().unwrap_or(u64::MAX),
+        queued: first.changes.into(),
         ticks,
+        shutdown,
         done: false,
     };
     let events = futures_util::stream::unfold(follow, |mut f| async move {
         loop {
-            if f.done {
+            if f.done || *f.shutdown.borrow() {
                 return None;
             }
             if let Some(entry) = f.queued.pop_front() {
@@ -283,8 +304,12 @@ fn stream(
                 let member = lock(&f.relay.workspaces)
                     .require(&f.ws, &f.key, Role::Client)
                     .is_ok();
-                if !member || f.ticks.changed().await.is_err() {
+                if !member {
                     return None;
+                }
+                tokio::select! {
+                    changed = f.ticks.changed() => if changed.is_err() { return None },
+                    _ = f.shutdown.changed() => return None,
                 }
             }
             f.queued.extend(page.changes);

@@ -123,6 +123,7 @@ pub fn import(
         return Err(ImportError::DocumentExists(*doc));
     }
 
+    let feed_end_before = store.feed_end();
     let at = now().0;
     let mut listed = Workspace {
         id: id.clone(),
@@ -189,8 +190,11 @@ pub fn import(
             })
         })
         .map_err(|e| ImportError::Workspace(e.to_string()))?;
-    // Mentions and assignments in the history were told on the old relay.
-    store.save_notifications(Vec::new(), Some(store.feed_end()))?;
+    // Mentions and assignments in the history were told on the old relay;
+    // a notifier that had read the whole feed goes on after the import.
+    if store.notify_cursor()? >= feed_end_before {
+        store.save_notifications(Vec::new(), Some(store.feed_end()))?;
+    }
     Ok(Imported {
         workspace: id,
         documents: documents.len(),

@@ -287,7 +287,10 @@ async fn sweep(relay: Arc<relay::Relay>, mut stop: tokio::sync::watch::Receiver<
         / 2;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(every) => relay.unload_idle_documents(),
+            _ = tokio::time::sleep(every) => {
+                relay.unload_idle_documents();
+                relay.vacuum_if_due().await;
+            }
             _ = stop.changed() => return,
         }
     }

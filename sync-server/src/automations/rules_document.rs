@@ -49,8 +49,11 @@ pub(crate) fn adopt_rules_documents(relay: &Arc<Relay>) -> Result<(), WorkspaceE
     let ids: Vec<String> = lock(&relay.workspaces).ids().map(str::to_owned).collect();
     for id in ids {
         let rules = document::document_id(&id);
-        if lock(&relay.workspaces).home_of(rules).is_some() {
-            continue;
+        {
+            let workspaces = lock(&relay.workspaces);
+            if workspaces.home_of(rules).is_some() || workspaces.is_removed(rules) {
+                continue;
+            }
         }
         let authors = relay.authors(rules)?;
         let keys = relay.relay_keys()?;

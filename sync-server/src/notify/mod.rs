@@ -44,27 +44,22 @@ pub(crate) async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut ticks = relay.store().feed_watch();
-    let mut due_checked: Option<Instant> = None;
-    let kinds = Arc::new(std::sync::Mutex::new(Kinds::new()));
+    let state = Arc::new(std::sync::Mutex::new(Notifier::default()));
     loop {
         if *stop.borrow() {
             return;
         }
-        let due = due_checked.is_none_or(|at| at.elapsed() >= DUE_EVERY);
         let stepping = Arc::clone(&relay);
-        let known = Arc::clone(&kinds);
+        let notifier = Arc::clone(&state);
         let step = tokio::task::spawn_blocking(move || {
-            let mut known = known
+            notifier
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            step(&stepping, &mut known, due)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .step(&stepping)
         })
         .await;
         let more = match step {
             Ok(Ok((new, more))) => {
-                if due {
-                    due_checked = Some(Instant::now());
-                }
                 if let Some(mailer) = &mailer {
                     mailer.send_all(&relay, &base_url, new).await;
                 }
@@ -97,27 +92,66 @@ type Made = Vec<(PublicKey, Notification)>;
 /// nobody anything, so their writes are passed over unread.
 type Kinds = std::collections::HashMap<DocumentId, Kind>;
 
-/// Reads the next rows of the feed (and, when `due`, today's tasks) and
-/// stores what they give. Returns the new notifications and whether more
-/// rows wait. Blocking.
-fn step(relay: &Relay, kinds: &mut Kinds, due: bool) -> Result<(Made, bool), StoreError> {
-    let store = relay.store();
-    let cursor = store.notify_cursor()?;
-    // Fallen past what the feed keeps (a long stop): go on from its start.
-    let rows = match store.feed_since(cursor, STEP_ROWS)? {
-        Some(rows) => rows,
-        None => store.feed_since(0, STEP_ROWS)?.unwrap_or_default(),
-    };
-    let mut made = Vec::new();
-    for row in &rows {
-        made.extend(from_row(relay, kinds, row));
+/// How often the notifier's place in the feed is stored when nothing else
+/// is: reading a little of the feed again after a restart makes nothing
+/// twice (a notification's id is stored with it), so the place need not be
+/// written with every change.
+const CURSOR_SAVED_EVERY: Duration = Duration::from_secs(30);
+
+/// What the notifier keeps between steps.
+#[derive(Debug, Default)]
+struct Notifier {
+    kinds: Kinds,
+    /// Where it is in the feed; read from storage at the first step.
+    cursor: Option<u64>,
+    saved_at: Option<Instant>,
+    due_checked: Option<Instant>,
+}
+
+impl Notifier {
+    /// Reads the next rows of the feed (and once an hour today's tasks)
+    /// and stores what they give: a write only when there are
+    /// notifications, or the place in the feed is due to be kept.
+    /// Returns the new notifications and whether more rows wait. Blocking.
+    fn step(&mut self, relay: &Relay) -> Result<(Made, bool), StoreError> {
+        let store = relay.store();
+        let cursor = match self.cursor {
+            Some(cursor) => cursor,
+            None => store.notify_cursor()?,
+        };
+        let rows = match store.feed_since(cursor, STEP_ROWS)? {
+            Some(rows) => rows,
+            None => {
+                warn!(
+                    cursor,
+                    "notifications: the change feed no longer holds where the notifier was; changes in between told nobody"
+                );
+                store.feed_since(0, STEP_ROWS)?.unwrap_or_default()
+            }
+        };
+        let mut made = Vec::new();
+        for row in &rows {
+            made.extend(from_row(relay, &mut self.kinds, row));
+        }
+        let due = self.due_checked.is_none_or(|at| at.elapsed() >= DUE_EVERY);
+        if due {
+            made.extend(due_today(relay, now()));
+            self.due_checked = Some(Instant::now());
+        }
+        let next = rows.last().map_or(cursor, |row| row.cursor);
+        let keep_place = next != cursor
+            && self
+                .saved_at
+                .is_none_or(|at| at.elapsed() >= CURSOR_SAVED_EVERY);
+        let new = if made.is_empty() && !keep_place {
+            Vec::new()
+        } else {
+            self.saved_at = Some(Instant::now());
+            store.save_notifications(made, Some(next))?
+        };
+        self.cursor = Some(next);
+        Ok((new, rows.len() == STEP_ROWS))
     }
-    if due {
-        made.extend(due_today(relay, now()));
-    }
-    let next = rows.last().map(|row| row.cursor);
-    let new = store.save_notifications(made, next)?;
-    Ok((new, rows.len() == STEP_ROWS))
 }
 
 /// Whether `key` is a member of `ws` who may see `document`.

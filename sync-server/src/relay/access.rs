@@ -73,7 +73,6 @@ impl Relay {
             documents,
         });
         self.send(conn, &message);
-        self.announce_removed(conn, &key);
     }
 
     /// Makes access changes take effect on live connections: connections of

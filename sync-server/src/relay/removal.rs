@@ -4,7 +4,7 @@
 //! every connection of the workspace's members gets `rapport/removed` so
 //! that their replicas drop their copies.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::wire::{Documents, Message};
@@ -45,6 +45,11 @@ impl Relay {
             {
                 return Err(WorkspaceError::UnknownDocument(*doc));
             }
+            if documents.contains(&rapport_model::automation::document::document_id(ws)) {
+                return Err(WorkspaceError::Invalid(
+                    "the workspace's automations document stays; remove its rules with `rapport automation remove`".into(),
+                ));
+            }
             let asked: BTreeSet<DocumentId> = documents.iter().copied().collect();
             let threads = workspace.documents.iter().filter_map(|(doc, info)| {
                 info.thread_of
@@ -74,12 +79,23 @@ impl Relay {
             held.push(slot.lock().await);
         }
         let erased = removal == Removal::Erase;
-        let tombstone = serde_json::to_vec(&Tombstone {
-            workspace: ws.to_owned(),
-            at: now().0,
-            erased,
-        })
-        .map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+        let tombstones: BTreeMap<DocumentId, Tombstone> = all
+            .iter()
+            .map(|doc| {
+                let seen_by = members
+                    .iter()
+                    .filter(|(_, seen)| seen.contains(doc))
+                    .map(|(key, _)| *key)
+                    .collect();
+                let tombstone = Tombstone {
+                    workspace: ws.to_owned(),
+                    at: now().0,
+                    erased,
+                    seen_by,
+                };
+                (*doc, tombstone)
+            })
+            .collect();
         let events: Vec<AuditEvent> = if erased {
             // The audit log keeps that an erasure happened, not whose.
             let mut event = AuditEvent::new("documents-erased", by, now().0);
@@ -97,8 +113,12 @@ impl Relay {
         {
             let store = self.store.clone();
             let mut workspaces = lock(&self.workspaces);
-            workspaces.remove_with(ws, &all, events, |rows, events| {
-                store.remove_documents(&all, &tombstone, rows, events)
+            workspaces.remove_with(ws, &all, &tombstones, events, |rows, events| {
+                let rows_of: Vec<(DocumentId, Vec<u8>)> = tombstones
+                    .iter()
+                    .map(|(doc, t)| (*doc, serde_json::to_vec(t).unwrap_or_default()))
+                    .collect();
+                store.remove_documents(&rows_of, erased, rows, events)
             })?;
         }
         for (id, slot) in all.iter().zip(&mut held) {
@@ -125,15 +145,23 @@ impl Relay {
             "documents removed"
         );
         if erased {
-            let store = self.store.clone();
-            let vacuumed = tokio::task::spawn_blocking(move || store.vacuum()).await;
-            match vacuumed {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(error = %e, "cannot compact the database after an erasure"),
-                Err(e) => warn!(error = %e, "the compaction after an erasure failed"),
-            }
+            self.vacuum_if_due().await;
         }
         Ok(all)
+    }
+
+    /// Compacts the database file if an erasure asked for it; when the
+    /// relay is too busy (a backup reading), the sweep tries again later,
+    /// and the next start does it first.
+    pub(crate) async fn vacuum_if_due(&self) {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.vacuum_if_due()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot compact the database after an erasure yet; trying again later")
+            }
+            Err(e) => warn!(error = %e, "the compaction after an erasure failed"),
+        }
     }
 
     /// Tells every connection of each key that the documents it could

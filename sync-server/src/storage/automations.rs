@@ -147,8 +147,12 @@ impl Store {
                     .map_err(|e| self.err(e))?;
             }
             for (seq, row) in &write.outbox {
+                // A delivery dropped meanwhile (its record was erased) is
+                // not written back by the attempt that was under way.
+                let present = outbox.get(*seq).map_err(|e| self.err(e))?.is_some();
                 match row {
-                    Some(row) => outbox.insert(*seq, row.as_slice()).map(drop),
+                    Some(row) if present => outbox.insert(*seq, row.as_slice()).map(drop),
+                    Some(_) => Ok(()),
                     None => outbox.remove(*seq).map(drop),
                 }
                 .map_err(|e| self.err(e))?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::sync::load_document;
-use redb::WriteTransaction;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::schema::{CHANGES, COMPACTED, SNAPSHOTS};
 use super::{Store, StoreError, Write, codec};
@@ -90,23 +90,24 @@ impl Store {
         let mut compacted = tx.open_table(COMPACTED).map_err(|e| self.err(e))?;
         let first = self.next_row(&compacted, id)?;
         let mut changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-        let mut freed = 0;
         for (seq, (row, hash, deps)) in (first..).zip(rows) {
             compacted
                 .insert((key, seq), codec::encode_meta(&hash, deps).as_slice())
                 .map_err(|e| self.err(e))?;
-            if let Some(old) = changes.remove((key, row)).map_err(|e| self.err(e))? {
-                freed += old.value().len() as u64;
-            }
+            changes.remove((key, row)).map_err(|e| self.err(e))?;
         }
         let mut snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-        if let Some(old) = snapshots.insert(key, saved).map_err(|e| self.err(e))? {
-            freed += old.value().len() as u64;
+        snapshots.insert(key, saved).map_err(|e| self.err(e))?;
+        // What the document takes now, counted whole: the same if this
+        // write is tried again.
+        let mut left = 0;
+        for row in changes
+            .range((key, 0)..=(key, u64::MAX))
+            .map_err(|e| self.err(e))?
+        {
+            left += row.map_err(|e| self.err(e))?.1.value().len() as u64;
         }
-        self.set_size(
-            id,
-            self.size_of(id).saturating_sub(freed) + saved.len() as u64,
-        );
+        self.set_size(id, saved.len() as u64 + left);
         Ok(())
     }
 }

@@ -88,16 +88,15 @@ impl Store {
         let table = tx.open_table(FEED).map_err(|e| self.err(e))?;
         if let Some(first) = table.first().map_err(|e| self.err(e))?
             && cursor > 0
-            && first.0.value() > cursor + 1
+            && first.0.value() > cursor.saturating_add(1)
         {
             return Ok(None);
         }
         let mut rows = Vec::new();
-        for row in table
-            .range(cursor + 1..)
-            .map_err(|e| self.err(e))?
-            .take(limit)
-        {
+        let Some(after) = cursor.checked_add(1) else {
+            return Ok(Some(Vec::new()));
+        };
+        for row in table.range(after..).map_err(|e| self.err(e))?.take(limit) {
             let (key, value) = row.map_err(|e| self.err(e))?;
             let bytes = value.value();
             if bytes.len() < 24 || (bytes.len() - 24) % 32 != 0 {

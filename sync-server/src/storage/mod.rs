@@ -75,7 +75,7 @@ pub enum StoreError {
     NewerSchema { path: PathBuf, found: u32 },
     #[error("{path} holds a damaged record in `{table}`")]
     Corrupt { path: PathBuf, table: &'static str },
-    #[error("{path} stayed busy for half a minute; its compaction runs again on the next erasure")]
+    #[error("{path} stayed busy (a backup reading?); its compaction is tried again shortly")]
     Busy { path: PathBuf },
     #[error("the relay's storage writer has stopped")]
     WriterGone,
@@ -192,6 +192,8 @@ impl Store {
         store.read_held()?;
         store.read_feed_end()?;
         store.read_sizes()?;
+        // An erasure whose compaction did not happen before a stop.
+        store.vacuum_if_due()?;
         Ok(store)
     }
 

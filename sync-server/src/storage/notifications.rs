@@ -40,7 +40,10 @@ impl Store {
             let mut table = tx.open_table(NOTIFICATIONS).map_err(|e| self.err(e))?;
             for (key, notification) in notifications {
                 let row = (key.as_bytes(), notification.id.as_str());
-                if table.get(row).map_err(|e| self.err(e))?.is_some() {
+                // Nothing about a record removed since it was read.
+                if table.get(row).map_err(|e| self.err(e))?.is_some()
+                    || self.is_tombstoned(&tx, notification.record)?
+                {
                     continue;
                 }
                 let json =
@@ -81,25 +84,37 @@ impl Store {
     /// Marks `key`'s notifications among `ids` read (all of them when
     /// `ids` is empty); returns how many were unread.
     pub fn mark_read(&self, key: &PublicKey, ids: &[String]) -> Result<u64, StoreError> {
-        let unread: Vec<Notification> = self
-            .notifications_of(key)?
-            .into_iter()
-            .filter(|n| !n.read && (ids.is_empty() || ids.contains(&n.id)))
-            .collect();
+        // Read and rewritten in one transaction: a removal meanwhile is
+        // not undone.
         let tx = self.begin_write()?;
+        let mut marked = 0;
         {
             let mut table = tx.open_table(NOTIFICATIONS).map_err(|e| self.err(e))?;
-            for mut notification in unread.iter().cloned() {
+            let k = key.as_bytes();
+            let mut unread = Vec::new();
+            for row in table.range((k, "")..).map_err(|e| self.err(e))? {
+                let (row_key, value) = row.map_err(|e| self.err(e))?;
+                if row_key.value().0 != k {
+                    break;
+                }
+                let notification: Notification = serde_json::from_slice(value.value())
+                    .map_err(|_| self.corrupt("notifications"))?;
+                if !notification.read && (ids.is_empty() || ids.contains(&notification.id)) {
+                    unread.push(notification);
+                }
+            }
+            for mut notification in unread {
                 notification.read = true;
                 let json =
                     serde_json::to_vec(&notification).map_err(|_| self.corrupt("notifications"))?;
                 table
-                    .insert((key.as_bytes(), notification.id.as_str()), json.as_slice())
+                    .insert((k, notification.id.as_str()), json.as_slice())
                     .map_err(|e| self.err(e))?;
+                marked += 1;
             }
         }
         tx.commit().map_err(|e| self.err(e))?;
-        Ok(unread.len() as u64)
+        Ok(marked)
     }
 
     /// Inside `tx`: drops every notification about one of `documents`

@@ -12,13 +12,17 @@ use redb::{ReadableTable, WriteTransaction};
 use tracing::info;
 
 use super::schema::{
-    AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, CLAIMS, COMPACTED,
+    AUTOMATION_OUTBOX, AUTOMATION_PENDING, AUTOMATION_SHARED, CHANGES, CLAIMS, COMPACTED, META,
     SNAPSHOTS, TOMBSTONES,
 };
 use super::{Store, StoreError, WorkspaceRows};
 
-/// How long [`Store::vacuum`] waits for transactions in flight to end.
-const VACUUM_PATIENCE: Duration = Duration::from_secs(30);
+/// How long [`Store::vacuum`] holds new transactions back while it waits
+/// for those in flight to end.
+const VACUUM_PATIENCE: Duration = Duration::from_secs(2);
+
+/// `meta`'s note that an erasure's compaction is still to be done.
+const VACUUM_DUE: &str = "vacuum_due";
 
 impl Store {
     /// Every tombstone: the document, and what was stored with it (JSON).
@@ -39,17 +43,24 @@ impl Store {
     /// listings that go) and audit `events`: one durable transaction.
     pub fn remove_documents(
         &self,
-        documents: &[DocumentId],
-        tombstone: &[u8],
+        tombstones: &[(DocumentId, Vec<u8>)],
+        erased: bool,
         rows: &WorkspaceRows,
         events: &[Vec<u8>],
     ) -> Result<(), StoreError> {
+        let documents: Vec<DocumentId> = tombstones.iter().map(|(id, _)| *id).collect();
+        let documents = documents.as_slice();
         let tx = self.begin_write()?;
-        for id in documents {
+        for (id, tombstone) in tombstones {
             self.remove_rows(&tx, *id)?;
-            let mut tombstones = tx.open_table(TOMBSTONES).map_err(|e| self.err(e))?;
-            tombstones
-                .insert(id.as_bytes(), tombstone)
+            let mut table = tx.open_table(TOMBSTONES).map_err(|e| self.err(e))?;
+            table
+                .insert(id.as_bytes(), tombstone.as_slice())
+                .map_err(|e| self.err(e))?;
+        }
+        if erased {
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            meta.insert(VACUUM_DUE, [1u8].as_slice())
                 .map_err(|e| self.err(e))?;
         }
         self.drop_deliveries_about(&tx, documents)?;
@@ -122,11 +133,33 @@ impl Store {
         Ok(())
     }
 
+    /// Compacts the file if an erasure left that to do (see
+    /// [`Store::vacuum`]); returns whether it did. Blocking.
+    pub fn vacuum_if_due(&self) -> Result<bool, StoreError> {
+        let due = {
+            let tx = self.begin_read()?;
+            let meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            meta.get(VACUUM_DUE).map_err(|e| self.err(e))?.is_some()
+        };
+        if !due {
+            return Ok(false);
+        }
+        self.vacuum()?;
+        let tx = self.begin_write()?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            meta.remove(VACUUM_DUE).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(true)
+    }
+
     /// Compacts the database file, so that the pages of removed rows are
     /// rewritten or cut off rather than left as they were: after an
     /// erasure, the erased bytes are no longer in the file. Waits (up to
-    /// half a minute) for the transactions in flight to end, and holds new
-    /// ones back meanwhile. Blocking.
+    /// two seconds) for the transactions in flight to end, holding new
+    /// ones back meanwhile, and gives up with [`StoreError::Busy`] if one
+    /// goes on longer (a backup reading). Blocking.
     pub fn vacuum(&self) -> Result<(), StoreError> {
         let started = Instant::now();
         let mut slot = self.inner.db.lock().unwrap_or_else(|e| e.into_inner());

@@ -2,9 +2,9 @@
 //! its change rows), kept in memory: read once when the store opens,
 //! counted up as changes are stored, set again when a compaction folds a
 //! document, dropped when one is removed. Workspaces' quotas and the
-//! per-workspace sizes in `/metrics` add these up. A write whose
-//! transaction then fails was counted anyway: the figure can run a little
-//! high until the relay restarts, never low.
+//! per-workspace sizes in `/metrics` add these up. Changes whose
+//! transaction then fails were counted anyway: the figure can run a little
+//! high until the document's next compaction or the relay's restart.
 
 use std::collections::HashMap;
 

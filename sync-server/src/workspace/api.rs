@@ -153,6 +153,22 @@ pub(crate) async fn add_documents(
             not_threads.push(doc.id);
         }
     }
+    // What a member wrote outside the workspace counts once it is listed.
+    let limit = s.relay.config.limits.max_workspace_bytes;
+    if limit > 0 {
+        let new: Vec<DocumentId> = {
+            let workspaces = lock(&s.relay.workspaces);
+            body.documents
+                .iter()
+                .map(|d| d.id)
+                .filter(|id| workspaces.home_of(*id) != Some(ws.as_str()))
+                .collect()
+        };
+        let adding = s.relay.store().size_of_all(&new);
+        if adding > 0 && s.relay.workspace_bytes(&ws) + adding > limit {
+            return Err(WorkspaceError::OverQuota { limit }.into());
+        }
+    }
     let changed = {
         let mut workspaces = lock(&s.relay.workspaces);
         let mut workspace = workspaces.get(&ws)?.clone();
@@ -187,6 +203,15 @@ pub(crate) async fn add_documents(
         // nothing about which ids exist.
         if let Some(doc) = body.documents.iter().find(|d| workspaces.is_removed(d.id)) {
             return Err(WorkspaceError::Removed(doc.id).into());
+        }
+        // Nor may a thread come back onto a record that went.
+        if let Some(record) = body
+            .documents
+            .iter()
+            .filter_map(|d| d.thread_of)
+            .find(|record| workspaces.is_removed(*record))
+        {
+            return Err(WorkspaceError::Removed(record).into());
         }
         for doc in &body.documents {
             if let Some(home) = workspaces.home_of(doc.id)

@@ -31,6 +31,7 @@ impl From<WorkspaceError> for ApiError {
             | WorkspaceError::WrittenByOthers(_)
             | WorkspaceError::NotAThread(_)
             | WorkspaceError::Full { .. }
+            | WorkspaceError::OverQuota { .. }
             | WorkspaceError::MayNotCreate => StatusCode::FORBIDDEN,
             WorkspaceError::DocumentElsewhere(_)
             | WorkspaceError::OwnerStays

@@ -63,6 +63,10 @@ pub enum WorkspaceError {
         "this workspace holds {limit} documents, the most this relay allows in one (--max-documents-per-workspace); ask its operator to raise it"
     )]
     Full { limit: usize },
+    #[error(
+        "this workspace would take more than {limit} bytes, the most this relay allows in one (--max-workspace-bytes); ask its operator to raise it"
+    )]
+    OverQuota { limit: u64 },
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
@@ -83,9 +87,9 @@ pub(crate) struct Workspaces {
     claimed_by: HashMap<PublicKey, usize>,
     /// Documents one workspace may list; `usize::MAX` until set.
     max_documents: Option<usize>,
-    /// Documents deleted or erased, by the workspace that listed them:
-    /// nobody may read, write or list them again.
-    tombstones: HashMap<DocumentId, String>,
+    /// Documents deleted or erased: nobody may read, write or list them
+    /// again.
+    tombstones: HashMap<DocumentId, Tombstone>,
 }
 
 /// What stays of a document deleted or erased (the `tombstones` table).
@@ -95,6 +99,9 @@ pub(crate) struct Tombstone {
     pub(crate) at: u64,
     /// Erased as personal data, rather than deleted.
     pub(crate) erased: bool,
+    /// The members who could see it when it went: only they are told.
+    #[serde(default)]
+    pub(crate) seen_by: BTreeSet<PublicKey>,
 }
 
 /// A workspace or a document's listing as stored.
@@ -136,7 +143,7 @@ impl Workspaces {
         for (id, row) in store.tombstones()? {
             let tombstone: Tombstone =
                 serde_json::from_slice(&row).map_err(|_| corrupt("tombstones"))?;
-            this.tombstones.insert(id, tombstone.workspace);
+            this.tombstones.insert(id, tombstone);
         }
         let mut moved = Vec::new();
         for bytes in store.workspaces()? {
@@ -235,16 +242,12 @@ impl Workspaces {
         self.tombstones.contains_key(&document)
     }
 
-    /// Documents removed from the workspaces `key` belongs to: its replicas
+    /// Documents removed that `key` could see when they went: its replicas
     /// drop their copies.
     pub(crate) fn removed_for(&self, key: &PublicKey) -> Vec<DocumentId> {
         self.tombstones
             .iter()
-            .filter(|(_, ws)| {
-                self.by_id
-                    .get(*ws)
-                    .is_some_and(|w| w.members.contains_key(key))
-            })
+            .filter(|(_, tombstone)| tombstone.seen_by.contains(key))
             .map(|(id, _)| *id)
             .collect()
     }
@@ -256,6 +259,7 @@ impl Workspaces {
         &mut self,
         id: &str,
         documents: &[DocumentId],
+        tombstones: &BTreeMap<DocumentId, Tombstone>,
         events: Vec<AuditEvent>,
         write: impl FnOnce(&WorkspaceRows, &[Vec<u8>]) -> Result<(), StoreError>,
     ) -> Result<(), WorkspaceError> {
@@ -277,7 +281,9 @@ impl Workspaces {
         for doc in documents {
             self.document_home.remove(doc);
             self.claims.remove(doc);
-            self.tombstones.insert(*doc, id.to_owned());
+            if let Some(tombstone) = tombstones.get(doc) {
+                self.tombstones.insert(*doc, tombstone.clone());
+            }
         }
         Ok(())
     }
