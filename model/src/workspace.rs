@@ -104,6 +104,39 @@ pub struct Workspace {
 }
 
 impl Workspace {
+    /// A new workspace `id` called `name`, made at `at` (unix
+    /// milliseconds) by `owner`, its only member, who gave `owner_name`.
+    pub fn new(
+        id: String,
+        name: String,
+        owner: PublicKey,
+        owner_name: Option<String>,
+        at: u64,
+    ) -> Self {
+        let mut workspace = Self {
+            id,
+            name,
+            created_by: owner,
+            created_at: at,
+            members: BTreeMap::new(),
+            documents: BTreeMap::new(),
+            invites: BTreeMap::new(),
+            removed: BTreeMap::new(),
+        };
+        workspace.members.insert(
+            owner,
+            Member {
+                role: Role::Owner,
+                workspace_level: None,
+                shares: BTreeMap::new(),
+                added_at: at,
+                name: owner_name,
+                email: None,
+            },
+        );
+        workspace
+    }
+
     /// What `key` may do with `document` of this workspace.
     ///
     /// The workspace's automations document is the exception to roles and

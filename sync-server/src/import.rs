@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use automerge::Automerge;
+use rapport_model::Thread;
 use rapport_model::export::{MANIFEST, Manifest};
-use rapport_model::workspace::{AuditEvent, DocInfo, Member, Workspace};
-use rapport_model::{Role, Thread};
+use rapport_model::workspace::{AuditEvent, DocInfo, Workspace};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
 
@@ -125,27 +125,7 @@ pub fn import(
 
     let feed_end_before = store.feed_end();
     let at = now().0;
-    let mut listed = Workspace {
-        id: id.clone(),
-        name: name.to_owned(),
-        created_by: owner,
-        created_at: at,
-        members: Default::default(),
-        documents: Default::default(),
-        invites: Default::default(),
-        removed: Default::default(),
-    };
-    listed.members.insert(
-        owner,
-        Member {
-            role: Role::Owner,
-            workspace_level: None,
-            shares: Default::default(),
-            added_at: at,
-            name: None,
-            email: None,
-        },
-    );
+    let mut listed = Workspace::new(id.clone(), name.to_owned(), owner, None, at);
     let mut written = Vec::with_capacity(documents.len());
     let mut bindings: Vec<(Vec<u8>, PublicKey)> = Vec::new();
     for (doc_id, doc) in &documents {

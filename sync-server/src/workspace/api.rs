@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tracing::info;
 
 use super::call::{ApiError, ApiResult, caller, event, require};
-use super::{AuditEvent, DocInfo, Level, Member, Role, Workspace, WorkspaceError, member_name};
+use super::{AuditEvent, DocInfo, Level, Role, Workspace, WorkspaceError, member_name};
 use crate::automations::new_rules_document;
 use crate::relay::{Relay, lock, now};
 use crate::state::AppState;
@@ -49,26 +49,12 @@ pub(crate) async fn create_workspace(
         bs58::encode(rand::random::<[u8; 12]>()).into_string()
     );
     let at = now().0;
-    let mut workspace = Workspace {
-        id: id.clone(),
-        name: name.to_owned(),
-        created_by: key,
-        created_at: at,
-        members: Default::default(),
-        documents: Default::default(),
-        invites: Default::default(),
-        removed: Default::default(),
-    };
-    workspace.members.insert(
+    let mut workspace = Workspace::new(
+        id.clone(),
+        name.to_owned(),
         key,
-        Member {
-            role: Role::Owner,
-            workspace_level: None,
-            shares: Default::default(),
-            added_at: at,
-            name: member_name(body.member_name.as_deref()),
-            email: None,
-        },
+        member_name(body.member_name.as_deref()),
+        at,
     );
     // The workspace's automations document is the relay's from the start,
     // listed in the same transaction (see `automations::rules_document`).
