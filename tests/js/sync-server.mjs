@@ -43,9 +43,21 @@ const repo = new Repo({
   sharePolicy: async () => false,
 })
 
-server.listen(port, "127.0.0.1", () => {
-  process.stdout.write(`LISTENING ${server.address().port}\n`)
-})
+// The Repo connects its network adapter a little later (after its storage
+// answers); a socket accepted before then has no handlers, and the
+// adapter's keep-alive would drop it at its first tick. So listen only once
+// the adapter does.
+function adapterListens() {
+  return new Promise(resolve => {
+    const check = () => (wss.listenerCount("connection") > 0 ? resolve() : setTimeout(check, 5))
+    check()
+  })
+}
+adapterListens().then(() =>
+  server.listen(port, "127.0.0.1", () => {
+    process.stdout.write(`LISTENING ${server.address().port}\n`)
+  }),
+)
 
 let stopping = false
 async function stop(why) {
