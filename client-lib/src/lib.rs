@@ -26,6 +26,7 @@
 //! ```
 
 pub mod api;
+mod batch;
 pub mod dashboard;
 pub mod error;
 pub mod history;

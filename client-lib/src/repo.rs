@@ -500,6 +500,11 @@ impl Repo {
         }
     }
 
+    /// Handles messages from a relay in order (see [`Repo::receive`]).
+    pub(crate) fn receive_all(&self, messages: Vec<Message>) -> Result<Vec<Received>, ClientError> {
+        messages.into_iter().map(|m| self.receive(m)).collect()
+    }
+
     /// Drops documents the relay removed, from memory and from redb; the
     /// file is compacted after, so that an erased record's bytes leave it.
     pub fn forget(&self, ids: &[DocumentId]) -> Result<(), ClientError> {

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite;
 use tracing::{debug, info, warn};
 
+use crate::batch;
 use crate::relay_url::{BadRelayUrl, RelayUrl};
 use crate::repo::{Received, Repo, now};
 use crate::transport::{self, ConnectError, OpenOptions, Socket};
@@ -290,7 +291,7 @@ async fn pump(
                 progress.send_modify(|p| p.bytes_sent += len);
             }
             frame = socket.next() => {
-                let bytes = match frame {
+                let first = match frame {
                     None => return Err(closed(relay, "the relay closed the connection")),
                     Some(Err(e)) => return Err(closed(relay, e)),
                     Some(Ok(tungstenite::Message::Binary(bytes))) => bytes,
@@ -305,23 +306,34 @@ async fn pump(
                         continue;
                     }
                 };
-                progress.send_modify(|p| p.bytes_received += bytes.len() as u64);
-                let message = match Message::decode(&bytes) {
-                    Ok(message) => message,
-                    Err(e) if e.is_droppable() => {
-                        debug!(error = %e, "dropping a message of an unknown type");
-                        continue;
-                    }
-                    Err(e) => return Err(SyncError::Protocol { url: relay.url.clone(), reason: e.to_string() }),
-                };
-                tracing::trace!(message = %describe(&message), "received");
-                if let Message::Error(error) = &message {
-                    return Err(SyncError::Protocol { url: relay.url.clone(), reason: error.message.clone() });
+                // Everything else already waiting, taken as one batch.
+                let ready = batch::read_ready(socket, first);
+                if ready.pinged {
+                    socket.flush().await.map_err(|e| closed(relay, e))?;
                 }
+                let mut messages = Vec::with_capacity(ready.frames.len());
+                for bytes in &ready.frames {
+                    progress.send_modify(|p| p.bytes_received += bytes.len() as u64);
+                    let message = match Message::decode(bytes) {
+                        Ok(message) => message,
+                        Err(e) if e.is_droppable() => {
+                            debug!(error = %e, "dropping a message of an unknown type");
+                            continue;
+                        }
+                        Err(e) => return Err(SyncError::Protocol { url: relay.url.clone(), reason: e.to_string() }),
+                    };
+                    tracing::trace!(message = %describe(&message), "received");
+                    if let Message::Error(error) = &message {
+                        return Err(SyncError::Protocol { url: relay.url.clone(), reason: error.message.clone() });
+                    }
+                    messages.push(message);
+                }
+                let messages = batch::coalesce(messages);
                 let repo2 = repo.clone();
-                let touched = tokio::task::spawn_blocking(move || repo2.receive(message))
+                let received = tokio::task::spawn_blocking(move || repo2.receive_all(messages))
                     .await
                     .map_err(|e| closed(relay, e))??;
+                for touched in received {
                 match touched {
                     Received::Document(id) if pending.contains(&id) && repo.in_sync(id, relay_peer) => {
                         pending.remove(&id);
@@ -338,6 +350,10 @@ async fn pump(
                         progress.send_modify(|p| p.documents_total -= gone);
                     }
                     _ => {}
+                }
+                }
+                if let Some(reason) = ready.ended {
+                    return Err(closed(relay, reason));
                 }
                 tracing::trace!(pending = pending.len(), awaiting_documents, queued = outgoing.len(), "after a message");
                 let total = progress.borrow().documents_total;

@@ -155,7 +155,7 @@ impl Applier {
                     _ => None,
                 })
                 .collect();
-            if let Some(merged) = merge(messages) {
+            for merged in rapport_protocol::sync::merge::merge_runs(messages) {
                 self.apply(&merged);
             }
         }
@@ -199,71 +199,5 @@ impl Applier {
                 let _ = self.out.send(message);
             }
         }
-    }
-}
-
-/// Sync messages that queued up, as one: the last message with the
-/// changes of all of them, one change per entry.
-fn merge(mut messages: Vec<DocMessage>) -> Option<DocMessage> {
-    let mut last = messages.pop()?;
-    if messages.is_empty() {
-        return Some(last);
-    }
-    let mut changes: Vec<Vec<u8>> = Vec::new();
-    for m in messages.iter().chain(std::iter::once(&last)) {
-        changes.extend(
-            peer::change_hashes(m)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|c| c.bytes.to_vec()),
-        );
-    }
-    let mut decoded = automerge::sync::Message::decode(&last.data).ok()?;
-    decoded.changes = automerge::sync::ChunkList::from(changes);
-    decoded.version = automerge::sync::MessageVersion::V1;
-    last.data = decoded.encode();
-    Some(last)
-}
-
-#[cfg(test)]
-mod tests {
-    use automerge::Change;
-
-    use super::super::base_of;
-    use super::super::editor::typed_pair;
-    use super::*;
-    use crate::trace;
-
-    #[test]
-    fn queued_sync_messages_merge_into_one_with_all_changes() {
-        let grown = trace::grow(&[], 1, |_| {}).unwrap();
-        let base = base_of(grown.doc, "t".into()).unwrap();
-        let (a, b) = typed_pair(&base, ['a', 'b'], base.max_op + 2);
-        let message = |change: &Change| {
-            let data = automerge::sync::Message {
-                heads: vec![change.hash()],
-                need: Vec::new(),
-                have: Vec::new(),
-                changes: automerge::sync::ChunkList::from(vec![change.raw_bytes().to_vec()]),
-                flags: None,
-                version: automerge::sync::MessageVersion::V1,
-            };
-            DocMessage {
-                sender_id: "s".parse().unwrap(),
-                target_id: "t".parse().unwrap(),
-                document_id: DocumentId::from_bytes([1; 16]),
-                data: data.encode(),
-            }
-        };
-        let merged = merge(vec![message(&a), message(&b)]).unwrap();
-        let hashes: Vec<ChangeHash> = peer::change_hashes(&merged)
-            .unwrap()
-            .into_iter()
-            .map(|c| c.hash)
-            .collect();
-        assert_eq!(hashes, vec![a.hash(), b.hash()]);
-        let decoded = automerge::sync::Message::decode(&merged.data).unwrap();
-        assert_eq!(decoded.heads, vec![b.hash()]);
-        assert!(merge(Vec::new()).is_none());
     }
 }

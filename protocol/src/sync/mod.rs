@@ -12,6 +12,7 @@
 mod backoff;
 mod document;
 mod handshake;
+pub mod merge;
 
 pub use backoff::Backoff;
 pub use document::{DocumentSync, Effect, Origin, PeerPhase, RESEND_AFTER_MILLIS};
