@@ -73,7 +73,7 @@ pub(crate) async fn connect(url: &str, us: PeerId) -> Result<Link> {
 pub(crate) async fn open(url: &str) -> Result<Socket> {
     let options = OpenOptions {
         token: None,
-        unlimited_frames: true,
+        max_message_bytes: Some(usize::MAX),
     };
     transport::open(url, options)
         .await

@@ -44,6 +44,7 @@ use super::{Target, quiesce, trace};
 
 mod editor;
 mod observer;
+mod replica;
 use editor::{Editor, Template};
 use observer::Observer;
 
@@ -78,10 +79,24 @@ pub struct TypingArgs {
     /// 0 for none.
     #[arg(long, default_value_t = 1)]
     observers: usize,
+    /// Real `rapport-client` replicas in live sync (as `rapport sync
+    /// --watch`), each storing in redb: their visible latency, and how far
+    /// behind they are when typing stops; 0 for none.
+    #[arg(long, default_value_t = 0)]
+    replicas: usize,
     /// Seconds to wait for the last changes after typing stops; what has
     /// not arrived by then counts as missing.
     #[arg(long, default_value_t = 10.0)]
     drain_seconds: f64,
+}
+
+impl TypingArgs {
+    /// `rapport bench live-replica`: the same run with (at least) one live
+    /// `rapport-client` replica watching.
+    pub fn with_live_replica(mut self) -> Self {
+        self.replicas = self.replicas.max(1);
+        self
+    }
 }
 
 /// The scheduling priority (nice value) of an observer's thread.
@@ -107,6 +122,8 @@ struct Shared {
     next_op: AtomicU64,
     forwarded: AtomicUsize,
     visible: AtomicUsize,
+    /// Typed changes the live replicas hold.
+    replica_visible: AtomicUsize,
     typed: AtomicUsize,
 }
 
@@ -137,6 +154,7 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
             "document": base.what,
             "edits_per_change": args.edits_per_change,
             "observers": args.observers,
+            "replicas": args.replicas,
         }),
     );
     let setup = format!("setup, {}", base.what);
@@ -191,6 +209,14 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
          {OBSERVER_NICE}); {} characters a second per editor for {} s, then up to {} s to drain",
         args.observers, args.rate, args.seconds, args.drain_seconds
     ));
+    if args.replicas > 0 {
+        report.note(format!(
+            "visible in a live rapport-client replica: frame written by an editor → the change is in \
+             the replica's document ({} replica(s) in live sync, storing in redb, in this process); \
+             replica backlog: typed changes they did not hold yet when typing stopped",
+            args.replicas
+        ));
+    }
     if !args.empty && args.edits_per_change > 1 {
         report.note(format!(
             "pre-grown with {} edits per change",
@@ -318,6 +344,10 @@ struct Outcome {
     visible: Option<Summary>,
     /// automerge's receive in the observer, per (merged) message.
     receives: Option<Summary>,
+    /// Visible in the live `rapport-client` replicas.
+    replica_visible: Option<Summary>,
+    /// Typed changes the replicas did not hold yet when typing stopped.
+    replica_backlog: Option<usize>,
     seconds: f64,
     cpu_seconds: Option<f64>,
     rss_end: Option<u64>,
@@ -332,6 +362,17 @@ impl Outcome {
         }
         if let Some(receives) = self.receives {
             report.samples(case, "observer's automerge receive", receives);
+        }
+        if let Some(visible) = self.replica_visible {
+            report.samples(case, "visible in a live rapport-client replica", visible);
+        }
+        if let Some(backlog) = self.replica_backlog {
+            report.single(
+                case,
+                "replica backlog when typing stops",
+                Unit::Count,
+                Some(backlog as f64),
+            );
         }
         report.single(case, "changes typed", Unit::Count, Some(self.typed as f64));
         report.single(
@@ -382,6 +423,7 @@ async fn run_editors(
         next_op: AtomicU64::new(next_op.load(Ordering::Relaxed)),
         forwarded: AtomicUsize::new(0),
         visible: AtomicUsize::new(0),
+        replica_visible: AtomicUsize::new(0),
         typed: AtomicUsize::new(0),
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
@@ -414,9 +456,21 @@ async fn run_editors(
             phase_rx.clone(),
         )?);
     }
+    let mut replicas = Vec::new();
+    for n in 0..args.replicas {
+        replicas.push(replica::LiveReplica::start(
+            &args.target.relay,
+            id,
+            base.heads.clone(),
+            n,
+            Arc::clone(&shared),
+            Arc::clone(&ready),
+            phase_rx.clone(),
+        )?);
+    }
     // Setup: every peer heard from the server, then a quiet moment.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    while ready.load(Ordering::Acquire) < editors + args.observers {
+    while ready.load(Ordering::Acquire) < editors + args.observers + args.replicas {
         if tokio::time::Instant::now() > deadline {
             bail!("the peers did not all get an answer from the server within 300 s");
         }
@@ -446,12 +500,16 @@ async fn run_editors(
             shared.forwarded.load(Ordering::Relaxed)
         ));
     }
+    // How far behind the replicas are as typing stops.
+    let backlog = (shared.typed.load(Ordering::Acquire) * args.replicas)
+        .saturating_sub(shared.replica_visible.load(Ordering::Acquire));
     // Drain: wait for the last deliveries, within the bound.
     let drain_until = until + Duration::from_secs_f64(args.drain_seconds);
     loop {
         let typed = shared.typed.load(Ordering::Acquire);
         let forwarded_all = shared.forwarded.load(Ordering::Acquire) >= typed * (editors - 1);
-        let visible_all = shared.visible.load(Ordering::Acquire) >= typed * args.observers;
+        let visible_all = shared.visible.load(Ordering::Acquire) >= typed * args.observers
+            && shared.replica_visible.load(Ordering::Acquire) >= typed * args.replicas;
         if (forwarded_all && visible_all) || tokio::time::Instant::now() >= drain_until {
             break;
         }
@@ -467,6 +525,10 @@ async fn run_editors(
             .await
             .context("an editor did not stop")??;
         forward.extend(samples?);
+    }
+    let mut in_replicas = Vec::new();
+    for replica in replicas {
+        in_replicas.extend(replica.finish().await?);
     }
     let mut visible = Vec::new();
     let mut receives = Vec::new();
@@ -488,6 +550,11 @@ async fn run_editors(
         visible: (args.observers > 0).then(|| {
             Summary::of_durations(&visible, expected_visible.saturating_sub(visible.len()))
         }),
+        replica_visible: (args.replicas > 0).then(|| {
+            let expected = typed * args.replicas;
+            Summary::of_durations(&in_replicas, expected.saturating_sub(in_replicas.len()))
+        }),
+        replica_backlog: (args.replicas > 0).then_some(backlog),
         seconds: args.seconds,
         cpu_seconds: before
             .zip(after)

@@ -406,7 +406,7 @@ async fn connect(repo: &Repo, relay: &RelayConfig) -> Result<Socket, SyncError> 
     };
     let options = OpenOptions {
         token: token.as_deref(),
-        unlimited_frames: false,
+        max_message_bytes: Some(transport::REPLICA_MAX_MESSAGE_BYTES),
     };
     transport::open(&url.sync_url(), options)
         .await

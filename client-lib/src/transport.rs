@@ -27,10 +27,16 @@ pub type Frame = tungstenite::Message;
 pub struct OpenOptions<'a> {
     /// Sent as `Authorization: Bearer …`.
     pub token: Option<&'a str>,
-    /// Accept frames of any size (a load generator reading whole documents);
-    /// otherwise tungstenite's default limits hold.
-    pub unlimited_frames: bool,
+    /// The largest message (and frame) taken: `None` for tungstenite's
+    /// defaults (16 MiB a frame, 64 MiB a message), `Some(usize::MAX)` for
+    /// no limit (a load generator reading whole documents).
+    pub max_message_bytes: Option<usize>,
 }
+
+/// The largest message a replica takes from its relay: a relay sends a
+/// peer that has nothing of a long document all of it in one message,
+/// which passes tungstenite's 16 MiB frame limit on a long history.
+pub const REPLICA_MAX_MESSAGE_BYTES: usize = 512 * 1024 * 1024;
 
 /// Why a socket could not be opened or the handshake failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +72,11 @@ pub async fn open(url: &str, options: OpenOptions<'_>) -> Result<Socket, Connect
             .map_err(|_| unreachable("the token is not a valid header".into()))?;
         request.headers_mut().insert("Authorization", value);
     }
-    let config = options.unlimited_frames.then(|| {
+    let config = options.max_message_bytes.map(|max| {
+        let max = (max != usize::MAX).then_some(max);
         tungstenite::protocol::WebSocketConfig::default()
-            .max_message_size(None)
-            .max_frame_size(None)
+            .max_message_size(max)
+            .max_frame_size(max)
     });
     // `wss://` trusts the platform's roots and any added CA (`crate::tls`).
     let connector = (request.uri().scheme_str() == Some("wss"))

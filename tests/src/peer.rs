@@ -312,7 +312,7 @@ fn handle(state: &mut PeerState, name: &PeerId, bytes: &[u8]) {
 pub async fn open_socket(url: &str, token: Option<&str>) -> Result<Socket> {
     let options = OpenOptions {
         token,
-        unlimited_frames: false,
+        max_message_bytes: None,
     };
     Ok(transport::open(url, options).await?)
 }

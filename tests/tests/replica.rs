@@ -122,6 +122,35 @@ async fn offline_edits_on_two_replicas_both_survive() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_replica_takes_a_document_that_comes_in_one_message_of_over_16_mib() -> Result<()> {
+    let relay_dir = TempDir::new("big-doc-relay");
+    let relay = TestRelay::start(relay_dir.path()).await?;
+    let config = relay.client_config();
+    let (home_a, home_b) = (TempDir::new("big-doc-a"), TempDir::new("big-doc-b"));
+    let a = Repo::init(home_a.path())?;
+    let b = Repo::init(home_b.path())?;
+    // 30 attachments of 1 MiB of text that does not compress away: all of
+    // the document reaches a newcomer in one message, past tungstenite's
+    // 16 MiB default frame limit even when the relay saves it whole.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let (id, ()) = a.create(|tx| tx.put(ROOT, "kind", "requirements").map(drop))?;
+    for n in 0..30 {
+        let blob: String = (0..1024 * 1024)
+            .map(|_| char::from(rng.random_range(b'!'..=b'~')))
+            .collect();
+        a.change(id, |tx| {
+            tx.put(ROOT, format!("attachment{n}"), blob.as_str())
+        })?;
+    }
+    share(&relay, &a, &[&b], &[id]).await?;
+    sync(&a, &config).await?;
+    b.want(id)?;
+    sync(&b, &config).await?;
+    assert_eq!(b.heads(id)?, a.heads(id)?);
+    Ok(())
+}
+
 #[tokio::test]
 async fn three_replicas_with_random_edits_and_restarts_converge() -> Result<()> {
     let seeds: Vec<u64> = match std::env::var("RAPPORT_SEEDS") {

@@ -23,6 +23,13 @@ pub(crate) enum BenchCommand {
         after_help = "Example:\n  rapport bench typing --relay ws://127.0.0.1:3030/sync --open \\\n    --editors 2,4,8,16,32 --seconds 30 --relay-pid $(pgrep -n rapport-server)"
     )]
     Typing(TypingArgs),
+    /// `typing` with a real rapport-client replica in live sync on the
+    /// document (`--replicas`, at least 1): when each typed change is in
+    /// it, and how far behind it is when typing stops.
+    #[command(
+        after_help = "Example:\n  rapport bench live-replica --relay ws://127.0.0.1:3030/sync --open \\\n    --editors 16 --seconds 60 --observers 0"
+    )]
+    LiveReplica(TypingArgs),
     /// A loader puts N small customer records on the server; a fresh
     /// replica syncs them all: time, round trips, bytes against the saved
     /// documents, the server's peak memory.
@@ -105,6 +112,11 @@ fn write_report(args: &ReportArgs) -> Result<()> {
 /// Runs one `rapport bench` command.
 pub(crate) fn run(ctx: &Context, command: BenchCommand) -> Result<()> {
     match command {
+        BenchCommand::LiveReplica(args) => {
+            args.target.check()?;
+            let args = args.with_live_replica();
+            print(ctx, &runtime()?.block_on(typing::run(&args))?)
+        }
         BenchCommand::Typing(args) => {
             args.target.check()?;
             print(ctx, &runtime()?.block_on(typing::run(&args))?)
