@@ -92,6 +92,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = Limits::default().max_documents_per_workspace)]
     pub max_documents_per_workspace: usize,
 
+    /// Seconds a document nobody has open stays in memory before it leaves
+    /// (it is read from storage again on the next request).
+    #[arg(long, default_value_t = Limits::default().unload_idle_documents_after.as_secs())]
+    pub unload_idle_after_secs: u64,
+
     /// Bytes one workspace's documents may take in the database (0: no
     /// limit); changes to a workspace past it are refused with
     /// `workspace-full` until its operator raises it or documents go.
@@ -177,7 +182,9 @@ impl ServeArgs {
                 max_unlisted_per_key: self.max_unlisted_per_key,
                 max_documents_per_workspace: self.max_documents_per_workspace,
                 max_workspace_bytes: self.max_workspace_bytes,
-                ..Limits::default()
+                unload_idle_documents_after: Duration::from_secs(
+                    self.unload_idle_after_secs.max(1),
+                ),
             },
             compact_after_changes: self.compact_after_changes.max(1),
             workspace_creators: (!self.workspace_creators.is_empty())
