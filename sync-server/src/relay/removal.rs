@@ -110,17 +110,17 @@ impl Relay {
                 })
                 .collect()
         };
-        {
+        let removed = {
             let store = self.store.clone();
             let mut workspaces = lock(&self.workspaces);
-            workspaces.remove_with(ws, &all, &tombstones, events, |rows, events| {
+            workspaces.remove_with(ws, tombstones, events, |tombstones, rows, events| {
                 let rows_of: Vec<(DocumentId, Vec<u8>)> = tombstones
                     .iter()
                     .map(|(doc, t)| (*doc, serde_json::to_vec(t).unwrap_or_default()))
                     .collect();
                 store.remove_documents(&rows_of, erased, rows, events)
-            })?;
-        }
+            })?
+        };
         for (id, slot) in all.iter().zip(&mut held) {
             if let Some(mut doc) = slot.doc.take() {
                 let peers: Vec<_> = doc.peers().map(|(c, p)| (c, p.clone())).collect();
@@ -132,22 +132,23 @@ impl Relay {
         }
         drop(held);
         {
+            // With any thread listed on them meanwhile.
             let mut docs = lock(&self.docs);
-            for id in &all {
+            for id in &removed {
                 docs.remove(id);
             }
         }
         self.tell_removed(&members);
         info!(
             workspace = ws,
-            count = all.len(),
+            count = removed.len(),
             erased,
             "documents removed"
         );
         if erased {
             self.vacuum_if_due().await;
         }
-        Ok(all)
+        Ok(removed)
     }
 
     /// Compacts the database file if an erasure asked for it; when the

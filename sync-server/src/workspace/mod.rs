@@ -255,17 +255,31 @@ impl Workspaces {
     /// Takes `documents` out of workspace `id` for good (their listings,
     /// and the shares that named them), once `write` has stored their
     /// removal with the encoded `events`.
+    ///
+    /// A comment thread listed on one of them since the caller looked goes
+    /// too, with its record's tombstone; returns every document removed.
     pub(crate) fn remove_with(
         &mut self,
         id: &str,
-        documents: &[DocumentId],
-        tombstones: &BTreeMap<DocumentId, Tombstone>,
+        mut tombstones: BTreeMap<DocumentId, Tombstone>,
         events: Vec<AuditEvent>,
-        write: impl FnOnce(&WorkspaceRows, &[Vec<u8>]) -> Result<(), StoreError>,
-    ) -> Result<(), WorkspaceError> {
+        write: impl FnOnce(
+            &BTreeMap<DocumentId, Tombstone>,
+            &WorkspaceRows,
+            &[Vec<u8>],
+        ) -> Result<(), StoreError>,
+    ) -> Result<Vec<DocumentId>, WorkspaceError> {
         let mut workspace = self.get(id)?.clone();
+        let late: Vec<(DocumentId, Tombstone)> = workspace
+            .documents
+            .iter()
+            .filter(|(doc, _)| !tombstones.contains_key(doc))
+            .filter_map(|(doc, info)| Some((*doc, tombstones.get(&info.thread_of?)?.clone())))
+            .collect();
+        tombstones.extend(late);
+        let documents: Vec<DocumentId> = tombstones.keys().copied().collect();
         let mut shares_changed = false;
-        for doc in documents {
+        for doc in &documents {
             workspace.documents.remove(doc);
             for member in workspace.members.values_mut() {
                 shares_changed |= member.shares.remove(doc).is_some();
@@ -276,16 +290,14 @@ impl Workspaces {
             json: shares_changed.then(|| to_json(&workspace)).transpose()?,
             documents: documents.iter().map(|doc| (*doc, None)).collect(),
         };
-        write(&rows, &encode(&events))?;
+        write(&tombstones, &rows, &encode(&events))?;
         self.by_id.insert(id.to_owned(), workspace);
-        for doc in documents {
-            self.document_home.remove(doc);
-            self.claims.remove(doc);
-            if let Some(tombstone) = tombstones.get(doc) {
-                self.tombstones.insert(*doc, tombstone.clone());
-            }
+        for (doc, tombstone) in tombstones {
+            self.document_home.remove(&doc);
+            self.claims.remove(&doc);
+            self.tombstones.insert(doc, tombstone);
         }
-        Ok(())
+        Ok(documents)
     }
 
     /// Takes `key`'s claim of `document` (stored by the caller).
