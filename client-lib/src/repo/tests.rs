@@ -1,5 +1,5 @@
 use super::*;
-use rapport_protocol::wire::RejectReason;
+use rapport_protocol::wire::{RejectReason, Rejected};
 
 fn home(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rapport-repo-{name}-{}", std::process::id()));
