@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Args;
 
+mod auth;
 pub mod cold_sync;
 pub mod idle;
 pub mod ingest;
@@ -39,7 +40,9 @@ pub struct Target {
     #[arg(long, value_name = "URL")]
     relay: String,
     /// The server takes connections without a token (our relay started
-    /// with `--open`, the JS sync server). Required for now.
+    /// with `--open`, the JS sync server). Without it, `typing` and
+    /// `live-replica` drive our relay with tokens: a workspace of their
+    /// own, a key per peer; the other scenarios still need it.
     #[arg(long)]
     open: bool,
     /// The server's process id: its CPU time and memory are read from
@@ -58,13 +61,31 @@ impl Target {
     /// Refuses what the bench cannot drive: a server that needs tokens, one
     /// off this machine unless allowed.
     pub fn check(&self) -> Result<()> {
+        peer::check_loopback(&self.relay, self.allow_remote)
+    }
+
+    /// Refuses a server with tokens, for the scenarios that cannot drive
+    /// one yet.
+    pub fn require_open(&self) -> Result<()> {
         if !self.open {
             bail!(
-                "rapport bench drives a server that needs no token: start our relay with \
-                 `--open` (or use the JS sync server) and pass --open"
+                "this scenario drives a server that needs no token: start our relay with \
+                 `--open` (or use the JS sync server) and pass --open; `typing` and \
+                 `live-replica` also run with tokens"
             );
         }
-        peer::check_loopback(&self.relay, self.allow_remote)
+        Ok(())
+    }
+
+    /// The bench's workspace on a relay with tokens; `None` with `--open`.
+    async fn auth(&self) -> Result<Option<std::sync::Arc<auth::Auth>>> {
+        if self.open {
+            return Ok(None);
+        }
+        let url = self.relay.clone();
+        Ok(Some(
+            tokio::task::spawn_blocking(move || auth::Auth::start(&url)).await??,
+        ))
     }
 
     fn watched(&self) -> Option<Watched> {

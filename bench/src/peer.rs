@@ -53,8 +53,13 @@ pub(crate) struct Link {
 /// Opens a WebSocket to `url` (no frame size limit) and runs the
 /// `join`/`peer` handshake as `us`, an ephemeral peer.
 pub(crate) async fn connect(url: &str, us: PeerId) -> Result<Link> {
+    connect_with(url, us, None).await
+}
+
+/// [`connect`] presenting `token` (a relay with tokens).
+pub(crate) async fn connect_with(url: &str, us: PeerId, token: Option<String>) -> Result<Link> {
     let work = async {
-        let mut socket = open(url).await?;
+        let mut socket = open_with(url, token.as_deref()).await?;
         let metadata = PeerMetadata {
             storage_id: None,
             is_ephemeral: true,
@@ -71,8 +76,12 @@ pub(crate) async fn connect(url: &str, us: PeerId) -> Result<Link> {
 
 /// Opens a bare WebSocket (no handshake).
 pub(crate) async fn open(url: &str) -> Result<Socket> {
+    open_with(url, None).await
+}
+
+async fn open_with(url: &str, token: Option<&str>) -> Result<Socket> {
     let options = OpenOptions {
-        token: None,
+        token,
         max_message_bytes: Some(usize::MAX),
     };
     transport::open(url, options)

@@ -35,6 +35,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite;
 
+use super::auth::Auth;
 use super::machine::sample_peak;
 use super::peer::{self, Link, ThinDoc};
 use super::progress::{Progress, bar};
@@ -176,7 +177,14 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
         base.changes, args.target.relay
     ));
     let started = Instant::now();
-    upload(&args.target.relay, id, &base).await?;
+    let auth = args.target.auth().await?;
+    upload(&args.target.relay, id, &base, auth.as_ref()).await?;
+    if let Some(auth) = &auth {
+        // Listed, the editors (members) may write it.
+        let auth = Arc::clone(auth);
+        tokio::task::spawn_blocking(move || auth.list(&[id])).await??;
+        report.note("with tokens: a workspace of the bench's own, a key and a token per peer");
+    }
     report.single(
         &setup,
         "upload until in sync",
@@ -189,7 +197,16 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
     let shared_op = AtomicU64::new(base.max_op + 1);
     for &editors in &args.editors {
         let case = format!("{editors} editors, {}", short(&base.what));
-        match run_editors(args, id, &base, editors, &shared_op, &mut progress).await {
+        let run = run_editors(
+            args,
+            auth.as_ref(),
+            id,
+            &base,
+            editors,
+            &shared_op,
+            &mut progress,
+        );
+        match run.await {
             Ok(outcome) => outcome.add_to(&mut report, &case),
             Err(e) => {
                 // A server that cannot keep up with E editors will not with
@@ -299,8 +316,8 @@ fn base_of(doc: Automerge, what: String) -> Result<Base> {
 
 /// One peer puts the whole document on the server, with automerge's own
 /// sync (as any replica would), and waits until the server has it.
-async fn upload(url: &str, id: DocumentId, base: &Base) -> Result<()> {
-    let link = peer::connect(url, peer::peer_name("uploader", 0)).await?;
+async fn upload(url: &str, id: DocumentId, base: &Base, auth: Option<&Arc<Auth>>) -> Result<()> {
+    let link = connect(url, peer::peer_name("uploader", 0), auth).await?;
     let Link {
         mut socket,
         us,
@@ -409,8 +426,23 @@ impl Outcome {
     }
 }
 
+/// Connects peer `us`: as a member of the bench's workspace with a token
+/// of its own on a relay with tokens, bare otherwise.
+async fn connect(
+    url: &str,
+    us: rapport_protocol::ids::PeerId,
+    auth: Option<&Arc<Auth>>,
+) -> Result<Link> {
+    match auth {
+        Some(auth) => auth.connect(url, us).await,
+        None => peer::connect(url, us).await,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_editors(
     args: &TypingArgs,
+    auth: Option<&Arc<Auth>>,
     id: DocumentId,
     base: &Base,
     editors: usize,
@@ -431,7 +463,7 @@ async fn run_editors(
     let template = Arc::new(Template::new(&base.text)?);
     let mut tasks = Vec::new();
     for n in 0..editors {
-        let link = peer::connect(&args.target.relay, peer::peer_name("editor", n)).await?;
+        let link = connect(&args.target.relay, peer::peer_name("editor", n), auth).await?;
         let editor = Editor {
             n,
             thin: ThinDoc::new(id, link.us.clone(), link.server.clone(), &base.heads),
@@ -446,7 +478,7 @@ async fn run_editors(
     }
     let mut observers = Vec::new();
     for n in 0..args.observers {
-        let link = peer::connect(&args.target.relay, peer::peer_name("observer", n)).await?;
+        let link = connect(&args.target.relay, peer::peer_name("observer", n), auth).await?;
         observers.push(Observer::start(
             link,
             id,
@@ -457,12 +489,12 @@ async fn run_editors(
         )?);
     }
     let mut replicas = Vec::new();
-    for n in 0..args.replicas {
+    for _ in 0..args.replicas {
         replicas.push(replica::LiveReplica::start(
             &args.target.relay,
+            auth.cloned(),
             id,
             base.heads.clone(),
-            n,
             Arc::clone(&shared),
             Arc::clone(&ready),
             phase_rx.clone(),

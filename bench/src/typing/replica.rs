@@ -17,6 +17,7 @@ use rapport_protocol::ids::DocumentId;
 use tokio::sync::{broadcast, watch};
 
 use super::{Phase, Shared, lock};
+use crate::auth::Auth;
 
 /// One live replica, and what it saw.
 pub(super) struct LiveReplica {
@@ -29,23 +30,33 @@ impl LiveReplica {
     /// `relay`; counts itself `ready` once it holds `base_heads`.
     pub(super) fn start(
         relay: &str,
+        auth: Option<Arc<Auth>>,
         id: DocumentId,
         base_heads: Vec<ChangeHash>,
-        n: usize,
         shared: Arc<Shared>,
         ready: Arc<AtomicUsize>,
         phase: watch::Receiver<Phase>,
     ) -> Result<Self> {
-        let home =
-            std::env::temp_dir().join(format!("rapport-bench-replica-{}-{n}", std::process::id()));
+        let home = std::env::temp_dir().join(format!(
+            "rapport-bench-replica-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         let _ = std::fs::remove_dir_all(&home);
         let repo = Repo::init(&home).context("a replica for the bench")?;
         repo.want(id)?;
         let events = repo.subscribe();
-        let live = repo.sync_live(RelayConfig {
-            url: relay.to_owned(),
-            audience: None,
-        });
+        let config = match &auth {
+            Some(auth) => {
+                tokio::task::block_in_place(|| auth.join(repo.identity().clone()))?;
+                auth.relay_config()
+            }
+            None => RelayConfig {
+                url: relay.to_owned(),
+                audience: None,
+            },
+        };
+        let live = repo.sync_live(config);
         let task = tokio::spawn(async move {
             let seen = watch_changes(&repo, id, &base_heads, events, &shared, &ready, phase).await;
             live.stop().await;
