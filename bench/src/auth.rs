@@ -87,6 +87,17 @@ impl Auth {
         crate::peer::connect_with(url, us, Some(self.token(&key)?)).await
     }
 
+    /// Connects peer `us` with `key` (a member already), with a fresh
+    /// token.
+    pub(crate) async fn connect_as(
+        &self,
+        key: &SigningKey,
+        url: &str,
+        us: rapport_protocol::ids::PeerId,
+    ) -> Result<crate::peer::Link> {
+        crate::peer::connect_with(url, us, Some(self.token(key)?)).await
+    }
+
     /// Makes `identity` (a replica's) a member of the bench's workspace.
     /// Blocking.
     pub(crate) fn join(&self, identity: Identity) -> Result<()> {

@@ -18,17 +18,19 @@ use anyhow::{Result, bail};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, AutoCommit, Automerge, ChangeHash, ObjType, ROOT, ReadDoc as _};
 use clap::Args;
+use ed25519_dalek::SigningKey;
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::sync::DocumentSync;
 use serde_json::json;
 
+use super::auth::Auth;
 use super::machine::sample_peak;
 use super::many::{Traffic, sync_all};
 use super::peer;
 use super::progress::{Progress, bar};
 use super::report::{Report, Unit};
 use super::stats::Summary;
-use super::{Target, quiesce};
+use super::{Target, connect_peer, quiesce};
 
 #[derive(Debug, Clone, Args)]
 pub struct ColdSyncArgs {
@@ -63,9 +65,20 @@ pub async fn run(args: &ColdSyncArgs) -> Result<Report> {
         .collect();
 
     progress.step(format!("loading them onto {}", args.target.relay));
+    let auth = args.target.auth().await?;
+    // One loader key for every chunk: the records share their actors, and
+    // an actor belongs to the first key that writes with it.
+    let loader = match &auth {
+        Some(auth) => {
+            let member = Arc::clone(auth);
+            let key = tokio::task::spawn_blocking(move || member.member()).await??;
+            Some((Arc::clone(auth), key))
+        }
+        None => None,
+    };
     let loading = Instant::now();
     for chunk in records.chunks(LOAD_CHUNK) {
-        load_chunk(args, chunk, limit, &mut progress).await?;
+        load_chunk(args, loader.as_ref(), chunk, limit, &mut progress).await?;
     }
     let load_elapsed = loading.elapsed();
     let watched = args.target.watched();
@@ -80,13 +93,13 @@ pub async fn run(args: &ColdSyncArgs) -> Result<Report> {
         Arc::clone(&peak),
         Duration::from_millis(100),
     ));
-    let sync = fresh_replica(args, &expected, 0, &mut progress).await?;
+    let sync = fresh_replica(args, auth.as_ref(), &expected, 0, &mut progress).await?;
     let after = watched.and_then(|w| w.sample());
     sampler.abort();
     // A second device of the same workspace: what the first sync left
     // behind on the server (a snapshot, a cache) shows here.
     progress.step("a second fresh replica syncs them".to_owned());
-    let second = fresh_replica(args, &expected, 1, &mut progress).await?;
+    let second = fresh_replica(args, auth.as_ref(), &expected, 1, &mut progress).await?;
     let after_second = watched.and_then(|w| w.sample());
 
     let mut report = args.target.report(
@@ -169,14 +182,18 @@ const LOAD_RETRIES: usize = 3;
 /// the time is reported, with any retries in it.
 async fn load_chunk(
     args: &ColdSyncArgs,
+    key: Option<&(Arc<Auth>, SigningKey)>,
     chunk: &[(DocumentId, Automerge)],
     limit: Duration,
     progress: &mut Progress,
 ) -> Result<()> {
     let mut attempt = 0;
     loop {
-        let mut loader =
-            peer::connect(&args.target.relay, peer::peer_name("loader", attempt)).await?;
+        let us = peer::peer_name("loader", attempt);
+        let mut loader = match key {
+            Some((auth, key)) => auth.connect_as(key, &args.target.relay, us).await?,
+            None => peer::connect(&args.target.relay, us).await?,
+        };
         let docs: Vec<DocumentSync> = chunk
             .iter()
             .map(|(id, doc)| DocumentSync::new(*id, loader.us.clone(), doc.clone()))
@@ -193,7 +210,15 @@ async fn load_chunk(
         .await;
         let _ = loader.socket.close(None).await;
         match loaded {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                // Listed, every member (the fresh replicas) may read them.
+                if let Some((auth, _)) = key {
+                    let auth = Arc::clone(auth);
+                    let ids: Vec<DocumentId> = chunk.iter().map(|(id, _)| *id).collect();
+                    tokio::task::spawn_blocking(move || auth.list(&ids)).await??;
+                }
+                return Ok(());
+            }
             Err(e) if attempt < LOAD_RETRIES => {
                 attempt += 1;
                 progress.step(format!(
@@ -208,11 +233,12 @@ async fn load_chunk(
 /// A replica with nothing syncs every record; fails unless all arrive.
 async fn fresh_replica(
     args: &ColdSyncArgs,
+    auth: Option<&Arc<Auth>>,
     expected: &HashMap<DocumentId, Vec<ChangeHash>>,
     n: usize,
     progress: &mut Progress,
 ) -> Result<Traffic> {
-    let mut fresh = peer::connect(&args.target.relay, peer::peer_name("fresh", n)).await?;
+    let mut fresh = connect_peer(&args.target.relay, peer::peer_name("fresh", n), auth).await?;
     let docs: Vec<DocumentSync> = expected
         .keys()
         .map(|id| DocumentSync::new(*id, fresh.us.clone(), Automerge::new()))

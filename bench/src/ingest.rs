@@ -66,9 +66,11 @@ pub async fn run(args: &IngestArgs) -> Result<Report> {
     let fsync = Summary::of_durations(&fsyncs, 0);
 
     progress.step(format!("{} peers connecting", args.peers));
+    let auth = args.target.auth().await?;
     let mut peers = Vec::with_capacity(args.peers);
     for n in 0..args.peers {
-        let link = peer::connect(&args.target.relay, peer::peer_name("ingest", n)).await?;
+        let us = peer::peer_name("ingest", n);
+        let link = super::connect_peer(&args.target.relay, us, auth.as_ref()).await?;
         peers.push(Pusher::new(link));
         progress.update(format!(
             "{} {}/{} connected",

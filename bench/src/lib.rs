@@ -40,9 +40,9 @@ pub struct Target {
     #[arg(long, value_name = "URL")]
     relay: String,
     /// The server takes connections without a token (our relay started
-    /// with `--open`, the JS sync server). Without it, `typing` and
-    /// `live-replica` drive our relay with tokens: a workspace of their
-    /// own, a key per peer; the other scenarios still need it.
+    /// with `--open`, the JS sync server). Without it, the bench drives
+    /// our relay with tokens: a workspace of its own, a key per peer
+    /// (`idle` still needs it).
     #[arg(long)]
     open: bool,
     /// The server's process id: its CPU time and memory are read from
@@ -70,8 +70,8 @@ impl Target {
         if !self.open {
             bail!(
                 "this scenario drives a server that needs no token: start our relay with \
-                 `--open` (or use the JS sync server) and pass --open; `typing` and \
-                 `live-replica` also run with tokens"
+                 `--open` (or use the JS sync server) and pass --open; the other scenarios \
+                 also run with tokens"
             );
         }
         Ok(())
@@ -93,7 +93,27 @@ impl Target {
     }
 
     fn report(&self, scenario: &str, params: serde_json::Value) -> Report {
-        Report::new(scenario, &self.label, &self.relay, params)
+        let mut report = Report::new(scenario, &self.label, &self.relay, params);
+        if !self.open {
+            report.note(
+                "with tokens: a workspace of the bench's own, a key and a token per peer"
+                    .to_owned(),
+            );
+        }
+        report
+    }
+}
+
+/// Connects peer `us` to `url`: as a member of the bench's workspace with
+/// a key and token of its own on a relay with tokens, bare otherwise.
+async fn connect_peer(
+    url: &str,
+    us: rapport_protocol::ids::PeerId,
+    auth: Option<&std::sync::Arc<auth::Auth>>,
+) -> Result<peer::Link> {
+    match auth {
+        Some(auth) => auth.connect(url, us).await,
+        None => peer::connect(url, us).await,
     }
 }
 

@@ -41,7 +41,7 @@ use super::peer::{self, Link, ThinDoc};
 use super::progress::{Progress, bar};
 use super::report::{Report, Unit};
 use super::stats::Summary;
-use super::{Target, quiesce, trace};
+use super::{Target, connect_peer, quiesce, trace};
 
 mod editor;
 mod observer;
@@ -183,7 +183,6 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
         // Listed, the editors (members) may write it.
         let auth = Arc::clone(auth);
         tokio::task::spawn_blocking(move || auth.list(&[id])).await??;
-        report.note("with tokens: a workspace of the bench's own, a key and a token per peer");
     }
     report.single(
         &setup,
@@ -317,7 +316,7 @@ fn base_of(doc: Automerge, what: String) -> Result<Base> {
 /// One peer puts the whole document on the server, with automerge's own
 /// sync (as any replica would), and waits until the server has it.
 async fn upload(url: &str, id: DocumentId, base: &Base, auth: Option<&Arc<Auth>>) -> Result<()> {
-    let link = connect(url, peer::peer_name("uploader", 0), auth).await?;
+    let link = connect_peer(url, peer::peer_name("uploader", 0), auth).await?;
     let Link {
         mut socket,
         us,
@@ -426,19 +425,6 @@ impl Outcome {
     }
 }
 
-/// Connects peer `us`: as a member of the bench's workspace with a token
-/// of its own on a relay with tokens, bare otherwise.
-async fn connect(
-    url: &str,
-    us: rapport_protocol::ids::PeerId,
-    auth: Option<&Arc<Auth>>,
-) -> Result<Link> {
-    match auth {
-        Some(auth) => auth.connect(url, us).await,
-        None => peer::connect(url, us).await,
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run_editors(
     args: &TypingArgs,
@@ -463,7 +449,7 @@ async fn run_editors(
     let template = Arc::new(Template::new(&base.text)?);
     let mut tasks = Vec::new();
     for n in 0..editors {
-        let link = connect(&args.target.relay, peer::peer_name("editor", n), auth).await?;
+        let link = connect_peer(&args.target.relay, peer::peer_name("editor", n), auth).await?;
         let editor = Editor {
             n,
             thin: ThinDoc::new(id, link.us.clone(), link.server.clone(), &base.heads),
@@ -478,7 +464,7 @@ async fn run_editors(
     }
     let mut observers = Vec::new();
     for n in 0..args.observers {
-        let link = connect(&args.target.relay, peer::peer_name("observer", n), auth).await?;
+        let link = connect_peer(&args.target.relay, peer::peer_name("observer", n), auth).await?;
         observers.push(Observer::start(
             link,
             id,

@@ -1,7 +1,7 @@
-//! `rapport bench live-replica` against a relay with tokens, as operators
-//! run it: the bench makes a workspace of its own, a key and a token per
-//! peer, and a live `rapport-client` replica that joins it sees every
-//! typed change.
+//! `rapport bench` against a relay with tokens, as operators run it: the
+//! bench makes a workspace of its own, a key and a token per peer; a live
+//! `rapport-client` replica that joins it sees every typed change, and a
+//! fresh peer syncs every record a loader put there.
 
 mod common;
 
@@ -10,14 +10,12 @@ use std::process::Command;
 use common::Relay;
 
 #[test]
-fn live_replica_runs_against_a_relay_with_tokens() {
+fn the_bench_drives_a_relay_with_tokens() {
     let relay = Relay::start();
-    let output = Command::new(env!("CARGO_BIN_EXE_rapport"))
-        .args([
-            "bench",
+    let typing = bench(
+        &relay,
+        &[
             "live-replica",
-            "--relay",
-            &relay.url,
             "--empty",
             "--editors",
             "2",
@@ -25,38 +23,66 @@ fn live_replica_runs_against_a_relay_with_tokens() {
             "1",
             "--observers",
             "0",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON value");
-    let rows = report["rows"].as_array().expect("rows");
-    let row = |measure: &str| {
-        rows.iter()
-            .find(|r| r["measure"] == measure)
-            .cloned()
-            .unwrap_or_else(|| panic!("no `{measure}` row in {report}"))
-    };
-    let typed = row("changes typed")["value"]["single"].as_f64().unwrap();
-    assert!(typed > 0.0, "{report}");
-    let visible = &row("visible in a live rapport-client replica")["value"]["samples"];
+    let typed = row(&typing, "changes typed")["value"]["single"]
+        .as_f64()
+        .unwrap();
+    assert!(typed > 0.0, "{typing}");
+    let visible = &row(&typing, "visible in a live rapport-client replica")["value"]["samples"];
     assert_eq!(
         visible["count"].as_f64(),
         Some(typed),
-        "every typed change reached the replica: {report}"
+        "every typed change reached the replica: {typing}"
     );
-    assert!(report.to_string().contains("with tokens"), "{report}");
-    // The same without a token-free server is refused up front for a
-    // scenario that cannot drive tokens yet.
+    assert!(typing.to_string().contains("with tokens"), "{typing}");
+    // Cold sync and ingest run with tokens too.
+    let cold = bench(&relay, &["cold-sync", "--records", "20", "--changes", "3"]);
+    let synced = row(&cold, "time to fully synced");
+    assert!(synced["value"]["single"].as_f64().is_some(), "{cold}");
+    let ingest = bench(
+        &relay,
+        &[
+            "ingest",
+            "--peers",
+            "2",
+            "--seconds",
+            "1",
+            "--fsync-seconds",
+            "0.2",
+        ],
+    );
+    assert!(ingest.to_string().contains("with tokens"), "{ingest}");
+    // The idle scenario cannot drive tokens yet, and says so up front.
     let refused = Command::new(env!("CARGO_BIN_EXE_rapport"))
-        .args(["bench", "ingest", "--relay", &relay.url])
+        .args(["bench", "idle", "--relay", &relay.url])
         .output()
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--open"));
+}
+
+/// Runs `rapport bench ARGS --relay URL --json`; its one JSON report.
+fn bench(relay: &Relay, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_rapport"))
+        .arg("bench")
+        .args(args)
+        .args(["--relay", &relay.url, "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "rapport bench {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON value")
+}
+
+/// The row of `report` measuring `measure`.
+fn row(report: &serde_json::Value, measure: &str) -> serde_json::Value {
+    report["rows"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["measure"] == measure))
+        .cloned()
+        .unwrap_or_else(|| panic!("no `{measure}` row in {report}"))
 }

@@ -123,12 +123,10 @@ pub(crate) fn run(ctx: &Context, command: BenchCommand) -> Result<()> {
         }
         BenchCommand::ColdSync(args) => {
             args.target.check()?;
-            args.target.require_open()?;
             print(ctx, &runtime()?.block_on(cold_sync::run(&args))?)
         }
         BenchCommand::Ingest(args) => {
             args.target.check()?;
-            args.target.require_open()?;
             print(ctx, &runtime()?.block_on(ingest::run(&args))?)
         }
         BenchCommand::Idle(args) => {
