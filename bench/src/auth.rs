@@ -98,6 +98,17 @@ impl Auth {
         crate::peer::connect_with(url, us, Some(self.token(key)?)).await
     }
 
+    /// Connects peer `us` with a key of its own that belongs to no
+    /// workspace (an idle connection needs no documents), with a token.
+    pub(crate) async fn connect_stranger(
+        &self,
+        url: &str,
+        us: rapport_protocol::ids::PeerId,
+    ) -> Result<crate::peer::Link> {
+        let key = SigningKey::from_bytes(&rand::random());
+        self.connect_as(&key, url, us).await
+    }
+
     /// Makes `identity` (a replica's) a member of the bench's workspace.
     /// Blocking.
     pub(crate) fn join(&self, identity: Identity) -> Result<()> {

@@ -25,6 +25,7 @@ use tokio::io::AsyncBufReadExt;
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite;
 
+use super::auth::Auth;
 use super::machine::Watched;
 use super::peer::{self, Socket};
 use super::progress::{Progress, bar};
@@ -62,6 +63,7 @@ pub async fn run(args: &IdleArgs) -> Result<Report> {
         url: args.target.relay.clone(),
         handshake: true,
         watched: args.target.watched(),
+        auth: args.target.auth().await?,
     };
     let ours = measure(&server, args, &mut progress).await?;
     ours.add_to(&mut report, &case, "");
@@ -72,6 +74,7 @@ pub async fn run(args: &IdleArgs) -> Result<Report> {
             url: format!("ws://127.0.0.1:{}", child.port),
             handshake: false,
             watched: Some(Watched::new(child.pid)),
+            auth: None,
         };
         let measured = measure(&bare, args, &mut progress).await;
         child.stop().await;
@@ -111,6 +114,8 @@ struct Server {
     /// than plain echo.
     handshake: bool,
     watched: Option<Watched>,
+    /// Tokens for a relay that wants them.
+    auth: Option<Arc<Auth>>,
 }
 
 struct Measured {
@@ -159,9 +164,10 @@ async fn measure(server: &Server, args: &IdleArgs, progress: &mut Progress) -> R
         let permit = Arc::clone(&gate).acquire_owned().await?;
         let url = server.url.clone();
         let handshake = server.handshake;
+        let auth = server.auth.clone();
         let stop = stop_rx.clone();
         opening.spawn(async move {
-            let socket = open(&url, handshake, n).await;
+            let socket = open(&url, handshake, n, auth.as_ref()).await;
             drop(permit);
             let socket = socket?;
             Ok::<_, anyhow::Error>(tokio::spawn(idle(socket, stop)))
@@ -207,9 +213,14 @@ async fn measure(server: &Server, args: &IdleArgs, progress: &mut Progress) -> R
 }
 
 /// Opens one connection, with the handshake if the server speaks it.
-async fn open(url: &str, handshake: bool, n: usize) -> Result<Socket> {
+async fn open(url: &str, handshake: bool, n: usize, auth: Option<&Arc<Auth>>) -> Result<Socket> {
     if handshake {
-        Ok(peer::connect(url, peer::peer_name("idle", n)).await?.socket)
+        let us = peer::peer_name("idle", n);
+        let link = match auth {
+            Some(auth) => auth.connect_stranger(url, us).await?,
+            None => peer::connect(url, us).await?,
+        };
+        Ok(link.socket)
     } else {
         tokio::time::timeout(peer::CONNECT_TIMEOUT, peer::open(url))
             .await
@@ -239,7 +250,11 @@ async fn idle(mut socket: Socket, mut stop: watch::Receiver<bool>) -> bool {
 async fn echo(server: &Server, count: usize, progress: &mut Progress) -> Result<Summary> {
     let mut samples = Vec::with_capacity(count);
     if server.handshake {
-        let mut link = peer::connect(&server.url, peer::peer_name("echo", 0)).await?;
+        let us = peer::peer_name("echo", 0);
+        let mut link = match &server.auth {
+            Some(auth) => auth.connect_stranger(&server.url, us).await?,
+            None => peer::connect(&server.url, us).await?,
+        };
         for n in 0..count {
             let id = DocumentId::from_bytes(rand::random());
             let mut sync = DocumentSync::new(id, link.us.clone(), Automerge::new());

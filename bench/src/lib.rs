@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 
 mod auth;
@@ -41,8 +41,7 @@ pub struct Target {
     relay: String,
     /// The server takes connections without a token (our relay started
     /// with `--open`, the JS sync server). Without it, the bench drives
-    /// our relay with tokens: a workspace of its own, a key per peer
-    /// (`idle` still needs it).
+    /// our relay with tokens: a workspace of its own, a key per peer.
     #[arg(long)]
     open: bool,
     /// The server's process id: its CPU time and memory are read from
@@ -62,19 +61,6 @@ impl Target {
     /// off this machine unless allowed.
     pub fn check(&self) -> Result<()> {
         peer::check_loopback(&self.relay, self.allow_remote)
-    }
-
-    /// Refuses a server with tokens, for the scenarios that cannot drive
-    /// one yet.
-    pub fn require_open(&self) -> Result<()> {
-        if !self.open {
-            bail!(
-                "this scenario drives a server that needs no token: start our relay with \
-                 `--open` (or use the JS sync server) and pass --open; the other scenarios \
-                 also run with tokens"
-            );
-        }
-        Ok(())
     }
 
     /// The bench's workspace on a relay with tokens; `None` with `--open`.

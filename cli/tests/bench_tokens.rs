@@ -1,7 +1,8 @@
 //! `rapport bench` against a relay with tokens, as operators run it: the
 //! bench makes a workspace of its own, a key and a token per peer; a live
-//! `rapport-client` replica that joins it sees every typed change, and a
-//! fresh peer syncs every record a loader put there.
+//! `rapport-client` replica that joins it sees every typed change, a
+//! fresh peer syncs every record a loader put there, and idle connections
+//! and the echo get in.
 
 mod common;
 
@@ -53,13 +54,21 @@ fn the_bench_drives_a_relay_with_tokens() {
         ],
     );
     assert!(ingest.to_string().contains("with tokens"), "{ingest}");
-    // The idle scenario cannot drive tokens yet, and says so up front.
-    let refused = Command::new(env!("CARGO_BIN_EXE_rapport"))
-        .args(["bench", "idle", "--relay", &relay.url])
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("--open"));
+    // Idle connections and the echo with tokens too (no baseline server
+    // here: that is the bench's own echo server).
+    let idle = bench(
+        &relay,
+        &[
+            "idle",
+            "--connections",
+            "20",
+            "--echoes",
+            "20",
+            "--no-baseline",
+        ],
+    );
+    let echo = &row(&idle, "echo")["value"]["samples"];
+    assert_eq!(echo["count"].as_f64(), Some(20.0), "{idle}");
 }
 
 /// Runs `rapport bench ARGS --relay URL --json`; its one JSON report.

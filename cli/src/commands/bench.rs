@@ -131,7 +131,6 @@ pub(crate) fn run(ctx: &Context, command: BenchCommand) -> Result<()> {
         }
         BenchCommand::Idle(args) => {
             args.target.check()?;
-            args.target.require_open()?;
             print(ctx, &runtime()?.block_on(idle::run(&args))?)
         }
         BenchCommand::EchoServer { listen } => idle::echo_server(listen),
