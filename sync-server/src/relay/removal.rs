@@ -35,7 +35,7 @@ impl Relay {
         documents: &[DocumentId],
         removal: Removal,
     ) -> Result<Vec<DocumentId>, WorkspaceError> {
-        let (all, members) = {
+        let (all, seen_by) = {
             let workspaces = lock(&self.workspaces);
             workspaces.require(ws, &by, Role::Admin)?;
             let workspace = workspaces.get(ws)?;
@@ -57,20 +57,18 @@ impl Relay {
                     .map(|_| *doc)
             });
             let all: BTreeSet<DocumentId> = asked.iter().copied().chain(threads).collect();
-            // Who could see which of them: they are told those are gone.
-            let members: Vec<(PublicKey, Vec<DocumentId>)> = workspace
-                .members
-                .keys()
-                .map(|key| {
-                    let seen = all.iter().copied();
-                    (
-                        *key,
-                        seen.filter(|doc| workspace.access(key, *doc) != Access::None)
-                            .collect(),
-                    )
+            // Who could see each of them: they are told it is gone.
+            let seen_by: Vec<BTreeSet<PublicKey>> = all
+                .iter()
+                .map(|doc| {
+                    let members = workspace.members.keys();
+                    members
+                        .filter(|key| workspace.access(key, *doc) != Access::None)
+                        .copied()
+                        .collect()
                 })
                 .collect();
-            (all.into_iter().collect::<Vec<_>>(), members)
+            (all.into_iter().collect::<Vec<_>>(), seen_by)
         };
         // Holding every slot, no sync of these documents is half done.
         let slots: Vec<_> = all.iter().map(|id| self.slot(*id)).collect();
@@ -81,12 +79,8 @@ impl Relay {
         let erased = removal == Removal::Erase;
         let tombstones: BTreeMap<DocumentId, Tombstone> = all
             .iter()
-            .map(|doc| {
-                let seen_by = members
-                    .iter()
-                    .filter(|(_, seen)| seen.contains(doc))
-                    .map(|(key, _)| *key)
-                    .collect();
+            .zip(seen_by)
+            .map(|(doc, seen_by)| {
                 let tombstone = Tombstone {
                     workspace: ws.to_owned(),
                     at: now().0,
@@ -134,11 +128,11 @@ impl Relay {
         {
             // With any thread listed on them meanwhile.
             let mut docs = lock(&self.docs);
-            for id in &removed {
+            for id in removed.keys() {
                 docs.remove(id);
             }
         }
-        self.tell_removed(&members);
+        self.tell_removed(&removed);
         info!(
             workspace = ws,
             count = removed.len(),
@@ -148,7 +142,7 @@ impl Relay {
         if erased {
             self.vacuum_if_due().await;
         }
-        Ok(removed)
+        Ok(removed.into_keys().collect())
     }
 
     /// Compacts the database file if an erasure asked for it; when the
@@ -165,17 +159,21 @@ impl Relay {
         }
     }
 
-    /// Tells every connection of each key that the documents it could
-    /// see are gone.
-    fn tell_removed(&self, seen: &[(PublicKey, Vec<DocumentId>)]) {
+    /// Tells every connection of each key that the documents it could see
+    /// (its name is in their tombstones) are gone.
+    fn tell_removed(&self, removed: &BTreeMap<DocumentId, Tombstone>) {
         let conns: Vec<_> = lock(&self.conns)
             .iter()
-            .filter_map(|(conn, handle)| match handle.identity {
-                Identity::Key(key) => seen
+            .filter_map(|(conn, handle)| {
+                let Identity::Key(key) = handle.identity else {
+                    return None;
+                };
+                let documents: Vec<DocumentId> = removed
                     .iter()
-                    .find(|(k, docs)| *k == key && !docs.is_empty())
-                    .map(|(_, docs)| (*conn, handle.remote.clone(), docs.clone())),
-                Identity::Anonymous => None,
+                    .filter(|(_, tombstone)| tombstone.seen_by.contains(&key))
+                    .map(|(doc, _)| *doc)
+                    .collect();
+                (!documents.is_empty()).then(|| (*conn, handle.remote.clone(), documents))
             })
             .collect();
         for (conn, remote, documents) in conns {

@@ -257,7 +257,8 @@ impl Workspaces {
     /// removal with the encoded `events`.
     ///
     /// A comment thread listed on one of them since the caller looked goes
-    /// too, with its record's tombstone; returns every document removed.
+    /// too, with its record's tombstone; returns the tombstone of every
+    /// document removed.
     pub(crate) fn remove_with(
         &mut self,
         id: &str,
@@ -268,7 +269,7 @@ impl Workspaces {
             &WorkspaceRows,
             &[Vec<u8>],
         ) -> Result<(), StoreError>,
-    ) -> Result<Vec<DocumentId>, WorkspaceError> {
+    ) -> Result<BTreeMap<DocumentId, Tombstone>, WorkspaceError> {
         let mut workspace = self.get(id)?.clone();
         let late: Vec<(DocumentId, Tombstone)> = workspace
             .documents
@@ -292,12 +293,12 @@ impl Workspaces {
         };
         write(&tombstones, &rows, &encode(&events))?;
         self.by_id.insert(id.to_owned(), workspace);
-        for (doc, tombstone) in tombstones {
-            self.document_home.remove(&doc);
-            self.claims.remove(&doc);
-            self.tombstones.insert(doc, tombstone);
+        for (doc, tombstone) in &tombstones {
+            self.document_home.remove(doc);
+            self.claims.remove(doc);
+            self.tombstones.insert(*doc, tombstone.clone());
         }
-        Ok(documents)
+        Ok(tombstones)
     }
 
     /// Takes `key`'s claim of `document` (stored by the caller).
@@ -338,6 +339,11 @@ impl Workspaces {
             .values()
             .flat_map(|w| w.visible_to(key))
             .collect()
+    }
+
+    /// The name `key` gave as a member of workspace `id`.
+    pub(crate) fn member_name(&self, id: &str, key: &PublicKey) -> Option<String> {
+        self.by_id.get(id)?.members.get(key)?.name.clone()
     }
 
     /// The workspaces `key` belongs to, with its role.
