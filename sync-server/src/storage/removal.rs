@@ -173,26 +173,24 @@ impl Store {
             }
         };
         let result = loop {
-            // Another thread may still hold the handle for a moment.
-            let Some(exclusive) = std::sync::Arc::get_mut(&mut db) else {
-                if started.elapsed() > VACUUM_PATIENCE {
+            // Another thread may still hold the handle for a moment: as
+            // busy as a transaction in flight.
+            let compacted = match std::sync::Arc::get_mut(&mut db) {
+                Some(exclusive) => exclusive.compact(),
+                None => Err(redb::CompactionError::TransactionInProgress),
+            };
+            match compacted {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(redb::CompactionError::TransactionInProgress)
+                    if started.elapsed() <= VACUUM_PATIENCE =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(redb::CompactionError::TransactionInProgress) => {
                     break Err(StoreError::Busy {
                         path: self.path().to_owned(),
                     });
-                }
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            };
-            match exclusive.compact() {
-                Ok(true) => continue,
-                Ok(false) => break Ok(()),
-                Err(redb::CompactionError::TransactionInProgress) => {
-                    if started.elapsed() > VACUUM_PATIENCE {
-                        break Err(StoreError::Busy {
-                            path: self.path().to_owned(),
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => break Err(self.err(redb::Error::from(e))),
             }
