@@ -217,10 +217,7 @@ fn entry(relay: &Relay, ws: &str, row: &FeedRow, doc: &Automerge) -> ChangeEntry
     fields.remove("kind");
     fields.remove("schema");
     let (kind, title) = headline(doc);
-    let by_name = by.and_then(|key| {
-        let workspaces = lock(&relay.workspaces);
-        workspaces.get(ws).ok()?.members.get(&key)?.name.clone()
-    });
+    let by_name = by.and_then(|key| lock(&relay.workspaces).member_name(ws, &key));
     ChangeEntry {
         cursor: row.cursor.to_string(),
         document: row.document,

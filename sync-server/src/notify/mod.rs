@@ -154,19 +154,9 @@ impl Notifier {
     }
 }
 
-/// Whether `key` is a member of `ws` who may see `document`.
-fn may_see(relay: &Relay, ws: &str, key: &PublicKey, document: DocumentId) -> bool {
-    let workspaces = lock(&relay.workspaces);
-    workspaces
-        .get(ws)
-        .is_ok_and(|w| w.members.contains_key(key))
-        && workspaces.access(key, document) != Access::None
-}
-
-/// The name `key` gave in `ws`.
-fn name_in(relay: &Relay, ws: &str, key: &PublicKey) -> Option<String> {
-    let workspaces = lock(&relay.workspaces);
-    workspaces.get(ws).ok()?.members.get(key)?.name.clone()
+/// Whether `key` may see `document` (of a workspace: only its members may).
+fn may_see(relay: &Relay, key: &PublicKey, document: DocumentId) -> bool {
+    lock(&relay.workspaces).access(key, document) != Access::None
 }
 
 /// What one durable write of changes tells people.
@@ -247,7 +237,9 @@ impl Happened<'_> {
             record,
             title,
             by: self.by,
-            by_name: self.by.and_then(|key| name_in(self.relay, self.ws, &key)),
+            by_name: self
+                .by
+                .and_then(|key| lock(&self.relay.workspaces).member_name(self.ws, &key)),
             text,
             at: self.at,
             read: false,
@@ -258,8 +250,8 @@ impl Happened<'_> {
     /// see both the document and the record.
     fn tells(&self, key: &PublicKey, record: DocumentId) -> bool {
         Some(*key) != self.by
-            && may_see(self.relay, self.ws, key, self.document)
-            && may_see(self.relay, self.ws, key, record)
+            && may_see(self.relay, key, self.document)
+            && may_see(self.relay, key, record)
     }
 
     /// The people mentioned in comments this change added.
@@ -320,22 +312,19 @@ fn due_today(relay: &Relay, at: UnixMillis) -> Made {
     let Some(today) = Date::utc(at) else {
         return Vec::new();
     };
-    let listed: Vec<(String, DocumentId)> = {
+    // Every listed document but comment threads.
+    let listed: Vec<DocumentId> = {
         let workspaces = lock(&relay.workspaces);
-        let ids: Vec<String> = workspaces.ids().map(str::to_owned).collect();
-        ids.into_iter()
-            .filter_map(|ws| workspaces.get(&ws).ok().map(|w| (ws, w)))
-            .flat_map(|(ws, w)| {
-                w.documents
-                    .iter()
-                    .filter(|(_, info)| info.thread_of.is_none())
-                    .map(move |(doc, _)| (ws.clone(), *doc))
-                    .collect::<Vec<_>>()
-            })
+        workspaces
+            .ids()
+            .filter_map(|ws| workspaces.get(ws).ok())
+            .flat_map(|w| w.documents.iter())
+            .filter(|(_, info)| info.thread_of.is_none())
+            .map(|(doc, _)| *doc)
             .collect()
     };
     let mut made = Vec::new();
-    for (ws, id) in listed {
+    for id in listed {
         let Ok(doc) = relay.store().load_automerge(id) else {
             continue;
         };
@@ -351,7 +340,7 @@ fn due_today(relay: &Relay, at: UnixMillis) -> Made {
             .iter()
             .filter_map(|k| k.parse::<PublicKey>().ok())
         {
-            if may_see(relay, &ws, &key, id) {
+            if may_see(relay, &key, id) {
                 made.push((
                     key,
                     Notification {
