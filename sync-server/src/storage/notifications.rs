@@ -67,6 +67,15 @@ impl Store {
     pub fn notifications_of(&self, key: &PublicKey) -> Result<Vec<Notification>, StoreError> {
         let tx = self.begin_read()?;
         let table = tx.open_table(NOTIFICATIONS).map_err(|e| self.err(e))?;
+        self.rows_of(&table, key)
+    }
+
+    /// `key`'s rows of `table`.
+    fn rows_of(
+        &self,
+        table: &impl ReadableTable<(&'static [u8; 32], &'static str), &'static [u8]>,
+        key: &PublicKey,
+    ) -> Result<Vec<Notification>, StoreError> {
         let mut out = Vec::new();
         let k = key.as_bytes();
         for row in table.range((k, "")..).map_err(|e| self.err(e))? {
@@ -90,25 +99,16 @@ impl Store {
         let mut marked = 0;
         {
             let mut table = tx.open_table(NOTIFICATIONS).map_err(|e| self.err(e))?;
-            let k = key.as_bytes();
-            let mut unread = Vec::new();
-            for row in table.range((k, "")..).map_err(|e| self.err(e))? {
-                let (row_key, value) = row.map_err(|e| self.err(e))?;
-                if row_key.value().0 != k {
-                    break;
-                }
-                let notification: Notification = serde_json::from_slice(value.value())
-                    .map_err(|_| self.corrupt("notifications"))?;
-                if !notification.read && (ids.is_empty() || ids.contains(&notification.id)) {
-                    unread.push(notification);
-                }
-            }
+            let unread = self
+                .rows_of(&table, key)?
+                .into_iter()
+                .filter(|n| !n.read && (ids.is_empty() || ids.contains(&n.id)));
             for mut notification in unread {
                 notification.read = true;
                 let json =
                     serde_json::to_vec(&notification).map_err(|_| self.corrupt("notifications"))?;
                 table
-                    .insert((k, notification.id.as_str()), json.as_slice())
+                    .insert((key.as_bytes(), notification.id.as_str()), json.as_slice())
                     .map_err(|e| self.err(e))?;
                 marked += 1;
             }
