@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use automerge::Automerge;
 use futures_util::{SinkExt, StreamExt};
-use rapport_protocol::ids::DocumentId;
+use rapport_protocol::ids::{DocumentId, PeerId};
 use rapport_protocol::sync::{DocumentSync, Effect};
 use rapport_protocol::wire::Message;
 use serde_json::json;
@@ -215,16 +215,20 @@ async fn measure(server: &Server, args: &IdleArgs, progress: &mut Progress) -> R
 /// Opens one connection, with the handshake if the server speaks it.
 async fn open(url: &str, handshake: bool, n: usize, auth: Option<&Arc<Auth>>) -> Result<Socket> {
     if handshake {
-        let us = peer::peer_name("idle", n);
-        let link = match auth {
-            Some(auth) => auth.connect_stranger(url, us).await?,
-            None => peer::connect(url, us).await?,
-        };
-        Ok(link.socket)
+        Ok(join(url, peer::peer_name("idle", n), auth).await?.socket)
     } else {
         tokio::time::timeout(peer::CONNECT_TIMEOUT, peer::open(url))
             .await
             .map_err(|_| anyhow!("connecting to {url} timed out"))?
+    }
+}
+
+/// A connection that has joined as `us`, with a token of a key of its own
+/// (in no workspace) on a relay that wants them.
+async fn join(url: &str, us: PeerId, auth: Option<&Arc<Auth>>) -> Result<peer::Link> {
+    match auth {
+        Some(auth) => auth.connect_stranger(url, us).await,
+        None => peer::connect(url, us).await,
     }
 }
 
@@ -250,11 +254,12 @@ async fn idle(mut socket: Socket, mut stop: watch::Receiver<bool>) -> bool {
 async fn echo(server: &Server, count: usize, progress: &mut Progress) -> Result<Summary> {
     let mut samples = Vec::with_capacity(count);
     if server.handshake {
-        let us = peer::peer_name("echo", 0);
-        let mut link = match &server.auth {
-            Some(auth) => auth.connect_stranger(&server.url, us).await?,
-            None => peer::connect(&server.url, us).await?,
-        };
+        let mut link = join(
+            &server.url,
+            peer::peer_name("echo", 0),
+            server.auth.as_ref(),
+        )
+        .await?;
         for n in 0..count {
             let id = DocumentId::from_bytes(rand::random());
             let mut sync = DocumentSync::new(id, link.us.clone(), Automerge::new());
