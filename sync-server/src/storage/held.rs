@@ -1,14 +1,12 @@
 //! The documents the store holds, kept in memory: a request for a document
-//! the relay never held is answered without a storage read.
+//! the relay never held is answered without a storage read. Read at
+//! opening with the documents' sizes (`super::sizes`), in the same pass.
 
 use std::collections::HashSet;
-use std::ops::Bound;
 
 use rapport_protocol::ids::DocumentId;
-use redb::ReadableTable;
 
-use super::schema::{CHANGES, SNAPSHOTS};
-use super::{Store, StoreError};
+use super::Store;
 
 impl Store {
     /// Whether the store may hold anything of a document. `false` is
@@ -22,7 +20,7 @@ impl Store {
         self.held().iter().copied().collect()
     }
 
-    fn held(&self) -> std::sync::MutexGuard<'_, HashSet<DocumentId>> {
+    pub(super) fn held(&self) -> std::sync::MutexGuard<'_, HashSet<DocumentId>> {
         self.inner.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -31,38 +29,6 @@ impl Store {
     /// fails costs a needless read, and one missed would seem empty.
     pub(super) fn will_hold(&self, id: DocumentId) {
         self.held().insert(id);
-    }
-
-    /// Reads which documents the store holds, at opening: every document
-    /// with a snapshot or stored changes, one lookup per document, skipping
-    /// over its rows.
-    pub(super) fn read_held(&self) -> Result<(), StoreError> {
-        let tx = self.begin_read()?;
-        let mut held = HashSet::new();
-        let snapshots = tx.open_table(SNAPSHOTS).map_err(|e| self.err(e))?;
-        for row in snapshots.iter().map_err(|e| self.err(e))? {
-            let (key, _) = row.map_err(|e| self.err(e))?;
-            held.insert(DocumentId::from_bytes(*key.value()));
-        }
-        let changes = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-        let mut after: Option<[u8; 16]> = None;
-        loop {
-            let mut rows = match &after {
-                None => changes.iter(),
-                Some(last) => changes.range::<(&[u8; 16], u64)>((
-                    Bound::Excluded((last, u64::MAX)),
-                    Bound::Unbounded,
-                )),
-            }
-            .map_err(|e| self.err(e))?;
-            let Some(row) = rows.next() else { break };
-            let (key, _) = row.map_err(|e| self.err(e))?;
-            let id = *key.value().0;
-            held.insert(DocumentId::from_bytes(id));
-            after = Some(id);
-        }
-        *self.held() = held;
-        Ok(())
     }
 }
 

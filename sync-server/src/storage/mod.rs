@@ -189,9 +189,8 @@ impl Store {
         };
         store.database()?;
         store.check_schema()?;
-        store.read_held()?;
-        store.read_feed_end()?;
         store.read_sizes()?;
+        store.read_feed_end()?;
         // An erasure whose compaction did not happen before a stop.
         store.vacuum_if_due()?;
         Ok(store)

@@ -69,7 +69,7 @@ impl Store {
         self.append_audit(&tx, &rows.id, events)?;
         tx.commit().map_err(|e| self.err(e))?;
         self.forget_sizes(documents);
-        let mut held = self.inner.held.lock().unwrap_or_else(|e| e.into_inner());
+        let mut held = self.held();
         for id in documents {
             held.remove(id);
         }

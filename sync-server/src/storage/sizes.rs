@@ -48,8 +48,8 @@ impl Store {
         self.inner.sizes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads every document's size, at opening: one pass over snapshots
-    /// and change rows.
+    /// Reads every document's size, and so which documents the store holds
+    /// (`super::held`), at opening: one pass over snapshots and change rows.
     pub(super) fn read_sizes(&self) -> Result<(), StoreError> {
         let tx = self.begin_read()?;
         let mut sizes: HashMap<DocumentId, u64> = HashMap::new();
@@ -67,6 +67,7 @@ impl Store {
                 .entry(DocumentId::from_bytes(*key.value().0))
                 .or_insert(0) += value.value().len() as u64;
         }
+        *self.held() = sizes.keys().copied().collect();
         *self.sizes() = sizes;
         Ok(())
     }
