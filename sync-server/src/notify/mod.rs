@@ -32,6 +32,10 @@ pub(crate) use mail::Mailer;
 const STEP_ROWS: usize = 256;
 /// How often the tasks due today are looked for.
 const DUE_EVERY: Duration = Duration::from_secs(3600);
+/// How long the notifier lets the feed grow after a change before it
+/// looks.
+const GATHER: Duration = Duration::from_millis(250);
+
 /// How much of a comment a notification quotes.
 const QUOTED_CHARS: usize = 280;
 
@@ -78,7 +82,14 @@ pub(crate) async fn run(
             continue;
         }
         tokio::select! {
-            _ = ticks.changed() => {}
+            _ = ticks.changed() => {
+                // Typing makes a feed row a keystroke: look at them in
+                // batches, not once each.
+                tokio::select! {
+                    () = tokio::time::sleep(GATHER) => {}
+                    _ = stop.changed() => {}
+                }
+            }
             _ = stop.changed() => {}
             () = tokio::time::sleep(Duration::from_secs(60)) => {}
         }
