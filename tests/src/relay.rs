@@ -171,11 +171,7 @@ impl TestRelay {
 
     /// One value of the relay's `/metrics`.
     pub async fn metric(&self, name: &str) -> Result<u64> {
-        let (status, body) = self.get("/metrics").await?;
-        ensure!(status == 200, "/metrics answered {status}");
-        body.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .with_context(|| format!("{name} missing from /metrics"))
+        metric_at(self.addr, name).await
     }
 
     /// Waits until the relay has `connections` open and `documents` in
@@ -250,6 +246,15 @@ pub fn share(
         .add_documents(&workspace, &listed)
         .with_context(|| format!("listing {documents:?}"))?;
     Ok(workspace)
+}
+
+/// One value of `/metrics` of the relay listening on `addr`.
+pub async fn metric_at(addr: SocketAddr, name: &str) -> Result<u64> {
+    let (status, body) = http_get(addr, "/metrics").await?;
+    ensure!(status == 200, "/metrics answered {status}");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .with_context(|| format!("{name} missing from /metrics"))
 }
 
 /// A minimal HTTP/1.1 GET, enough for the relay's plain endpoints.

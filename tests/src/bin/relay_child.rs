@@ -1,7 +1,9 @@
 //! A relay in a process of its own, for tests that kill it with SIGKILL.
 //!
-//! `relay-child DATA ADDR [COMPACT_AFTER_CHANGES]` opens the relay on the
-//! data folder DATA with tokens required (as `TestRelay::start` does),
+//! `relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]...` opens the
+//! relay on the data folder DATA with tokens required (as
+//! `TestRelay::start` does), the named limits changed (`max_tokens_per_key`,
+//! `max_change_bytes`, `max_frame_bytes`),
 //! listens on ADDR (`127.0.0.1:0` for any free port), prints
 //! `LISTENING <address> <relay id>` on stdout, and serves until its stdin
 //! reaches end of file; then it stops gracefully and exits 0. A test ends it
@@ -16,12 +18,23 @@ use rapport_server::{Config, Server};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: relay-child DATA ADDR [COMPACT_AFTER_CHANGES]";
+    let usage = "usage: relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]...";
     let data = PathBuf::from(args.next().context(usage)?);
     let addr: SocketAddr = args.next().context(usage)?.parse()?;
     let mut config = Config::new(data);
-    if let Some(n) = args.next() {
-        config.compact_after_changes = n.parse().context(usage)?;
+    for arg in args {
+        let Some((name, n)) = arg.split_once('=') else {
+            config.compact_after_changes = arg.parse().context(usage)?;
+            continue;
+        };
+        let n: usize = n.parse().context(usage)?;
+        let limits = &mut config.limits;
+        match name {
+            "max_tokens_per_key" => limits.max_tokens_per_key = n,
+            "max_change_bytes" => limits.max_change_bytes = n,
+            "max_frame_bytes" => limits.max_frame_bytes = n,
+            _ => anyhow::bail!("unknown limit {name}; {usage}"),
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,25 +1,35 @@
 //! Floods and bombs: a decompression bomb is refused before it is
 //! inflated; one key cannot fill the memory of used tokens, and tokens from
-//! before a restart or from the future are refused.
+//! before a restart or from the future are refused. The relay runs in a
+//! process of its own, so that its memory is its own to measure, and
+//! someone else keeps syncing while the attack goes on and after it.
 
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, ensure};
-use automerge::ROOT;
+use anyhow::{Result, ensure};
 use automerge::sync::{self, MessageVersion};
 use automerge::transaction::Transactable;
+use automerge::{Automerge, ROOT, ReadDoc, ScalarValue, Value};
+use ed25519_dalek::SigningKey;
 use rapport_client::transport::ConnectError;
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::wire::{DocMessage, Message};
-use rapport_server::{AuthMode, Limits};
-use rapport_tests::peer::{TestPeer, key, mint_token, open_socket};
-use rapport_tests::process::{peak_rss_kib, rss_kib};
-use rapport_tests::relay::{TempDir, TestRelay};
+use rapport_tests::child_relay::ChildRelay;
+use rapport_tests::peer::{PeerState, TestPeer, key, mint_token, open_socket};
+use rapport_tests::relay::TempDir;
 
-use super::{blocking, doc_by, person, stored};
+use super::{doc_by, person_at};
+
+/// The relay as a process of its own.
+const RELAY_CHILD: &str = env!("CARGO_BIN_EXE_relay-child");
+
+/// How much the relay's peak memory may grow while it takes an attack:
+/// far less than one bomb inflated in full.
+const GROWTH_KIB: u64 = 128 * 1024;
 
 /// A compressed change chunk whose body inflates to `inflated` zero bytes.
-fn bomb_chunk(inflated: usize) -> Vec<u8> {
+pub(crate) fn bomb_chunk(inflated: usize) -> Vec<u8> {
     use std::io::Write as _;
     let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     deflater
@@ -41,56 +51,137 @@ fn bomb_chunk(inflated: usize) -> Vec<u8> {
     chunk
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_decompression_bomb_is_refused_before_it_is_inflated() -> Result<()> {
-    let dir = TempDir::new("attack-bomb");
-    let relay = TestRelay::start(dir.path()).await?;
-    let attacker = key(1);
-    let honest = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(2), "honest").await?;
-    let honest_doc = DocumentId::from_bytes([31; 16]);
-    honest.open(honest_doc, doc_by(&key(2), 1, "n")?);
-    stored(&relay, 1).await?;
-    let peak_before = peak_rss_kib()?;
-
-    // 512 MiB of zeros deflate to about half a megabyte: one frame.
-    let bomb = bomb_chunk(512 * 1024 * 1024);
-    let data = sync::Message {
+/// A sync message's data carrying one bomb of 512 MiB of zeros, which
+/// deflate to about half a megabyte: one frame.
+pub(crate) fn bomb_data() -> Vec<u8> {
+    sync::Message {
         heads: Vec::new(),
         need: Vec::new(),
         have: Vec::new(),
-        changes: sync::ChunkList::from(vec![bomb]),
+        changes: sync::ChunkList::from(vec![bomb_chunk(512 * 1024 * 1024)]),
         flags: None,
         version: MessageVersion::V1,
     }
-    .encode();
-    let mut bombers = Vec::new();
-    for n in 0..4u8 {
-        let token = mint_token(&attacker, &relay.relay_id);
-        let bomber = TestPeer::connect(&relay.url(), Some(&token), &format!("bomber-{n}")).await?;
-        bomber.send_raw(tokio_tungstenite::tungstenite::Message::binary(
-            Message::Sync(DocMessage {
-                sender_id: bomber.peer_id.clone(),
-                target_id: "relay".parse()?,
-                document_id: DocumentId::from_bytes([32 + n; 16]),
-                data: data.clone(),
-            })
-            .encode(),
-        ));
-        bombers.push(bomber);
+    .encode()
+}
+
+/// Someone going about their work: one key writing a document of its own
+/// and reading it back, each time on new connections (new tokens), so that
+/// a round shows the relay still lets them in, stores and answers.
+pub(crate) struct Honest {
+    url: String,
+    relay_id: String,
+    key: SigningKey,
+    id: DocumentId,
+    doc: Automerge,
+    round: i64,
+}
+
+impl Honest {
+    pub(crate) async fn start(url: &str, relay_id: &str, seed: u8, id: DocumentId) -> Result<Self> {
+        let key = key(seed);
+        let mut honest = Self {
+            url: url.to_owned(),
+            relay_id: relay_id.to_owned(),
+            doc: doc_by(&key, 1, "start")?,
+            key,
+            id,
+            round: 0,
+        };
+        honest.round().await?;
+        Ok(honest)
     }
-    // Each bomber is cut off with a protocol error.
-    for bomber in &bombers {
-        let closed = bomber.wait_until(|s| s.closed.is_some()).await;
-        ensure!(closed.is_err() || bomber.with(|s| s.closed.is_some()));
+
+    /// One edit, written on one new connection and seen on another.
+    pub(crate) async fn round(&mut self) -> Result<()> {
+        self.round += 1;
+        let (round, id) = (self.round, self.id);
+        self.doc
+            .transact(|tx| tx.put(ROOT, "round", round))
+            .map_err(|failure| failure.error)?;
+        let (url, relay_id, key) = (&self.url, &self.relay_id, &self.key);
+        let name = format!("honest-writer-{round}");
+        let writer = TestPeer::connect_as(url, relay_id, key, &name).await?;
+        writer.open(id, self.doc.clone());
+        let name = format!("honest-reader-{round}");
+        let reader = TestPeer::connect_as(url, relay_id, key, &name).await?;
+        reader.open(id, Automerge::new());
+        reader
+            .wait_until(|s| round_of(s.doc(id)) == Some(round))
+            .await?;
+        reader.close().await;
+        writer.close().await;
+        Ok(())
     }
-    // The honest peer keeps working, during and after.
-    honest.change(honest_doc, |tx| tx.put(ROOT, "after", 1))?;
-    stored(&relay, 2).await?;
-    let peak_after = peak_rss_kib()?;
+}
+
+/// The text of the `error` message a peer received, if any.
+pub(crate) fn protocol_error(state: &PeerState) -> String {
+    state
+        .received
+        .iter()
+        .find_map(|m| match m {
+            Message::Error(e) => Some(e.message.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The `round` a document holds.
+fn round_of(doc: &Automerge) -> Option<i64> {
+    match doc.get(ROOT, "round") {
+        Ok(Some((Value::Scalar(value), _))) => match value.as_ref() {
+            ScalarValue::Int(n) => Some(*n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decompression_bomb_is_refused_before_it_is_inflated() -> Result<()> {
+    let dir = TempDir::new("attack-bomb");
+    let relay = ChildRelay::spawn(Path::new(RELAY_CHILD), dir.path(), &[]).await?;
+    let honest_doc = DocumentId::from_bytes([31; 16]);
+    let mut honest = Honest::start(&relay.url(), &relay.relay_id, 2, honest_doc).await?;
+    let baseline = relay.peak_rss_kib()?;
+    let data = bomb_data();
+    for round in 0..3u8 {
+        // Four bombs at once, and the honest person syncs meanwhile.
+        let mut bombers = Vec::new();
+        for n in 0..4u8 {
+            let token = mint_token(&key(1), &relay.relay_id);
+            let name = format!("bomber-{round}-{n}");
+            let bomber = TestPeer::connect(&relay.url(), Some(&token), &name).await?;
+            bomber.send_raw(tokio_tungstenite::tungstenite::Message::binary(
+                Message::Sync(DocMessage {
+                    sender_id: bomber.peer_id.clone(),
+                    target_id: "relay".parse()?,
+                    document_id: DocumentId::from_bytes([32 + 4 * round + n; 16]),
+                    data: data.clone(),
+                })
+                .encode(),
+            ));
+            bombers.push(bomber);
+        }
+        honest.round().await?;
+        // Each bomber is cut off with a protocol error.
+        for bomber in &bombers {
+            bomber.wait_until(|s| s.closed.is_some()).await?;
+            let (error, closed) = bomber.with(|s| (protocol_error(s), s.closed.clone()));
+            let closed = closed.unwrap_or_default();
+            ensure!(
+                closed.contains("Protocol") && error.contains("malformed sync message"),
+                "{}: {error:?}, {closed}",
+                bomber.peer_id
+            );
+        }
+    }
+    honest.round().await?;
+    let growth = relay.peak_rss_kib()?.saturating_sub(baseline);
     ensure!(
-        peak_after.saturating_sub(peak_before) < 200 * 1024,
-        "the relay's peak memory grew by {} KiB taking bombs",
-        peak_after.saturating_sub(peak_before)
+        growth < GROWTH_KIB,
+        "the relay's peak memory grew by {growth} KiB taking bombs"
     );
     Ok(())
 }
@@ -98,36 +189,37 @@ async fn a_decompression_bomb_is_refused_before_it_is_inflated() -> Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_key_cannot_fill_the_memory_of_used_tokens() -> Result<()> {
     let dir = TempDir::new("attack-replay");
-    let limits = Limits {
-        max_tokens_per_key: 40,
-        ..Limits::default()
-    };
-    let mut relay = TestRelay::start_with(dir.path(), AuthMode::Token, limits).await?;
+    let limits = [("max_tokens_per_key", 40)];
+    let mut relay = ChildRelay::spawn(Path::new(RELAY_CHILD), dir.path(), &limits).await?;
     let mut dirs = Vec::new();
-    let flooder = person(&relay, &key(1), &mut dirs)?;
-    let honest = person(&relay, &key(2), &mut dirs)?;
-    let rss_before = rss_kib()?;
-    // Every API call presents a fresh token: the flooder's share runs out.
-    let mut refused = None;
-    for n in 0..200 {
-        match blocking(|| flooder.workspaces()) {
-            Ok(_) => {}
-            Err(error) => {
-                refused = Some((n, error.to_string()));
-                break;
-            }
-        }
+    let flooder = person_at(&relay.client_config(), &key(1), &mut dirs)?;
+    let honest_doc = DocumentId::from_bytes([31; 16]);
+    let mut honest = Honest::start(&relay.url(), &relay.relay_id, 2, honest_doc).await?;
+    let baseline = relay.peak_rss_kib()?;
+    // Every API call presents a fresh token: the flooder's share runs out,
+    // while the honest person keeps connecting and syncing.
+    let flood = tokio::task::spawn_blocking(move || {
+        (0..200)
+            .map(|_| flooder.workspaces().err().map(|e| e.to_string()))
+            .collect::<Vec<_>>()
+    });
+    honest.round().await?;
+    let outcomes = flood.await?;
+    let accepted = outcomes.iter().take_while(|o| o.is_none()).count();
+    ensure!(accepted == 40, "refused after {accepted} tokens");
+    for refused in &outcomes[accepted..] {
+        let refused = refused.as_deref().unwrap_or("accepted");
+        ensure!(
+            refused.contains("too many recent connections by this key"),
+            "{refused}"
+        );
     }
-    let (n, error) = refused.context("the flooder was never refused")?;
-    ensure!(n == 40, "refused after {n} tokens");
+    honest.round().await?;
+    let growth = relay.peak_rss_kib()?.saturating_sub(baseline);
     ensure!(
-        error.contains("too many recent connections by this key"),
-        "{error}"
+        growth < GROWTH_KIB,
+        "the relay's peak memory grew by {growth} KiB taking the flood"
     );
-    // Everyone else is still let in, by the API and on /sync.
-    blocking(|| honest.workspaces())?;
-    TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(2), "honest").await?;
-    ensure!(rss_kib()?.saturating_sub(rss_before) < 64 * 1024);
 
     // A token from the future, past the clock skew, is refused.
     let future = rapport_protocol::token::mint(
@@ -137,21 +229,22 @@ async fn one_key_cannot_fill_the_memory_of_used_tokens() -> Result<()> {
         60,
         &mut rand::rng(),
     )?;
-    ensure!(upgrade_status(&relay, &future).await == Some(401));
+    ensure!(upgrade_status(&relay.url(), &future).await == Some(401));
 
     // A token captured before a restart is refused after it.
     let captured = mint_token(&key(3), &relay.relay_id);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     relay.restart_in_place().await?;
-    ensure!(upgrade_status(&relay, &captured).await == Some(401));
+    ensure!(upgrade_status(&relay.url(), &captured).await == Some(401));
     let fresh = mint_token(&key(3), &relay.relay_id);
-    ensure!(upgrade_status(&relay, &fresh).await.is_none());
+    ensure!(upgrade_status(&relay.url(), &fresh).await.is_none());
+    honest.round().await?;
     Ok(())
 }
 
 /// The HTTP status refusing an upgrade with `token`, or `None` if accepted.
-async fn upgrade_status(relay: &TestRelay, token: &str) -> Option<u16> {
-    match open_socket(&relay.url(), Some(token)).await {
+async fn upgrade_status(url: &str, token: &str) -> Option<u16> {
+    match open_socket(url, Some(token)).await {
         Ok(_) => None,
         Err(e) => match e.downcast_ref::<ConnectError>() {
             Some(ConnectError::Refused { status, .. }) => Some(*status),

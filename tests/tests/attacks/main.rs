@@ -30,8 +30,8 @@ use anyhow::{Result, ensure};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT};
 use ed25519_dalek::SigningKey;
-use rapport_client::Repo;
 use rapport_client::api::{ApiError, RelayApi};
+use rapport_client::{RelayConfig, Repo};
 use rapport_tests::peer::{PATIENCE, actor_of};
 use rapport_tests::relay::{TempDir, TestRelay};
 
@@ -50,11 +50,16 @@ fn doc_by(key: &SigningKey, device: u8, field: &str) -> Result<Automerge> {
 
 /// A home folder whose identity is `key`, and the API of `relay` as it.
 fn person(relay: &TestRelay, key: &SigningKey, dirs: &mut Vec<TempDir>) -> Result<RelayApi> {
+    person_at(&relay.client_config(), key, dirs)
+}
+
+/// A home folder whose identity is `key`, and the API of the relay
+/// `config` names as it.
+fn person_at(config: &RelayConfig, key: &SigningKey, dirs: &mut Vec<TempDir>) -> Result<RelayApi> {
     let home = TempDir::new("attacks-person");
     let repo = Repo::init_with_key(home.path(), key.clone())?;
     dirs.push(home);
-    let config = relay.client_config();
-    Ok(RelayApi::new(&config, repo.identity().clone())?)
+    Ok(RelayApi::new(config, repo.identity().clone())?)
 }
 
 /// The status and message of a refusal; an error for any other outcome.
