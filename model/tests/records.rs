@@ -104,7 +104,13 @@ fn every_record_round_trips() -> Result {
     ];
     for record in records {
         let doc = written(&record)?;
-        assert_eq!(Record::read(&doc)?, record);
+        // Written by a random actor, as a stock client writes: who wrote
+        // the comments is unknown, whatever their `author` fields say.
+        let mut expected = record.clone();
+        if let Record::Thread(thread) = &mut expected {
+            thread.comments.iter_mut().for_each(|c| c.author.clear());
+        }
+        assert_eq!(Record::read(&doc)?, expected);
         let header = Header::read(&doc)?;
         assert_eq!(
             (header.kind, header.schema),

@@ -30,11 +30,14 @@ pub struct Comment {
     #[key]
     #[autosurgeon(hydrate = "loose_string")]
     pub id: String,
-    /// The author's base58 public key. Read from the actor of the change
-    /// that made the comment when that actor names a key (as rapport's
-    /// clients' actors do), so nobody can write a comment in another's
-    /// name; the field as written only for a stock client's comment.
-    #[autosurgeon(hydrate = "loose_string")]
+    /// The author's base58 public key, read from the actor of the change
+    /// that made the comment (rapport's clients' actors name their key),
+    /// so nobody can write a comment in another's name. Empty, "unknown",
+    /// when that actor names no key (a stock client's random actor): the
+    /// field as written is never shown, as anyone could have written it.
+    /// An empty author is not written back, so reading and writing a
+    /// thread leaves the field of such a comment as it was.
+    #[autosurgeon(hydrate = "loose_string", reconcile = "reconcile_author")]
     pub author: String,
     /// When it was written, in unix milliseconds.
     pub at: i64,
@@ -101,10 +104,12 @@ impl Thread {
 
     fn read_fields<D: ReadDoc>(fields: &Fields<'_, D>) -> Result<Self, ModelError> {
         let mut comments: Vec<Comment> = fields.get("comments")?;
-        for (comment, key) in comments.iter_mut().zip(writers(fields.doc())) {
-            if let Some(key) = key {
-                comment.author = key.to_string();
-            }
+        let mut writers = writers(fields.doc()).into_iter();
+        for comment in &mut comments {
+            comment.author = writers
+                .next()
+                .flatten()
+                .map_or_else(String::new, |key| key.to_string());
         }
         Ok(Self {
             record: fields.text("record")?,
@@ -124,6 +129,18 @@ fn writers<D: ReadDoc>(doc: &D) -> Vec<Option<PublicKey>> {
             _ => None,
         })
         .collect()
+}
+
+/// Writes a comment's author unless it is unknown (empty): the field of a
+/// comment whose writer names no key stays as it was.
+fn reconcile_author<R: autosurgeon::Reconciler>(
+    author: &String,
+    reconciler: R,
+) -> Result<(), R::Error> {
+    if author.is_empty() {
+        return Ok(());
+    }
+    author.reconcile(reconciler)
 }
 
 impl Comment {
@@ -156,5 +173,53 @@ impl Comment {
     pub fn replying_to(mut self, id: impl Into<String>) -> Self {
         self.reply_to = Some(id.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::{ActorId, Automerge, ReadDoc};
+
+    use super::*;
+
+    /// A key whose bytes are a point on the curve (the base point), as a
+    /// key in an actor must be.
+    fn writer() -> PublicKey {
+        let mut bytes = [0x66; 32];
+        bytes[0] = 0x58;
+        PublicKey::from_bytes(bytes)
+    }
+
+    /// An actor of `key`'s, as rapport's clients make them.
+    fn actor(key: &PublicKey) -> ActorId {
+        let mut bytes = key.as_bytes().to_vec();
+        bytes.extend([1; 8]);
+        ActorId::from(bytes)
+    }
+
+    #[test]
+    fn a_comment_by_an_actor_that_names_no_key_has_an_unknown_author() {
+        let named = PublicKey::from_bytes([1; 32]);
+        let mut doc = Automerge::new().with_actor(ActorId::from([9; 16]));
+        doc.transact(|tx| {
+            let mut thread = Thread::new(&DocumentId::from_bytes([1; 16]));
+            thread.add(Comment::new("x", &named, 1, "in someone's name"));
+            thread.write(tx)
+        })
+        .unwrap();
+        let thread = Thread::read(&doc).unwrap();
+        assert_eq!(thread.comments[0].author, "");
+
+        // Someone answers: the unknown comment's field is left as it was.
+        let mut doc = doc.fork().with_actor(actor(&writer()));
+        doc.transact(|tx| Thread::update(tx, |t| t.add(Comment::new("y", &writer(), 2, "Who?"))))
+            .unwrap();
+        let thread = Thread::read(&doc).unwrap();
+        assert_eq!(thread.comments[0].author, "");
+        assert_eq!(thread.comments[1].author, writer().to_string());
+        let comments = doc.get(automerge::ROOT, "comments").unwrap().unwrap().1;
+        let first = doc.get(&comments, 0).unwrap().unwrap().1;
+        let field = doc.get(&first, "author").unwrap().unwrap().0;
+        assert_eq!(field.as_str(), Some(named.to_string().as_str()));
     }
 }

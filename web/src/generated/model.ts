@@ -201,10 +201,13 @@ export type Comment = {
  */
 id: string, 
 /**
- * The author's base58 public key. Read from the actor of the change
- * that made the comment when that actor names a key (as rapport's
- * clients' actors do), so nobody can write a comment in another's
- * name; the field as written only for a stock client's comment.
+ * The author's base58 public key, read from the actor of the change
+ * that made the comment (rapport's clients' actors name their key),
+ * so nobody can write a comment in another's name. Empty, "unknown",
+ * when that actor names no key (a stock client's random actor): the
+ * field as written is never shown, as anyone could have written it.
+ * An empty author is not written back, so reading and writing a
+ * thread leaves the field of such a comment as it was.
  */
 author: string, 
 /**

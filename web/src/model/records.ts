@@ -142,7 +142,7 @@ export function readThread(doc: RecordDoc): Thread {
     record: str(doc.record),
     comments: comments.map((c: Record<string, unknown>) => ({
       id: str(c?.id),
-      author: writerOf(c) ?? str(c?.author),
+      author: writerOf(c) ?? "",
       author_name: str(c?.author_name) || undefined,
       at: num(c?.at),
       body: str(c?.body),
@@ -157,7 +157,8 @@ export function readThread(doc: RecordDoc): Thread {
  * The key of whoever made a comment, from the actor in its object id: the
  * relay binds an actor that starts with a public key to that key only, so
  * nobody can write in another's name. `null` for a stock client's random
- * actor, whose comment shows the `author` it wrote.
+ * actor: its comment's author is unknown (empty), whatever its `author`
+ * field says, as anyone could have written that.
  */
 function writerOf(comment: unknown): string | null {
   if (typeof comment !== "object" || comment === null) return null

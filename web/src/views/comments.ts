@@ -44,7 +44,7 @@ export class CommentsPanel {
   comments(): Comment[] {
     const all: Comment[] = []
     for (const t of this.threads) if (t.record?.kind === "thread") all.push(...t.record.comments)
-    for (const c of all) if (c.author_name) this.app.names.learn(c.author, c.author_name)
+    for (const c of all) if (c.author && c.author_name) this.app.names.learn(c.author, c.author_name)
     return all.sort((a, b) => a.at - b.at || a.id.localeCompare(b.id))
   }
 
@@ -94,7 +94,13 @@ export class CommentsPanel {
 
   private commentEl(comment: Comment, all: Comment[]): HTMLElement {
     const replies = all.filter(c => c.reply_to === comment.id)
-    const name = comment.author_name && comment.author !== this.app.identity.publicKey ? comment.author_name : this.app.names.of(comment.author)
+    // A comment whose writer names no key has an unknown author: its
+    // `author_name`, like its `author`, is a field anyone could have set.
+    const name = !comment.author
+      ? "Unknown"
+      : comment.author_name && comment.author !== this.app.identity.publicKey
+        ? comment.author_name
+        : this.app.names.of(comment.author)
     const may = this.options.mayComment !== false
     // A client resolves only their own comments; staff resolve any.
     const mayResolve = may && (comment.author === this.app.identity.publicKey || this.app.workspace!.isStaff)
