@@ -55,6 +55,14 @@ impl Relay {
         Ok(rapport_model::Thread::read(&doc).is_ok_and(|t| t.record == record.to_string()))
     }
 
+    /// Whether every change to `document` must come from an actor that
+    /// names a key (bound to the writer's, as every actor is): a comment
+    /// thread's, whose comments show their author from that actor alone.
+    /// Staff are held to it too.
+    pub(super) fn names_its_writers(&self, document: DocumentId) -> bool {
+        lock(&self.workspaces).thread_of(document).is_some()
+    }
+
     /// Tells a connection which documents it may see.
     pub(crate) fn announce_documents(&self, conn: ConnId) {
         let (identity, remote) = match lock(&self.conns).get(&conn) {

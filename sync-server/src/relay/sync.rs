@@ -125,6 +125,7 @@ impl Relay {
             },
             _ => None,
         };
+        let named_writers = self.names_its_writers(id);
         let prepared = {
             let mut actors = lock(&self.actors);
             doc.receive_decoded(conn, decoded, is_request, |change| {
@@ -132,6 +133,11 @@ impl Relay {
                     _ if over_quota => Err(RejectReason::QuotaExceeded),
                     _ if workspace_full => Err(RejectReason::WorkspaceFull),
                     (_, Access::Read | Access::None) => Err(RejectReason::ReadOnly),
+                    (Identity::Key(_), _)
+                        if named_writers && PublicKey::of_actor(&change.actor).is_none() =>
+                    {
+                        Err(RejectReason::CommentsOnly)
+                    }
                     (Identity::Anonymous, _) => Ok(()),
                     (Identity::Key(key), Access::Comment) => {
                         actors.check(&change.actor, key)?;

@@ -4,7 +4,7 @@
 
 use anyhow::{Result, ensure};
 use automerge::transaction::Transactable;
-use automerge::{Automerge, ROOT};
+use automerge::{ActorId, Automerge, ROOT};
 use ed25519_dalek::SigningKey;
 use rapport_client::api::{InviteRequest, Level, Role};
 use rapport_model::{Comment, Customer, Relationship, Thread};
@@ -139,29 +139,75 @@ async fn a_client_changes_only_its_own_comments_and_never_the_thread() -> Result
         "an attack on the thread was stored"
     );
 
-    // What a client may do: add a comment, then resolve it.
+    // Nobody writes a comment with an actor that names no key, staff
+    // included: its author would be whatever its field says.
+    for (n, (who, writer)) in [("a client", &client), ("staff", &owner)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut forged = base.fork().with_actor(ActorId::random());
+        forged
+            .transact(|tx| {
+                Thread::update(tx, |t| {
+                    t.add(Comment::new("r", &public(&key(9)), 2, "Approved."))
+                })
+            })
+            .map_err(|failure| failure.error)?;
+        let name = format!("anonymous-{n}");
+        let peer = TestPeer::connect_as(&relay.url(), &relay.relay_id, writer, &name).await?;
+        peer.open(thread, forged);
+        peer.wait_until(|s| !s.rejected.is_empty()).await?;
+        let reason = peer.with(|s| s.rejected[0].reason.clone());
+        ensure!(
+            reason == RejectReason::CommentsOnly,
+            "{who} writing with a random actor was refused as {reason:?}"
+        );
+        peer.close().await;
+    }
+    ensure!(
+        relay.metric("rapport_changes_stored_total").await? == 2,
+        "a comment by a random actor was stored"
+    );
+
+    // What a client may do: add comments, change the text of its own,
+    // resolve its own.
     let mine = edited(&base, &client, |tx| {
         Thread::update(tx, |t| {
-            t.add(Comment::new("a", &public(&client), 2, "Blue, please."))
+            t.add(Comment::new("a", &public(&client), 2, "Blue, please."));
+            t.add(Comment::new("b", &public(&client), 3, "And a size?"));
         })?;
         Ok(())
     })?;
-    let resolved = edited(&mine, &client, |tx| {
-        Thread::update(tx, |t| t.set_resolved("a", true))?;
+    let changed = edited(&mine, &client, |tx| {
+        Thread::update(tx, |t| {
+            t.set_resolved("b", true);
+            if let Some(a) = t.comments.iter_mut().find(|c| c.id == "a") {
+                a.body = "Navy, please.".into();
+            }
+        })?;
         Ok(())
     })?;
     let peer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &client, "client").await?;
-    peer.open(thread, resolved.clone());
+    peer.open(thread, changed.clone());
     stored(&relay, 4).await?;
-    // Staff resolve anyone's.
+    // Staff resolve anyone's: the client's comment too.
     owner_peer.open(
         thread,
-        edited(&resolved, &owner, |tx| {
-            Thread::update(tx, |t| t.set_resolved("q", true))?;
+        edited(&changed, &owner, |tx| {
+            Thread::update(tx, |t| t.set_resolved("a", true))?;
             Ok(())
         })?,
     );
     stored(&relay, 5).await?;
+    let client_key = public(&client).to_string();
+    peer.wait_until(|s| {
+        Thread::read(s.doc(thread)).is_ok_and(|t| {
+            t.comment("a")
+                .is_some_and(|a| a.resolved && a.body == "Navy, please." && a.author == client_key)
+                && t.comment("b").is_some_and(|b| b.resolved)
+        })
+    })
+    .await?;
     ensure!(
         peer.with(|s| s.rejected.is_empty()),
         "a client's own comment was refused"
