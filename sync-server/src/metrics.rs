@@ -25,6 +25,9 @@ pub(crate) struct Metrics {
     pub(crate) auth_failures: AtomicU64,
     /// API calls refused for a missing membership or role.
     pub(crate) access_refusals: AtomicU64,
+    /// Members' refusals (API calls and changes) past their key's share of
+    /// the audit log, counted instead of written.
+    pub(crate) unaudited_refusals: AtomicU64,
     pub(crate) storage_errors: AtomicU64,
     /// Notification e-mails handed to the SMTP server, and those it refused
     /// or could not take.
@@ -142,6 +145,11 @@ impl Metrics {
                 "rapport_access_refusals_total",
                 "API calls refused for a missing membership or role (members' refusals are also audited, at most 10 a minute per key).",
                 &self.access_refusals,
+            ),
+            (
+                "rapport_unaudited_refusals_total",
+                "Members' refused API calls and changes left out of the audit log: past 10 a minute per key.",
+                &self.unaudited_refusals,
             ),
             (
                 "rapport_storage_errors_total",

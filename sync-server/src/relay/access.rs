@@ -1,6 +1,6 @@
 //! The relay's side of access control: what a connection may see, making
 //! access changes take effect on live connections, and the audit entries
-//! for refused changes.
+//! for refused changes (a bounded number a minute per key).
 
 use std::sync::Arc;
 
@@ -12,6 +12,8 @@ use tracing::{debug, info, warn};
 
 use super::{DocSlot, Relay, lock, now};
 use crate::access::{Access, Identity};
+use crate::metrics::Metrics;
+use crate::workspace::AUDITED_REFUSALS_PER_MINUTE;
 use crate::workspace::AuditEvent;
 
 impl Relay {
@@ -138,27 +140,44 @@ impl Relay {
         });
     }
 
-    /// Records refused changes in the audit log of the document's workspace.
+    /// Records refused changes in the audit log of the document's
+    /// workspace: at most [`AUDITED_REFUSALS_PER_MINUTE`] entries a minute
+    /// per key, shared with the key's refused API calls, so that a member
+    /// sending refused changes in a loop cannot make the relay write
+    /// without bound (each entry is a durable write, under the lock of
+    /// every workspace). The rest are counted, not written.
     pub(super) fn audit_refused(
         &self,
         id: DocumentId,
         identity: Identity,
         refused: &[(automerge::ChangeHash, RejectReason)],
     ) {
+        let Identity::Key(key) = identity else {
+            return;
+        };
+        let Some(reason) = refused.first().map(|(_, reason)| reason.code()) else {
+            return;
+        };
         let workspaces = lock(&self.workspaces);
         let Some(home) = workspaces.home_of(id).map(str::to_owned) else {
             return;
         };
+        let admitted = lock(&self.audited_refusals).admit(
+            key,
+            AUDITED_REFUSALS_PER_MINUTE,
+            std::time::Instant::now(),
+        );
+        if !admitted {
+            Metrics::add(&self.metrics.unaudited_refusals, 1);
+            return;
+        }
         let event = AuditEvent {
             at: now().0,
             event: "change-refused".into(),
-            by: match identity {
-                Identity::Key(key) => Some(key),
-                Identity::Anonymous => None,
-            },
+            by: Some(key),
             member: None,
             document: Some(id),
-            detail: format!("{} change(s): {}", refused.len(), refused[0].1.code()),
+            detail: format!("{} change(s): {reason}", refused.len()),
         };
         if let Err(e) = workspaces.record(&self.store, &home, &[event]) {
             warn!(error = %e, "cannot write the audit log");

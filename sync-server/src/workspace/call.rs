@@ -111,6 +111,8 @@ pub(crate) fn require(
                 let mut refused = event("access-refused", key);
                 refused.detail = format!("{what}: {e}");
                 let _ = workspaces.record(relay.store(), ws, &[refused]);
+            } else {
+                Metrics::add(&relay.metrics.unaudited_refusals, 1);
             }
             Err(e.into())
         }
@@ -118,5 +120,6 @@ pub(crate) fn require(
     }
 }
 
-/// How many refusals of one key a minute reach the audit log.
+/// How many refusals of one key a minute reach the audit log: refused API
+/// calls and refused changes alike.
 pub(crate) const AUDITED_REFUSALS_PER_MINUTE: u32 = 10;

@@ -5,6 +5,7 @@
 
 pub(crate) mod api;
 mod call;
+pub(crate) use call::AUDITED_REFUSALS_PER_MINUTE;
 pub(crate) mod invites;
 pub(crate) mod removal;
 

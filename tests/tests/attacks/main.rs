@@ -3,6 +3,7 @@
 //! the other people keep working. One file for each class of attack:
 //!
 //! - documents no workspace lists belong to their first writer;
+//! - a member refused again and again writes a bounded audit log;
 //! - the automations document belongs to its workspace, and only admins
 //!   write it;
 //! - a decompression bomb is refused before it is inflated;
@@ -16,6 +17,7 @@
 //! - a client on a comment thread changes only their own comments, never
 //!   the thread itself, and writes in nobody else's name.
 
+mod audit;
 mod automations;
 mod floods;
 mod forms;
