@@ -5,12 +5,12 @@
 use std::sync::Arc;
 
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey};
-use rapport_protocol::relay::{ConnId, RelayDoc};
+use rapport_protocol::relay::{ConnId, DecodedSync, RelayDoc};
 use rapport_protocol::wire::{DocMessage, Documents, Message, RejectReason};
 use tokio::sync::Mutex as AsyncMutex;
 use tracing::{debug, info, warn};
 
-use super::{DocSlot, Relay, lock, now};
+use super::{DocSlot, Relay, Verdict, lock, now};
 use crate::access::{Access, Identity};
 use crate::metrics::Metrics;
 use crate::workspace::AUDITED_REFUSALS_PER_MINUTE;
@@ -184,36 +184,60 @@ impl Relay {
         }
     }
 
-    /// Answers a document the peer may not see. A `request` is answered
-    /// exactly as one for a document that does not exist: the same empty
-    /// sync message, then `doc-unavailable`. A `sync` (a peer offering
-    /// changes it holds) gets `doc-unavailable` alone: an empty sync
-    /// message would ask for the changes, and the peer would offer them
-    /// again, for ever.
-    pub(super) fn answer_as_missing(
+    /// Answers a document the peer may not see, after decoding the message
+    /// as any other is decoded ([`Relay::decode`]: a large one off the
+    /// async workers, a bounded number at once, a bomb refused before it
+    /// is inflated in full). Malformed data ends the connection as it
+    /// would for a document that does not exist.
+    pub(super) async fn answer_as_missing(
         &self,
         conn: ConnId,
         remote: &PeerId,
-        message: &DocMessage,
+        message: &mut DocMessage,
+        is_request: bool,
+    ) -> Verdict {
+        let id = message.document_id;
+        match self.decode(message).await {
+            Ok(decoded) => {
+                self.answer_decoded_as_missing(conn, remote, id, decoded, is_request);
+                Verdict::Continue
+            }
+            Err(reason) => {
+                Verdict::ProtocolError(format!("malformed sync message for {id}: {reason}"))
+            }
+        }
+    }
+
+    /// Answers a decoded message for a document the peer may not see. A
+    /// `request` is answered exactly as one for a document that does not
+    /// exist: the same empty sync message, then `doc-unavailable`. A
+    /// `sync` (a peer offering changes it holds) gets `doc-unavailable`
+    /// alone: an empty sync message would ask for the changes, and the
+    /// peer would offer them again, for ever.
+    pub(super) fn answer_decoded_as_missing(
+        &self,
+        conn: ConnId,
+        remote: &PeerId,
+        id: DocumentId,
+        decoded: DecodedSync,
         is_request: bool,
     ) {
         if !is_request {
-            self.send(conn, &self.unavailable(message.document_id, remote));
+            self.send(conn, &self.unavailable(id, remote));
             return;
         }
-        let mut nothing = RelayDoc::new(message.document_id, self.peer_id.clone());
+        let mut nothing = RelayDoc::new(id, self.peer_id.clone());
         nothing.set_chunk_limits(self.chunk_limits());
         nothing.add_peer(conn, remote.clone());
-        match nothing.receive(conn, message, true, |_| Err(RejectReason::ReadOnly)) {
-            Ok(prepared) => {
+        match nothing.receive_decoded(conn, decoded, true, |_| Err(RejectReason::ReadOnly)) {
+            Ok(mut prepared) => {
                 // Nothing is stored for a document the peer may not see.
-                let mut prepared = prepared;
                 prepared.to_store.clear();
                 prepared.refused.clear();
                 nothing.commit(prepared);
                 self.flush(&mut nothing);
             }
-            Err(_) => self.send(conn, &self.unavailable(message.document_id, remote)),
+            Err(_) => self.send(conn, &self.unavailable(id, remote)),
         }
     }
 }

@@ -57,8 +57,7 @@ impl Relay {
         let id = message.document_id;
         let access = self.document_access(&identity, id);
         if access == Access::None {
-            self.answer_as_missing(conn, remote, &message, is_request);
-            return Verdict::Continue;
+            return self.answer_as_missing(conn, remote, &mut message, is_request).await;
         }
         if !open_docs.contains(&id)
             && open_docs.len() >= self.config.limits.max_documents_per_connection
@@ -82,7 +81,7 @@ impl Relay {
         // waited for it.
         if self.document_access(&identity, id) == Access::None {
             drop(slot);
-            self.answer_as_missing(conn, remote, &message, is_request);
+            self.answer_decoded_as_missing(conn, remote, id, decoded, is_request);
             return Verdict::Continue;
         }
         if let Err(e) = self.load(&mut slot, id).await {
@@ -201,7 +200,7 @@ impl Relay {
     /// its changes is the costly part) on a blocking thread, at most as
     /// many at once as there are cores, so that the async workers keep
     /// serving everyone else.
-    async fn decode(&self, message: &mut DocMessage) -> Result<DecodedSync, String> {
+    pub(super) async fn decode(&self, message: &mut DocMessage) -> Result<DecodedSync, String> {
         let limits = self.chunk_limits();
         if message.data.len() <= DECODE_INLINE_BYTES {
             return DecodedSync::decode(&message.data, &limits);

@@ -187,6 +187,75 @@ async fn a_decompression_bomb_is_refused_before_it_is_inflated() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_bomb_asking_for_a_document_out_of_sight_is_refused_as_for_none() -> Result<()> {
+    let dir = TempDir::new("attack-bomb-unseen");
+    let relay = ChildRelay::spawn(Path::new(RELAY_CHILD), dir.path(), &[]).await?;
+    let mut dirs = Vec::new();
+    // A document of a workspace the attacker is not in.
+    let owner = person_at(&relay.client_config(), &key(5), &mut dirs)?;
+    let ws = tokio::task::block_in_place(|| owner.create_workspace("Acme"))?;
+    let unseen = DocumentId::from_bytes([41; 16]);
+    tokio::task::block_in_place(|| owner.add_documents(&ws, &[(unseen, None)]))?;
+    let writer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(5), "owner").await?;
+    writer.open(unseen, doc_by(&key(5), 1, "secret")?);
+    let mut honest = Honest::start(
+        &relay.url(),
+        &relay.relay_id,
+        2,
+        DocumentId::from_bytes([31; 16]),
+    )
+    .await?;
+    let baseline = relay.peak_rss_kib()?;
+    let data = bomb_data();
+    let nowhere = DocumentId::from_bytes([42; 16]);
+    for round in 0..3u8 {
+        // Bombs as requests for the unseen document and for one that does
+        // not exist; the honest person syncs meanwhile.
+        let mut bombers = Vec::new();
+        for (n, id) in [unseen, unseen, unseen, nowhere].into_iter().enumerate() {
+            let token = mint_token(&key(1), &relay.relay_id);
+            let name = format!("bomber-{round}-{n}");
+            let bomber = TestPeer::connect(&relay.url(), Some(&token), &name).await?;
+            bomber.send_raw(tokio_tungstenite::tungstenite::Message::binary(
+                Message::Request(DocMessage {
+                    sender_id: bomber.peer_id.clone(),
+                    target_id: "relay".parse()?,
+                    document_id: id,
+                    data: data.clone(),
+                })
+                .encode(),
+            ));
+            bombers.push((id, bomber));
+        }
+        honest.round().await?;
+        // Each is cut off with the same protocol error, whether or not the
+        // document exists.
+        let mut answers = Vec::new();
+        for (id, bomber) in &bombers {
+            bomber.wait_until(|s| s.closed.is_some()).await?;
+            let (error, received) = bomber.with(|s| (protocol_error(s), s.received.len()));
+            ensure!(
+                error.contains("malformed sync message"),
+                "{}: {error:?}",
+                bomber.peer_id
+            );
+            answers.push((error.replace(&id.to_string(), "ID"), received));
+        }
+        ensure!(
+            answers.iter().all(|answer| *answer == answers[3]),
+            "{answers:?}"
+        );
+    }
+    honest.round().await?;
+    let growth = relay.peak_rss_kib()?.saturating_sub(baseline);
+    ensure!(
+        growth < GROWTH_KIB,
+        "the relay's peak memory grew by {growth} KiB taking bombs"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn one_key_cannot_fill_the_memory_of_used_tokens() -> Result<()> {
     let dir = TempDir::new("attack-replay");
     let limits = [("max_tokens_per_key", 40)];
