@@ -47,6 +47,7 @@ mod routes;
 mod state;
 pub mod storage;
 pub mod tls;
+mod tokens;
 mod transport;
 mod web;
 mod window;

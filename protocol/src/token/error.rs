@@ -99,6 +99,11 @@ pub enum AuthError {
     /// been used before a restart, which the relay does not remember.
     #[error("the token was issued before the relay started; make a new one")]
     IssuedBeforeStart,
+    /// The token was issued ahead of the relay's clock, and the relay
+    /// could not record that durably: after a restart it could not tell
+    /// the token was used.
+    #[error("the relay cannot record a token issued ahead of its clock right now; try again")]
+    Unrecorded,
 }
 
 impl From<MalformedReason> for AuthError {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey, UnixMillis};
 use rapport_protocol::relay::{ConnId, RelayDoc};
-use rapport_protocol::token::{AuthError, Verifier, VerifierConfig};
+use rapport_protocol::token::AuthError;
 use rapport_protocol::wire::{DocUnavailable, Message};
 use tokio::sync::{Mutex as AsyncMutex, Notify, mpsc};
 use tracing::{debug, warn};
@@ -29,6 +29,7 @@ pub(crate) mod triggers;
 use crate::actors::ActorRegistry;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
+use crate::tokens::Tokens;
 use crate::outbox::{Outbox, Refused};
 use crate::storage::{GroupCommit, RelayKeys, Store, StoreError};
 use crate::window::WindowCounter;
@@ -46,16 +47,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub(crate) fn now() -> UnixMillis {
     UnixMillis::from(SystemTime::now())
-}
-
-/// How the relay judges tokens: the nonces it saw before a restart are
-/// forgotten, so tokens issued before it started (to the second) are
-/// refused; a client mints a fresh one for every connection anyway.
-fn verifier_config(relay_id: &str, per_key: usize) -> VerifierConfig {
-    let mut config = VerifierConfig::new(relay_id);
-    config.issued_after = Some(UnixMillis(now().as_secs() * 1000));
-    config.replay_share = per_key;
-    config
 }
 
 /// Claims, for the key of its first change's author, every document the
@@ -135,7 +126,7 @@ pub(crate) struct Relay {
     docs: Mutex<HashMap<DocumentId, Arc<AsyncMutex<DocSlot>>>>,
     conns: Mutex<HashMap<ConnId, ConnHandle>>,
     actors: Mutex<ActorRegistry>,
-    verifier: Mutex<Verifier>,
+    verifier: Mutex<Tokens>,
     pub(crate) metrics: Metrics,
     next_conn: AtomicU64,
     /// Compactions in progress, awaited at shutdown.
@@ -183,10 +174,12 @@ impl Relay {
             .parse()
             .expect("a non-empty peer id");
         Ok(Self {
-            verifier: Mutex::new(Verifier::new(verifier_config(
+            verifier: Mutex::new(Tokens::open(
+                &config.data_dir,
                 &relay_id,
                 config.limits.max_tokens_per_key,
-            ))),
+                now(),
+            )),
             config,
             peer_id,
             relay_id,
