@@ -175,7 +175,13 @@ fn comments(repo: &Repo, thread: DocumentId) -> Result<Vec<String>> {
     Ok(thread
         .comments
         .iter()
-        .map(|c| format!("{}…: {}", &c.author[..8], c.body))
+        .map(|c| {
+            let author = c
+                .author
+                .get(..8)
+                .map_or_else(|| "unknown".to_owned(), |short| format!("{short}…"));
+            format!("{author}: {}", c.body)
+        })
         .collect())
 }
 

@@ -2,8 +2,8 @@
 // hashed assets) on this device, so the app opens with the relay down.
 // Documents are kept by the app in IndexedDB; the API and /sync always go
 // to the network. The build writes the asset list and the cache name.
-const CACHE = "rapport-app-e04e50a8bf56142c"
-const ASSETS = ["/assets/app-UHEKZWNZ.js","/assets/automerge-X4OLCNJ7.wasm","/assets/style-K5EXOGAK.css"]
+const CACHE = "rapport-app-c2445daa61dc86e0"
+const ASSETS = ["/assets/app-5D7UACB6.js","/assets/automerge-X4OLCNJ7.wasm","/assets/style-K5EXOGAK.css"]
 const SHELL = "/"
 
 self.addEventListener("install", event => {

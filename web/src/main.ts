@@ -203,7 +203,7 @@ async function start(identity: Identity, notices: Notices, storageProblem: strin
       workspaces = fresh
       if (current && !fresh.some(w => w.id === current)) markRemoved(current)
       await app.workspace?.refresh()
-      for (const person of app.workspace?.people ?? []) app.names.learn(person.key, person.name)
+      for (const person of app.workspace?.people ?? []) app.names.listedAs(person.key, person.name)
       await app.workspace?.loadAll()
     } catch (error) {
       refused(error)
@@ -231,7 +231,7 @@ async function start(identity: Identity, notices: Notices, storageProblem: strin
     app.workspace = ws
     frame = null
     await ws.restore()
-    for (const person of ws.people) app.names.learn(person.key, person.name)
+    for (const person of ws.people) app.names.listedAs(person.key, person.name)
     void ws.loadAll().then(() => replica.notify())
     void syncLists()
     return true

@@ -94,13 +94,11 @@ export class CommentsPanel {
 
   private commentEl(comment: Comment, all: Comment[]): HTMLElement {
     const replies = all.filter(c => c.reply_to === comment.id)
-    // A comment whose writer names no key has an unknown author: its
-    // `author_name`, like its `author`, is a field anyone could have set.
-    const name = !comment.author
-      ? "Unknown"
-      : comment.author_name && comment.author !== this.app.identity.publicKey
-        ? comment.author_name
-        : this.app.names.of(comment.author)
+    // The author is the key the comment's writer names. A comment whose
+    // writer names no key has an unknown author; its `author_name` is only
+    // what the writer says of itself, shown when the member list does not
+    // name that key.
+    const name = comment.author ? this.app.names.of(comment.author) : "Unknown"
     const may = this.options.mayComment !== false
     // A client resolves only their own comments; staff resolve any.
     const mayResolve = may && (comment.author === this.app.identity.publicKey || this.app.workspace!.isStaff)

@@ -43,7 +43,7 @@ export function peopleView(app: App): View {
           "tbody",
           {},
           ws.members.map(m => {
-            if (m.name) app.names.learn(m.key, m.name)
+            if (m.name) app.names.listedAs(m.key, m.name)
             return h(
               "tr",
               { "data-member": m.key },
