@@ -430,3 +430,72 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_whole_document_uploaded_is_kept_as_its_snapshot_not_change_by_change() {
+    let source = counted(300);
+    let mut sim = Sim::new(vec![source.clone(), Automerge::new()], 11);
+    sim.connect(0);
+    sim.run_until_quiescent();
+    assert_eq!(sim.relay.len(), 300);
+    assert_eq!(
+        sim.relay.change_bytes_in_memory(),
+        0,
+        "the saved document the peer sent is the snapshot; no change keeps bytes of its own"
+    );
+    let uploaded = sim.relay_sync_bytes;
+    sim.connect(1);
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[1], "k5"), Some(299));
+    let saved = source.save().len();
+    assert!(
+        sim.relay_sync_bytes - uploaded < saved + 1024,
+        "a newcomer got {} bytes; the saved document is {saved}",
+        sim.relay_sync_bytes - uploaded
+    );
+}
+
+#[test]
+fn a_compaction_taken_in_memory_lets_the_bytes_go_and_answers_the_same() {
+    let source = counted(40);
+    let all = source.get_changes(&[]);
+    let stored = StoredDocument {
+        changes: split_changes(all.iter().map(|c| c.raw_bytes())).unwrap(),
+        ..StoredDocument::default()
+    };
+    let (mut relay, _) = RelayDoc::from_stored(DOC, relay_id(), stored);
+    let mut first = Automerge::new();
+    for change in &all[..30] {
+        first.load_incremental(change.raw_bytes()).unwrap();
+    }
+    let folded: Vec<_> = all[..30].iter().map(|c| c.hash()).collect();
+    relay.adopt_snapshot(Arc::from(first.save()), &folded);
+    let rest: usize = all[30..].iter().map(|c| c.raw_bytes().len()).sum();
+    assert_eq!(relay.change_bytes_in_memory(), rest);
+
+    // A peer with part of the folded history, one with nothing, and one
+    // with all but the newest changes: each ends with the whole document.
+    let mut partial = Automerge::new();
+    for change in &all[..10] {
+        partial.load_incremental(change.raw_bytes()).unwrap();
+    }
+    let mut nearly = Automerge::new();
+    for change in &all[..35] {
+        nearly.load_incremental(change.raw_bytes()).unwrap();
+    }
+    let mut sim = Sim::with_relay(relay, vec![partial, Automerge::new(), nearly], 12);
+    for i in 0..3 {
+        sim.connect(i);
+    }
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    for i in 0..3 {
+        assert_eq!(value(&sim.clients[i], "k4"), Some(39));
+    }
+    assert_eq!(
+        sim.relay.change_bytes_in_memory(),
+        rest,
+        "the bytes taken out of the snapshot for a peer are not kept"
+    );
+}

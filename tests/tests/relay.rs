@@ -253,7 +253,13 @@ async fn counted_to(
     for n in 0..count {
         a.change(id, |tx| tx.put(ROOT, "n", n))?;
     }
-    // The relay's answer names our heads once it has stored everything.
+    let heads = stored_all(&a, id).await?;
+    Ok((a, heads))
+}
+
+/// `a`'s heads of `id`, once the relay's answer names them: it has stored
+/// everything.
+async fn stored_all(a: &TestPeer, id: DocumentId) -> Result<Vec<automerge::ChangeHash>> {
     let heads = a.with(|p| p.doc(id).get_heads());
     a.wait_until(|p| {
         p.received.iter().any(|m| match m {
@@ -264,7 +270,7 @@ async fn counted_to(
         })
     })
     .await?;
-    Ok((a, heads))
+    Ok(heads)
 }
 
 #[tokio::test]
@@ -272,7 +278,16 @@ async fn a_document_nobody_has_open_is_saved_whole_as_its_snapshot() -> Result<(
     let dir = TempDir::new("idle-snapshot");
     let mut relay = TestRelay::start(dir.path()).await?;
     let id = DocumentId::from_bytes([8; 16]);
-    let (a, heads) = counted_to(&relay, id, 30).await?;
+    // The record arrives whole (kept as it came); then each change on
+    // its own, as typing sends them.
+    let a = peer(&relay, 1, "a").await?;
+    a.open(id, record(1));
+    stored_all(&a, id).await?;
+    for n in 0..30 {
+        a.change(id, |tx| tx.put(ROOT, "n", n))?;
+        stored_all(&a, id).await?;
+    }
+    let heads = a.with(|p| p.doc(id).get_heads());
     a.close().await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {

@@ -102,6 +102,12 @@ pub fn split_changes_within<'a>(
     Ok(changes)
 }
 
+/// Whether `entry` is exactly one document chunk (a saved document), as
+/// automerge sends a peer that has none of a document.
+pub(crate) fn is_one_document(entry: &[u8]) -> bool {
+    matches!(next_chunk(entry), Ok((DOCUMENT, _, rest)) if rest.is_empty())
+}
+
 /// Where a chunk's body starts, after magic, checksum, type and length.
 fn body_start(chunk: &[u8]) -> Result<usize, ChunkError> {
     let (_, header) =

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use automerge::sync::{self, MessageFlags};
 
-use super::chunks::{ChunkLimits, split_changes_within};
+use super::chunks::{ChunkLimits, is_one_document, split_changes_within};
 use super::graph::{ChangeGraph, StoredChange};
 use super::peer::{PeerSync, advance_heads};
 
@@ -49,6 +49,11 @@ pub struct Prepared {
     pub to_store: Vec<StoredChange>,
     /// Changes refused by the policy (and changes that depend on them).
     pub refused: Vec<(ChangeHash, RejectReason)>,
+    /// The saved document `to_store` came in, when they are the whole
+    /// document: storage keeps it as the snapshot (with their hashes and
+    /// dependencies) instead of a row for each change, and so does the
+    /// document in memory.
+    pub whole: Option<Arc<[u8]>>,
     queued: Vec<StoredChange>,
 }
 
@@ -82,6 +87,8 @@ pub struct NewSnapshot {
 pub struct PackJob {
     heads: Vec<ChangeHash>,
     hashes: Vec<ChangeHash>,
+    snapshot: Option<Arc<[u8]>>,
+    /// The changes with bytes of their own, in dependency order.
     changes: Vec<Arc<[u8]>>,
 }
 
@@ -89,7 +96,7 @@ impl PackJob {
     /// Saves the document (the expensive part); `None` if it is too large
     /// or does not load.
     pub fn run(&self) -> Option<Arc<[u8]>> {
-        answer::pack(&self.changes)
+        answer::pack(self.snapshot.as_deref(), &self.changes)
     }
 }
 
@@ -99,10 +106,9 @@ pub struct RelayDoc {
     id: DocumentId,
     local: PeerId,
     graph: ChangeGraph,
-    /// The saved document holding the changes the graph has no bytes for.
+    /// The saved document holding (at least) every change the graph has
+    /// no bytes for.
     snapshot: Option<Arc<[u8]>>,
-    /// How many changes have no bytes but the snapshot's.
-    in_snapshot_only: usize,
     /// The whole document saved at these heads, for peers that have none
     /// of it.
     packed: Option<(Vec<ChangeHash>, Arc<[u8]>)>,
@@ -125,6 +131,8 @@ pub struct RelayDoc {
 pub struct DecodedSync {
     message: sync::Message,
     changes: Vec<StoredChange>,
+    /// The message's one entry, when it is a saved document.
+    whole: Option<Arc<[u8]>>,
 }
 
 impl DecodedSync {
@@ -133,8 +141,16 @@ impl DecodedSync {
         let mut message = sync::Message::decode(data).map_err(|e| e.to_string())?;
         let changes =
             split_changes_within(message.changes.iter(), limits).map_err(|e| e.to_string())?;
+        let whole = match message.changes.iter().collect::<Vec<_>>()[..] {
+            [entry] if is_one_document(entry) => Some(Arc::from(entry)),
+            _ => None,
+        };
         message.changes = sync::ChunkList::empty();
-        Ok(Self { message, changes })
+        Ok(Self {
+            message,
+            changes,
+            whole,
+        })
     }
 
     /// Whether the message carries changes.
@@ -160,7 +176,6 @@ impl RelayDoc {
             local,
             graph: ChangeGraph::new(),
             snapshot: None,
-            in_snapshot_only: 0,
             packed: None,
             new_snapshot: None,
             queue: Vec::new(),
@@ -184,9 +199,7 @@ impl RelayDoc {
         let mut doc = Self::new(id, local);
         let mut orphans = 0;
         for (hash, deps) in &stored.compacted {
-            if doc.graph.add_without_bytes(*hash, deps) {
-                doc.in_snapshot_only += 1;
-            } else if !doc.graph.contains(hash) {
+            if !doc.graph.add_without_bytes(*hash, deps) && !doc.graph.contains(hash) {
                 orphans += 1;
             }
         }
@@ -254,21 +267,38 @@ impl RelayDoc {
     }
 
     /// A whole document saved since the last call, for storage to keep as
-    /// the snapshot; the document itself keeps every change's bytes.
+    /// the snapshot.
     pub fn take_new_snapshot(&mut self) -> Option<NewSnapshot> {
         self.new_snapshot.take()
     }
 
+    /// Takes `saved`, a snapshot storage now keeps, which holds the
+    /// changes `folded` besides every change the document held only in its
+    /// old snapshot: their bytes leave memory, and a peer that needs them
+    /// gets them out of the snapshot. Ignored unless every one of `folded`
+    /// is known (the document was loaded again from older rows, say).
+    pub fn adopt_snapshot(&mut self, saved: Arc<[u8]>, folded: &[ChangeHash]) {
+        if folded.iter().all(|h| self.graph.contains(h)) {
+            self.graph.drop_bytes(folded);
+            self.snapshot = Some(saved);
+        }
+    }
+
+    /// How many bytes of changes the document holds in memory, besides
+    /// its snapshot.
+    pub fn change_bytes_in_memory(&self) -> usize {
+        self.graph.bytes_held()
+    }
+
     /// The work of saving the whole document ahead of a peer that will have
     /// none of it (and of a compaction), for a background task; `None` when
-    /// there is nothing to gain: fewer than two changes, a snapshot already,
-    /// or a saved copy at these heads.
+    /// there is nothing to gain: fewer than two changes, a snapshot that
+    /// holds every change already, or a saved copy at these heads.
     pub fn pack_job(&self) -> Option<PackJob> {
         let heads = self.graph.heads();
         if self.graph.len() < 2
             || self.graph.len() > MAX_PACKED_CHANGES
-            || self.snapshot.is_some()
-            || self.in_snapshot_only > 0
+            || (self.snapshot.is_some() && self.graph.with_bytes() == 0)
             || self.packed_at(&heads).is_some()
         {
             return None;
@@ -278,6 +308,7 @@ impl RelayDoc {
         Some(PackJob {
             heads,
             hashes,
+            snapshot: self.snapshot.clone(),
             changes,
         })
     }
@@ -330,8 +361,11 @@ impl RelayDoc {
         let DecodedSync {
             message: decoded,
             changes: incoming,
+            whole,
         } = decoded;
         let had_changes = !incoming.is_empty();
+        let incoming_count = incoming.len();
+        let was_empty = self.graph.is_empty() && self.queue.is_empty();
 
         let mut refused = Vec::new();
         let mut refused_set = BTreeSet::new();
@@ -365,6 +399,10 @@ impl RelayDoc {
                 .cloned(),
         );
         let (to_store, queued) = self.order_by_dependencies(candidates);
+        // A peer's first upload of a whole document: kept as it came.
+        let whole = whole.filter(|_| {
+            was_empty && refused.is_empty() && queued.is_empty() && to_store.len() == incoming_count
+        });
         Ok(Prepared {
             conn,
             message: decoded,
@@ -372,6 +410,7 @@ impl RelayDoc {
             had_changes,
             to_store,
             refused,
+            whole,
             queued,
         })
     }
@@ -381,8 +420,18 @@ impl RelayDoc {
     /// changes to every other connection that has the document open.
     pub fn commit(&mut self, prepared: Prepared) {
         let before = self.graph.heads();
-        for change in &prepared.to_store {
-            self.graph.add(change);
+        match &prepared.whole {
+            Some(saved) => {
+                for change in &prepared.to_store {
+                    self.graph.add_without_bytes(change.hash, &change.deps);
+                }
+                self.snapshot = Some(Arc::clone(saved));
+            }
+            None => {
+                for change in &prepared.to_store {
+                    self.graph.add(change);
+                }
+            }
         }
         self.queue = prepared.queued;
         if self.queue.len() > MAX_QUEUED_CHANGES {

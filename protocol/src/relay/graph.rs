@@ -11,9 +11,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, BinaryHeap};
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 
 use automerge::ChangeHash;
+use hashbrown::HashTable;
 
 /// Maps and sets keyed by change hashes and by node numbers. Fx hashing, a
 /// few multiplications: SipHash spent a large part of each sync answer's
@@ -62,20 +64,25 @@ impl std::fmt::Debug for StoredChange {
     }
 }
 
-#[derive(Debug)]
-struct Node {
-    hash: ChangeHash,
-    deps: Box<[u32]>,
-    generation: u32,
-    /// `None` for a change whose bytes live only in the document's snapshot.
-    bytes: Option<Arc<[u8]>>,
-}
-
 /// The change graph. See the module documentation.
+///
+/// A node is a change's number; what the graph knows of it sits in columns
+/// indexed by that number, about 45 bytes a change: the hash, the
+/// generation, the dependencies as numbers, and an index from hash to
+/// number that stores numbers only. Change bytes are kept for the changes
+/// that have them outside the document's snapshot.
 #[derive(Debug, Default)]
 pub struct ChangeGraph {
-    nodes: Vec<Node>,
-    by_hash: Map<ChangeHash, u32>,
+    hashes: Vec<ChangeHash>,
+    generations: Vec<u32>,
+    /// Node `i`'s dependencies are `dep_list[dep_start[i]..dep_start[i + 1]]`.
+    dep_start: Vec<u32>,
+    dep_list: Vec<u32>,
+    /// The bytes of the changes that have their own; the others live only
+    /// in the document's snapshot.
+    bytes: Map<u32, Arc<[u8]>>,
+    /// Node numbers, found by their change's hash.
+    index: HashTable<u32>,
     heads: BTreeSet<u32>,
     /// Nodes visited by walks so far: the work the sync answers cost.
     walked: Cell<u64>,
@@ -100,6 +107,10 @@ struct Scratch {
 const FROM_HEADS: u8 = 1;
 const FROM_BASE: u8 = 2;
 
+fn hash_key(hash: &ChangeHash) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one(hash)
+}
+
 impl ChangeGraph {
     /// An empty graph.
     pub fn new() -> Self {
@@ -108,17 +119,28 @@ impl ChangeGraph {
 
     /// The number of changes.
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.hashes.len()
     }
 
     /// True when there are no changes.
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.hashes.is_empty()
     }
 
     /// Whether the graph holds `hash`.
     pub fn contains(&self, hash: &ChangeHash) -> bool {
-        self.by_hash.contains_key(hash)
+        self.index_of(hash).is_some()
+    }
+
+    fn index_of(&self, hash: &ChangeHash) -> Option<u32> {
+        self.index
+            .find(hash_key(hash), |&i| self.hashes[i as usize] == *hash)
+            .copied()
+    }
+
+    fn deps(&self, index: u32) -> &[u32] {
+        let i = index as usize;
+        &self.dep_list[self.dep_start[i] as usize..self.dep_start[i + 1] as usize]
     }
 
     /// The current heads, sorted.
@@ -142,9 +164,26 @@ impl ChangeGraph {
 
     /// Supplies the bytes of a change added without them.
     pub fn fill_bytes(&mut self, hash: &ChangeHash, bytes: Arc<[u8]>) {
-        if let Some(&i) = self.by_hash.get(hash) {
-            self.nodes[i as usize].bytes.get_or_insert(bytes);
+        if let Some(i) = self.index_of(hash) {
+            self.bytes.entry(i).or_insert(bytes);
         }
+    }
+
+    /// Forgets the bytes of these changes (a snapshot holds them now).
+    /// Returns how many had bytes.
+    pub fn drop_bytes(&mut self, hashes: &[ChangeHash]) -> usize {
+        let mut dropped = 0;
+        for hash in hashes {
+            if let Some(i) = self.index_of(hash)
+                && self.bytes.remove(&i).is_some()
+            {
+                dropped += 1;
+            }
+        }
+        if self.bytes.capacity() > 4 * self.bytes.len().max(64) {
+            self.bytes.shrink_to_fit();
+        }
+        dropped
     }
 
     fn insert(&mut self, hash: ChangeHash, deps: &[ChangeHash], bytes: Option<Arc<[u8]>>) -> bool {
@@ -153,30 +192,39 @@ impl ChangeGraph {
         }
         let Some(deps) = deps
             .iter()
-            .map(|d| self.by_hash.get(d).copied())
-            .collect::<Option<Box<[u32]>>>()
+            .map(|d| self.index_of(d))
+            .collect::<Option<Vec<u32>>>()
         else {
             return false;
         };
+        let (Ok(index), Ok(deps_end)) = (
+            u32::try_from(self.hashes.len()),
+            u32::try_from(self.dep_list.len() + deps.len()),
+        ) else {
+            return false; // 2^32 changes (or dependencies) in one document
+        };
         let generation = deps
             .iter()
-            .map(|&d| self.nodes[d as usize].generation + 1)
+            .map(|&d| self.generations[d as usize] + 1)
             .max()
             .unwrap_or(0);
-        let Ok(index) = u32::try_from(self.nodes.len()) else {
-            return false; // 2^32 changes in one document: refuse more
-        };
-        for dep in deps.iter() {
+        for dep in &deps {
             self.heads.remove(dep);
         }
         self.heads.insert(index);
-        self.by_hash.insert(hash, index);
-        self.nodes.push(Node {
-            hash,
-            deps,
-            generation,
-            bytes,
-        });
+        if self.dep_start.is_empty() {
+            self.dep_start.push(0);
+        }
+        self.dep_list.extend_from_slice(&deps);
+        self.dep_start.push(deps_end);
+        self.generations.push(generation);
+        self.hashes.push(hash);
+        if let Some(bytes) = bytes {
+            self.bytes.insert(index, bytes);
+        }
+        let hashes = &self.hashes;
+        self.index
+            .insert_unique(hash_key(&hash), index, |&i| hash_key(&hashes[i as usize]));
         true
     }
 
@@ -184,23 +232,42 @@ impl ChangeGraph {
     pub fn has_bytes_of(&self, hashes: &[ChangeHash]) -> bool {
         hashes
             .iter()
-            .filter_map(|h| self.by_hash.get(h))
-            .all(|&i| self.nodes[i as usize].bytes.is_some())
+            .filter_map(|h| self.index_of(h))
+            .all(|i| self.bytes.contains_key(&i))
     }
 
     /// The bytes of the changes with these hashes, in topological order;
     /// unknown hashes and changes without bytes are skipped.
     pub fn bytes_of(&self, hashes: &[ChangeHash]) -> Vec<Arc<[u8]>> {
-        let mut indices: Vec<u32> = hashes
-            .iter()
-            .filter_map(|h| self.by_hash.get(h).copied())
-            .collect();
+        let mut indices: Vec<u32> = hashes.iter().filter_map(|h| self.index_of(h)).collect();
         indices.sort_unstable();
         indices.dedup();
         indices
             .iter()
-            .filter_map(|&i| self.nodes[i as usize].bytes.clone())
+            .filter_map(|i| self.bytes.get(i).cloned())
             .collect()
+    }
+
+    /// `hashes` the graph holds, in topological order, each with its bytes
+    /// if it has its own.
+    pub fn in_order(&self, hashes: &[ChangeHash]) -> Vec<(ChangeHash, Option<Arc<[u8]>>)> {
+        let mut indices: Vec<u32> = hashes.iter().filter_map(|h| self.index_of(h)).collect();
+        indices.sort_unstable();
+        indices.dedup();
+        indices
+            .into_iter()
+            .map(|i| (self.hash_of(i), self.bytes.get(&i).cloned()))
+            .collect()
+    }
+
+    /// How many changes have bytes of their own.
+    pub fn with_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The bytes of the changes that have their own.
+    pub fn bytes_held(&self) -> usize {
+        self.bytes.values().map(|b| b.len()).sum()
     }
 
     /// How many of `hashes` the graph holds only in the snapshot (without
@@ -208,8 +275,8 @@ impl ChangeGraph {
     pub fn count_without_bytes(&self, hashes: &[ChangeHash]) -> usize {
         hashes
             .iter()
-            .filter_map(|h| self.by_hash.get(h))
-            .filter(|&&i| self.nodes[i as usize].bytes.is_none())
+            .filter_map(|h| self.index_of(h))
+            .filter(|i| !self.bytes.contains_key(i))
             .count()
     }
 
@@ -221,12 +288,9 @@ impl ChangeGraph {
     /// open path is known to lead into `base`'s ancestry, so it visits the
     /// changes since `base` and the few around them, not the whole history.
     pub fn not_ancestors_of(&self, base: &[ChangeHash]) -> Vec<ChangeHash> {
-        let base: Vec<u32> = base
-            .iter()
-            .filter_map(|h| self.by_hash.get(h).copied())
-            .collect();
+        let base: Vec<u32> = base.iter().filter_map(|h| self.index_of(h)).collect();
         if base.is_empty() {
-            return self.nodes.iter().map(|n| n.hash).collect();
+            return self.hashes.clone();
         }
         let mut scratch = self.scratch.borrow_mut();
         let Scratch {
@@ -234,8 +298,8 @@ impl ChangeGraph {
             touched,
             queue,
         } = &mut *scratch;
-        if flags.len() < self.nodes.len() {
-            flags.resize(self.nodes.len(), 0);
+        if flags.len() < self.len() {
+            flags.resize(self.len(), 0);
         }
         for (&i, flag) in self
             .heads
@@ -250,7 +314,7 @@ impl ChangeGraph {
         }
         let mut open = 0usize; // queued nodes not known to be in base's ancestry
         for &i in touched.iter() {
-            queue.push((self.nodes[i as usize].generation, i));
+            queue.push((self.generations[i as usize], i));
             if flags[i as usize] & FROM_BASE == 0 {
                 open += 1;
             }
@@ -264,14 +328,14 @@ impl ChangeGraph {
                 open -= 1;
                 result.push(i);
             }
-            for &dep in self.nodes[i as usize].deps.iter() {
+            for &dep in self.deps(i) {
                 // A dependency has a lower generation: it is still queued
                 // (or new), never visited already.
                 let before = flags[dep as usize];
                 if before == 0 {
                     flags[dep as usize] = f;
                     touched.push(dep);
-                    queue.push((self.nodes[dep as usize].generation, dep));
+                    queue.push((self.generations[dep as usize], dep));
                     if f & FROM_BASE == 0 {
                         open += 1;
                     }
@@ -300,32 +364,28 @@ impl ChangeGraph {
         }
         let Some(floor) = set
             .iter()
-            .filter_map(|h| self.by_hash.get(h))
-            .map(|&i| self.nodes[i as usize].generation)
+            .filter_map(|h| self.index_of(h))
+            .map(|i| self.generations[i as usize])
             .min()
         else {
             return;
         };
         let mut seen: BTreeSet<u32> = BTreeSet::new();
-        let mut stack: Vec<u32> = heads
-            .iter()
-            .filter_map(|h| self.by_hash.get(h).copied())
-            .collect();
+        let mut stack: Vec<u32> = heads.iter().filter_map(|h| self.index_of(h)).collect();
         while let Some(i) = stack.pop() {
-            let node = &self.nodes[i as usize];
-            if node.generation < floor || !seen.insert(i) {
+            if self.generations[i as usize] < floor || !seen.insert(i) {
                 continue;
             }
             self.walked.set(self.walked.get() + 1);
-            set.remove(&node.hash);
-            stack.extend(node.deps.iter().copied());
+            set.remove(&self.hashes[i as usize]);
+            stack.extend_from_slice(self.deps(i));
         }
     }
 
     /// The dependencies of `hash`, if the graph holds it.
     pub fn deps_of(&self, hash: &ChangeHash) -> Option<impl Iterator<Item = ChangeHash> + '_> {
-        let &i = self.by_hash.get(hash)?;
-        Some(self.nodes[i as usize].deps.iter().map(|&d| self.hash_of(d)))
+        let i = self.index_of(hash)?;
+        Some(self.deps(i).iter().map(|&d| self.hash_of(d)))
     }
 
     /// How many nodes the graph's walks have visited since it was made: a
@@ -336,11 +396,11 @@ impl ChangeGraph {
 
     /// Every change's hash, in topological order.
     pub fn hashes(&self) -> impl Iterator<Item = ChangeHash> + '_ {
-        self.nodes.iter().map(|n| n.hash)
+        self.hashes.iter().copied()
     }
 
     fn hash_of(&self, index: u32) -> ChangeHash {
-        self.nodes[index as usize].hash
+        self.hashes[index as usize]
     }
 }
 

@@ -9,7 +9,7 @@ use rapport_protocol::ids::DocumentId;
 use rapport_protocol::relay::{NewSnapshot, RelayDoc};
 use tracing::{debug, warn};
 
-use super::{DocSlot, Relay, lock};
+use super::{AsyncMutex, DocSlot, Relay, lock};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
@@ -113,8 +113,15 @@ impl Relay {
     }
 
     /// Folds the document's stored changes into its snapshot, off the
-    /// document's lock: the relay keeps serving it meanwhile.
-    pub(super) fn compact_in_background(&self, id: DocumentId, running: &Arc<AtomicBool>) {
+    /// document's lock: the relay keeps serving it meanwhile. The document
+    /// in memory then takes the new snapshot and lets the folded changes'
+    /// bytes go.
+    pub(super) fn compact_in_background(
+        &self,
+        id: DocumentId,
+        slot: &Arc<AsyncMutex<DocSlot>>,
+        running: &Arc<AtomicBool>,
+    ) {
         if running.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -122,14 +129,28 @@ impl Relay {
         let threshold = self.config.compact_after_changes;
         let running = Arc::clone(running);
         let span = tracing::info_span!("compaction", document = %id);
+        let slot = Arc::clone(slot);
         let mut background = lock(&self.background);
         while background.try_join_next().is_some() {}
-        background.spawn_blocking(move || {
-            let _entered = span.enter();
-            match store.compact(id, threshold) {
-                Ok(0) => {}
-                Ok(folded) => debug!(folded, "changes folded into the snapshot"),
-                Err(e) => warn!(error = %e, "compaction failed; the changes stay as they are"),
+        background.spawn(async move {
+            let compacted = tokio::task::spawn_blocking(move || {
+                let _entered = span.enter();
+                match store.compact_keeping(id, threshold) {
+                    Ok(compacted) => compacted,
+                    Err(e) => {
+                        warn!(error = %e, "compaction failed; the changes stay as they are");
+                        None
+                    }
+                }
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some((saved, folded)) = compacted {
+                debug!(document = %id, folded = folded.len(), "changes folded into the snapshot");
+                if let Some(doc) = slot.lock().await.doc.as_mut() {
+                    doc.adopt_snapshot(saved, &folded);
+                }
             }
             running.store(false, Ordering::Release);
         });

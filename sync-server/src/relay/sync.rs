@@ -57,7 +57,9 @@ impl Relay {
         let id = message.document_id;
         let access = self.document_access(&identity, id);
         if access == Access::None {
-            return self.answer_as_missing(conn, remote, &mut message, is_request).await;
+            return self
+                .answer_as_missing(conn, remote, &mut message, is_request)
+                .await;
         }
         if !open_docs.contains(&id)
             && open_docs.len() >= self.config.limits.max_documents_per_connection
@@ -75,8 +77,8 @@ impl Relay {
                 ));
             }
         };
-        let slot = self.slot(id);
-        let mut slot = slot.lock().await;
+        let shared_slot = self.slot(id);
+        let mut slot = shared_slot.lock().await;
         // Another key may have claimed the document while this message
         // waited for it.
         if self.document_access(&identity, id) == Access::None {
@@ -164,7 +166,7 @@ impl Relay {
         let due = self.config.compact_after_changes.max(doc.len() / 4);
         slot.since_compaction += stored;
         if slot.since_compaction >= due {
-            self.compact_in_background(id, &slot.compacting);
+            self.compact_in_background(id, &shared_slot, &slot.compacting);
             slot.since_compaction = 0;
         }
         self.keep_new_snapshot(id, &mut slot);
@@ -252,6 +254,7 @@ impl Relay {
         let write = Store::appending(
             id,
             prepared.to_store.clone(),
+            prepared.whole.clone(),
             bindings.clone(),
             watched.then(|| doc.heads()),
             claim,
@@ -260,10 +263,11 @@ impl Relay {
         match written {
             Ok(()) => {
                 self.store.note_changed([id]);
-                self.note_written(
-                    id,
-                    prepared.to_store.iter().map(|c| c.bytes.len() as u64).sum(),
-                );
+                let written = match &prepared.whole {
+                    Some(saved) => saved.len() as u64,
+                    None => prepared.to_store.iter().map(|c| c.bytes.len() as u64).sum(),
+                };
+                self.note_written(id, written);
                 if watched {
                     self.automations.wake();
                 }

@@ -59,7 +59,9 @@ impl Store {
         let _ = std::fs::remove_file(&partial);
         let result = (|| {
             let snapshot = self.begin_read()?;
-            let copy = (backend.0)(&partial).map_err(|e| write_error(e.to_string()))?;
+            let copy = backend
+                .open(&partial)
+                .map_err(|e| write_error(e.to_string()))?;
             let tx = copy.begin_write().map_err(|e| write_error(e.to_string()))?;
             copy_tables(&snapshot, &tx).map_err(|e| write_error(e.to_string()))?;
             tx.commit().map_err(|e| write_error(e.to_string()))?;

@@ -6,6 +6,7 @@
 //! so a crash leaves either all of it or none of it.
 
 mod automations;
+mod backend;
 pub mod backup;
 mod claims;
 mod codec;
@@ -28,10 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
-use redb::{
-    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageBackend,
-    WriteTransaction,
-};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use tracing::warn;
 
 use automerge::Automerge;
@@ -44,6 +42,7 @@ use schema::{
 };
 
 pub use automations::{AutomationWrite, Pending};
+pub use backend::Backend;
 pub use feed::FeedRow;
 pub use forms::{RelayKeys, SubmissionWrite};
 pub use workspaces::WorkspaceRows;
@@ -91,43 +90,6 @@ pub enum StoreError {
         #[source]
         source: Box<redb::Error>,
     },
-}
-
-/// Opens the database file. The default keeps it in a plain file; an
-/// embedder may put it on another [`redb::StorageBackend`], as the tests do
-/// with one that fails on purpose.
-#[derive(Clone)]
-pub struct Backend(Arc<OpenFn>);
-
-type OpenFn = dyn Fn(&Path) -> Result<Database, DatabaseError> + Send + Sync;
-
-impl Backend {
-    /// The database in a file on disk.
-    pub fn file() -> Self {
-        Self(Arc::new(|path: &Path| Database::create(path)))
-    }
-
-    /// The database on the backend `make` returns for the file's path.
-    pub fn custom<B: StorageBackend>(
-        make: impl Fn(&Path) -> std::io::Result<B> + Send + Sync + 'static,
-    ) -> Self {
-        Self(Arc::new(move |path: &Path| {
-            let backend = make(path).map_err(|e| DatabaseError::Storage(e.into()))?;
-            Database::builder().create_with_backend(backend)
-        }))
-    }
-}
-
-impl Default for Backend {
-    fn default() -> Self {
-        Self::file()
-    }
-}
-
-impl std::fmt::Debug for Backend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Backend")
-    }
 }
 
 /// The relay's database. Cheap to clone.
@@ -210,7 +172,7 @@ impl Store {
         if let Some(db) = &*slot {
             return Ok(Arc::clone(db));
         }
-        let db = (self.inner.backend.0)(self.path()).map_err(|source| {
+        let db = self.inner.backend.open(self.path()).map_err(|source| {
             // Still unusable: the next operation tries again.
             self.inner.broken.store(true, Ordering::Release);
             StoreError::Open {
@@ -467,12 +429,16 @@ impl Store {
     pub(crate) fn appending(
         id: DocumentId,
         changes: Vec<StoredChange>,
+        whole: Option<Arc<[u8]>>,
         bindings: Vec<(Vec<u8>, PublicKey)>,
         pending: Option<Vec<automerge::ChangeHash>>,
         claim: Option<PublicKey>,
     ) -> Write {
         Box::new(move |store, tx| {
-            store.append_changes(tx, id, &changes, &bindings)?;
+            match &whole {
+                Some(saved) => store.keep_whole(tx, id, saved, &changes, &bindings)?,
+                None => store.append_changes(tx, id, &changes, &bindings)?,
+            }
             if let Some(key) = claim {
                 store.claim(tx, id, key)?;
             }
@@ -508,6 +474,15 @@ impl Store {
                 .insert((key, seq), row.as_slice())
                 .map_err(|e| self.err(e))?;
         }
+        self.bind_actors(tx, bindings)
+    }
+
+    /// Records which key each actor id belongs to, inside `tx`.
+    fn bind_actors(
+        &self,
+        tx: &WriteTransaction,
+        bindings: &[(Vec<u8>, PublicKey)],
+    ) -> Result<(), StoreError> {
         let mut actors = tx.open_table(ACTORS).map_err(|e| self.err(e))?;
         for (actor, key) in bindings {
             actors

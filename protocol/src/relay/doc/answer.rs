@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use automerge::ChangeHash;
 use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
+use automerge::{ChangeHash, ReadDoc as _};
 
 use super::{ConnId, NewSnapshot, RelayDoc, RelayEffect};
 use crate::relay::graph::HashSet;
@@ -97,26 +97,27 @@ impl RelayDoc {
         if hashes.is_empty() {
             return (MessageVersion::V1, Vec::new());
         }
+        let version = if supports_v2 {
+            MessageVersion::V2
+        } else {
+            MessageVersion::V1
+        };
         let in_snapshot = self.graph.count_without_bytes(hashes);
         if let Some(snapshot) = &self.snapshot
             && in_snapshot > 0
-            && in_snapshot == self.in_snapshot_only
+            && in_snapshot == self.graph.len() - self.graph.with_bytes()
         {
             let mut entry = snapshot.to_vec();
             for bytes in self.graph.bytes_of(hashes) {
                 entry.extend_from_slice(&bytes);
             }
-            let version = if supports_v2 {
-                MessageVersion::V2
-            } else {
-                MessageVersion::V1
-            };
             return (version, vec![entry]);
         }
-        if in_snapshot > 0 {
-            self.unpack_snapshot();
-        }
-        let changes = self.graph.bytes_of(hashes);
+        let changes = if in_snapshot > 0 {
+            self.bytes_out_of_snapshot(hashes)
+        } else {
+            self.graph.bytes_of(hashes)
+        };
         // A peer that has nothing gets the document as automerge saves it
         // (compressed, a fraction of its changes' size), as automerge itself
         // does for a peer that lacks most of a document.
@@ -147,7 +148,7 @@ impl RelayDoc {
         if let Some(saved) = self.packed_at(&heads) {
             return Some(Arc::clone(saved));
         }
-        let saved = pack(changes)?;
+        let saved = pack(None, changes)?;
         self.keep_packed(heads, hashes.to_vec(), Arc::clone(&saved));
         Some(saved)
     }
@@ -166,28 +167,35 @@ impl RelayDoc {
         hashes: Vec<ChangeHash>,
         saved: Arc<[u8]>,
     ) {
+        // The saved document holds every change: it becomes the snapshot,
+        // and their bytes leave memory, as they do once storage compacts.
+        self.graph.drop_bytes(&hashes);
+        self.snapshot = Some(Arc::clone(&saved));
         self.packed = Some((heads, Arc::clone(&saved)));
         self.new_snapshot = Some(NewSnapshot { saved, hashes });
     }
 
-    /// Gives every change of the snapshot its own bytes. Costs one load of
-    /// the snapshot, once per document in memory.
-    fn unpack_snapshot(&mut self) {
-        let Some(snapshot) = self.snapshot.take() else {
-            return;
-        };
-        match automerge::Automerge::load(&snapshot) {
-            Ok(doc) => {
-                for change in doc.get_changes(&[]) {
-                    self.graph
-                        .fill_bytes(&change.hash(), Arc::from(change.raw_bytes()));
-                }
-                self.in_snapshot_only = 0;
-            }
-            // Storage checked the snapshot when it wrote it; if it no longer
-            // loads, keep it and send what has bytes.
-            Err(_) => self.snapshot = Some(snapshot),
-        }
+    /// The bytes of the changes `hashes`, in topological order, those
+    /// that have none of their own taken out of the snapshot. Costs a load
+    /// of the snapshot, for a peer that lacks part of it only (one that
+    /// comes back after a long time offline); the bytes taken out are not
+    /// kept. If the snapshot no longer loads (storage checked it when it
+    /// wrote it), what has bytes goes.
+    fn bytes_out_of_snapshot(&self, hashes: &[ChangeHash]) -> Vec<Arc<[u8]>> {
+        let doc = self
+            .snapshot
+            .as_ref()
+            .and_then(|snapshot| automerge::Automerge::load(snapshot).ok());
+        self.graph
+            .in_order(hashes)
+            .into_iter()
+            .filter_map(|(hash, bytes)| {
+                bytes.or_else(|| {
+                    let change = doc.as_ref()?.get_change_by_hash(&hash)?;
+                    Some(Arc::from(change.raw_bytes()))
+                })
+            })
+            .collect()
     }
 
     fn send_sync(&mut self, conn: ConnId, message: sync::Message, hashes: Vec<ChangeHash>) {
@@ -263,13 +271,15 @@ impl RelayDoc {
     }
 }
 
-/// The document saved from all of its changes (in dependency order), or
-/// `None` when they are too many bytes to save on the way or do not load.
-pub(super) fn pack(changes: &[Arc<[u8]>]) -> Option<Arc<[u8]>> {
-    if changes.iter().map(|c| c.len()).sum::<usize>() > MAX_PACKED_CHANGE_BYTES {
+/// The document saved from its snapshot, if any, and its other changes (in
+/// dependency order), or `None` when they are too many bytes to save on the
+/// way or do not load.
+pub(super) fn pack(snapshot: Option<&[u8]>, changes: &[Arc<[u8]>]) -> Option<Arc<[u8]>> {
+    let bytes = snapshot.map_or(0, <[u8]>::len) + changes.iter().map(|c| c.len()).sum::<usize>();
+    if bytes > MAX_PACKED_CHANGE_BYTES {
         return None;
     }
-    let doc = crate::sync::load_document(None, changes.iter().map(|c| &**c)).ok()?;
+    let doc = crate::sync::load_document(snapshot, changes.iter().map(|c| &**c)).ok()?;
     Some(Arc::from(doc.save()))
 }
 
