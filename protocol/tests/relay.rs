@@ -37,6 +37,9 @@ struct Sim {
     relay_sync_bytes: usize,
     /// Actors the relay refuses.
     banned: Vec<Vec<u8>>,
+    /// The relay takes every queued message before answering, as the
+    /// server does with a backlog ([`RelayDoc::commit_deferred`]).
+    batched: bool,
     rng: ChaCha8Rng,
     now: UnixMillis,
 }
@@ -61,6 +64,7 @@ impl Sim {
             rejected: vec![Vec::new(); n],
             relay_sync_bytes: 0,
             banned: Vec::new(),
+            batched: false,
             rng: ChaCha8Rng::seed_from_u64(seed),
             now: UnixMillis(0),
         }
@@ -126,28 +130,17 @@ impl Sim {
         }
         let (i, up) = busy[self.rng.next_u64() as usize % busy.len()];
         self.now = self.now.plus_millis(1);
-        if up {
+        if up && self.batched {
+            for i in 0..self.clients.len() {
+                while let Some(message) = self.up[i].pop_front() {
+                    self.relay_receive(i, &message);
+                }
+            }
+            self.relay.answer();
+        } else if up {
             let message = self.up[i].pop_front().unwrap();
-            let (Message::Sync(m) | Message::Request(m)) = &message else {
-                panic!("client sent {message:?}");
-            };
-            let banned = self.banned.clone();
-            let prepared = self
-                .relay
-                .receive(
-                    ConnId(i as u64),
-                    m,
-                    matches!(message, Message::Request(_)),
-                    |change| {
-                        if banned.contains(&change.actor) {
-                            Err(RejectReason::ActorOfAnotherKey)
-                        } else {
-                            Ok(())
-                        }
-                    },
-                )
-                .unwrap();
-            self.relay.commit(prepared);
+            self.relay_receive(i, &message);
+            self.relay.answer();
         } else {
             let message = self.down[i].pop_front().unwrap();
             let client = &mut self.clients[i];
@@ -159,6 +152,30 @@ impl Sim {
         }
         self.collect();
         true
+    }
+
+    /// The relay takes one message from client `i`, without answering.
+    fn relay_receive(&mut self, i: usize, message: &Message) {
+        let (Message::Sync(m) | Message::Request(m)) = message else {
+            panic!("client sent {message:?}");
+        };
+        let banned = self.banned.clone();
+        let prepared = self
+            .relay
+            .receive(
+                ConnId(i as u64),
+                m,
+                matches!(message, Message::Request(_)),
+                |change| {
+                    if banned.contains(&change.actor) {
+                        Err(RejectReason::ActorOfAnotherKey)
+                    } else {
+                        Ok(())
+                    }
+                },
+            )
+            .unwrap();
+        self.relay.commit_deferred(prepared);
     }
 
     fn run_until_quiescent(&mut self) {
@@ -405,8 +422,9 @@ proptest! {
     /// Four peers through the relay, with random edits, disconnects and
     /// reconnects: once all are online and quiet, all agree with the relay.
     #[test]
-    fn peers_through_the_relay_always_converge(seed in any::<u64>(), ops in proptest::collection::vec(op(), 0..80)) {
+    fn peers_through_the_relay_always_converge(seed in any::<u64>(), batched in any::<bool>(), ops in proptest::collection::vec(op(), 0..80)) {
         let mut sim = Sim::new((0..4).map(|_| Automerge::new()).collect(), seed);
+        sim.batched = batched;
         let mut expected = BTreeMap::new();
         for op in ops {
             match op {
@@ -498,4 +516,30 @@ fn a_compaction_taken_in_memory_lets_the_bytes_go_and_answers_the_same() {
         rest,
         "the bytes taken out of the snapshot for a peer are not kept"
     );
+}
+
+#[test]
+fn a_backlog_is_answered_once_a_peer_and_ends_the_same() {
+    let mut sim = Sim::new((0..4).map(|_| Automerge::new()).collect(), 21);
+    for i in 0..4 {
+        sim.connect(i);
+    }
+    sim.run_until_quiescent();
+    // Every peer types three changes before the relay looks.
+    for i in 0..4 {
+        for n in 0..3 {
+            sim.edit(i, &format!("k{i}"), n);
+        }
+    }
+    sim.batched = true;
+    let before = sim.relay_sync_bytes;
+    assert!(sim.step(), "there is a backlog to take");
+    let answers: usize = sim.down.iter().map(VecDeque::len).sum();
+    assert_eq!(answers, 4, "one answer a peer for the whole backlog");
+    assert!(sim.relay_sync_bytes > before);
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    for i in 0..4 {
+        assert_eq!(value(&sim.clients[0], &format!("k{i}")), Some(2));
+    }
 }

@@ -119,6 +119,8 @@ pub struct RelayDoc {
     refused: BTreeSet<ChangeHash>,
     peers: BTreeMap<ConnId, PeerSync>,
     effects: VecDeque<RelayEffect>,
+    /// Connections owed an answer by [`RelayDoc::commit_deferred`].
+    due: BTreeSet<ConnId>,
     /// How large an incoming chunk may grow once inflated.
     limits: ChunkLimits,
 }
@@ -182,6 +184,7 @@ impl RelayDoc {
             refused: BTreeSet::new(),
             peers: BTreeMap::new(),
             effects: VecDeque::new(),
+            due: BTreeSet::new(),
             limits: ChunkLimits::default(),
         }
     }
@@ -264,6 +267,7 @@ impl RelayDoc {
     /// Closes the document for a connection.
     pub fn remove_peer(&mut self, conn: ConnId) {
         self.peers.remove(&conn);
+        self.due.remove(&conn);
     }
 
     /// A whole document saved since the last call, for storage to keep as
@@ -419,6 +423,16 @@ impl RelayDoc {
     /// updates the sender's sync state, answers it, and forwards the new
     /// changes to every other connection that has the document open.
     pub fn commit(&mut self, prepared: Prepared) {
+        self.commit_deferred(prepared);
+        self.answer();
+    }
+
+    /// [`RelayDoc::commit`] without the answers: the connections owed one
+    /// are remembered, and [`RelayDoc::answer`] answers each of them once,
+    /// however many messages were committed meanwhile. A caller with more
+    /// messages queued for the document commits them all first, so that
+    /// a backlog costs one answer a peer rather than one a message.
+    pub fn commit_deferred(&mut self, prepared: Prepared) {
         let before = self.graph.heads();
         match &prepared.whole {
             Some(saved) => {
@@ -452,16 +466,29 @@ impl RelayDoc {
         );
         self.send_rejected(prepared.conn, prepared.refused);
         if stored_any {
-            let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-            for conn in conns {
-                self.generate(conn);
-            }
+            self.due.extend(self.peers.keys().copied());
         } else {
-            self.generate(prepared.conn);
+            self.due.insert(prepared.conn);
         }
         if prepared.is_request && self.graph.is_empty() {
+            // Answered at once, so that the answer comes before the news
+            // that the document is unavailable, as it always has.
+            self.due.remove(&prepared.conn);
+            self.generate(prepared.conn);
             self.send_unavailable(prepared.conn);
         }
+    }
+
+    /// Answers every connection owed an answer since the last call.
+    pub fn answer(&mut self) {
+        for conn in std::mem::take(&mut self.due) {
+            self.generate(conn);
+        }
+    }
+
+    /// Whether some connection is owed an answer ([`RelayDoc::commit_deferred`]).
+    pub fn answers_due(&self) -> bool {
+        !self.due.is_empty()
     }
 
     /// Adds changes made on the relay itself, already stored, and offers

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey};
 use rapport_protocol::relay::{ConnId, DecodedSync, RelayDoc};
 use rapport_protocol::wire::{DocMessage, Documents, Message, RejectReason};
-use tokio::sync::Mutex as AsyncMutex;
 use tracing::{debug, info, warn};
 
-use super::{DocSlot, Relay, Verdict, lock, now};
+use super::{Relay, Slot, Verdict, lock, now};
 use crate::access::{Access, Identity};
 use crate::metrics::Metrics;
 use crate::workspace::AUDITED_REFUSALS_PER_MINUTE;
@@ -119,7 +118,7 @@ impl Relay {
         }
         let relay = Arc::clone(self);
         tokio::spawn(async move {
-            let slots: Vec<(DocumentId, Arc<AsyncMutex<DocSlot>>)> = lock(&relay.docs)
+            let slots: Vec<(DocumentId, Arc<Slot>)> = lock(&relay.docs)
                 .iter()
                 .map(|(id, slot)| (*id, Arc::clone(slot)))
                 .collect();

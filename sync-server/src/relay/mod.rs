@@ -86,9 +86,52 @@ struct ConnHandle {
     remote: PeerId,
 }
 
+/// A document's slot behind its lock, with a count of the sync messages
+/// waiting for that lock: the last of a burst answers the peers for all of
+/// them ([`RelayDoc::commit_deferred`]).
+#[derive(Debug, Default)]
+struct Slot {
+    waiting: std::sync::atomic::AtomicUsize,
+    inner: AsyncMutex<DocSlot>,
+}
+
+impl Slot {
+    /// The slot, for anything but a sync message.
+    async fn lock(&self) -> tokio::sync::MutexGuard<'_, DocSlot> {
+        self.inner.lock().await
+    }
+
+    /// The slot, for a sync message: counted while it waits (also when
+    /// the wait is given up, its connection closing).
+    async fn lock_queued(&self) -> tokio::sync::MutexGuard<'_, DocSlot> {
+        struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
+        }
+        self.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _waiting = Waiting(&self.waiting);
+        self.inner.lock().await
+    }
+
+    /// The slot, if nobody holds it.
+    fn try_lock(&self) -> Result<tokio::sync::MutexGuard<'_, DocSlot>, tokio::sync::TryLockError> {
+        self.inner.try_lock()
+    }
+
+    /// Whether sync messages are waiting for the slot.
+    fn has_waiting(&self) -> bool {
+        self.waiting.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+}
+
 /// One document's place in memory.
 #[derive(Debug, Default)]
 struct DocSlot {
+    /// Sync messages committed since the peers were last answered.
+    unanswered: usize,
     doc: Option<RelayDoc>,
     /// Changes stored since the last compaction started (or since loading).
     since_compaction: usize,
@@ -123,7 +166,7 @@ pub(crate) struct Relay {
     idle_tx: mpsc::UnboundedSender<DocumentId>,
     idle_rx: Mutex<Option<mpsc::UnboundedReceiver<DocumentId>>>,
     pub(crate) workspaces: Mutex<Workspaces>,
-    docs: Mutex<HashMap<DocumentId, Arc<AsyncMutex<DocSlot>>>>,
+    docs: Mutex<HashMap<DocumentId, Arc<Slot>>>,
     conns: Mutex<HashMap<ConnId, ConnHandle>>,
     actors: Mutex<ActorRegistry>,
     verifier: Mutex<Tokens>,
@@ -327,7 +370,7 @@ impl Relay {
         }
     }
 
-    fn slot(&self, id: DocumentId) -> Arc<AsyncMutex<DocSlot>> {
+    fn slot(&self, id: DocumentId) -> Arc<Slot> {
         Arc::clone(lock(&self.docs).entry(id).or_default())
     }
 

@@ -9,7 +9,7 @@ use rapport_protocol::ids::DocumentId;
 use rapport_protocol::relay::{NewSnapshot, RelayDoc};
 use tracing::{debug, warn};
 
-use super::{AsyncMutex, DocSlot, Relay, lock};
+use super::{DocSlot, Relay, Slot, lock};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 
@@ -119,7 +119,7 @@ impl Relay {
     pub(super) fn compact_in_background(
         &self,
         id: DocumentId,
-        slot: &Arc<AsyncMutex<DocSlot>>,
+        slot: &Arc<Slot>,
         running: &Arc<AtomicBool>,
     ) {
         if running.swap(true, Ordering::AcqRel) {

@@ -4,6 +4,7 @@
 //! compaction once enough are new.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use automerge::ActorId;
@@ -16,11 +17,27 @@ use rapport_protocol::sync::SyncError;
 use rapport_protocol::wire::{DocMessage, RejectReason};
 use tracing::{Instrument, debug, info, warn};
 
-use super::{DocSlot, Relay, Verdict, lock};
+use super::{DocSlot, Relay, Slot, Verdict, lock};
 use crate::access::{Access, Identity};
 use crate::actors::ActorRegistry;
 use crate::metrics::Metrics;
 use crate::storage::{Store, StoreError};
+
+/// Most sync messages of one document committed before its peers are
+/// answered, while more keep arriving.
+const MAX_UNANSWERED: usize = 32;
+
+/// A decoded sync message and what is known of its sender.
+struct Incoming<'a> {
+    id: DocumentId,
+    conn: ConnId,
+    remote: &'a PeerId,
+    identity: Identity,
+    access: Access,
+    decoded: DecodedSync,
+    is_request: bool,
+    started: Instant,
+}
 
 /// Sync messages up to this size are decoded where they arrive; larger
 /// ones on a blocking thread ([`Relay::decode`]).
@@ -78,15 +95,55 @@ impl Relay {
             }
         };
         let shared_slot = self.slot(id);
-        let mut slot = shared_slot.lock().await;
+        let mut slot = shared_slot.lock_queued().await;
         // Another key may have claimed the document while this message
         // waited for it.
         if self.document_access(&identity, id) == Access::None {
+            self.answer_if_last(&shared_slot, &mut slot);
             drop(slot);
             self.answer_decoded_as_missing(conn, remote, id, decoded, is_request);
             return Verdict::Continue;
         }
-        if let Err(e) = self.load(&mut slot, id).await {
+        let verdict = self
+            .sync_locked(
+                Incoming {
+                    id,
+                    conn,
+                    remote,
+                    identity,
+                    access,
+                    decoded,
+                    is_request,
+                    started,
+                },
+                open_docs,
+                &shared_slot,
+                &mut slot,
+            )
+            .await;
+        self.answer_if_last(&shared_slot, &mut slot);
+        verdict
+    }
+
+    /// The rest of a sync message, with its document's slot held.
+    async fn sync_locked(
+        &self,
+        incoming: Incoming<'_>,
+        open_docs: &mut BTreeSet<DocumentId>,
+        shared_slot: &Arc<Slot>,
+        slot: &mut DocSlot,
+    ) -> Verdict {
+        let Incoming {
+            id,
+            conn,
+            remote,
+            identity,
+            access,
+            decoded,
+            is_request,
+            started,
+        } = incoming;
+        if let Err(e) = self.load(slot, id).await {
             warn!(document = %id, error = %e, "cannot load a document");
             return Verdict::ProtocolError(format!(
                 "the relay cannot load document {id} right now"
@@ -166,11 +223,32 @@ impl Relay {
         let due = self.config.compact_after_changes.max(doc.len() / 4);
         slot.since_compaction += stored;
         if slot.since_compaction >= due {
-            self.compact_in_background(id, &shared_slot, &slot.compacting);
+            self.compact_in_background(id, shared_slot, &slot.compacting);
             slot.since_compaction = 0;
         }
-        self.keep_new_snapshot(id, &mut slot);
+        self.keep_new_snapshot(id, slot);
         Verdict::Continue
+    }
+
+    /// Answers the document's peers once for every message committed since
+    /// the last answer, unless another sync message for the document is
+    /// waiting for the slot: then the last of them answers for all. A long
+    /// burst is answered at least every [`MAX_UNANSWERED`] messages.
+    fn answer_if_last(&self, shared_slot: &Slot, slot: &mut DocSlot) {
+        let Some(doc) = slot.doc.as_mut() else {
+            return;
+        };
+        if !doc.answers_due() {
+            slot.unanswered = 0;
+            return;
+        }
+        slot.unanswered += 1;
+        if shared_slot.has_waiting() && slot.unanswered < MAX_UNANSWERED {
+            return;
+        }
+        slot.unanswered = 0;
+        doc.answer();
+        self.flush(doc);
     }
 
     /// What a client may change in a thread, from the thread as the relay
@@ -235,7 +313,7 @@ impl Relay {
                 reason = prepared.refused[0].1.code(), "refused changes");
         }
         if prepared.to_store.is_empty() {
-            doc.commit(prepared);
+            doc.commit_deferred(prepared);
             self.flush(doc);
             return 0;
         }
@@ -277,7 +355,7 @@ impl Relay {
                 }
                 lock(&self.actors).mark_stored(&bindings);
                 Metrics::add(&self.metrics.changes_stored, count as u64);
-                doc.commit(prepared);
+                doc.commit_deferred(prepared);
                 self.flush(doc);
                 return count;
             }
