@@ -327,6 +327,9 @@ async fn handle_frame(relay: &Relay, s: &mut Session, frame: &[u8]) -> Option<En
             ),
         ));
     }
+    if let Err(error) = relay.open_out_of_sight(s.identity, &message, &mut s.open_docs) {
+        return Some(Ending::protocol(PROTOCOL_ERROR, error));
+    }
     let verdict = match message {
         Message::Sync(m) => {
             relay

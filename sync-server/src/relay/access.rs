@@ -2,6 +2,7 @@
 //! access changes take effect on live connections, and the audit entries
 //! for refused changes (a bounded number a minute per key).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey};
@@ -183,11 +184,42 @@ impl Relay {
         }
     }
 
+    /// Counts a document the peer may not see, named by a `sync` or
+    /// `request`, toward the connection's limit of open documents, as one
+    /// that does not exist counts (the peer opens it): otherwise the limit
+    /// would tell which ids exist elsewhere. The error ends the connection,
+    /// with the words the limit ends it with for any other document.
+    pub(crate) fn open_out_of_sight(
+        &self,
+        identity: Identity,
+        message: &Message,
+        open_docs: &mut BTreeSet<DocumentId>,
+    ) -> Result<(), String> {
+        let (Message::Sync(m) | Message::Request(m)) = message else {
+            return Ok(());
+        };
+        let id = m.document_id;
+        if open_docs.contains(&id) || self.document_access(&identity, id) != Access::None {
+            return Ok(());
+        }
+        let limit = self.config.limits.max_documents_per_connection;
+        if open_docs.len() >= limit {
+            return Err(format!(
+                "too many documents open on one connection (the limit is {limit})"
+            ));
+        }
+        open_docs.insert(id);
+        Ok(())
+    }
+
     /// Answers a document the peer may not see, after decoding the message
     /// as any other is decoded ([`Relay::decode`]: a large one off the
     /// async workers, a bounded number at once, a bomb refused before it
     /// is inflated in full). Malformed data ends the connection as it
-    /// would for a document that does not exist.
+    /// would for a document that does not exist. A `sync` from a peer that
+    /// holds nothing of the document is answered as one for a document
+    /// that does not exist: a sync message saying the relay holds nothing
+    /// either, which ends the exchange.
     pub(super) async fn answer_as_missing(
         &self,
         conn: ConnId,
@@ -196,7 +228,12 @@ impl Relay {
         is_request: bool,
     ) -> Verdict {
         let id = message.document_id;
+        let holds_nothing = !is_request && holds_nothing(&message.data);
         match self.decode(message).await {
+            Ok(decoded) if holds_nothing && !decoded.has_changes() => {
+                self.answer_with_nothing(conn, remote, id, decoded, false);
+                Verdict::Continue
+            }
             Ok(decoded) => {
                 self.answer_decoded_as_missing(conn, remote, id, decoded, is_request);
                 Verdict::Continue
@@ -221,14 +258,26 @@ impl Relay {
         decoded: DecodedSync,
         is_request: bool,
     ) {
-        if !is_request {
+        if is_request {
+            self.answer_with_nothing(conn, remote, id, decoded, true);
+        } else {
             self.send(conn, &self.unavailable(id, remote));
-            return;
         }
+    }
+
+    /// Answers as a document holding nothing answers, and stores nothing.
+    fn answer_with_nothing(
+        &self,
+        conn: ConnId,
+        remote: &PeerId,
+        id: DocumentId,
+        decoded: DecodedSync,
+        is_request: bool,
+    ) {
         let mut nothing = RelayDoc::new(id, self.peer_id.clone());
         nothing.set_chunk_limits(self.chunk_limits());
         nothing.add_peer(conn, remote.clone());
-        match nothing.receive_decoded(conn, decoded, true, |_| Err(RejectReason::ReadOnly)) {
+        match nothing.receive_decoded(conn, decoded, is_request, |_| Err(RejectReason::ReadOnly)) {
             Ok(mut prepared) => {
                 // Nothing is stored for a document the peer may not see.
                 prepared.to_store.clear();
@@ -239,4 +288,11 @@ impl Relay {
             Err(_) => self.send(conn, &self.unavailable(id, remote)),
         }
     }
+}
+
+/// Whether a sync message's data says its sender holds no change of the
+/// document (no heads). Only a small message is looked into: one from a
+/// peer holding nothing is a few bytes.
+fn holds_nothing(data: &[u8]) -> bool {
+    data.len() <= 4096 && automerge::sync::Message::decode(data).is_ok_and(|m| m.heads.is_empty())
 }
