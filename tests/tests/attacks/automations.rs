@@ -92,7 +92,12 @@ async fn the_automations_document_is_its_workspaces_and_only_admins_write_it() -
 
 /// A workspace of `owner` on `relay` with `rules`, and a task tagged `tag`
 /// marked done, which fires them.
-async fn fire_webhook(relay: &TestRelay, owner: &Repo, rule: &str, times: usize) -> Result<String> {
+pub(super) async fn fire_webhook(
+    relay: &TestRelay,
+    owner: &Repo,
+    rule: &str,
+    times: usize,
+) -> Result<String> {
     let config = relay.client_config();
     let api = RelayApi::new(&config, owner.identity().clone())?;
     let ws = blocking(|| api.create_workspace("Hooks"))?;

@@ -15,7 +15,9 @@
 //! - answers to outsiders say nothing about which ids exist;
 //! - a peer claiming another's peer id cannot silence their presence;
 //! - a client on a comment thread changes only their own comments, never
-//!   the thread itself, and writes in nobody else's name.
+//!   the thread itself, and writes in nobody else's name;
+//! - webhooks reach no loopback address by name or by redirect, and what
+//!   a receiver says reaches no member but admins.
 
 mod audit;
 mod automations;
@@ -25,6 +27,7 @@ mod oracles;
 mod presence;
 mod threads;
 mod unlisted;
+mod webhooks;
 
 use std::time::Duration;
 
