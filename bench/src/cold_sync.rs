@@ -78,7 +78,15 @@ pub async fn run(args: &ColdSyncArgs) -> Result<Report> {
     };
     let loading = Instant::now();
     for chunk in records.chunks(LOAD_CHUNK) {
-        load_chunk(args, loader.as_ref(), chunk, limit, &mut progress).await?;
+        load_chunk(
+            &args.target.relay,
+            args.window,
+            loader.as_ref(),
+            chunk,
+            limit,
+            &mut progress,
+        )
+        .await?;
     }
     let load_elapsed = loading.elapsed();
     let watched = args.target.watched();
@@ -171,7 +179,7 @@ pub async fn run(args: &ColdSyncArgs) -> Result<Report> {
 }
 
 /// Records loaded over one connection.
-const LOAD_CHUNK: usize = 1_000;
+pub(crate) const LOAD_CHUNK: usize = 1_000;
 
 /// Times the loader reconnects for one chunk after the server dropped it.
 const LOAD_RETRIES: usize = 3;
@@ -180,8 +188,9 @@ const LOAD_RETRIES: usize = 3;
 /// the loader under the load (the JS server has) gets the chunk again on
 /// a new connection: what it already stored syncs at once. Setup only:
 /// the time is reported, with any retries in it.
-async fn load_chunk(
-    args: &ColdSyncArgs,
+pub(crate) async fn load_chunk(
+    relay: &str,
+    window: usize,
     key: Option<&(Arc<Auth>, SigningKey)>,
     chunk: &[(DocumentId, Automerge)],
     limit: Duration,
@@ -191,8 +200,8 @@ async fn load_chunk(
     loop {
         let us = peer::peer_name("loader", attempt);
         let mut loader = match key {
-            Some((auth, key)) => auth.connect_as(key, &args.target.relay, us).await?,
-            None => peer::connect(&args.target.relay, us).await?,
+            Some((auth, key)) => auth.connect_as(key, relay, us).await?,
+            None => peer::connect(relay, us).await?,
         };
         let docs: Vec<DocumentSync> = chunk
             .iter()
@@ -201,7 +210,7 @@ async fn load_chunk(
         let loaded = sync_all(
             &mut loader,
             docs,
-            args.window,
+            window,
             limit,
             "loading",
             progress,
@@ -300,6 +309,18 @@ fn add_rows(report: &mut Report, case: &str, sync: &Traffic, saved: u64) {
     );
     report.single(
         case,
+        "bytes to the server (requests, acknowledgements)",
+        Unit::Bytes,
+        Some(sync.bytes_out as f64),
+    );
+    report.single(
+        case,
+        "bytes from the server (the documents)",
+        Unit::Bytes,
+        Some(sync.bytes_in as f64),
+    );
+    report.single(
+        case,
         "sum of the saved documents",
         Unit::Bytes,
         Some(saved as f64),
@@ -309,6 +330,12 @@ fn add_rows(report: &mut Report, case: &str, sync: &Traffic, saved: u64) {
         "wire bytes / saved bytes",
         Unit::Ratio,
         Some(wire as f64 / saved.max(1) as f64),
+    );
+    report.single(
+        case,
+        "bytes from the server / saved bytes",
+        Unit::Ratio,
+        Some(sync.bytes_in as f64 / saved.max(1) as f64),
     );
     if sync.unavailable > 0 {
         report.single(

@@ -21,6 +21,7 @@ pub mod idle;
 pub mod ingest;
 mod machine;
 mod many;
+pub mod many_docs;
 mod peer;
 mod progress;
 pub mod replica;

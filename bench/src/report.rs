@@ -232,9 +232,18 @@ fn comparable(row: &Row) -> Vec<(String, Option<f64>, String)> {
 /// A figure in the comparison: its value, and how it prints.
 type Cell = (Option<f64>, String);
 
+/// The label of our server's runs without tokens, beside the runs with
+/// them (labelled `ours`): the cost of authentication, apart.
+pub fn without_tokens(ours: &str) -> String {
+    format!("{ours} without tokens")
+}
+
 /// The side-by-side tables of `BENCHMARKS.md`: for each scenario, each
-/// case and measure with our figure, theirs and the ratio ours/theirs.
+/// case and measure with our figure, theirs and the ratio ours/theirs;
+/// where our server also ran without tokens ([`without_tokens`]), that
+/// figure and the ratio with/without tokens besides.
 pub(crate) fn comparison(reports: &[Report], ours: &str) -> String {
+    let open = without_tokens(ours);
     let mut by_scenario: BTreeMap<(usize, String), Vec<&Report>> = BTreeMap::new();
     for (n, report) in reports.iter().enumerate() {
         let first = reports
@@ -248,60 +257,67 @@ pub(crate) fn comparison(reports: &[Report], ours: &str) -> String {
     }
     let mut out = String::new();
     for ((_, scenario), runs) in by_scenario {
+        // Columns: ours, ours without tokens (if run), theirs (if run).
         let theirs_name = runs
             .iter()
-            .find(|r| r.server != ours)
-            .map_or_else(|| "other".to_owned(), |r| r.server.clone());
-        let _ = writeln!(out, "## {scenario}\n");
-        let only_ours = runs.iter().all(|r| r.server == ours);
-        if only_ours {
-            let _ = writeln!(out, "| case | measure | {ours} |");
-            out.push_str("|---|---|---|\n");
-        } else {
-            let _ = writeln!(
-                out,
-                "| case | measure | {ours} | {theirs_name} | ours/theirs |"
-            );
-            out.push_str("|---|---|---|---|---|\n");
+            .find(|r| r.server != ours && r.server != open)
+            .map(|r| r.server.clone());
+        let has_open = runs.iter().any(|r| r.server == open);
+        let mut names = vec![ours.to_owned()];
+        if has_open {
+            names.push(open.clone());
         }
-        // Rows in the order our runs give them, then any only theirs have.
+        names.extend(theirs_name.clone());
+        let mut ratios: Vec<(&str, usize, usize)> = Vec::new();
+        if theirs_name.is_some() {
+            ratios.push(("ours/theirs", 0, names.len() - 1));
+        }
+        if has_open {
+            ratios.push(("with/without tokens", 0, 1));
+        }
+        let _ = writeln!(out, "## {scenario}\n");
+        let header: Vec<&str> = names
+            .iter()
+            .map(String::as_str)
+            .chain(ratios.iter().map(|r| r.0))
+            .collect();
+        let _ = writeln!(out, "| case | measure | {} |", header.join(" | "));
+        let _ = writeln!(out, "|---|---|{}", "---|".repeat(header.len()));
+        // Rows in the order our runs give them, then any only others have.
         let mut keys: Vec<(String, String)> = Vec::new();
-        let mut cells: BTreeMap<(String, String), [Option<Cell>; 2]> = BTreeMap::new();
+        let mut cells: BTreeMap<(String, String), Vec<Option<Cell>>> = BTreeMap::new();
         for run in &runs {
-            let side = usize::from(run.server != ours);
+            let Some(side) = names.iter().position(|n| *n == run.server) else {
+                continue;
+            };
             for row in &run.rows {
                 for (measure, value, text) in comparable(row) {
                     let key = (row.case.clone(), measure);
                     if !cells.contains_key(&key) {
                         keys.push(key.clone());
                     }
-                    cells.entry(key).or_default()[side] = Some((value, text));
+                    cells.entry(key).or_insert_with(|| vec![None; names.len()])[side] =
+                        Some((value, text));
                 }
             }
         }
         keys.sort_by_key(|k| usize::from(cells[k][0].is_none()));
         for key in keys {
-            let [a, b] = &cells[&key];
+            let row = &cells[&key];
             let text = |c: &Option<Cell>| {
                 c.as_ref()
                     .map_or_else(|| "not run".to_owned(), |(_, t)| t.clone())
             };
-            let ratio = match (a, b) {
+            let ratio = |a: &Option<Cell>, b: &Option<Cell>| match (a, b) {
                 (Some((Some(x), _)), Some((Some(y), _))) if *y != 0.0 => format!("{:.2}", x / y),
                 _ => "–".to_owned(),
             };
-            if only_ours {
-                let _ = writeln!(out, "| {} | {} | {} |", key.0, key.1, text(a));
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {ratio} |",
-                key.0,
-                key.1,
-                text(a),
-                text(b)
-            );
+            let figures: Vec<String> = row
+                .iter()
+                .map(text)
+                .chain(ratios.iter().map(|&(_, a, b)| ratio(&row[a], &row[b])))
+                .collect();
+            let _ = writeln!(out, "| {} | {} | {} |", key.0, key.1, figures.join(" | "));
         }
         let notes: Vec<&String> = runs.iter().flat_map(|r| &r.notes).collect();
         let mut seen = std::collections::BTreeSet::new();
@@ -399,6 +415,26 @@ mod tests {
         );
         assert!(
             table.contains("| 2 editors | relay CPU per change | 50.0 µs | – | – |"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn a_run_without_tokens_shows_the_cost_of_authentication() {
+        let ours = report("rapport", 0.002, None);
+        let open = report(&without_tokens("rapport"), 0.001, None);
+        let theirs = report("automerge-repo", 0.004, None);
+        let table = comparison(&[ours, theirs, open], "rapport");
+        assert!(
+            table.contains(
+                "| case | measure | rapport | rapport without tokens | automerge-repo | ours/theirs | with/without tokens |\n|---|---|---|---|---|---|---|\n"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains(
+                "| 2 editors | forward p50 | 2.00 ms | 1.00 ms | 4.00 ms | 0.50 | 2.00 |"
+            ),
             "{table}"
         );
     }

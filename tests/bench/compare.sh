@@ -6,10 +6,11 @@
 #                               [--scenarios typing,typing-empty,cold-sync,ingest,idle,replica]
 #                               [--out FILE]
 #
-# For each scenario it starts a fresh server (our relay with --open, then
-# the JS server, or the other way round: the order alternates from one
-# scenario to the next), runs the same `rapport bench` command against it,
-# stops it, and keeps the --json result. Both listen on 127.0.0.1 only;
+# For each scenario it starts a fresh server (our relay with tokens, as
+# operators run it; our relay with --open, which shows the cost of
+# authentication apart; the JS server, which has no tokens: the order
+# rotates from one scenario to the next), runs the same `rapport bench`
+# command against it, stops it, and keeps the --json result. Both listen on 127.0.0.1 only;
 # every data folder is a temporary one, removed at the end. Each run has a
 # time bound (`timeout`), and so does every wait.
 #
@@ -81,18 +82,20 @@ free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
 
-# start_server ours|js EXTRA_RELAY_ARGS...: sets server_pid and url.
+# start_server ours|ours-open|js EXTRA_RELAY_ARGS...: sets server_pid and url.
 start_server() {
   local which="$1"; shift
   local port data
   port="$(free_port)"
   data="$work/data-$which-$RANDOM"
   mkdir -p "$data"
-  if [ "$which" = ours ]; then
+  if [ "$which" != js ]; then
+    local open=()
+    [ "$which" = ours-open ] && open=(--open)
     # RUST_LOG=warn: at the default `info`, every automerge load the relay
     # does (compaction) formats the whole change graph into a tracing span
     # (automerge 0.12's #[instrument] on load_changes); see docs/benchmarks.md.
-    RUST_LOG=warn "$relay" --listen "127.0.0.1:$port" --data "$data" --open "$@" \
+    RUST_LOG=warn "$relay" --listen "127.0.0.1:$port" --data "$data" "${open[@]}" "$@" \
       >"$work/server-$which.log" 2>&1 &
     server_pid=$!
     url="ws://127.0.0.1:$port/sync"
@@ -123,16 +126,23 @@ run_pair() {
   local relay_args=()
   while [ "$1" != "--" ]; do relay_args+=("$1"); shift; done
   shift
-  local order=(ours js)
-  if [ $((n % 2)) -eq 1 ]; then order=(js ours); fi
+  local order=(ours ours-open js)
+  case $((n % 3)) in
+    1) order=(ours-open js ours) ;;
+    2) order=(js ours ours-open) ;;
+  esac
   n=$((n + 1))
   for which in "${order[@]}"; do
-    local label=rapport
-    [ "$which" = js ] && label="automerge-repo JS"
-    if [ "$which" = ours ]; then start_server ours "${relay_args[@]}"; else start_server js; fi
+    local label=rapport open=(--open)
+    case "$which" in
+      ours) open=() ;;
+      ours-open) label="rapport without tokens" ;;
+      js) label="automerge-repo JS" ;;
+    esac
+    if [ "$which" = js ]; then start_server js; else start_server "$which" "${relay_args[@]}"; fi
     local file="$work/$(printf %02d "${#results[@]}")-$scenario-$which.json"
     echo "== $scenario against $label ($url)" >&2
-    if timeout "$bound" "$rapport" --json bench "${scenario%-empty}" --relay "$url" --open \
+    if timeout "$bound" "$rapport" --json bench "${scenario%-empty}" --relay "$url" "${open[@]}" \
         --relay-pid "$server_pid" --label "$label" "$@" >"$file"; then
       results+=("$file")
     else

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use rapport_bench::cold_sync::ColdSyncArgs;
 use rapport_bench::idle::{self, IdleArgs};
 use rapport_bench::ingest::IngestArgs;
+use rapport_bench::many_docs::{self, ManyDocsArgs};
 use rapport_bench::replica::{self, ReplicaArgs};
 use rapport_bench::report::{self, Report};
 use rapport_bench::typing::TypingArgs;
@@ -51,6 +52,13 @@ pub(crate) enum BenchCommand {
         after_help = "Example:\n  rapport bench idle --relay ws://127.0.0.1:3030/sync --open --connections 10000"
     )]
     Idle(IdleArgs),
+    /// Starts the relay itself, stores many small documents, restarts it,
+    /// and has connections edit a few thousand of them: the relay's start,
+    /// its memory in use and after the idle period, and forward latency.
+    #[command(
+        after_help = "Example:\n  rapport bench many-docs --server target/release/rapport-server \\\n    --documents 100000 --open-documents 2000 --connections 500"
+    )]
+    ManyDocs(ManyDocsArgs),
     /// A bare tokio-tungstenite echo server (the idle scenario's floor).
     #[command(hide = true)]
     EchoServer {
@@ -133,6 +141,7 @@ pub(crate) fn run(ctx: &Context, command: BenchCommand) -> Result<()> {
             args.target.check()?;
             print(ctx, &runtime()?.block_on(idle::run(&args))?)
         }
+        BenchCommand::ManyDocs(args) => print(ctx, &runtime()?.block_on(many_docs::run(&args))?),
         BenchCommand::EchoServer { listen } => idle::echo_server(listen),
         BenchCommand::Report(args) => write_report(&args),
         BenchCommand::Replica(args) => print(ctx, &replica::run(&args)?),
