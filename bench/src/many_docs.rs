@@ -186,24 +186,35 @@ async fn measure(args: &ManyDocsArgs, data: &Path, progress: &mut Progress) -> R
         owners[(2 * n) % args.connections].push(*id);
         owners[(2 * n + 1) % args.connections].push(*id);
     }
+    // Every connection joins first (16 at a time), so that none edits
+    // while the other connection of its documents is not there yet.
+    let mut joined = futures_util::stream::iter(owners.into_iter().enumerate().map(|(n, docs)| {
+        let (auth, url) = (Arc::clone(&auth), target.relay.clone());
+        async move {
+            let link = auth
+                .connect(&url, peer::peer_name("many", n))
+                .await
+                .with_context(|| format!("connection {n}"))?;
+            Ok::<_, anyhow::Error>((link, docs))
+        }
+    }))
+    .buffer_unordered(16);
+    let mut links = Vec::with_capacity(args.connections);
+    while let Some(link) = joined.next().await {
+        links.push(link?);
+        progress.update(format!(
+            "{} connected {}/{}",
+            bar(links.len() as f64, args.connections as f64),
+            links.len(),
+            args.connections
+        ));
+    }
+    drop(joined);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let per_connection = f64::from(args.rate.max(1)) / args.connections as f64;
     let mut editors = tokio::task::JoinSet::new();
-    for (n, docs) in owners.into_iter().enumerate() {
-        let link = auth
-            .connect(&target.relay, peer::peer_name("many", n))
-            .await
-            .with_context(|| format!("connection {n}"))?;
-        let template = template.clone();
-        editors.spawn(edit(link, docs, template, per_connection, deadline));
-        if n % 50 == 49 {
-            progress.update(format!(
-                "{} connected {}/{}",
-                bar((n + 1) as f64, args.connections as f64),
-                n + 1,
-                args.connections
-            ));
-        }
+    for (link, docs) in links {
+        editors.spawn(edit(link, docs, template.clone(), per_connection, deadline));
     }
     progress.clear();
     progress.step(format!(
