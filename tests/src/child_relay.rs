@@ -1,6 +1,6 @@
 //! A relay in a process of its own (`relay-child`), for tests that measure
-//! the relay's own memory: a relay in the test's process shares it with
-//! every other test running at the same time.
+//! the relay's own memory (a relay in the test's process shares it with
+//! every other test running at the same time) or kill it.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -41,7 +41,10 @@ impl ChildRelay {
         .await
     }
 
-    async fn spawn_on(
+    /// Starts `bin` on `data` with these arguments after `DATA ADDR`
+    /// (`relay-child`'s `[COMPACT_AFTER_CHANGES] [LIMIT=N]...`), listening
+    /// on `addr`, and waits until it listens.
+    pub async fn spawn_on(
         bin: PathBuf,
         data: PathBuf,
         limits: Vec<String>,
@@ -108,12 +111,31 @@ impl ChildRelay {
     /// Stops gracefully and starts again on the same data folder, port
     /// and limits, as an operator restarting the relay does.
     pub async fn restart_in_place(&mut self) -> Result<()> {
+        self.wait_stopped().await?;
+        let (bin, data, limits) = (self.bin.clone(), self.data.clone(), self.limits.clone());
+        *self = Self::spawn_on(bin, data, limits, self.addr).await?;
+        Ok(())
+    }
+
+    /// Stops gracefully (closes its stdin) and waits for a clean exit.
+    pub async fn stop(mut self) -> Result<()> {
+        self.wait_stopped().await
+    }
+
+    /// SIGKILL, and reap.
+    pub fn sigkill(&mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    async fn wait_stopped(&mut self) -> Result<()> {
         self.stdin = None;
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait()? {
                 ensure!(status.success(), "relay-child exited with {status}");
-                break;
+                return Ok(());
             }
             ensure!(
                 tokio::time::Instant::now() < deadline,
@@ -121,9 +143,6 @@ impl ChildRelay {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (bin, data, limits) = (self.bin.clone(), self.data.clone(), self.limits.clone());
-        *self = Self::spawn_on(bin, data, limits, self.addr).await?;
-        Ok(())
     }
 }
 

@@ -11,10 +11,8 @@
 //! (a failure names its seed).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use rapport_protocol::ids::{DocumentId, PeerId};
 use rapport_protocol::wire::Message;
 use rapport_server::storage::Store;
+use rapport_tests::child_relay::ChildRelay;
 use rapport_tests::peer::{PeerState, TestPeer, actor_of, key};
 use rapport_tests::relay::{http_get, share};
 
@@ -79,7 +78,7 @@ async fn crash_once(seed: u64) -> Result<()> {
         .map(|d| DocumentId::from_bytes([d as u8 + 1; 16]))
         .collect();
 
-    let mut relay = RelayProcess::spawn(dir.path(), "127.0.0.1:0".parse()?).await?;
+    let mut relay = spawn_relay(dir.path(), "127.0.0.1:0".parse()?).await?;
     let addr = relay.addr;
     let writers: Vec<_> = (0..PEERS).map(|i| key(seed_of(i))).collect();
     let writers: Vec<_> = writers.iter().collect();
@@ -128,7 +127,7 @@ async fn crash_once(seed: u64) -> Result<()> {
 
     // The relay starts again on the same folder and port. Before any writer
     // is back, a fresh observer reads what the relay holds.
-    let relay = RelayProcess::spawn(dir.path(), addr).await?;
+    let relay = spawn_relay(dir.path(), addr).await?;
     let observer = connect(&relay, PEERS).await?;
     for &d in &docs {
         observer.open(
@@ -209,7 +208,7 @@ fn seed_of(peer: usize) -> u8 {
     10 + peer as u8
 }
 
-async fn connect(relay: &RelayProcess, i: usize) -> Result<TestPeer> {
+async fn connect(relay: &ChildRelay, i: usize) -> Result<TestPeer> {
     let name = if i == PEERS {
         "observer".to_owned()
     } else {
@@ -406,83 +405,16 @@ async fn wait_all(peers: &[TestPeer], mut done: impl FnMut(&PeerState) -> bool) 
     }
 }
 
-/// The relay as a child process (`relay-child`), killed on drop.
-struct RelayProcess {
-    child: Child,
-    /// Closing it stops the relay gracefully.
-    stdin: Option<ChildStdin>,
-    addr: SocketAddr,
-    relay_id: String,
-}
-
-impl RelayProcess {
-    /// Starts the relay on `data`, listening on `addr`, and waits until it
-    /// listens.
-    async fn spawn(data: &Path, addr: SocketAddr) -> Result<Self> {
-        let data = data.to_owned();
-        tokio::task::spawn_blocking(move || Self::spawn_blocking(data, addr)).await?
-    }
-
-    fn spawn_blocking(data: PathBuf, addr: SocketAddr) -> Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_relay-child"))
-            .arg(&data)
-            .arg(addr.to_string())
-            .arg(COMPACT_AFTER_CHANGES.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        // From here on, a failure kills the child on drop.
-        let mut this = Self {
-            child,
-            stdin,
-            addr,
-            relay_id: String::new(),
-        };
-        let mut line = String::new();
-        BufReader::new(stdout.context("no stdout")?).read_line(&mut line)?;
-        let mut words = line.split_whitespace();
-        ensure!(
-            words.next() == Some("LISTENING"),
-            "relay-child did not start: {line:?}"
-        );
-        this.addr = words.next().context("no address")?.parse()?;
-        this.relay_id = words.next().context("no relay id")?.to_owned();
-        Ok(this)
-    }
-
-    fn url(&self) -> String {
-        format!("ws://{}/sync", self.addr)
-    }
-
-    /// SIGKILL, and reap.
-    fn sigkill(&mut self) -> Result<()> {
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
-    }
-
-    /// Closes stdin and waits for a clean exit.
-    async fn stop(mut self) -> Result<()> {
-        self.stdin = None;
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                ensure!(status.success(), "relay-child exited with {status}");
-                return Ok(());
-            }
-            ensure!(Instant::now() < deadline, "relay-child did not stop");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for RelayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The relay as a child process (`relay-child`) on `data`, listening on
+/// `addr`, compacting after [`COMPACT_AFTER_CHANGES`].
+async fn spawn_relay(data: &Path, addr: SocketAddr) -> Result<ChildRelay> {
+    ChildRelay::spawn_on(
+        env!("CARGO_BIN_EXE_relay-child").into(),
+        data.to_owned(),
+        vec![COMPACT_AFTER_CHANGES.to_string()],
+        addr,
+    )
+    .await
 }
 
 /// A folder for the relay's data, removed on drop: on tmpfs (`/dev/shm`)
