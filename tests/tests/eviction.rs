@@ -70,6 +70,16 @@ async fn an_evicted_document_gives_a_newcomer_the_same_document_when_it_comes_ba
         .await?;
     writer.close().await;
     reader.close().await;
+    // Nobody has it open: the relay saves it whole as its snapshot. Ask
+    // once that has happened, as the idle period comes later still.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while relay.metric("rapport_snapshots_kept_total").await? < 1 {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the idle document was not saved whole"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let before = first_answer(&relay, "before", doc).await?;
     relay.gauges_reach(0, 0).await?;
