@@ -80,6 +80,12 @@ pub struct ServeArgs {
     /// address; by default only public addresses are.
     #[arg(long = "webhook-allow", value_name = "HOST")]
     pub webhook_allow: Vec<String>,
+    /// Serve as one with the other relays on these NATS servers (JetStream
+    /// on; `nats://host:port`, comma-separated or repeated): every change is
+    /// acknowledged once the cluster's stream holds it, and changes accepted
+    /// by any relay reach the peers of all (docs/cluster.md). Off by default.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub cluster: Vec<String>,
     /// Connections the relay holds at once.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -191,6 +197,7 @@ impl ServeArgs {
                 .then(|| self.workspace_creators.clone()),
             storage: crate::storage::Backend::file(),
             webhook_allow: self.webhook_allow.clone(),
+            cluster: self.cluster.clone(),
             forms: FormLimits::default(),
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {

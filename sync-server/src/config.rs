@@ -114,6 +114,9 @@ pub struct Config {
     /// E-mail notifications to members who give an address, through this
     /// SMTP server; none without it.
     pub smtp: Option<SmtpSettings>,
+    /// NATS servers (`nats://host:port`) of the cluster this relay serves
+    /// as one with others; empty for a relay on its own.
+    pub cluster: Vec<String>,
 }
 
 /// The SMTP server notifications go through.
@@ -156,6 +159,7 @@ impl Config {
             workspace_creators: None,
             storage: crate::storage::Backend::file(),
             webhook_allow: Vec::new(),
+            cluster: Vec::new(),
             forms: FormLimits::default(),
             tls: None,
             public_url: None,

@@ -31,6 +31,7 @@ mod access;
 mod actors;
 pub mod automations;
 pub mod cli;
+mod cluster;
 mod config;
 pub mod config_file;
 mod connection;
@@ -80,6 +81,8 @@ pub enum ServerError {
     PublicUrl(String),
     #[error(transparent)]
     Mail(#[from] notify::MailError),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// A relay opened on its data folder, ready to serve.
@@ -153,6 +156,27 @@ impl Server {
             shutdown: stop_rx.clone(),
             tracker: tracker.clone(),
             storage_checked: Arc::default(),
+        };
+        let follower = if relay.config.cluster.is_empty() {
+            None
+        } else {
+            let joined =
+                Arc::new(cluster::Cluster::join(&relay.config.cluster, &relay.relay_id).await?);
+            let _ = relay.cluster.set(Arc::clone(&joined));
+            let taker = Arc::clone(&relay);
+            Some(tokio::spawn(cluster::follow(
+                joined,
+                stop_rx.clone(),
+                move |document, changes| {
+                    let relay = Arc::clone(&taker);
+                    async move {
+                        relay
+                            .take_from_cluster(document, changes)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                },
+            )))
         };
         let sweeper = tokio::spawn(sweep(Arc::clone(&relay), stop_rx.clone()));
         let control = tokio::spawn(control::serve(
@@ -251,6 +275,9 @@ impl Server {
         }
         sweeper.abort();
         let _ = sweeper.await;
+        if let Some(follower) = follower {
+            let _ = follower.await;
+        }
         let _ = control.await;
         let _ = packer.await;
         // The engine finishes the step under way, and stops.

@@ -235,6 +235,11 @@ impl RelayDoc {
         self.graph.heads()
     }
 
+    /// Whether the document holds the change `hash`.
+    pub fn contains(&self, hash: &ChangeHash) -> bool {
+        self.graph.contains(hash)
+    }
+
     /// Nodes of the change graph visited so far by the sync answers: what
     /// they cost, independent of the machine (see [`ChangeGraph::nodes_walked`]).
     pub fn nodes_walked(&self) -> u64 {

@@ -185,6 +185,8 @@ pub(crate) struct Relay {
     decodes: tokio::sync::Semaphore,
     /// Each workspace's size in bytes, and when it was added up.
     usage: Mutex<HashMap<String, (Instant, u64)>>,
+    /// The cluster this relay serves as one with others, once joined.
+    pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Relay {
@@ -245,6 +247,7 @@ impl Relay {
                 std::thread::available_parallelism().map_or(2, usize::from),
             ),
             usage: Mutex::new(HashMap::new()),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 

@@ -329,6 +329,16 @@ impl Relay {
             };
             (self.automations.watches(&workspaces, id), claim)
         };
+        // In a cluster the stream is the durable point: nothing is
+        // acknowledged or forwarded before it holds the changes.
+        if let Some(cluster) = self.cluster.get()
+            && let Err(e) = cluster.publish(id, &prepared.to_store).await
+        {
+            warn!(document = %id, error = %e, "the cluster did not take the changes; refusing them");
+            self.refuse_unstored(doc, prepared);
+            self.flush(doc);
+            return 0;
+        }
         let write = Store::appending(
             id,
             prepared.to_store.clone(),
@@ -414,6 +424,33 @@ impl Relay {
             doc.add_local(changes);
             self.flush(doc);
         }
+    }
+
+    /// Stores changes another relay of the cluster accepted, and hands
+    /// them to the document if it is in memory, which forwards them to its
+    /// peers. Changes the document holds already are passed over.
+    pub(crate) async fn take_from_cluster(
+        &self,
+        id: DocumentId,
+        mut changes: Vec<StoredChange>,
+    ) -> Result<(), StoreError> {
+        let slot = self.slot(id);
+        let mut slot = slot.lock().await;
+        if let Some(doc) = slot.doc.as_ref() {
+            changes.retain(|c| !doc.contains(&c.hash));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let write = Store::appending(id, changes.clone(), None, Vec::new(), None, None);
+        self.writer.write(write).await?;
+        self.store.note_changed([id]);
+        self.note_written(id, changes.iter().map(|c| c.bytes.len() as u64).sum());
+        if let Some(doc) = slot.doc.as_mut() {
+            doc.add_local(&changes);
+            self.flush(doc);
+        }
+        Ok(())
     }
 
     /// Loads the slot's document from storage, unless it is loaded.

@@ -9,7 +9,7 @@ mod automations;
 mod backend;
 pub mod backup;
 mod claims;
-mod codec;
+pub(crate) mod codec;
 mod compaction;
 mod feed;
 mod forms;

@@ -1,0 +1,312 @@
+//! Several relays as one, on NATS JetStream (`--cluster`): the changes
+//! (docs/cluster.md, section 2). Workspaces, members and the rest of the
+//! control plane are not shared yet; a cluster serves documents, in open
+//! mode or to keys each relay knows.
+//!
+//! A change a relay accepts is published to stream `RAPPORT_CHANGES` on
+//! subject `rapport.doc.<document id>`, and acknowledged to its author only
+//! once JetStream has acknowledged it: the stream is the durable point.
+//! Every relay follows the whole stream with a durable consumer of its
+//! own, stores what other relays published in its redb copy, and hands it
+//! to the document in memory, which forwards it to its peers. Stream order
+//! is a dependency order: a relay publishes a change only once its
+//! dependencies are in its graph, so after they were published or read
+//! from the stream.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt as _;
+use rapport_protocol::ids::DocumentId;
+use rapport_protocol::relay::StoredChange;
+use sha2::{Digest as _, Sha256};
+use tracing::{debug, info, warn};
+
+use crate::storage::codec;
+
+/// The stream every relay of a cluster publishes its changes to.
+const STREAM: &str = "RAPPORT_CHANGES";
+
+/// How long a publish waits for JetStream's acknowledgement before the
+/// changes are refused as `storage-unavailable`.
+const ACK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The header naming the relay that accepted a message.
+const NODE: &str = "Rapport-Node";
+
+/// What may go wrong with the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach NATS at {urls}: {reason}")]
+    Connect { urls: String, reason: String },
+    #[error("NATS JetStream: {0}")]
+    JetStream(String),
+    #[error("NATS did not acknowledge the changes within {0:?}")]
+    Timeout(Duration),
+}
+
+/// A relay's link to the cluster.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    /// This relay's name in the cluster (its relay id).
+    node: String,
+}
+
+impl Cluster {
+    /// Connects to NATS at `urls` and makes sure the stream exists.
+    pub(crate) async fn join(urls: &[String], node: &str) -> Result<Self, ClusterError> {
+        let joined = urls.join(",");
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("rapport-server {node}"))
+            .retry_on_initial_connect()
+            .connect(joined.as_str());
+        let client = tokio::time::timeout(Duration::from_secs(10), client)
+            .await
+            .map_err(|_| ClusterError::Connect {
+                urls: joined.clone(),
+                reason: "no answer within 10 s".into(),
+            })?
+            .map_err(|e| ClusterError::Connect {
+                urls: joined.clone(),
+                reason: e.to_string(),
+            })?;
+        let js = jetstream::new(client);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: STREAM.to_owned(),
+                subjects: vec!["rapport.doc.*".to_owned()],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        info!(urls = %joined, node, "joined the cluster");
+        Ok(Self {
+            js,
+            stream,
+            node: node.to_owned(),
+        })
+    }
+
+    /// Publishes the new changes of one sync message and waits for
+    /// JetStream to acknowledge them.
+    pub(crate) async fn publish(
+        &self,
+        document: DocumentId,
+        changes: &[StoredChange],
+    ) -> Result<(), ClusterError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(NODE, self.node.as_str());
+        headers.insert("Nats-Msg-Id", message_id(document, changes).as_str());
+        let ack = self
+            .js
+            .publish_with_headers(subject(document), headers, encode(changes).into())
+            .await
+            .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        tokio::time::timeout(ACK_TIMEOUT, ack)
+            .await
+            .map_err(|_| ClusterError::Timeout(ACK_TIMEOUT))?
+            .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Follows the stream until `stop`, handing what other relays published
+/// to `take` (which stores it and gives it to the document in memory). A
+/// message is acknowledged once taken, so a relay that stops takes up
+/// where it left off.
+pub(crate) async fn follow<F, Fut>(
+    cluster: Arc<Cluster>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut take: F,
+) where
+    F: FnMut(DocumentId, Vec<StoredChange>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    loop {
+        if let Err(e) = follow_once(&cluster, &mut stop, &mut take).await {
+            warn!(error = %e, "following the cluster's changes failed; trying again in a second");
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn follow_once<F, Fut>(
+    cluster: &Cluster,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    take: &mut F,
+) -> Result<(), ClusterError>
+where
+    F: FnMut(DocumentId, Vec<StoredChange>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let name = consumer_name(&cluster.node);
+    let consumer = cluster
+        .stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                deliver_policy: consumer::DeliverPolicy::All,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    loop {
+        let message = tokio::select! {
+            next = messages.next() => next,
+            _ = stop.changed() => return Ok(()),
+        };
+        let Some(message) = message else {
+            return Ok(());
+        };
+        let message = message.map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        let from = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(NODE))
+            .map(|v| v.as_str().to_owned());
+        if from.as_deref() != Some(cluster.node.as_str()) {
+            apply(&message.subject, &message.payload, take).await;
+        }
+        message
+            .ack()
+            .await
+            .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    }
+}
+
+/// Hands on one message another relay published. A message that does not
+/// parse is logged and passed over: it came from no relay of ours.
+async fn apply<F, Fut>(subject: &str, payload: &[u8], take: &mut F)
+where
+    F: FnMut(DocumentId, Vec<StoredChange>) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let Some(document) = subject
+        .strip_prefix("rapport.doc.")
+        .and_then(|id| id.parse::<DocumentId>().ok())
+    else {
+        warn!(subject, "a cluster message on an unknown subject");
+        return;
+    };
+    let Some(changes) = decode(payload) else {
+        warn!(document = %document, "a cluster message that does not parse");
+        return;
+    };
+    if let Err(e) = take(document, changes).await {
+        warn!(document = %document, error = %e, "cannot store changes from the cluster");
+    } else {
+        debug!(document = %document, "changes from the cluster");
+    }
+}
+
+fn subject(document: DocumentId) -> String {
+    format!("rapport.doc.{document}")
+}
+
+/// A durable consumer's name: the node id, with what NATS does not take
+/// in a name replaced.
+fn consumer_name(node: &str) -> String {
+    node.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The same changes of one document published twice (a retry after a
+/// lost acknowledgement) are one message to JetStream.
+fn message_id(document: DocumentId, changes: &[StoredChange]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(document.as_bytes());
+    for change in changes {
+        hash.update(change.hash.0);
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("c-{hex}")
+}
+
+/// A message's body: byte 1, a u32 LE count, then per change a u32 LE
+/// length and the row `storage::codec` writes.
+fn encode(changes: &[StoredChange]) -> Vec<u8> {
+    let mut out = vec![1];
+    out.extend_from_slice(&(changes.len() as u32).to_le_bytes());
+    for change in changes {
+        let row = codec::encode(change);
+        out.extend_from_slice(&(row.len() as u32).to_le_bytes());
+        out.extend_from_slice(&row);
+    }
+    out
+}
+
+fn decode(body: &[u8]) -> Option<Vec<StoredChange>> {
+    let (&version, mut rest) = body.split_first()?;
+    if version != 1 {
+        return None;
+    }
+    let count = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    rest = &rest[4..];
+    let mut changes = Vec::with_capacity(count.min(rest.len() / 40));
+    for _ in 0..count {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let row = rest.get(4..4 + len)?;
+        changes.push(codec::decode(row)?);
+        rest = &rest[4 + len..];
+    }
+    rest.is_empty().then_some(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use automerge::ChangeHash;
+
+    use super::*;
+
+    fn change(n: u8) -> StoredChange {
+        StoredChange {
+            hash: ChangeHash([n; 32]),
+            deps: vec![ChangeHash([n.wrapping_sub(1); 32])],
+            actor: vec![n; 16],
+            bytes: Arc::from(vec![n; 20]),
+        }
+    }
+
+    #[test]
+    fn a_message_body_round_trips_and_garbage_is_none() {
+        let changes = vec![change(1), change(2)];
+        let body = encode(&changes);
+        assert_eq!(decode(&body), Some(changes));
+        assert_eq!(decode(&body[..body.len() - 1]), None);
+        assert_eq!(decode(&[2, 0, 0, 0, 0]), None);
+        assert_eq!(decode(&[]), None);
+        assert_eq!(decode(&[1, 255, 255, 255, 255]), None);
+    }
+
+    #[test]
+    fn consumer_names_are_what_nats_takes() {
+        assert_eq!(consumer_name("relay-Ab3.x y"), "relay-Ab3_x_y");
+    }
+}

@@ -1,0 +1,222 @@
+//! Several relays as one on a real nats-server with JetStream (started
+//! here on 127.0.0.1 with a temporary store): peers spread over three
+//! relays edit one document and converge; a relay that joins later, or
+//! comes back after a restart, catches up from the stream; a relay whose
+//! NATS is gone refuses changes rather than acknowledge them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ROOT, ReadDoc};
+use rapport_protocol::ids::DocumentId;
+use rapport_protocol::wire::Message;
+use rapport_server::{AuthMode, Config};
+use rapport_tests::peer::{TestPeer, actor_of, key};
+use rapport_tests::relay::{TempDir, TestRelay};
+
+/// A nats-server with JetStream on 127.0.0.1, killed on drop.
+struct Nats {
+    child: Child,
+    addr: SocketAddr,
+    store: PathBuf,
+}
+
+impl Nats {
+    fn start(store: &Path) -> Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        Self::start_on(store, port)
+    }
+
+    fn start_on(store: &Path, port: u16) -> Result<Self> {
+        let binary = ["nats-server", "/usr/sbin/nats-server"]
+            .into_iter()
+            .find(|b| {
+                Command::new(b)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok()
+            })
+            .context("nats-server is not installed (.ci/run installs it with apt)")?;
+        let child = Command::new(binary)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let nats = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            store: store.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(nats.addr).is_err() {
+            ensure!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(nats)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) -> Result<()> {
+        self.stop();
+        *self = Self::start_on(&self.store.clone(), self.addr.port())?;
+        Ok(())
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn relay_in(dir: &Path, nats: &Nats) -> Result<TestRelay> {
+    let mut config = Config::new(dir);
+    config.auth = AuthMode::Open;
+    config.cluster = vec![nats.url()];
+    TestRelay::start_config(config).await
+}
+
+async fn peer(relay: &TestRelay, seed: u8) -> Result<TestPeer> {
+    TestPeer::connect_as(
+        &relay.url(),
+        &relay.relay_id,
+        &key(seed),
+        &format!("p{seed}"),
+    )
+    .await
+}
+
+fn value(doc: &Automerge, field: &str) -> Option<i64> {
+    doc.get(ROOT, field).ok()?.and_then(|(v, _)| v.as_i64())
+}
+
+/// Waits until every peer holds `fields`, each set to its number.
+async fn all_hold(peers: &[&TestPeer], id: DocumentId, fields: &[(String, i64)]) -> Result<()> {
+    for peer in peers {
+        peer.wait_until(|p| {
+            fields
+                .iter()
+                .all(|(field, n)| value(p.doc(id), field) == Some(*n))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_on_three_relays_converge_and_a_late_relay_catches_up() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let dirs = [
+        TempDir::new("cluster-a"),
+        TempDir::new("cluster-b"),
+        TempDir::new("cluster-c"),
+    ];
+    let a = relay_in(dirs[0].path(), &nats).await?;
+    let b = relay_in(dirs[1].path(), &nats).await?;
+    let c = relay_in(dirs[2].path(), &nats).await?;
+    let id = DocumentId::from_bytes([21; 16]);
+    let (pa, pb, pc) = (peer(&a, 1).await?, peer(&b, 2).await?, peer(&c, 3).await?);
+    for (n, p) in [&pa, &pb, &pc].into_iter().enumerate() {
+        p.open(
+            id,
+            Automerge::new().with_actor(actor_of(&key(n as u8 + 1), 1)),
+        );
+    }
+    // Each writes its own fields, at the same time.
+    let mut fields = Vec::new();
+    for round in 0..5i64 {
+        for (n, p) in [&pa, &pb, &pc].into_iter().enumerate() {
+            let field = format!("from{n}-{round}");
+            p.change(id, |tx| tx.put(ROOT, field.as_str(), round))?;
+            fields.push((field, round));
+        }
+    }
+    all_hold(&[&pa, &pb, &pc], id, &fields).await?;
+    let heads = pa.with(|p| p.doc(id).get_heads());
+    ensure!(pb.with(|p| p.doc(id).get_heads()) == heads);
+    ensure!(pc.with(|p| p.doc(id).get_heads()) == heads);
+
+    // A fourth relay joins later: it has everything from the stream.
+    let late_dir = TempDir::new("cluster-d");
+    let d = relay_in(late_dir.path(), &nats).await?;
+    let pd = peer(&d, 4).await?;
+    pd.open(id, Automerge::new().with_actor(actor_of(&key(4), 1)));
+    all_hold(&[&pd], id, &fields).await?;
+
+    // Relay C goes away and comes back on its folder: what was written
+    // meanwhile through A reaches it from where its consumer stopped.
+    pc.close().await;
+    let mut c = c;
+    c.stop().await?;
+    pa.change(id, |tx| tx.put(ROOT, "while-c-was-away", 1))?;
+    fields.push(("while-c-was-away".into(), 1));
+    all_hold(&[&pb], id, &fields).await?;
+    let c = relay_in(dirs[2].path(), &nats).await?;
+    let pc = peer(&c, 3).await?;
+    pc.open(id, Automerge::new().with_actor(actor_of(&key(3), 2)));
+    all_hold(&[&pc], id, &fields).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_changes_are_refused_and_arrive_once_it_is_back() -> Result<()> {
+    let store = TempDir::new("nats-store-down");
+    let mut nats = Nats::start(store.path())?;
+    let (da, db) = (TempDir::new("down-a"), TempDir::new("down-b"));
+    let a = relay_in(da.path(), &nats).await?;
+    let b = relay_in(db.path(), &nats).await?;
+    let id = DocumentId::from_bytes([22; 16]);
+    let (pa, pb) = (peer(&a, 1).await?, peer(&b, 2).await?);
+    pa.open(id, Automerge::new().with_actor(actor_of(&key(1), 1)));
+    pb.open(id, Automerge::new().with_actor(actor_of(&key(2), 1)));
+    pa.change(id, |tx| tx.put(ROOT, "before", 1))?;
+    all_hold(&[&pa, &pb], id, &[("before".into(), 1)]).await?;
+
+    nats.stop();
+    pa.change(id, |tx| tx.put(ROOT, "during", 2))?;
+    pa.wait_until(|p| {
+        p.received.iter().any(|m| {
+            matches!(m, Message::Rejected(r) if r.document_id == id
+                && r.reason.code() == "storage-unavailable")
+        })
+    })
+    .await
+    .context("the change made while NATS was down was refused")?;
+    ensure!(
+        pb.with(|p| value(p.doc(id), "during")).is_none(),
+        "nothing refused reached the other relay's peer"
+    );
+
+    nats.restart()?;
+    // The writer's device still holds the change and offers it again.
+    pa.change(id, |tx| tx.put(ROOT, "after", 3))?;
+    all_hold(
+        &[&pa, &pb],
+        id,
+        &[
+            ("before".into(), 1),
+            ("during".into(), 2),
+            ("after".into(), 3),
+        ],
+    )
+    .await?;
+    drop((a, b));
+    Ok(())
+}
