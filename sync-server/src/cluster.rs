@@ -49,6 +49,7 @@ pub enum ClusterError {
 /// A relay's link to the cluster.
 #[derive(Debug)]
 pub(crate) struct Cluster {
+    client: async_nats::Client,
     js: jetstream::Context,
     stream: stream::Stream,
     /// This relay's name in the cluster (its relay id).
@@ -73,7 +74,7 @@ impl Cluster {
                 urls: joined.clone(),
                 reason: e.to_string(),
             })?;
-        let js = jetstream::new(client);
+        let js = jetstream::new(client.clone());
         let stream = js
             .get_or_create_stream(stream::Config {
                 name: STREAM.to_owned(),
@@ -85,10 +86,16 @@ impl Cluster {
             .map_err(|e| ClusterError::JetStream(e.to_string()))?;
         info!(urls = %joined, node, "joined the cluster");
         Ok(Self {
+            client,
             js,
             stream,
             node: node.to_owned(),
         })
+    }
+
+    /// Whether the connection to NATS is up.
+    pub(crate) fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// Publishes the new changes of one sync message and waits for

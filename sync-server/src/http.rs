@@ -124,8 +124,9 @@ const STORAGE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(
 /// stuck.
 const STEP_STUCK_AFTER_MS: u64 = 5 * 60 * 1000;
 
-/// `/healthz`: 200 `ok` when a durable write goes through and the
-/// automations engine runs; 503 with a line for each thing that does not.
+/// `/healthz`: 200 `ok` when a durable write goes through, the
+/// automations engine runs and, in a cluster, NATS is reachable; 503 with
+/// a line for each thing that does not.
 pub(crate) async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
     match problems(&state).await {
         problems if problems.is_empty() => (StatusCode::OK, "ok\n".into()),
@@ -168,6 +169,12 @@ async fn problems(state: &AppState) -> Vec<String> {
     };
     if let Err(e) = storage {
         problems.push(format!("storage: not writable: {e}\n"));
+    }
+    if let Some(cluster) = state.relay.cluster.get()
+        && !cluster.connected()
+    {
+        problems
+            .push("cluster: NATS is unreachable; changes are refused until it is back\n".into());
     }
     let engine = &state.relay.automations;
     if !engine.running.load(Ordering::Acquire) {

@@ -189,7 +189,21 @@ async fn without_nats_changes_are_refused_and_arrive_once_it_is_back() -> Result
     pa.change(id, |tx| tx.put(ROOT, "before", 1))?;
     all_hold(&[&pa, &pb], id, &[("before".into(), 1)]).await?;
 
+    let (status, _) = a.get("/healthz").await?;
+    ensure!(status == 200, "healthy with NATS up: {status}");
     nats.stop();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = a.get("/healthz").await?;
+        if status == 503 && body.contains("cluster: NATS is unreachable") {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "/healthz did not say NATS is gone: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     pa.change(id, |tx| tx.put(ROOT, "during", 2))?;
     pa.wait_until(|p| {
         p.received.iter().any(|m| {
@@ -205,6 +219,14 @@ async fn without_nats_changes_are_refused_and_arrive_once_it_is_back() -> Result
     );
 
     nats.restart()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while a.get("/healthz").await?.0 != 200 {
+        ensure!(
+            Instant::now() < deadline,
+            "/healthz did not recover with NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The writer's device still holds the change and offers it again.
     pa.change(id, |tx| tx.put(ROOT, "after", 3))?;
     all_hold(
