@@ -14,6 +14,7 @@
 //! from the stream.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
@@ -54,6 +55,12 @@ pub(crate) struct Cluster {
     stream: stream::Stream,
     /// This relay's name in the cluster (its relay id).
     node: String,
+    /// Messages this relay published, and those of other relays it took.
+    published: AtomicU64,
+    taken: AtomicU64,
+    /// Messages of the stream this relay's consumer has yet to read, as of
+    /// the last one it read.
+    pending: AtomicU64,
 }
 
 impl Cluster {
@@ -90,6 +97,9 @@ impl Cluster {
             js,
             stream,
             node: node.to_owned(),
+            published: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
         })
     }
 
@@ -117,7 +127,43 @@ impl Cluster {
             .await
             .map_err(|_| ClusterError::Timeout(ACK_TIMEOUT))?
             .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        self.published.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The cluster's lines of `/metrics`.
+    pub(crate) fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        for (name, kind, help, value) in [
+            (
+                "rapport_cluster_published_total",
+                "counter",
+                "Messages of changes this relay published to the cluster's stream.",
+                &self.published,
+            ),
+            (
+                "rapport_cluster_taken_total",
+                "counter",
+                "Messages of changes other relays published that this relay stored.",
+                &self.taken,
+            ),
+            (
+                "rapport_cluster_pending",
+                "gauge",
+                "Messages of the stream this relay has yet to read (its lag).",
+                &self.pending,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP rapport_cluster_connected Whether NATS is reachable.\n# TYPE rapport_cluster_connected gauge\nrapport_cluster_connected {}\n",
+            u8::from(self.connected())
+        ));
+        out
     }
 }
 
@@ -190,6 +236,10 @@ where
             .map(|v| v.as_str().to_owned());
         if from.as_deref() != Some(cluster.node.as_str()) {
             apply(&message.subject, &message.payload, take).await;
+            cluster.taken.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(info) = message.info() {
+            cluster.pending.store(info.pending, Ordering::Relaxed);
         }
         message
             .ack()

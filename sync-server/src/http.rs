@@ -112,7 +112,13 @@ impl AuthRefusal {
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.relay.metrics.render() + &state.relay.render_workspace_sizes(),
+        state.relay.metrics.render()
+            + &state.relay.render_workspace_sizes()
+            + &state
+                .relay
+                .cluster
+                .get()
+                .map_or_else(String::new, |cluster| cluster.render_metrics()),
     )
 }
 

@@ -153,6 +153,11 @@ async fn peers_on_three_relays_converge_and_a_late_relay_catches_up() -> Result<
     ensure!(pb.with(|p| p.doc(id).get_heads()) == heads);
     ensure!(pc.with(|p| p.doc(id).get_heads()) == heads);
 
+    // /metrics counts what each relay published and took.
+    ensure!(a.metric("rapport_cluster_published_total").await? >= 1);
+    ensure!(b.metric("rapport_cluster_taken_total").await? >= 1);
+    ensure!(a.metric("rapport_cluster_connected").await? == 1);
+
     // A fourth relay joins later: it has everything from the stream.
     let late_dir = TempDir::new("cluster-d");
     let d = relay_in(late_dir.path(), &nats).await?;
