@@ -1,7 +1,8 @@
 //! Several relays as one on a real nats-server with JetStream (started
 //! here on 127.0.0.1 with a temporary store): peers spread over three
 //! relays edit one document and converge; a relay that joins later, or
-//! comes back after a restart, catches up from the stream; a relay whose
+//! comes back after a restart, catches up from the stream; a relay killed
+//! with SIGKILL in a burst loses nothing it acknowledged; a relay whose
 //! NATS is gone refuses changes rather than acknowledge them.
 
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use automerge::{Automerge, ROOT, ReadDoc};
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::wire::Message;
 use rapport_server::{AuthMode, Config};
+use rapport_tests::child_relay::ChildRelay;
 use rapport_tests::peer::{TestPeer, actor_of, key};
 use rapport_tests::relay::{TempDir, TestRelay};
 
@@ -245,5 +247,87 @@ async fn without_nats_changes_are_refused_and_arrive_once_it_is_back() -> Result
     )
     .await?;
     drop((a, b));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_in_a_burst_loses_nothing_it_acknowledged() -> Result<()> {
+    let store = TempDir::new("nats-store-kill");
+    let nats = Nats::start(store.path())?;
+    let (da, dc) = (TempDir::new("kill-a"), TempDir::new("kill-c"));
+    let a = relay_in(da.path(), &nats).await?;
+    let mut c = ChildRelay::spawn_on(
+        env!("CARGO_BIN_EXE_relay-child").into(),
+        dc.path().to_owned(),
+        vec!["open".into(), format!("cluster={}", nats.url())],
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let id = DocumentId::from_bytes([23; 16]);
+    let writer = TestPeer::connect_as(&c.url(), &c.relay_id, &key(1), "writer").await?;
+    writer.open(id, Automerge::new().with_actor(actor_of(&key(1), 1)));
+    // A burst of changes, one after the other, and the relay dies in it.
+    const BURST: i64 = 300;
+    let writer = std::sync::Arc::new(writer);
+    let burst = tokio::spawn({
+        let writer = std::sync::Arc::clone(&writer);
+        async move {
+            for n in 0..BURST {
+                writer.change(id, |tx| tx.put(ROOT, "n", n))?;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            anyhow::Ok(())
+        }
+    });
+    let acknowledged = |w: &rapport_tests::peer::PeerState| -> Option<i64> {
+        // Changes set `n` to 0, 1, …: the history is a line, and the
+        // relay's heads name how far it has stored.
+        let order: Vec<_> = w
+            .doc(id)
+            .get_changes(&[])
+            .iter()
+            .map(|c| c.hash())
+            .collect();
+        w.received
+            .iter()
+            .filter_map(|m| match m {
+                Message::Sync(s) if s.document_id == id => {
+                    automerge::sync::Message::decode(&s.data).ok()
+                }
+                _ => None,
+            })
+            .flat_map(|m| m.heads)
+            .filter_map(|h| order.iter().position(|o| *o == h))
+            .max()
+            .map(|i| i as i64)
+    };
+    writer
+        .wait_until(|w| acknowledged(w).is_some_and(|i| i >= BURST / 4))
+        .await?;
+    c.sigkill()?;
+    burst.await??;
+    writer.wait_until(|w| w.closed.is_some()).await?;
+    let told = writer
+        .with(|w| acknowledged(w))
+        .context("something was acknowledged")?;
+    let change_told = writer.with(|w| w.doc(id).get_changes(&[])[told as usize].hash());
+    eprintln!("relay C killed with changes up to {told} of 0..{BURST} acknowledged");
+
+    // Another relay of the cluster holds everything the dead one said it
+    // stored, before the writer is back.
+    let reader = peer(&a, 2).await?;
+    reader.open(id, Automerge::new().with_actor(actor_of(&key(2), 1)));
+    reader
+        .wait_until(|r| r.doc(id).get_change_by_hash(&change_told).is_some())
+        .await
+        .with_context(|| format!("relay A lacks acknowledged change {told}"))?;
+    // The writer comes back through A with all it made: nothing is lost.
+    let kept = writer.with(|w| w.doc(id).clone());
+    if let Ok(writer) = std::sync::Arc::try_unwrap(writer) {
+        writer.close().await;
+    }
+    let again = TestPeer::connect_as(&a.url(), &a.relay_id, &key(1), "again").await?;
+    again.open(id, kept);
+    all_hold(&[&again, &reader], id, &[("n".into(), BURST - 1)]).await?;
     Ok(())
 }

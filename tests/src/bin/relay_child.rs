@@ -1,9 +1,10 @@
 //! A relay in a process of its own, for tests that kill it with SIGKILL.
 //!
-//! `relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]...` opens the
-//! relay on the data folder DATA with tokens required (as
-//! `TestRelay::start` does), the named limits changed (`max_tokens_per_key`,
-//! `max_change_bytes`, `max_frame_bytes`),
+//! `relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]... [open]
+//! [cluster=URL]` opens the relay on the data folder DATA with tokens
+//! required (as `TestRelay::start` does; `open` for none), the named limits
+//! changed (`max_tokens_per_key`, `max_change_bytes`, `max_frame_bytes`),
+//! in the cluster on the NATS server at URL if given,
 //! listens on ADDR (`127.0.0.1:0` for any free port), prints
 //! `LISTENING <address> <relay id>` on stdout, and serves until its stdin
 //! reaches end of file; then it stops gracefully and exits 0. A test ends it
@@ -18,11 +19,20 @@ use rapport_server::{Config, Server};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]...";
+    let usage =
+        "usage: relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]... [open] [cluster=URL]";
     let data = PathBuf::from(args.next().context(usage)?);
     let addr: SocketAddr = args.next().context(usage)?.parse()?;
     let mut config = Config::new(data);
     for arg in args {
+        if arg == "open" {
+            config.auth = rapport_server::AuthMode::Open;
+            continue;
+        }
+        if let Some(url) = arg.strip_prefix("cluster=") {
+            config.cluster = vec![url.to_owned()];
+            continue;
+        }
         let Some((name, n)) = arg.split_once('=') else {
             config.compact_after_changes = arg.parse().context(usage)?;
             continue;
