@@ -109,18 +109,54 @@ impl Cluster {
     }
 
     /// Publishes the new changes of one sync message and waits for
-    /// JetStream to acknowledge them.
+    /// JetStream to acknowledge them: as the saved document they came in
+    /// when `whole` is given (a first upload), otherwise change by change,
+    /// in as many messages as the largest NATS takes requires, in order.
     pub(crate) async fn publish(
         &self,
         document: DocumentId,
         changes: &[StoredChange],
+        whole: Option<&[u8]>,
+    ) -> Result<(), ClusterError> {
+        let max = self.max_body();
+        if let Some(saved) = whole.filter(|saved| saved.len() < max) {
+            let mut body = vec![WHOLE];
+            body.extend_from_slice(saved);
+            return self.publish_body(document, changes, body).await;
+        }
+        let mut start = 0;
+        while start < changes.len() {
+            let mut end = start;
+            let mut size = 5;
+            while end < changes.len() && (end == start || size + row_size(&changes[end]) < max) {
+                size += row_size(&changes[end]);
+                end += 1;
+            }
+            let part = &changes[start..end];
+            self.publish_body(document, part, encode(part)).await?;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// The largest body a message may have on this NATS, less room for
+    /// the headers.
+    fn max_body(&self) -> usize {
+        (self.client.server_info().max_payload).saturating_sub(16 * 1024)
+    }
+
+    async fn publish_body(
+        &self,
+        document: DocumentId,
+        changes: &[StoredChange],
+        body: Vec<u8>,
     ) -> Result<(), ClusterError> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(NODE, self.node.as_str());
         headers.insert("Nats-Msg-Id", message_id(document, changes).as_str());
         let ack = self
             .js
-            .publish_with_headers(subject(document), headers, encode(changes).into())
+            .publish_with_headers(subject(document), headers, body.into())
             .await
             .map_err(|e| ClusterError::JetStream(e.to_string()))?;
         tokio::time::timeout(ACK_TIMEOUT, ack)
@@ -176,7 +212,7 @@ pub(crate) async fn follow<F, Fut>(
     mut stop: tokio::sync::watch::Receiver<bool>,
     mut take: F,
 ) where
-    F: FnMut(DocumentId, Vec<StoredChange>) -> Fut,
+    F: FnMut(DocumentId, Taken) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     loop {
@@ -199,7 +235,7 @@ async fn follow_once<F, Fut>(
     take: &mut F,
 ) -> Result<(), ClusterError>
 where
-    F: FnMut(DocumentId, Vec<StoredChange>) -> Fut,
+    F: FnMut(DocumentId, Taken) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let name = consumer_name(&cluster.node);
@@ -252,7 +288,7 @@ where
 /// parse is logged and passed over: it came from no relay of ours.
 async fn apply<F, Fut>(subject: &str, payload: &[u8], take: &mut F)
 where
-    F: FnMut(DocumentId, Vec<StoredChange>) -> Fut,
+    F: FnMut(DocumentId, Taken) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
     let Some(document) = subject
@@ -262,11 +298,11 @@ where
         warn!(subject, "a cluster message on an unknown subject");
         return;
     };
-    let Some(changes) = decode(payload) else {
+    let Some(taken) = decode(payload) else {
         warn!(document = %document, "a cluster message that does not parse");
         return;
     };
-    if let Err(e) = take(document, changes).await {
+    if let Err(e) = take(document, taken).await {
         warn!(document = %document, error = %e, "cannot store changes from the cluster");
     } else {
         debug!(document = %document, "changes from the cluster");
@@ -304,10 +340,21 @@ fn message_id(document: DocumentId, changes: &[StoredChange]) -> String {
     format!("c-{hex}")
 }
 
+/// The first byte of a message's body: changes one by one, or a saved
+/// document (a first upload, kept whole by every relay as it is by the
+/// one that took it).
+const CHANGES: u8 = 1;
+const WHOLE: u8 = 2;
+
+/// What one change takes in a body.
+fn row_size(change: &StoredChange) -> usize {
+    4 + 40 + 32 * change.deps.len() + change.actor.len() + change.bytes.len()
+}
+
 /// A message's body: byte 1, a u32 LE count, then per change a u32 LE
 /// length and the row `storage::codec` writes.
 fn encode(changes: &[StoredChange]) -> Vec<u8> {
-    let mut out = vec![1];
+    let mut out = vec![CHANGES];
     out.extend_from_slice(&(changes.len() as u32).to_le_bytes());
     for change in changes {
         let row = codec::encode(change);
@@ -317,11 +364,32 @@ fn encode(changes: &[StoredChange]) -> Vec<u8> {
     out
 }
 
-fn decode(body: &[u8]) -> Option<Vec<StoredChange>> {
-    let (&version, mut rest) = body.split_first()?;
-    if version != 1 {
-        return None;
+/// A message's changes, and the saved document they came in if it came
+/// whole.
+fn decode(body: &[u8]) -> Option<Taken> {
+    let (&kind, rest) = body.split_first()?;
+    match kind {
+        CHANGES => Some(Taken {
+            changes: decode_changes(rest)?,
+            whole: None,
+        }),
+        WHOLE => Some(Taken {
+            changes: rapport_protocol::relay::split_changes([rest].into_iter()).ok()?,
+            whole: Some(Arc::from(rest)),
+        }),
+        _ => None,
     }
+}
+
+/// Changes another relay accepted, as one message carried them.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Taken {
+    pub(crate) changes: Vec<StoredChange>,
+    /// The saved document they came in, if they came whole.
+    pub(crate) whole: Option<Arc<[u8]>>,
+}
+
+fn decode_changes(mut rest: &[u8]) -> Option<Vec<StoredChange>> {
     let count = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
     rest = &rest[4..];
     let mut changes = Vec::with_capacity(count.min(rest.len() / 40));
@@ -355,7 +423,13 @@ mod tests {
     fn a_message_body_round_trips_and_garbage_is_none() {
         let changes = vec![change(1), change(2)];
         let body = encode(&changes);
-        assert_eq!(decode(&body), Some(changes));
+        assert_eq!(
+            decode(&body),
+            Some(Taken {
+                changes,
+                whole: None
+            })
+        );
         assert_eq!(decode(&body[..body.len() - 1]), None);
         assert_eq!(decode(&[2, 0, 0, 0, 0]), None);
         assert_eq!(decode(&[]), None);

@@ -167,11 +167,11 @@ impl Server {
             Some(tokio::spawn(cluster::follow(
                 joined,
                 stop_rx.clone(),
-                move |document, changes| {
+                move |document, taken: cluster::Taken| {
                     let relay = Arc::clone(&taker);
                     async move {
                         relay
-                            .take_from_cluster(document, changes)
+                            .take_from_cluster(document, taken.changes, taken.whole)
                             .await
                             .map_err(|e| e.to_string())
                     }

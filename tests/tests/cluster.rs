@@ -331,3 +331,73 @@ async fn a_relay_killed_in_a_burst_loses_nothing_it_acknowledged() -> Result<()>
     all_hold(&[&again, &reader], id, &[("n".into(), BURST - 1)]).await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_upload_and_a_large_batch_cross_the_cluster() -> Result<()> {
+    let store = TempDir::new("nats-store-large");
+    let nats = Nats::start(store.path())?;
+    let (da, db) = (TempDir::new("large-a"), TempDir::new("large-b"));
+    let a = relay_in(da.path(), &nats).await?;
+    let b = relay_in(db.path(), &nats).await?;
+    let id = DocumentId::from_bytes([24; 16]);
+    let notes_of = |doc: &Automerge| -> usize {
+        doc.get(ROOT, "notes")
+            .ok()
+            .flatten()
+            .map_or(0, |(_, notes)| doc.length(&notes))
+    };
+    // Text that does not compress, a kilobyte a change.
+    let mut seed = 7u64;
+    let mut kilobyte = move || -> String {
+        (0..1024)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + (seed >> 59) as u8 % 26)
+            })
+            .collect()
+    };
+    // A document of 300 changes, made offline, arrives whole (one saved
+    // document) on relay A and crosses to B.
+    let mut offline = Automerge::new().with_actor(actor_of(&key(1), 1));
+    let notes = offline
+        .transact(|tx| tx.put_object(ROOT, "notes", automerge::ObjType::List))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?
+        .result;
+    let mut typed = |doc: &mut Automerge, n: usize| -> Result<()> {
+        for _ in 0..n {
+            let line = kilobyte();
+            let at = doc.length(&notes);
+            doc.transact(|tx| tx.insert(&notes, at, line.as_str()))
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        Ok(())
+    };
+    typed(&mut offline, 300)?;
+    let writer = peer(&a, 1).await?;
+    writer.open(id, offline);
+    let reader = peer(&b, 2).await?;
+    reader.open(id, Automerge::new().with_actor(actor_of(&key(2), 1)));
+    reader
+        .wait_until(|r| notes_of(r.doc(id)) == 300)
+        .await
+        .context("the whole upload did not reach relay B")?;
+    let published = a.metric("rapport_cluster_published_total").await?;
+    // The same device writes 1,500 kilobytes more offline and comes back:
+    // more than NATS takes in one message (1 MiB), published in parts.
+    let mut offline = writer.with(|w| w.doc(id).clone());
+    writer.close().await;
+    typed(&mut offline, 1_500)?;
+    let writer = peer(&a, 1).await?;
+    writer.open(id, offline);
+    reader
+        .wait_until(|r| notes_of(r.doc(id)) == 1_800)
+        .await
+        .context("the large batch did not reach relay B")?;
+    ensure!(
+        a.metric("rapport_cluster_published_total").await? >= published + 2,
+        "the batch went in parts"
+    );
+    Ok(())
+}

@@ -332,7 +332,9 @@ impl Relay {
         // In a cluster the stream is the durable point: nothing is
         // acknowledged or forwarded before it holds the changes.
         if let Some(cluster) = self.cluster.get()
-            && let Err(e) = cluster.publish(id, &prepared.to_store).await
+            && let Err(e) = cluster
+                .publish(id, &prepared.to_store, prepared.whole.as_deref())
+                .await
         {
             warn!(document = %id, error = %e, "the cluster did not take the changes; refusing them");
             self.refuse_unstored(doc, prepared);
@@ -433,16 +435,22 @@ impl Relay {
         &self,
         id: DocumentId,
         mut changes: Vec<StoredChange>,
+        whole: Option<Arc<[u8]>>,
     ) -> Result<(), StoreError> {
         let slot = self.slot(id);
         let mut slot = slot.lock().await;
+        let count = changes.len();
         if let Some(doc) = slot.doc.as_ref() {
             changes.retain(|c| !doc.contains(&c.hash));
         }
         if changes.is_empty() {
             return Ok(());
         }
-        let write = Store::appending(id, changes.clone(), None, Vec::new(), None, None);
+        // A document that arrived whole is kept whole here too, if this
+        // relay holds nothing of it yet.
+        let empty = slot.doc.as_ref().is_none_or(|doc| doc.is_empty()) && !self.store.may_hold(id);
+        let whole = whole.filter(|_| empty && changes.len() == count);
+        let write = Store::appending(id, changes.clone(), whole, Vec::new(), None, None);
         self.writer.write(write).await?;
         self.store.note_changed([id]);
         self.note_written(id, changes.iter().map(|c| c.bytes.len() as u64).sum());
