@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use ed25519_dalek::SigningKey;
 use rapport_client::RelayConfig;
-use rapport_client::api::{InviteRequest, RelayApi, Role};
+use rapport_client::api::{InviteRequest, Level, RelayApi, Role};
 use rapport_client::identity::Identity;
 use rapport_protocol::ids::DocumentId;
 use rapport_server::{AuthMode, Config, FormLimits, Limits, Server};
@@ -283,6 +283,18 @@ impl Drop for TestRelay {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// A one-use invite for a client to `document` at `level`, valid ten
+/// minutes.
+pub fn client_invite(document: DocumentId, level: Level) -> InviteRequest {
+    InviteRequest {
+        role: Role::Client,
+        documents: vec![(document, level)],
+        level: None,
+        expires_in_secs: 600,
+        uses: 1,
     }
 }
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ReadDoc};
-use rapport_client::api::{InviteRequest, Level, Role};
+use rapport_client::api::Level;
 use rapport_protocol::ids::DocumentId;
 use rapport_tests::peer::{PATIENCE, TestPeer, key};
-use rapport_tests::relay::{TempDir, TestRelay};
+use rapport_tests::relay::{TempDir, TestRelay, client_invite};
 
 use super::{blocking, doc_by, person, stored};
 
@@ -33,18 +33,7 @@ async fn a_reader_refused_in_a_loop_writes_a_bounded_audit_log() -> Result<()> {
     let owner_peer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &owner, "owner").await?;
     owner_peer.open(doc, doc_by(&owner, 1, "start")?);
     stored(&relay, 1).await?;
-    let link = blocking(|| {
-        owner_api.create_invite(
-            &ws,
-            &InviteRequest {
-                role: Role::Client,
-                documents: vec![(doc, Level::Read)],
-                level: None,
-                expires_in_secs: 600,
-                uses: 1,
-            },
-        )
-    })?;
+    let link = blocking(|| owner_api.create_invite(&ws, &client_invite(doc, Level::Read)))?;
     let reader_api = person(&relay, &reader, &mut dirs)?;
     blocking(|| reader_api.redeem(&link))?;
     let peer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &reader, "reader").await?;

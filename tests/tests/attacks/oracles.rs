@@ -6,12 +6,12 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use automerge::Automerge;
 use automerge::sync::SyncDoc as _;
-use rapport_client::api::{InviteRequest, Level, Role};
+use rapport_client::api::Level;
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::wire::{DocMessage, Message};
 use rapport_server::{AuthMode, Limits};
 use rapport_tests::peer::{PeerState, TestPeer, describe, key};
-use rapport_tests::relay::{TempDir, TestRelay};
+use rapport_tests::relay::{TempDir, TestRelay, client_invite};
 
 use super::{blocking, doc_by, person, refusal, stored};
 
@@ -53,18 +53,7 @@ async fn answers_to_outsiders_say_nothing_about_which_ids_exist() -> Result<()> 
     let other_ws = blocking(|| outsider.create_workspace("Elsewhere"))?;
     let elsewhere = DocumentId::from_bytes([52; 16]);
     blocking(|| outsider.add_documents(&other_ws, &[(elsewhere, None)]))?;
-    let link = blocking(|| {
-        owner_api.create_invite(
-            &ws,
-            &InviteRequest {
-                role: Role::Client,
-                documents: vec![(listed, Level::Comment)],
-                level: None,
-                expires_in_secs: 600,
-                uses: 1,
-            },
-        )
-    })?;
+    let link = blocking(|| owner_api.create_invite(&ws, &client_invite(listed, Level::Comment)))?;
     blocking(|| outsider.redeem(&link))?;
     let real = refusal(blocking(|| {
         outsider.add_documents(&ws, &[(elsewhere, None)])

@@ -11,7 +11,7 @@ use rapport_protocol::ids::{DocumentId, PeerId};
 use rapport_protocol::wire::{Ephemeral, Message};
 use rapport_server::{AuthMode, Limits};
 use rapport_tests::peer::{TestPeer, key, mint_token, open_socket};
-use rapport_tests::relay::{TempDir, TestRelay};
+use rapport_tests::relay::{TempDir, TestRelay, client_invite};
 
 use super::{blocking, doc_by, person, stored};
 
@@ -55,18 +55,7 @@ async fn presence_is_bounded_in_size_and_for_readers_in_rate() -> Result<()> {
     let ws = blocking(|| owner_api.create_workspace("Acme"))?;
     let doc = DocumentId::from_bytes([41; 16]);
     blocking(|| owner_api.add_documents(&ws, &[(doc, None)]))?;
-    let link = blocking(|| {
-        owner_api.create_invite(
-            &ws,
-            &InviteRequest {
-                role: Role::Client,
-                documents: vec![(doc, Level::Read)],
-                level: None,
-                expires_in_secs: 600,
-                uses: 1,
-            },
-        )
-    })?;
+    let link = blocking(|| owner_api.create_invite(&ws, &client_invite(doc, Level::Read)))?;
     let reader = key(2);
     blocking(|| {
         person(&relay, &reader, &mut dirs)?

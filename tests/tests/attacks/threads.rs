@@ -6,12 +6,12 @@ use anyhow::{Result, ensure};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ROOT};
 use ed25519_dalek::SigningKey;
-use rapport_client::api::{InviteRequest, Level, Role};
+use rapport_client::api::Level;
 use rapport_model::{Comment, Customer, Relationship, Thread};
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::wire::RejectReason;
 use rapport_tests::peer::{TestPeer, actor_of, key, public};
-use rapport_tests::relay::{TempDir, TestRelay};
+use rapport_tests::relay::{TempDir, TestRelay, client_invite};
 
 use super::{blocking, person, refusal, stored};
 
@@ -59,18 +59,7 @@ async fn a_client_changes_only_its_own_comments_and_never_the_thread() -> Result
     owner_peer.open(thread, base.clone());
     stored(&relay, 2).await?;
 
-    let link = blocking(|| {
-        owner_api.create_invite(
-            &ws,
-            &InviteRequest {
-                role: Role::Client,
-                documents: vec![(record, Level::Write)],
-                level: None,
-                expires_in_secs: 600,
-                uses: 1,
-            },
-        )
-    })?;
+    let link = blocking(|| owner_api.create_invite(&ws, &client_invite(record, Level::Write)))?;
     let client_api = person(&relay, &client, &mut dirs)?;
     blocking(|| client_api.redeem(&link))?;
 
