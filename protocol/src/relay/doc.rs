@@ -382,10 +382,8 @@ impl RelayDoc {
             added |= self.graph.add(change);
         }
         if added {
-            let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-            for conn in conns {
-                self.generate(conn);
-            }
+            self.due.extend(self.peers.keys().copied());
+            self.answer();
         }
     }
 

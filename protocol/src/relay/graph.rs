@@ -162,28 +162,16 @@ impl ChangeGraph {
         self.insert(hash, deps, None)
     }
 
-    /// Supplies the bytes of a change added without them.
-    pub fn fill_bytes(&mut self, hash: &ChangeHash, bytes: Arc<[u8]>) {
-        if let Some(i) = self.index_of(hash) {
-            self.bytes.entry(i).or_insert(bytes);
-        }
-    }
-
     /// Forgets the bytes of these changes (a snapshot holds them now).
-    /// Returns how many had bytes.
-    pub fn drop_bytes(&mut self, hashes: &[ChangeHash]) -> usize {
-        let mut dropped = 0;
+    pub fn drop_bytes(&mut self, hashes: &[ChangeHash]) {
         for hash in hashes {
-            if let Some(i) = self.index_of(hash)
-                && self.bytes.remove(&i).is_some()
-            {
-                dropped += 1;
+            if let Some(i) = self.index_of(hash) {
+                self.bytes.remove(&i);
             }
         }
         if self.bytes.capacity() > 4 * self.bytes.len().max(64) {
             self.bytes.shrink_to_fit();
         }
-        dropped
     }
 
     fn insert(&mut self, hash: ChangeHash, deps: &[ChangeHash], bytes: Option<Arc<[u8]>>) -> bool {
@@ -228,23 +216,12 @@ impl ChangeGraph {
         true
     }
 
-    /// Whether every change among `hashes` has its bytes at hand.
-    pub fn has_bytes_of(&self, hashes: &[ChangeHash]) -> bool {
-        hashes
-            .iter()
-            .filter_map(|h| self.index_of(h))
-            .all(|i| self.bytes.contains_key(&i))
-    }
-
     /// The bytes of the changes with these hashes, in topological order;
     /// unknown hashes and changes without bytes are skipped.
     pub fn bytes_of(&self, hashes: &[ChangeHash]) -> Vec<Arc<[u8]>> {
-        let mut indices: Vec<u32> = hashes.iter().filter_map(|h| self.index_of(h)).collect();
-        indices.sort_unstable();
-        indices.dedup();
-        indices
-            .iter()
-            .filter_map(|i| self.bytes.get(i).cloned())
+        self.in_order(hashes)
+            .into_iter()
+            .filter_map(|(_, bytes)| bytes)
             .collect()
     }
 
@@ -392,11 +369,6 @@ impl ChangeGraph {
     /// measure of work that does not depend on the machine.
     pub fn nodes_walked(&self) -> u64 {
         self.walked.get()
-    }
-
-    /// Every change's hash, in topological order.
-    pub fn hashes(&self) -> impl Iterator<Item = ChangeHash> + '_ {
-        self.hashes.iter().copied()
     }
 
     fn hash_of(&self, index: u32) -> ChangeHash {
