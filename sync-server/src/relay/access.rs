@@ -202,13 +202,24 @@ impl Relay {
         if open_docs.contains(&id) || self.document_access(&identity, id) != Access::None {
             return Ok(());
         }
+        self.may_open(open_docs, id)?;
+        open_docs.insert(id);
+        Ok(())
+    }
+
+    /// Whether a connection with `open_docs` open may open `id` as well:
+    /// the error, if not, ends the connection.
+    pub(super) fn may_open(
+        &self,
+        open_docs: &BTreeSet<DocumentId>,
+        id: DocumentId,
+    ) -> Result<(), String> {
         let limit = self.config.limits.max_documents_per_connection;
-        if open_docs.len() >= limit {
+        if !open_docs.contains(&id) && open_docs.len() >= limit {
             return Err(format!(
                 "too many documents open on one connection (the limit is {limit})"
             ));
         }
-        open_docs.insert(id);
         Ok(())
     }
 
@@ -228,9 +239,11 @@ impl Relay {
         is_request: bool,
     ) -> Verdict {
         let id = message.document_id;
-        let holds_nothing = !is_request && holds_nothing(&message.data);
+        // Only a small message is looked into: one from a peer holding
+        // nothing is a few bytes.
+        let small = message.data.len() <= 4096;
         match self.decode(message).await {
-            Ok(decoded) if holds_nothing && !decoded.has_changes() => {
+            Ok(decoded) if !is_request && small && decoded.holds_nothing() => {
                 self.answer_with_nothing(conn, remote, id, decoded, false);
                 Verdict::Continue
             }
@@ -288,11 +301,4 @@ impl Relay {
             Err(_) => self.send(conn, &self.unavailable(id, remote)),
         }
     }
-}
-
-/// Whether a sync message's data says its sender holds no change of the
-/// document (no heads). Only a small message is looked into: one from a
-/// peer holding nothing is a few bytes.
-fn holds_nothing(data: &[u8]) -> bool {
-    data.len() <= 4096 && automerge::sync::Message::decode(data).is_ok_and(|m| m.heads.is_empty())
 }

@@ -78,13 +78,8 @@ impl Relay {
                 .answer_as_missing(conn, remote, &mut message, is_request)
                 .await;
         }
-        if !open_docs.contains(&id)
-            && open_docs.len() >= self.config.limits.max_documents_per_connection
-        {
-            return Verdict::ProtocolError(format!(
-                "too many documents open on one connection (the limit is {})",
-                self.config.limits.max_documents_per_connection
-            ));
+        if let Err(error) = self.may_open(open_docs, id) {
+            return Verdict::ProtocolError(error);
         }
         let decoded = match self.decode(&mut message).await {
             Ok(decoded) => decoded,
@@ -353,11 +348,10 @@ impl Relay {
         match written {
             Ok(()) => {
                 self.store.note_changed([id]);
-                let written = match &prepared.whole {
-                    Some(saved) => saved.len() as u64,
-                    None => prepared.to_store.iter().map(|c| c.bytes.len() as u64).sum(),
-                };
-                self.note_written(id, written);
+                self.note_written(
+                    id,
+                    stored_bytes(&prepared.to_store, prepared.whole.as_deref()),
+                );
                 if watched {
                     self.automations.wake();
                 }
@@ -450,10 +444,11 @@ impl Relay {
         // relay holds nothing of it yet.
         let empty = slot.doc.as_ref().is_none_or(|doc| doc.is_empty()) && !self.store.may_hold(id);
         let whole = whole.filter(|_| empty && changes.len() == count);
+        let written = stored_bytes(&changes, whole.as_deref());
         let write = Store::appending(id, changes.clone(), whole, Vec::new(), None, None);
         self.writer.write(write).await?;
         self.store.note_changed([id]);
-        self.note_written(id, changes.iter().map(|c| c.bytes.len() as u64).sum());
+        self.note_written(id, written);
         if let Some(doc) = slot.doc.as_mut() {
             doc.add_local(&changes);
             self.flush(doc);
@@ -486,6 +481,15 @@ impl Relay {
             slot.doc = Some(doc);
         }
         Ok(())
+    }
+}
+
+/// What storing `changes` adds to their document: the saved document they
+/// all came in when it is kept whole, their bytes otherwise.
+fn stored_bytes(changes: &[StoredChange], whole: Option<&[u8]>) -> u64 {
+    match whole {
+        Some(saved) => saved.len() as u64,
+        None => changes.iter().map(|c| c.bytes.len() as u64).sum(),
     }
 }
 

@@ -47,6 +47,12 @@ impl DecodedSync {
     pub fn has_changes(&self) -> bool {
         !self.changes.is_empty()
     }
+
+    /// Whether its sender holds no change of the document: no heads, and
+    /// no changes.
+    pub fn holds_nothing(&self) -> bool {
+        self.message.heads.is_empty() && self.changes.is_empty()
+    }
 }
 
 impl RelayDoc {
