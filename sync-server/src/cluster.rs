@@ -24,6 +24,7 @@ use rapport_protocol::relay::StoredChange;
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
 
+use crate::metrics::write_metric;
 use crate::storage::codec;
 
 /// The stream every relay of a cluster publishes its changes to.
@@ -128,8 +129,12 @@ impl Cluster {
         while start < changes.len() {
             let mut end = start;
             let mut size = 5;
-            while end < changes.len() && (end == start || size + row_size(&changes[end]) < max) {
-                size += row_size(&changes[end]);
+            while let Some(change) = changes.get(end) {
+                let row = row_size(change);
+                if end > start && size + row >= max {
+                    break;
+                }
+                size += row;
                 end += 1;
             }
             let part = &changes[start..end];
@@ -190,15 +195,15 @@ impl Cluster {
                 &self.pending,
             ),
         ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
-                value.load(Ordering::Relaxed)
-            ));
+            write_metric(&mut out, name, kind, help, value.load(Ordering::Relaxed));
         }
-        out.push_str(&format!(
-            "# HELP rapport_cluster_connected Whether NATS is reachable.\n# TYPE rapport_cluster_connected gauge\nrapport_cluster_connected {}\n",
-            u8::from(self.connected())
-        ));
+        write_metric(
+            &mut out,
+            "rapport_cluster_connected",
+            "gauge",
+            "Whether NATS is reachable.",
+            u64::from(self.connected()),
+        );
         out
     }
 }
@@ -346,9 +351,9 @@ fn message_id(document: DocumentId, changes: &[StoredChange]) -> String {
 const CHANGES: u8 = 1;
 const WHOLE: u8 = 2;
 
-/// What one change takes in a body.
+/// What one change takes in a body: its length, then its row.
 fn row_size(change: &StoredChange) -> usize {
-    4 + 40 + 32 * change.deps.len() + change.actor.len() + change.bytes.len()
+    4 + codec::encoded_len(change)
 }
 
 /// A message's body: byte 1, a u32 LE count, then per change a u32 LE

@@ -84,11 +84,7 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                value.load(Relaxed)
-            );
+            write_metric(&mut out, name, "gauge", help, value.load(Relaxed));
         }
         let counters = [
             (
@@ -178,11 +174,7 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                value.load(Relaxed)
-            );
+            write_metric(&mut out, name, "counter", help, value.load(Relaxed));
         }
         let name = "rapport_sync_latency_seconds";
         let _ = writeln!(
@@ -203,4 +195,13 @@ impl Metrics {
         let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
         out
     }
+}
+
+/// One metric in the Prometheus text exposition: its help, its type
+/// (`counter`, `gauge`) and its value.
+pub(crate) fn write_metric(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }

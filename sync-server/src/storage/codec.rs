@@ -8,9 +8,13 @@ use std::sync::Arc;
 use automerge::ChangeHash;
 use rapport_protocol::relay::StoredChange;
 
+/// How many bytes [`encode`] makes of `change`.
+pub(crate) fn encoded_len(change: &StoredChange) -> usize {
+    40 + 32 * change.deps.len() + change.actor.len() + change.bytes.len()
+}
+
 pub(crate) fn encode(change: &StoredChange) -> Vec<u8> {
-    let mut out =
-        Vec::with_capacity(40 + 32 * change.deps.len() + change.actor.len() + change.bytes.len());
+    let mut out = Vec::with_capacity(encoded_len(change));
     out.extend_from_slice(&change.hash.0);
     out.extend_from_slice(&(change.deps.len() as u32).to_le_bytes());
     for dep in &change.deps {

@@ -5,8 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use automerge::ChangeHash;
-use rapport_protocol::ids::{DocumentId, PublicKey};
-use rapport_protocol::relay::StoredChange;
+use rapport_protocol::ids::DocumentId;
 use rapport_protocol::sync::load_document;
 use redb::{ReadableTable, WriteTransaction};
 
@@ -90,35 +89,10 @@ impl Store {
         })
     }
 
-    /// Stores a document that arrived whole (a saved document holding
-    /// every one of `changes`, and nothing stored of it before) as its
-    /// snapshot with their hashes and dependencies, inside `tx`: the same
-    /// rows a compaction leaves, without a row for each change first.
-    pub(super) fn keep_whole(
-        &self,
-        tx: &WriteTransaction,
-        id: DocumentId,
-        saved: &[u8],
-        changes: &[StoredChange],
-        bindings: &[(Vec<u8>, PublicKey)],
-    ) -> Result<(), StoreError> {
-        if self.is_tombstoned(tx, id)? {
-            return Ok(());
-        }
-        self.feed_append(tx, id, changes.iter().map(|c| c.hash))?;
-        self.fold(
-            tx,
-            id,
-            saved,
-            changes.iter().map(|c| (None, c.hash, c.deps.as_slice())),
-        )?;
-        self.bind_actors(tx, bindings)
-    }
-
     /// Inside `tx`: `saved` becomes the document's snapshot, and the rows
     /// `(row, hash, dependencies)` leave the changes table (a row of `None`
     /// was never there) for the compacted one.
-    fn fold<'a>(
+    pub(super) fn fold<'a>(
         &self,
         tx: &WriteTransaction,
         id: DocumentId,

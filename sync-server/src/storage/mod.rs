@@ -435,10 +435,7 @@ impl Store {
         claim: Option<PublicKey>,
     ) -> Write {
         Box::new(move |store, tx| {
-            match &whole {
-                Some(saved) => store.keep_whole(tx, id, saved, &changes, &bindings)?,
-                None => store.append_changes(tx, id, &changes, &bindings)?,
-            }
+            store.store_changes(tx, id, &changes, whole.as_deref(), &bindings)?;
             if let Some(key) = claim {
                 store.claim(tx, id, key)?;
             }
@@ -459,20 +456,45 @@ impl Store {
         changes: &[StoredChange],
         bindings: &[(Vec<u8>, PublicKey)],
     ) -> Result<(), StoreError> {
+        self.store_changes(tx, id, changes, None, bindings)
+    }
+
+    /// [`Store::append_changes`]; with `whole`, the saved document all of
+    /// `changes` arrived in (nothing of the document stored before), kept
+    /// as its snapshot with their hashes and dependencies: the rows a
+    /// compaction leaves, without a row for each change first.
+    fn store_changes(
+        &self,
+        tx: &WriteTransaction,
+        id: DocumentId,
+        changes: &[StoredChange],
+        whole: Option<&[u8]>,
+        bindings: &[(Vec<u8>, PublicKey)],
+    ) -> Result<(), StoreError> {
         if self.is_tombstoned(tx, id)? {
             return Ok(());
         }
         self.feed_append(tx, id, changes.iter().map(|c| c.hash))?;
-        self.will_hold(id);
-        let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
-        let key = id.as_bytes();
-        let first = self.next_row(&table, id)?;
-        for (seq, change) in (first..).zip(changes) {
-            let row = codec::encode(change);
-            self.grow(id, row.len() as u64);
-            table
-                .insert((key, seq), row.as_slice())
-                .map_err(|e| self.err(e))?;
+        match whole {
+            Some(saved) => self.fold(
+                tx,
+                id,
+                saved,
+                changes.iter().map(|c| (None, c.hash, c.deps.as_slice())),
+            )?,
+            None => {
+                self.will_hold(id);
+                let mut table = tx.open_table(CHANGES).map_err(|e| self.err(e))?;
+                let key = id.as_bytes();
+                let first = self.next_row(&table, id)?;
+                for (seq, change) in (first..).zip(changes) {
+                    let row = codec::encode(change);
+                    self.grow(id, row.len() as u64);
+                    table
+                        .insert((key, seq), row.as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+            }
         }
         self.bind_actors(tx, bindings)
     }
