@@ -57,6 +57,26 @@ impl PeerState {
         self.docs[&id].doc()
     }
 
+    /// Every set of heads the relay named to this peer for `id`, oldest
+    /// first. The relay names heads only once it has stored them.
+    pub fn heads_from_relay(
+        &self,
+        id: DocumentId,
+    ) -> impl Iterator<Item = Vec<automerge::ChangeHash>> + '_ {
+        self.received.iter().filter_map(move |m| match m {
+            Message::Sync(s) if s.document_id == id => automerge::sync::Message::decode(&s.data)
+                .ok()
+                .map(|m| m.heads),
+            _ => None,
+        })
+    }
+
+    /// Whether the relay has told this peer its heads of `id` are `heads`:
+    /// it has stored them.
+    pub fn acknowledged(&self, id: DocumentId, heads: &[automerge::ChangeHash]) -> bool {
+        self.heads_from_relay(id).any(|h| h == heads)
+    }
+
     /// Frames to send: every queued effect of every document.
     fn outgoing(&mut self) -> Vec<tungstenite::Message> {
         let mut out = Vec::new();

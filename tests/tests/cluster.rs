@@ -288,15 +288,8 @@ async fn a_relay_killed_in_a_burst_loses_nothing_it_acknowledged() -> Result<()>
             .iter()
             .map(|c| c.hash())
             .collect();
-        w.received
-            .iter()
-            .filter_map(|m| match m {
-                Message::Sync(s) if s.document_id == id => {
-                    automerge::sync::Message::decode(&s.data).ok()
-                }
-                _ => None,
-            })
-            .flat_map(|m| m.heads)
+        w.heads_from_relay(id)
+            .flatten()
             .filter_map(|h| order.iter().position(|o| *o == h))
             .max()
             .map(|i| i as i64)

@@ -64,16 +64,7 @@ async fn an_evicted_document_gives_a_newcomer_the_same_document_when_it_comes_ba
     // as typing sends them, and are saved whole once nobody has it open.
     writer.change(doc, |tx| tx.put(ROOT, "field0", 0))?;
     let first = writer.with(|s| s.doc(doc).get_heads());
-    writer
-        .wait_until(|s| {
-            s.received.iter().any(|m| match m {
-                Message::Sync(m) => {
-                    automerge::sync::Message::decode(&m.data).is_ok_and(|m| m.heads == first)
-                }
-                _ => false,
-            })
-        })
-        .await?;
+    writer.wait_until(|s| s.acknowledged(doc, &first)).await?;
     for n in 1..50i64 {
         writer.change(doc, |tx| tx.put(ROOT, format!("field{}", n % 7), n))?;
     }

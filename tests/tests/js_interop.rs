@@ -19,7 +19,6 @@ use anyhow::{Context as _, Result};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ROOT, ReadDoc};
 use rapport_protocol::ids::{AutomergeUrl, DocumentId};
-use rapport_protocol::wire::Message;
 use rapport_server::{AuthMode, Limits};
 use rapport_tests::js_peer::{DocState, JsPeer};
 use rapport_tests::peer::{PeerState, TestPeer, actor_of, key, mint_token};
@@ -108,11 +107,7 @@ fn relay_has_all(state: &PeerState, id: DocumentId) -> bool {
         return false;
     };
     let ours = sync.doc().get_heads();
-    state.received.iter().any(|m| match m {
-        Message::Sync(s) if s.document_id == id => automerge::sync::Message::decode(&s.data)
-            .is_ok_and(|d| !ours.is_empty() && d.heads == ours),
-        _ => false,
-    })
+    !ours.is_empty() && state.acknowledged(id, &ours)
 }
 
 /// Two JS peers make concurrent edits to a document A created, and converge

@@ -25,7 +25,7 @@ use rapport_protocol::ids::DocumentId;
 use rapport_protocol::wire::Message;
 use rapport_server::{AuthMode, Config, Limits};
 use rapport_tests::hostile::{frames, socket::binary};
-use rapport_tests::peer::{PeerState, TestPeer, actor_of, key, mint_token, open_socket};
+use rapport_tests::peer::{TestPeer, actor_of, key, mint_token, open_socket};
 use rapport_tests::process::rss_kib;
 use rapport_tests::relay::{TempDir, TestRelay};
 use tokio::io::AsyncWriteExt;
@@ -144,17 +144,6 @@ fn device_actor(signer: &SigningKey, device: u64) -> ActorId {
     ActorId::from(bytes)
 }
 
-/// Whether the relay has told this peer its heads equal `heads`: the relay
-/// answers so only once it has stored them.
-fn acknowledged(state: &PeerState, id: DocumentId, heads: &[automerge::ChangeHash]) -> bool {
-    state.received.iter().any(|m| match m {
-        Message::Sync(s) if s.document_id == id => automerge::sync::Message::decode(&s.data)
-            .map(|d| d.heads == heads)
-            .unwrap_or(false),
-        _ => false,
-    })
-}
-
 fn int_of(doc: &Automerge, field: &str) -> Option<i64> {
     doc.get(ROOT, field).ok()?.and_then(|(v, _)| v.as_i64())
 }
@@ -217,7 +206,7 @@ async fn cycle(relay: &TestRelay, lane: u8, doc: DocumentId, n: u64) -> Result<(
                 .await?;
             peer.change(doc, |tx| tx.put(ROOT, "n", n as i64))?;
             let heads = peer.with(|s| s.doc(doc).get_heads());
-            peer.wait_until(|s| acknowledged(s, doc, &heads)).await?;
+            peer.wait_until(|s| s.acknowledged(doc, &heads)).await?;
             // Dropping the peer drops its socket: no close frame.
             drop(peer);
         }
@@ -261,7 +250,7 @@ fn a_thousand_connect_disconnect_cycles_leak_no_descriptors_or_memory() -> Resul
             content.transact(|tx| tx.put(ROOT, "n", -1)).unwrap();
             let heads = content.get_heads();
             seeder.open(doc, content);
-            seeder.wait_until(|s| acknowledged(s, doc, &heads)).await?;
+            seeder.wait_until(|s| s.acknowledged(doc, &heads)).await?;
         }
         seeder.close().await;
 

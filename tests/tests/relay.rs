@@ -261,15 +261,7 @@ async fn counted_to(
 /// everything.
 async fn stored_all(a: &TestPeer, id: DocumentId) -> Result<Vec<automerge::ChangeHash>> {
     let heads = a.with(|p| p.doc(id).get_heads());
-    a.wait_until(|p| {
-        p.received.iter().any(|m| match m {
-            rapport_protocol::wire::Message::Sync(s) => automerge::sync::Message::decode(&s.data)
-                .map(|d| d.heads == heads)
-                .unwrap_or(false),
-            _ => false,
-        })
-    })
-    .await?;
+    a.wait_until(|p| p.acknowledged(id, &heads)).await?;
     Ok(heads)
 }
 
