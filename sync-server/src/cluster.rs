@@ -34,6 +34,10 @@ const STREAM: &str = "RAPPORT_CHANGES";
 /// changes are refused as `storage-unavailable`.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a relay starting keeps asking a NATS server that is starting
+/// too for the stream.
+const JOIN_PATIENCE: Duration = Duration::from_secs(30);
+
 /// The header naming the relay that accepted a message.
 const NODE: &str = "Rapport-Node";
 
@@ -83,15 +87,27 @@ impl Cluster {
                 reason: e.to_string(),
             })?;
         let js = jetstream::new(client.clone());
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: STREAM.to_owned(),
-                subjects: vec!["rapport.doc.*".to_owned()],
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        // A NATS server that has just started takes connections before
+        // JetStream answers: ask again for a while before giving up.
+        let deadline = tokio::time::Instant::now() + JOIN_PATIENCE;
+        let stream = loop {
+            let asked = js
+                .get_or_create_stream(stream::Config {
+                    name: STREAM.to_owned(),
+                    subjects: vec!["rapport.doc.*".to_owned()],
+                    storage: stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await;
+            match asked {
+                Ok(stream) => break stream,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    debug!(error = %e, "JetStream not ready yet; asking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(ClusterError::JetStream(e.to_string())),
+            }
+        };
         info!(urls = %joined, node, "joined the cluster");
         Ok(Self {
             client,
