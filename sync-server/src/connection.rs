@@ -479,7 +479,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_future_stays_small() {
         let dir = std::env::temp_dir().join(format!("rapport-conn-size-{}", std::process::id()));
-        let relay = Arc::new(Relay::open(Config::new(&dir)).unwrap());
+        let relay = Arc::new(Relay::open(Config::new(&dir), None).unwrap());
         let (_stop, shutdown) = watch::channel(false);
         let connection = drive(relay, Silent, Identity::Anonymous, shutdown);
         let size = std::mem::size_of_val(&connection);

@@ -229,7 +229,7 @@ mod tests {
     async fn healthz_says_when_the_automations_engine_is_down_or_stuck() {
         let dir = std::env::temp_dir().join(format!("rapport-healthz-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let relay = Arc::new(Relay::open(Config::new(&dir)).unwrap());
+        let relay = Arc::new(Relay::open(Config::new(&dir), None).unwrap());
         let forms = Forms::load(relay.store(), FormLimits::default()).unwrap();
         let (_stop, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {

@@ -117,7 +117,18 @@ impl Server {
         };
         let mailer = config.smtp.as_ref().map(notify::Mailer::new).transpose()?;
         let form_limits = config.forms.clone();
-        let relay = Arc::new(relay::Relay::open(config)?);
+        // In a cluster the relays agree on one id, the audience of every
+        // token, so that a token is good on each of them.
+        let cluster_id = if config.cluster.is_empty() {
+            None
+        } else {
+            let node = {
+                let store = storage::Store::open_on(&config.data_dir, config.storage.clone())?;
+                relay::node_id(&store)?
+            };
+            Some(cluster::control::agree_on_id(&config.cluster, &node)?)
+        };
+        let relay = Arc::new(relay::Relay::open(config, cluster_id)?);
         automations::adopt_rules_documents(&relay)?;
         let forms = forms::Forms::load(relay.store(), form_limits)?;
         let control = control::bind(&relay);
@@ -161,8 +172,9 @@ impl Server {
             None
         } else {
             let joined =
-                Arc::new(cluster::Cluster::join(&relay.config.cluster, &relay.relay_id).await?);
+                Arc::new(cluster::Cluster::join(&relay.config.cluster, &relay.node_id).await?);
             let _ = relay.cluster.set(Arc::clone(&joined));
+            share_workspaces(&relay, stop_rx.clone()).await?;
             let taker = Arc::clone(&relay);
             Some(tokio::spawn(cluster::follow(
                 joined,
@@ -171,7 +183,7 @@ impl Server {
                     let relay = Arc::clone(&taker);
                     async move {
                         relay
-                            .take_from_cluster(document, taken.changes, taken.whole)
+                            .take_from_cluster(document, taken)
                             .await
                             .map_err(|e| e.to_string())
                     }
@@ -304,6 +316,47 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     Server::open(config)?.serve(listener, shutdown).await
+}
+
+/// Joins the workspaces every relay of the cluster shares: this relay's
+/// changes go to the shared bucket before they are stored here, and what
+/// the others write comes into its copy. Returns once the copy holds every
+/// workspace written before.
+async fn share_workspaces(
+    relay: &Arc<relay::Relay>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), ServerError> {
+    let (control, mut watched) =
+        cluster::control::Control::start(relay.config.cluster.clone(), relay.node_id.clone())?;
+    relay::lock(&relay.workspaces).replicate_through(control.clone());
+    let (caught_up, mut ready) = tokio::sync::watch::channel(false);
+    let taker = Arc::clone(relay);
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = watched.recv() => next,
+                _ = stop.changed() => None,
+            };
+            let Some(next) = next else {
+                return;
+            };
+            match next {
+                cluster::control::Watched::Entry(entry) => {
+                    taker.take_control(&control, entry).await;
+                }
+                cluster::control::Watched::CaughtUp => {
+                    let _ = caught_up.send(true);
+                }
+            }
+        }
+    });
+    if tokio::time::timeout(Duration::from_secs(30), ready.wait_for(|up| *up))
+        .await
+        .is_err()
+    {
+        warn!("the shared workspaces are not all here after 30 s; serving with what is");
+    }
+    Ok(())
 }
 
 async fn sweep(relay: Arc<relay::Relay>, mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -5,9 +5,7 @@
 //! with SIGKILL in a burst loses nothing it acknowledged; a relay whose
 //! NATS is gone refuses changes rather than acknowledge them.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -17,75 +15,9 @@ use rapport_protocol::ids::DocumentId;
 use rapport_protocol::wire::Message;
 use rapport_server::{AuthMode, Config};
 use rapport_tests::child_relay::ChildRelay;
+use rapport_tests::nats::Nats;
 use rapport_tests::peer::{TestPeer, actor_of, key};
 use rapport_tests::relay::{TempDir, TestRelay};
-
-/// A nats-server with JetStream on 127.0.0.1, killed on drop.
-struct Nats {
-    child: Child,
-    addr: SocketAddr,
-    store: PathBuf,
-}
-
-impl Nats {
-    fn start(store: &Path) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        Self::start_on(store, port)
-    }
-
-    fn start_on(store: &Path, port: u16) -> Result<Self> {
-        let binary = ["nats-server", "/usr/sbin/nats-server"]
-            .into_iter()
-            .find(|b| {
-                Command::new(b)
-                    .arg("--version")
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_ok()
-            })
-            .context("nats-server is not installed (.ci/run installs it with apt)")?;
-        let child = Command::new(binary)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let nats = Self {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            store: store.to_owned(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(nats.addr).is_err() {
-            ensure!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(nats)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://{}", self.addr)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn restart(&mut self) -> Result<()> {
-        self.stop();
-        *self = Self::start_on(&self.store.clone(), self.addr.port())?;
-        Ok(())
-    }
-}
-
-impl Drop for Nats {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 async fn relay_in(dir: &Path, nats: &Nats) -> Result<TestRelay> {
     let mut config = Config::new(dir);

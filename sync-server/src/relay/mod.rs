@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 use crate::access::Identity;
 
 mod access;
+mod control;
 mod ephemeral;
 mod quota;
 mod removal;
@@ -158,6 +159,9 @@ pub(crate) enum Verdict {
 pub(crate) struct Relay {
     pub(crate) config: Config,
     pub(crate) relay_id: String,
+    /// This relay's own id: its `relay_id` unless it serves in a cluster,
+    /// whose relays share theirs.
+    pub(crate) node_id: String,
     pub(crate) peer_id: PeerId,
     store: Store,
     /// Every sync message's changes become durable through it.
@@ -189,13 +193,21 @@ pub(crate) struct Relay {
     pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
+/// The relay's own id, made the first time it opens its data folder.
+pub(crate) fn node_id(store: &Store) -> Result<String, StoreError> {
+    store.relay_id(|| {
+        let bytes: [u8; 12] = rand::random();
+        format!("relay-{}", bs58::encode(bytes).into_string())
+    })
+}
+
 impl Relay {
-    pub(crate) fn open(config: Config) -> Result<Self, StoreError> {
+    /// Opens the relay on its data folder; in a cluster, `cluster_id` is
+    /// the audience its tokens name, shared by every relay of it.
+    pub(crate) fn open(config: Config, cluster_id: Option<String>) -> Result<Self, StoreError> {
         let store = Store::open_on(&config.data_dir, config.storage.clone())?;
-        let relay_id = store.relay_id(|| {
-            let bytes: [u8; 12] = rand::random();
-            format!("relay-{}", bs58::encode(bytes).into_string())
-        })?;
+        let node_id = node_id(&store)?;
+        let relay_id = cluster_id.unwrap_or_else(|| node_id.clone());
         let actors = ActorRegistry::from_stored(store.actors()?);
         let creators = config
             .workspace_creators
@@ -228,6 +240,7 @@ impl Relay {
             config,
             peer_id,
             relay_id,
+            node_id,
             store,
             writer,
             idle_tx,

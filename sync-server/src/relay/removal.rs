@@ -70,12 +70,6 @@ impl Relay {
                 .collect();
             (all.into_iter().collect::<Vec<_>>(), seen_by)
         };
-        // Holding every slot, no sync of these documents is half done.
-        let slots: Vec<_> = all.iter().map(|id| self.slot(*id)).collect();
-        let mut held = Vec::with_capacity(slots.len());
-        for slot in &slots {
-            held.push(slot.lock().await);
-        }
         let erased = removal == Removal::Erase;
         let tombstones: BTreeMap<DocumentId, Tombstone> = all
             .iter()
@@ -104,16 +98,44 @@ impl Relay {
                 })
                 .collect()
         };
+        self.take_removal(ws, tombstones, events, true).await
+    }
+
+    /// Removes the documents `tombstones` name from workspace `ws` here,
+    /// with `events`: after passing them to the cluster's other relays if
+    /// `replicate`, not when another relay decided the removal.
+    pub(crate) async fn take_removal(
+        &self,
+        ws: &str,
+        tombstones: BTreeMap<DocumentId, Tombstone>,
+        events: Vec<AuditEvent>,
+        replicate: bool,
+    ) -> Result<Vec<DocumentId>, WorkspaceError> {
+        let all: Vec<DocumentId> = tombstones.keys().copied().collect();
+        let erased = tombstones.values().any(|t| t.erased);
+        // Holding every slot, no sync of these documents is half done.
+        let slots: Vec<_> = all.iter().map(|id| self.slot(*id)).collect();
+        let mut held = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            held.push(slot.lock().await);
+        }
         let removed = {
             let store = self.store.clone();
+            let remove = |workspaces: &mut crate::workspace::Workspaces| {
+                workspaces.remove_with(ws, tombstones, events, |tombstones, rows, events| {
+                    let rows_of: Vec<(DocumentId, Vec<u8>)> = tombstones
+                        .iter()
+                        .map(|(doc, t)| (*doc, serde_json::to_vec(t).unwrap_or_default()))
+                        .collect();
+                    store.remove_documents(&rows_of, erased, rows, events)
+                })
+            };
             let mut workspaces = lock(&self.workspaces);
-            workspaces.remove_with(ws, tombstones, events, |tombstones, rows, events| {
-                let rows_of: Vec<(DocumentId, Vec<u8>)> = tombstones
-                    .iter()
-                    .map(|(doc, t)| (*doc, serde_json::to_vec(t).unwrap_or_default()))
-                    .collect();
-                store.remove_documents(&rows_of, erased, rows, events)
-            })?
+            if replicate {
+                remove(&mut workspaces)?
+            } else {
+                workspaces.unreplicated(remove)?
+            }
         };
         for (id, slot) in all.iter().zip(&mut held) {
             if let Some(mut doc) = slot.doc.take() {

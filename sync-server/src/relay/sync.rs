@@ -328,7 +328,12 @@ impl Relay {
         // acknowledged or forwarded before it holds the changes.
         if let Some(cluster) = self.cluster.get()
             && let Err(e) = cluster
-                .publish(id, &prepared.to_store, prepared.whole.as_deref())
+                .publish(
+                    id,
+                    &prepared.to_store,
+                    prepared.whole.as_deref(),
+                    identity.key(),
+                )
                 .await
         {
             warn!(document = %id, error = %e, "the cluster did not take the changes; refusing them");
@@ -424,13 +429,23 @@ impl Relay {
 
     /// Stores changes another relay of the cluster accepted, and hands
     /// them to the document if it is in memory, which forwards them to its
-    /// peers. Changes the document holds already are passed over.
+    /// peers. Changes the document holds already are passed over. Their
+    /// author claims the document and binds their actors here as on the
+    /// relay that accepted them.
     pub(crate) async fn take_from_cluster(
         &self,
         id: DocumentId,
-        mut changes: Vec<StoredChange>,
-        whole: Option<Arc<[u8]>>,
+        taken: crate::cluster::Taken,
     ) -> Result<(), StoreError> {
+        let crate::cluster::Taken {
+            mut changes,
+            whole,
+            author,
+        } = taken;
+        // A document deleted or erased stays so.
+        if lock(&self.workspaces).is_removed(id) {
+            return Ok(());
+        }
         let slot = self.slot(id);
         let mut slot = slot.lock().await;
         let count = changes.len();
@@ -445,11 +460,32 @@ impl Relay {
         let empty = slot.doc.as_ref().is_none_or(|doc| doc.is_empty()) && !self.store.may_hold(id);
         let whole = whole.filter(|_| empty && changes.len() == count);
         let written = stored_bytes(&changes, whole.as_deref());
-        let write = Store::appending(id, changes.clone(), whole, Vec::new(), None, None);
+        let (bindings, claim) = match author {
+            Some(key) => {
+                let mut actors = lock(&self.actors);
+                for change in &changes {
+                    if actors.check(&change.actor, key).is_err() {
+                        warn!(document = %id, key = %key, "a change from the cluster by an actor bound to another key here");
+                    }
+                }
+                let bindings = actors.unstored(changes.iter().map(|c| c.actor.as_slice()));
+                let claim = lock(&self.workspaces).is_unclaimed(id).then_some(key);
+                (bindings, claim)
+            }
+            None => (Vec::new(), None),
+        };
+        let write = Store::appending(id, changes.clone(), whole, bindings.clone(), None, claim);
         self.writer.write(write).await?;
         self.store.note_changed([id]);
         self.note_written(id, written);
+        lock(&self.actors).mark_stored(&bindings);
+        if let Some(key) = claim {
+            lock(&self.workspaces).note_claim(id, key);
+        }
         if let Some(doc) = slot.doc.as_mut() {
+            if let Some(key) = claim {
+                self.drop_other_keys(doc, key);
+            }
             doc.add_local(&changes);
             self.flush(doc);
         }

@@ -18,7 +18,7 @@ use rapport_model::api::{
 };
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde::Deserialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::call::{ApiError, ApiResult, caller, event, require};
 use super::{AuditEvent, DocInfo, Level, Role, Workspace, WorkspaceError, member_name};
@@ -40,48 +40,59 @@ pub(crate) async fn create_workspace(
         )
         .into());
     }
-    let mut workspaces = lock(&s.relay.workspaces);
-    if !workspaces.may_create(&key) {
-        return Err(WorkspaceError::MayNotCreate.into());
+    let (id, rules, changes, relay_key) = {
+        let mut workspaces = lock(&s.relay.workspaces);
+        if !workspaces.may_create(&key) {
+            return Err(WorkspaceError::MayNotCreate.into());
+        }
+        let id = format!(
+            "ws-{}",
+            bs58::encode(rand::random::<[u8; 12]>()).into_string()
+        );
+        let at = now().0;
+        let mut workspace = Workspace::new(
+            id.clone(),
+            name.to_owned(),
+            key,
+            member_name(body.member_name.as_deref()),
+            at,
+        );
+        // The workspace's automations document is the relay's from the start,
+        // listed in the same transaction (see `automations::rules_document`).
+        let keys = s.relay.relay_keys().map_err(WorkspaceError::from)?;
+        let relay_key = keys.public_key();
+        let (rules, changes) = new_rules_document(&keys, &id, now())
+            .map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+        workspace.documents.insert(
+            rules,
+            DocInfo {
+                thread_of: None,
+                added_by: relay_key,
+                added_at: at,
+            },
+        );
+        let mut created = event("workspace-created", key);
+        created.detail = name.to_owned();
+        let bindings = [(keys.actor.clone(), relay_key)];
+        workspaces.commit_with(workspace, vec![created], |rows, events| {
+            s.relay.store().save_automation(&AutomationWrite {
+                changes: vec![(rules, changes.clone())],
+                bindings: &bindings,
+                workspace: Some(rows),
+                events,
+                ..AutomationWrite::default()
+            })
+        })?;
+        (id, rules, changes, relay_key)
+    };
+    // The other relays of a cluster hold the rules document too.
+    if let Some(cluster) = s.relay.cluster.get()
+        && let Err(e) = cluster
+            .publish(rules, &changes, None, Some(relay_key))
+            .await
+    {
+        warn!(workspace = %id, error = %e, "the cluster did not take the new workspace's rules document");
     }
-    let id = format!(
-        "ws-{}",
-        bs58::encode(rand::random::<[u8; 12]>()).into_string()
-    );
-    let at = now().0;
-    let mut workspace = Workspace::new(
-        id.clone(),
-        name.to_owned(),
-        key,
-        member_name(body.member_name.as_deref()),
-        at,
-    );
-    // The workspace's automations document is the relay's from the start,
-    // listed in the same transaction (see `automations::rules_document`).
-    let keys = s.relay.relay_keys().map_err(WorkspaceError::from)?;
-    let relay_key = keys.public_key();
-    let (rules, changes) = new_rules_document(&keys, &id, now())
-        .map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
-    workspace.documents.insert(
-        rules,
-        DocInfo {
-            thread_of: None,
-            added_by: relay_key,
-            added_at: at,
-        },
-    );
-    let mut created = event("workspace-created", key);
-    created.detail = name.to_owned();
-    let bindings = [(keys.actor.clone(), relay_key)];
-    workspaces.commit_with(workspace, vec![created], |rows, events| {
-        s.relay.store().save_automation(&AutomationWrite {
-            changes: vec![(rules, changes.clone())],
-            bindings: &bindings,
-            workspace: Some(rows),
-            events,
-            ..AutomationWrite::default()
-        })
-    })?;
     info!(workspace = %id, owner = %key, "workspace created");
     Ok(Json(WorkspaceSummary {
         id,

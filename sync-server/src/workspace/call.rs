@@ -35,7 +35,9 @@ impl From<WorkspaceError> for ApiError {
             | WorkspaceError::MayNotCreate => StatusCode::FORBIDDEN,
             WorkspaceError::DocumentElsewhere(_)
             | WorkspaceError::OwnerStays
-            | WorkspaceError::OwnerRole => StatusCode::CONFLICT,
+            | WorkspaceError::OwnerRole
+            | WorkspaceError::Conflict => StatusCode::CONFLICT,
+            WorkspaceError::ControlUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WorkspaceError::InviteExpired
             | WorkspaceError::Removed(_)
             | WorkspaceError::InviteUsedUp { .. }

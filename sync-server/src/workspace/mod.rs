@@ -8,6 +8,8 @@ mod call;
 pub(crate) use call::AUDITED_REFUSALS_PER_MINUTE;
 pub(crate) mod invites;
 pub(crate) mod removal;
+mod replicated;
+pub(crate) use replicated::{Outbound, Replicate};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -70,6 +72,12 @@ pub enum WorkspaceError {
     OverQuota { limit: u64 },
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "the workspace was changed through another relay of the cluster at the same moment; try again"
+    )]
+    Conflict,
+    #[error("the relays' shared workspaces cannot be reached right now ({0}); try again shortly")]
+    ControlUnavailable(String),
     #[error(transparent)]
     Storage(#[from] StoreError),
 }
@@ -91,6 +99,8 @@ pub(crate) struct Workspaces {
     /// Documents deleted or erased: nobody may read, write or list them
     /// again.
     tombstones: HashMap<DocumentId, Tombstone>,
+    /// In a cluster, where every change goes before it is stored here.
+    replica: Option<std::sync::Arc<dyn Replicate>>,
 }
 
 /// What stays of a document deleted or erased (the `tombstones` table).
@@ -292,7 +302,14 @@ impl Workspaces {
             json: shares_changed.then(|| to_json(&workspace)).transpose()?,
             documents: documents.iter().map(|doc| (*doc, None)).collect(),
         };
-        write(&tombstones, &rows, &encode(&events))?;
+        let events = encode(&events);
+        self.replicate(Outbound {
+            rows: &rows,
+            events: &events,
+            new: &[],
+            tombstones: &tombstones,
+        })?;
+        write(&tombstones, &rows, &events)?;
         self.by_id.insert(id.to_owned(), workspace);
         for (doc, tombstone) in &tombstones {
             self.document_home.remove(doc);
@@ -403,9 +420,14 @@ impl Workspaces {
         let listed_before = before.map_or(0, BTreeMap::len);
         self.check_room(workspace.documents.len(), listed_before)?;
         let mut documents = Vec::new();
+        let mut new = Vec::new();
         for (doc, info) in &workspace.documents {
-            if before.and_then(|b| b.get(doc)) != Some(info) {
+            let was = before.and_then(|b| b.get(doc));
+            if was != Some(info) {
                 documents.push((*doc, Some(to_json(info)?)));
+            }
+            if was.is_none() {
+                new.push(*doc);
             }
         }
         for doc in before.into_iter().flat_map(|b| b.keys()) {
@@ -418,7 +440,14 @@ impl Workspaces {
             json: Some(to_json(&workspace)?),
             documents,
         };
-        write(&rows, &encode(&events))?;
+        let events = encode(&events);
+        self.replicate(Outbound {
+            rows: &rows,
+            events: &events,
+            new: &new,
+            tombstones: &BTreeMap::new(),
+        })?;
+        write(&rows, &events)?;
         // Only the listings that changed can be new.
         for (doc, row) in &rows.documents {
             if row.is_some() {
@@ -451,7 +480,14 @@ impl Workspaces {
             json: None,
             documents: vec![(document, Some(to_json(&info)?))],
         };
-        write(&rows, &encode(&events))?;
+        let events = encode(&events);
+        self.replicate(Outbound {
+            rows: &rows,
+            events: &events,
+            new: &[document],
+            tombstones: &BTreeMap::new(),
+        })?;
+        write(&rows, &events)?;
         if let Some(workspace) = self.by_id.get_mut(id) {
             workspace.documents.insert(document, info);
         }

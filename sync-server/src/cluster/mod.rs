@@ -1,7 +1,5 @@
 //! Several relays as one, on NATS JetStream (`--cluster`): the changes
-//! (docs/cluster.md, section 2). Workspaces, members and the rest of the
-//! control plane are not shared yet; a cluster serves documents, in open
-//! mode or to keys each relay knows.
+//! (docs/cluster.md, section 2), and in [`control`] the workspaces.
 //!
 //! A change a relay accepts is published to stream `RAPPORT_CHANGES` on
 //! subject `rapport.doc.<document id>`, and acknowledged to its author only
@@ -19,10 +17,12 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt as _;
-use rapport_protocol::ids::DocumentId;
+use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
+
+pub(crate) mod control;
 
 use crate::metrics::write_metric;
 use crate::storage::codec;
@@ -40,6 +40,11 @@ const JOIN_PATIENCE: Duration = Duration::from_secs(30);
 
 /// The header naming the relay that accepted a message.
 const NODE: &str = "Rapport-Node";
+
+/// The header naming the key that wrote a message's changes, which claims
+/// a document no workspace lists and binds the changes' actors on every
+/// relay as on the one that accepted them.
+const AUTHOR: &str = "Rapport-Author";
 
 /// What may go wrong with the cluster.
 #[derive(Debug, thiserror::Error)]
@@ -71,43 +76,20 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// Connects to NATS at `urls` and makes sure the stream exists.
     pub(crate) async fn join(urls: &[String], node: &str) -> Result<Self, ClusterError> {
-        let joined = urls.join(",");
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("rapport-server {node}"))
-            .retry_on_initial_connect()
-            .connect(joined.as_str());
-        let client = tokio::time::timeout(Duration::from_secs(10), client)
-            .await
-            .map_err(|_| ClusterError::Connect {
-                urls: joined.clone(),
-                reason: "no answer within 10 s".into(),
-            })?
-            .map_err(|e| ClusterError::Connect {
-                urls: joined.clone(),
-                reason: e.to_string(),
-            })?;
+        let client = connect(urls, node).await?;
         let js = jetstream::new(client.clone());
-        // A NATS server that has just started takes connections before
-        // JetStream answers: ask again for a while before giving up.
-        let deadline = tokio::time::Instant::now() + JOIN_PATIENCE;
-        let stream = loop {
-            let asked = js
-                .get_or_create_stream(stream::Config {
-                    name: STREAM.to_owned(),
-                    subjects: vec!["rapport.doc.*".to_owned()],
-                    storage: stream::StorageType::File,
-                    ..Default::default()
-                })
-                .await;
-            match asked {
-                Ok(stream) => break stream,
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    debug!(error = %e, "JetStream not ready yet; asking again");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => return Err(ClusterError::JetStream(e.to_string())),
-            }
-        };
+        let stream = patiently(|| async {
+            js.get_or_create_stream(stream::Config {
+                name: STREAM.to_owned(),
+                subjects: vec!["rapport.doc.*".to_owned()],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| ClusterError::JetStream(e.to_string()))
+        })
+        .await?;
+        let joined = urls.join(",");
         info!(urls = %joined, node, "joined the cluster");
         Ok(Self {
             client,
@@ -134,12 +116,13 @@ impl Cluster {
         document: DocumentId,
         changes: &[StoredChange],
         whole: Option<&[u8]>,
+        author: Option<PublicKey>,
     ) -> Result<(), ClusterError> {
         let max = self.max_body();
         if let Some(saved) = whole.filter(|saved| saved.len() < max) {
             let mut body = vec![WHOLE];
             body.extend_from_slice(saved);
-            return self.publish_body(document, changes, body).await;
+            return self.publish_body(document, changes, body, author).await;
         }
         let mut start = 0;
         while start < changes.len() {
@@ -154,7 +137,8 @@ impl Cluster {
                 end += 1;
             }
             let part = &changes[start..end];
-            self.publish_body(document, part, encode(part)).await?;
+            self.publish_body(document, part, encode(part), author)
+                .await?;
             start = end;
         }
         Ok(())
@@ -171,9 +155,13 @@ impl Cluster {
         document: DocumentId,
         changes: &[StoredChange],
         body: Vec<u8>,
+        author: Option<PublicKey>,
     ) -> Result<(), ClusterError> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(NODE, self.node.as_str());
+        if let Some(author) = author {
+            headers.insert(AUTHOR, author.to_string().as_str());
+        }
         headers.insert("Nats-Msg-Id", message_id(document, changes).as_str());
         let ack = self
             .js
@@ -221,6 +209,48 @@ impl Cluster {
             u64::from(self.connected()),
         );
         out
+    }
+}
+
+/// A connection to NATS at `urls`, named after `node`.
+pub(crate) async fn connect(
+    urls: &[String],
+    node: &str,
+) -> Result<async_nats::Client, ClusterError> {
+    let joined = urls.join(",");
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("rapport-server {node}"))
+        .retry_on_initial_connect()
+        .connect(joined.as_str());
+    tokio::time::timeout(Duration::from_secs(10), client)
+        .await
+        .map_err(|_| ClusterError::Connect {
+            urls: joined.clone(),
+            reason: "no answer within 10 s".into(),
+        })?
+        .map_err(|e| ClusterError::Connect {
+            urls: joined.clone(),
+            reason: e.to_string(),
+        })
+}
+
+/// Asks `ask` again for a while when it fails: a NATS server that has
+/// just started takes connections before JetStream answers.
+pub(crate) async fn patiently<T, F, Fut>(mut ask: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let deadline = tokio::time::Instant::now() + JOIN_PATIENCE;
+    loop {
+        match ask().await {
+            Ok(done) => return Ok(done),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                debug!(error = %e, "JetStream not ready yet; asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -286,13 +316,16 @@ where
             return Ok(());
         };
         let message = message.map_err(|e| ClusterError::JetStream(e.to_string()))?;
-        let from = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(NODE))
-            .map(|v| v.as_str().to_owned());
-        if from.as_deref() != Some(cluster.node.as_str()) {
-            apply(&message.subject, &message.payload, take).await;
+        let header = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_owned())
+        };
+        if header(NODE).as_deref() != Some(cluster.node.as_str()) {
+            let author = header(AUTHOR).and_then(|key| key.parse().ok());
+            apply(&message.subject, &message.payload, author, take).await;
             cluster.taken.fetch_add(1, Ordering::Relaxed);
         }
         if let Ok(info) = message.info() {
@@ -307,7 +340,7 @@ where
 
 /// Hands on one message another relay published. A message that does not
 /// parse is logged and passed over: it came from no relay of ours.
-async fn apply<F, Fut>(subject: &str, payload: &[u8], take: &mut F)
+async fn apply<F, Fut>(subject: &str, payload: &[u8], author: Option<PublicKey>, take: &mut F)
 where
     F: FnMut(DocumentId, Taken) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
@@ -319,10 +352,11 @@ where
         warn!(subject, "a cluster message on an unknown subject");
         return;
     };
-    let Some(taken) = decode(payload) else {
+    let Some(mut taken) = decode(payload) else {
         warn!(document = %document, "a cluster message that does not parse");
         return;
     };
+    taken.author = author;
     if let Err(e) = take(document, taken).await {
         warn!(document = %document, error = %e, "cannot store changes from the cluster");
     } else {
@@ -393,10 +427,12 @@ fn decode(body: &[u8]) -> Option<Taken> {
         CHANGES => Some(Taken {
             changes: decode_changes(rest)?,
             whole: None,
+            author: None,
         }),
         WHOLE => Some(Taken {
             changes: rapport_protocol::relay::split_changes([rest].into_iter()).ok()?,
             whole: Some(Arc::from(rest)),
+            author: None,
         }),
         _ => None,
     }
@@ -408,6 +444,8 @@ pub(crate) struct Taken {
     pub(crate) changes: Vec<StoredChange>,
     /// The saved document they came in, if they came whole.
     pub(crate) whole: Option<Arc<[u8]>>,
+    /// The key that wrote them, if a key did.
+    pub(crate) author: Option<PublicKey>,
 }
 
 fn decode_changes(mut rest: &[u8]) -> Option<Vec<StoredChange>> {
@@ -448,7 +486,8 @@ mod tests {
             decode(&body),
             Some(Taken {
                 changes,
-                whole: None
+                whole: None,
+                author: None,
             })
         );
         assert_eq!(decode(&body[..body.len() - 1]), None);

@@ -1,0 +1,528 @@
+//! The control plane of a cluster (docs/cluster.md, section 4): the
+//! cluster's id, and the workspaces every relay shares, in JetStream
+//! key-value buckets.
+//!
+//! Bucket `rapport_control` holds, per workspace, its own row (`w.<id>`:
+//! members, roles, shares, invites), per document its listing (`d.<id>`)
+//! and, once deleted or erased, its tombstone (`t.<id>`). Every value
+//! carries the audit events of the change that wrote it. A relay decides a
+//! change on its copy, under its workspaces lock, and writes the row with
+//! the revision its copy was read at: when another relay wrote it first,
+//! JetStream refuses the write and the caller is told to try again. A
+//! listing is written with `create`, so two relays listing one document
+//! at once cannot both succeed. Every relay watches the bucket and takes
+//! what the others wrote into its copy.
+//!
+//! The bucket's writes run on a thread of their own, with its own runtime
+//! and NATS connection: a relay decides a change holding its workspaces
+//! lock, which the relay's own runtime must never wait on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use rapport_protocol::ids::DocumentId;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{ClusterError, connect, patiently};
+use crate::workspace::{Outbound, Replicate, Tombstone, WorkspaceError};
+
+/// The bucket of the cluster's own facts: its id.
+const CLUSTER: &str = "rapport_cluster";
+/// The bucket of the workspaces.
+const CONTROL: &str = "rapport_control";
+
+/// How long one write to the bucket may take before the change is refused.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The cluster's id, which every relay in it answers to as the audience
+/// of its tokens: the id of the first relay that asked, so that a relay
+/// that becomes a cluster keeps its clients' tokens. Asked before the
+/// relay opens, on a thread of its own.
+pub(crate) fn agree_on_id(urls: &[String], node: &str) -> Result<String, ClusterError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+                runtime.block_on(async {
+                    let client = connect(urls, node).await?;
+                    let js = jetstream::new(client);
+                    let bucket = patiently(|| open_bucket(&js, CLUSTER)).await?;
+                    match bucket.create("id", Bytes::from(node.to_owned())).await {
+                        Ok(_) => Ok(node.to_owned()),
+                        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                            let id = bucket
+                                .get("id")
+                                .await
+                                .map_err(|e| ClusterError::JetStream(e.to_string()))?
+                                .ok_or_else(|| {
+                                    ClusterError::JetStream("the cluster's id vanished".into())
+                                })?;
+                            String::from_utf8(id.to_vec()).map_err(|_| {
+                                ClusterError::JetStream("the cluster's id is not text".into())
+                            })
+                        }
+                        Err(e) => Err(ClusterError::JetStream(e.to_string())),
+                    }
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(ClusterError::JetStream("the id thread panicked".into())))
+    })
+}
+
+/// Opens a bucket, making it if no relay has yet. The bucket's stream is
+/// made here as the key-value convention has it, not with async-nats's
+/// `create_key_value`, whose account query does not parse what a 2.9
+/// server answers.
+async fn open_bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store, ClusterError> {
+    js.get_or_create_stream(jetstream::stream::Config {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    js.get_key_value(name)
+        .await
+        .map_err(|e| ClusterError::JetStream(e.to_string()))
+}
+
+/// One write to the bucket.
+#[derive(Debug)]
+enum Op {
+    /// Only if the key holds nothing (or was deleted).
+    Create {
+        key: String,
+        value: Bytes,
+    },
+    /// Only if the key is still at `revision`.
+    Update {
+        key: String,
+        value: Bytes,
+        revision: u64,
+    },
+    Put {
+        key: String,
+        value: Bytes,
+    },
+    Delete {
+        key: String,
+    },
+}
+
+impl Op {
+    fn key(&self) -> &str {
+        match self {
+            Op::Create { key, .. }
+            | Op::Update { key, .. }
+            | Op::Put { key, .. }
+            | Op::Delete { key } => key,
+        }
+    }
+}
+
+/// Why a write was not taken.
+#[derive(Debug)]
+enum Refused {
+    /// Another relay wrote the key first.
+    Conflict,
+    Unavailable(String),
+}
+
+struct Request {
+    ops: Vec<Op>,
+    /// The revision each key was written at, or why not.
+    reply: std::sync::mpsc::SyncSender<Result<Vec<(String, u64)>, Refused>>,
+}
+
+/// A key another relay (or this one, before it restarted) wrote.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) revision: u64,
+    /// The value, or `None` once the key was deleted.
+    pub(crate) value: Option<Value>,
+}
+
+/// What every value of the bucket holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Value {
+    /// The workspace the key belongs to.
+    pub(crate) workspace: String,
+    /// The row as this relay stores it: the workspace without its
+    /// documents, a listing, or a tombstone.
+    pub(crate) row: serde_json::Value,
+    /// The audit events of the change that wrote it.
+    #[serde(default)]
+    pub(crate) audit: Vec<serde_json::Value>,
+}
+
+/// What the watcher hands the relay.
+#[derive(Debug)]
+pub(crate) enum Watched {
+    Entry(Entry),
+    /// Every key written before the watch began has been handed over.
+    CaughtUp,
+}
+
+/// A relay's link to the shared workspaces.
+#[derive(Debug)]
+pub(crate) struct Control {
+    /// The bucket thread's connection, to tell whether NATS is reachable.
+    client: async_nats::Client,
+    requests: mpsc::UnboundedSender<Request>,
+    /// The revision of each key this relay's copy holds.
+    revisions: Mutex<HashMap<String, u64>>,
+}
+
+impl Control {
+    /// Starts the bucket's thread: it connects to NATS at `urls`, then
+    /// watches the bucket and hands every key's value to the returned
+    /// receiver, from the first (each key's last value) on.
+    pub(crate) fn start(
+        urls: Vec<String>,
+        node: String,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Watched>), ClusterError> {
+        let (requests, mut asked) = mpsc::unbounded_channel::<Request>();
+        let (watched_tx, watched) = mpsc::unbounded_channel();
+        let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("rapport-control".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(ClusterError::JetStream(e.to_string())));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let opened = async {
+                        let client = connect(&urls, &node).await?;
+                        let js = jetstream::new(client.clone());
+                        let bucket = patiently(|| open_bucket(&js, CONTROL)).await?;
+                        Ok::<_, ClusterError>((client, bucket))
+                    };
+                    let bucket = match opened.await {
+                        Ok((client, bucket)) => {
+                            let _ = ready_tx.send(Ok(client));
+                            bucket
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    tokio::spawn(watch(bucket.clone(), watched_tx));
+                    while let Some(request) = asked.recv().await {
+                        let done = write(&bucket, request.ops).await;
+                        let _ = request.reply.send(done);
+                    }
+                });
+            })
+            .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        let client = ready
+            .recv()
+            .map_err(|_| ClusterError::JetStream("the control thread stopped".into()))??;
+        Ok((
+            Arc::new(Self {
+                client,
+                requests,
+                revisions: Mutex::new(HashMap::new()),
+            }),
+            watched,
+        ))
+    }
+
+    /// Whether `entry` is newer than what this relay's copy holds; if so,
+    /// the copy is taken to hold it. Called holding the workspaces lock,
+    /// as every write is.
+    pub(crate) fn is_news(&self, entry: &Entry) -> bool {
+        let mut revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
+        let known = revisions.entry(entry.key.clone()).or_insert(0);
+        let news = entry.revision > *known;
+        *known = (*known).max(entry.revision);
+        news
+    }
+
+    /// Runs `ops` on the bucket's thread, waiting for its answer.
+    fn run(&self, ops: Vec<Op>) -> Result<(), WorkspaceError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        // Refused at once rather than after a timeout, which the caller
+        // would wait out holding the workspaces lock.
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(WorkspaceError::ControlUnavailable(
+                "NATS is not reachable".into(),
+            ));
+        }
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let timeout = WRITE_TIMEOUT * (ops.len() as u32 + 1);
+        self.requests
+            .send(Request { ops, reply })
+            .map_err(|_| WorkspaceError::ControlUnavailable("its thread stopped".into()))?;
+        let written = answer
+            .recv_timeout(timeout)
+            .map_err(|_| WorkspaceError::ControlUnavailable("no answer from NATS".into()))?;
+        match written {
+            Ok(revisions) => {
+                let mut known = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
+                for (key, revision) in revisions {
+                    let at = known.entry(key).or_insert(0);
+                    *at = (*at).max(revision);
+                }
+                Ok(())
+            }
+            Err(Refused::Conflict) => Err(WorkspaceError::Conflict),
+            Err(Refused::Unavailable(why)) => Err(WorkspaceError::ControlUnavailable(why)),
+        }
+    }
+
+    fn revision(&self, key: &str) -> Option<u64> {
+        let revisions = self.revisions.lock().unwrap_or_else(|e| e.into_inner());
+        revisions.get(key).copied().filter(|r| *r > 0)
+    }
+}
+
+impl Replicate for Control {
+    fn replicate(&self, change: Outbound<'_>) -> Result<(), WorkspaceError> {
+        let rows = change.rows;
+        let mut audit: Vec<serde_json::Value> = change
+            .events
+            .iter()
+            .filter_map(|event| serde_json::from_slice(event).ok())
+            .collect();
+        let mut value = |row: serde_json::Value| -> Result<Bytes, WorkspaceError> {
+            let value = Value {
+                workspace: rows.id.clone(),
+                row,
+                // The events go with the first key written, once.
+                audit: std::mem::take(&mut audit),
+            };
+            serde_json::to_vec(&value)
+                .map(Bytes::from)
+                .map_err(|e| WorkspaceError::Invalid(e.to_string()))
+        };
+        let json = |bytes: &[u8]| -> Result<serde_json::Value, WorkspaceError> {
+            serde_json::from_slice(bytes).map_err(|e| WorkspaceError::Invalid(e.to_string()))
+        };
+        let mut ops = Vec::new();
+        // The decision first: the workspace's row at the revision it was
+        // read at, or the new listings; what follows from it after.
+        if let Some(row) = &rows.json {
+            let key = workspace_key(&rows.id);
+            let value = value(json(row)?)?;
+            ops.push(match self.revision(&key) {
+                Some(revision) => Op::Update {
+                    key,
+                    value,
+                    revision,
+                },
+                None => Op::Create { key, value },
+            });
+        }
+        for (doc, row) in &rows.documents {
+            let key = listing_key(*doc);
+            ops.push(match row {
+                Some(row) if change.new.contains(doc) => Op::Create {
+                    key,
+                    value: value(json(row)?)?,
+                },
+                Some(row) => Op::Put {
+                    key,
+                    value: value(json(row)?)?,
+                },
+                None => Op::Delete { key },
+            });
+        }
+        for (doc, tombstone) in change.tombstones {
+            let row = serde_json::to_value(tombstone)
+                .map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+            ops.insert(
+                0,
+                Op::Put {
+                    key: tombstone_key(*doc),
+                    value: value(row)?,
+                },
+            );
+        }
+        self.run(ops)
+    }
+}
+
+/// Runs `ops` in order, stopping at the first refused.
+async fn write(bucket: &kv::Store, ops: Vec<Op>) -> Result<Vec<(String, u64)>, Refused> {
+    let mut revisions = Vec::with_capacity(ops.len());
+    for op in ops {
+        let key = op.key().to_owned();
+        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
+            match op {
+                Op::Create { key, value } => bucket.create(&key, value).await.map_err(|e| match e
+                    .kind()
+                {
+                    kv::CreateErrorKind::AlreadyExists => Refused::Conflict,
+                    _ => Refused::Unavailable(e.to_string()),
+                }),
+                Op::Update {
+                    key,
+                    value,
+                    revision,
+                } => bucket
+                    .update(&key, value, revision)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        kv::UpdateErrorKind::WrongLastRevision => Refused::Conflict,
+                        _ => Refused::Unavailable(e.to_string()),
+                    }),
+                Op::Put { key, value } => bucket
+                    .put(&key, value)
+                    .await
+                    .map_err(|e| Refused::Unavailable(e.to_string())),
+                Op::Delete { key } => bucket
+                    .delete(&key)
+                    .await
+                    .map(|()| 0)
+                    .map_err(|e| Refused::Unavailable(e.to_string())),
+            }
+        })
+        .await
+        .map_err(|_| Refused::Unavailable("NATS did not answer in time".into()))??;
+        revisions.push((key, written));
+    }
+    Ok(revisions)
+}
+
+/// Hands every key of the bucket to `to`, then every write after, until
+/// the relay stops listening; after a lost connection it starts over, from
+/// each key's last value.
+async fn watch(bucket: kv::Store, to: mpsc::UnboundedSender<Watched>) {
+    loop {
+        match watch_once(&bucket, &to).await {
+            Ok(()) => return,
+            Err(e) => warn!(error = %e, "watching the shared workspaces failed; again in a second"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn watch_once(
+    bucket: &kv::Store,
+    to: &mpsc::UnboundedSender<Watched>,
+) -> Result<(), ClusterError> {
+    let held = bucket
+        .status()
+        .await
+        .map_err(|e| ClusterError::JetStream(e.to_string()))?
+        .values();
+    let mut entries = bucket
+        .watch_with_history(">")
+        .await
+        .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    let mut caught_up = held == 0;
+    if caught_up && to.send(Watched::CaughtUp).is_err() {
+        return Ok(());
+    }
+    while let Some(entry) = entries.next().await {
+        let entry = entry.map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        let value = match entry.operation {
+            kv::Operation::Put => match serde_json::from_slice(&entry.value) {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    warn!(key = %entry.key, error = %e, "a shared workspace value that does not parse");
+                    continue;
+                }
+            },
+            kv::Operation::Delete | kv::Operation::Purge => None,
+        };
+        let last = entry.delta == 0;
+        let sent = to.send(Watched::Entry(Entry {
+            key: entry.key,
+            revision: entry.revision,
+            value,
+        }));
+        if sent.is_err() {
+            return Ok(());
+        }
+        if !caught_up && last {
+            caught_up = true;
+            if to.send(Watched::CaughtUp).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Err(ClusterError::JetStream("the watch ended".into()))
+}
+
+/// What a key names.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Key {
+    Workspace(String),
+    Listing(DocumentId),
+    Tombstone(DocumentId),
+}
+
+impl Key {
+    pub(crate) fn parse(key: &str) -> Option<Self> {
+        let (kind, rest) = key.split_once('.')?;
+        match kind {
+            "w" => Some(Key::Workspace(rest.to_owned())),
+            "d" => rest.parse().ok().map(Key::Listing),
+            "t" => rest.parse().ok().map(Key::Tombstone),
+            _ => None,
+        }
+    }
+}
+
+fn workspace_key(id: &str) -> String {
+    format!("w.{id}")
+}
+
+fn listing_key(document: DocumentId) -> String {
+    format!("d.{document}")
+}
+
+fn tombstone_key(document: DocumentId) -> String {
+    format!("t.{document}")
+}
+
+/// A tombstone as a value carries it.
+pub(crate) fn tombstone_of(value: &Value) -> Option<Tombstone> {
+    serde_json::from_value(value.row.clone()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_others_are_none() {
+        let doc = DocumentId::from_bytes([7; 16]);
+        assert_eq!(
+            Key::parse(&workspace_key("ws-abc")),
+            Some(Key::Workspace("ws-abc".into()))
+        );
+        assert_eq!(Key::parse(&listing_key(doc)), Some(Key::Listing(doc)));
+        assert_eq!(Key::parse(&tombstone_key(doc)), Some(Key::Tombstone(doc)));
+        assert_eq!(Key::parse("d.not-an-id"), None);
+        assert_eq!(Key::parse("x.y"), None);
+        assert_eq!(Key::parse("nodot"), None);
+    }
+}

@@ -1,0 +1,293 @@
+//! The workspaces three relays of one cluster share, with tokens, on a real
+//! nats-server (started here on 127.0.0.1 with a temporary store): a token
+//! is good on every relay; a document listed through one relay is shared
+//! on the others and closed to everybody else; a member removed through
+//! one relay is cut off on another within a second; a one-use invite
+//! redeemed through two relays at once lets exactly one person in; a
+//! document deleted through one relay is gone from all.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ROOT, ReadDoc};
+use ed25519_dalek::SigningKey;
+use rapport_client::RelayConfig;
+use rapport_client::api::{Level, RelayApi};
+use rapport_client::identity::Identity;
+use rapport_protocol::ids::DocumentId;
+use rapport_protocol::wire::Message;
+use rapport_server::Config;
+use rapport_tests::nats::Nats;
+use rapport_tests::peer::{TestPeer, key, public};
+use rapport_tests::relay::{TempDir, TestRelay, client_invite};
+
+async fn relay_in(dir: &TempDir, nats: &Nats) -> Result<TestRelay> {
+    let mut config = Config::new(dir.path());
+    config.cluster = vec![nats.url()];
+    TestRelay::start_config(config).await
+}
+
+/// The HTTP API of `relay` as `key`, on a blocking thread.
+fn as_on<T, F>(
+    relay: &TestRelay,
+    key: &SigningKey,
+    call: F,
+) -> impl std::future::Future<Output = Result<T>> + use<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(RelayApi) -> Result<T> + Send + 'static,
+{
+    let config = RelayConfig {
+        url: relay.url(),
+        audience: Some(relay.relay_id.clone()),
+    };
+    let key = key.clone();
+    async move {
+        tokio::task::spawn_blocking(move || call(RelayApi::new(&config, Identity::in_memory(key))?))
+            .await
+            .context("an API call panicked")?
+    }
+}
+
+fn note(doc: &Automerge) -> Option<String> {
+    doc.get(ROOT, "note")
+        .ok()?
+        .and_then(|(v, _)| v.into_string().ok())
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) -> Result<Duration> {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > Duration::from_secs(20) {
+            bail!("{what}: not within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(start.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_through_one_relay_is_cut_off_on_another() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let dirs = [
+        TempDir::new("shared-a"),
+        TempDir::new("shared-b"),
+        TempDir::new("shared-c"),
+    ];
+    let a = relay_in(&dirs[0], &nats).await?;
+    let b = relay_in(&dirs[1], &nats).await?;
+    ensure!(a.relay_id == b.relay_id, "the relays answer to one id");
+    let (owner, member, stranger) = (key(1), key(2), key(3));
+    let id = DocumentId::from_bytes([61; 16]);
+    let ws = a.share(&owner, &[&member], &[id]).await?;
+    // A relay that joins after the workspace was made knows it too.
+    let c = relay_in(&dirs[2], &nats).await?;
+    ensure!(
+        c.relay_id == a.relay_id,
+        "the late relay answers to the same id"
+    );
+
+    let writer = TestPeer::connect_as(&a.url(), &a.relay_id, &owner, "owner").await?;
+    let mut doc = Automerge::new();
+    doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+        tx.put(ROOT, "note", "from relay a")?;
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    writer.open(id, doc);
+    let reader = TestPeer::connect_as(&c.url(), &c.relay_id, &member, "member").await?;
+    reader.open(id, Automerge::new());
+    reader
+        .wait_until(|p| note(p.doc(id)).as_deref() == Some("from relay a"))
+        .await?;
+    // Somebody outside the workspace asks relay b for it and gets nothing.
+    let outsider = TestPeer::connect_as(&b.url(), &b.relay_id, &stranger, "stranger").await?;
+    outsider.open(id, Automerge::new());
+    outsider.wait_until(|p| p.unavailable.contains(&id)).await?;
+    ensure!(
+        outsider.with(|p| note(p.doc(id)).is_none()),
+        "a stranger on another relay read the document"
+    );
+    // Removed through relay a; the session on relay c ends.
+    let gone = public(&member);
+    as_on(&a, &owner, move |api| Ok(api.remove_member(&ws, &gone)?)).await?;
+    let took = until("the member's session on relay c closed", || {
+        reader.with(|p| p.closed.is_some())
+    })
+    .await?;
+    ensure!(
+        took < Duration::from_secs(1),
+        "the removed member's session on another relay lasted {took:?}"
+    );
+    // And a new one is refused the document.
+    let again = TestPeer::connect_as(&c.url(), &c.relay_id, &member, "again").await;
+    if let Ok(again) = again {
+        again.open(id, Automerge::new());
+        let refused = until("the removed member is refused", || {
+            again.with(|p| p.closed.is_some() || p.unavailable.contains(&id))
+        })
+        .await;
+        ensure!(refused.is_ok(), "a removed member read the document again");
+        ensure!(again.with(|p| note(p.doc(id)).is_none()));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_use_invite_redeemed_through_two_relays_at_once_lets_one_in() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let (da, db) = (TempDir::new("invite-a"), TempDir::new("invite-b"));
+    let a = relay_in(&da, &nats).await?;
+    let b = relay_in(&db, &nats).await?;
+    let owner = key(1);
+    let doc = DocumentId::from_bytes([62; 16]);
+    let ws = a.share(&owner, &[], &[doc]).await?;
+    for round in 0..8u8 {
+        let ws2 = ws.clone();
+        let link = as_on(&a, &owner, move |api| {
+            Ok(api.create_invite(&ws2, &client_invite(doc, Level::Comment))?)
+        })
+        .await?;
+        let (first, second) = (key(100 + 2 * round), key(101 + 2 * round));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let redeem = |relay: &TestRelay, who: &SigningKey| {
+            let (barrier, link) = (barrier.clone(), link.clone());
+            as_on(relay, who, move |api| {
+                barrier.wait();
+                Ok(api.redeem(&link).map_err(|e| e.status()))
+            })
+        };
+        let (one, two) = tokio::join!(redeem(&a, &first), redeem(&b, &second));
+        let (one, two) = (one?, two?);
+        let joined = usize::from(one.is_ok()) + usize::from(two.is_ok());
+        ensure!(
+            joined == 1,
+            "round {round}: {joined} people joined on a one-use invite ({one:?}, {two:?})"
+        );
+        let refused = one.err().or(two.err()).flatten();
+        ensure!(
+            matches!(refused, Some(409 | 410)),
+            "round {round}: the other was answered {refused:?}"
+        );
+        // Every relay agrees on who is in.
+        let ws3 = ws.clone();
+        for relay in [&a, &b] {
+            let ws4 = ws3.clone();
+            let members = as_on(relay, &owner, move |api| Ok(api.members(&ws4)?)).await?;
+            let inside = [&first, &second]
+                .iter()
+                .filter(|k| members.iter().any(|m| m.key == public(k)))
+                .count();
+            ensure!(inside <= 1, "round {round}: both are members");
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_deleted_through_one_relay_is_gone_from_the_others() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let (da, db) = (TempDir::new("deleted-a"), TempDir::new("deleted-b"));
+    let a = relay_in(&da, &nats).await?;
+    let b = relay_in(&db, &nats).await?;
+    let (owner, member) = (key(1), key(2));
+    let id = DocumentId::from_bytes([63; 16]);
+    let ws = a.share(&owner, &[&member], &[id]).await?;
+    let writer = TestPeer::connect_as(&a.url(), &a.relay_id, &owner, "owner").await?;
+    let mut doc = Automerge::new();
+    doc.transact::<_, _, automerge::AutomergeError>(|tx| {
+        tx.put(ROOT, "note", "to be deleted")?;
+        Ok(())
+    })
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    writer.open(id, doc);
+    let reader = TestPeer::connect_as(&b.url(), &b.relay_id, &member, "member").await?;
+    reader.open(id, Automerge::new());
+    reader
+        .wait_until(|p| note(p.doc(id)).as_deref() == Some("to be deleted"))
+        .await?;
+    as_on(&a, &owner, move |api| {
+        api.remove_documents(&ws, &[id], false)?;
+        Ok(())
+    })
+    .await?;
+    until("the member on relay b is told the document is gone", || {
+        reader.with(|p| {
+            p.received
+                .iter()
+                .any(|m| matches!(m, Message::Removed(d) if d.documents.contains(&id)))
+        })
+    })
+    .await?;
+    let later = TestPeer::connect_as(&b.url(), &b.relay_id, &member, "later").await?;
+    later.open(id, Automerge::new());
+    later.wait_until(|p| p.unavailable.contains(&id)).await?;
+    ensure!(later.with(|p| note(p.doc(id)).is_none()));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_nats_workspace_changes_are_refused_and_flow_again_after() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let mut nats = Nats::start(store.path())?;
+    let (da, db) = (TempDir::new("down-a"), TempDir::new("down-b"));
+    let a = relay_in(&da, &nats).await?;
+    let b = relay_in(&db, &nats).await?;
+    let (owner, member) = (key(1), key(2));
+    let doc = DocumentId::from_bytes([64; 16]);
+    let ws = a.share(&owner, &[&member], &[doc]).await?;
+
+    nats.stop();
+    until_status(&a, 503).await?;
+    let ws2 = ws.clone();
+    let refused = as_on(&a, &owner, move |api| {
+        Ok(api
+            .create_invite(&ws2, &client_invite(doc, Level::Read))
+            .map_err(|e| (e.status(), e.to_string())))
+    })
+    .await?;
+    match refused {
+        Err((Some(503), why)) => ensure!(why.contains("NATS"), "{why}"),
+        other => bail!("a workspace change without NATS was answered {other:?}"),
+    }
+    // What the relay holds is still served.
+    let ws3 = ws.clone();
+    let members = as_on(&a, &owner, move |api| Ok(api.members(&ws3)?)).await?;
+    ensure!(members.len() == 2, "{members:?}");
+
+    nats.restart()?;
+    until_status(&a, 200).await?;
+    until_status(&b, 200).await?;
+    let (ws4, gone) = (ws.clone(), public(&member));
+    as_on(&a, &owner, move |api| Ok(api.remove_member(&ws4, &gone)?)).await?;
+    let start = Instant::now();
+    loop {
+        let ws5 = ws.clone();
+        let members = as_on(&b, &owner, move |api| Ok(api.members(&ws5)?)).await?;
+        if members.iter().all(|m| m.key != public(&member)) {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "a removal after NATS came back did not reach the other relay"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+async fn until_status(relay: &TestRelay, want: u16) -> Result<()> {
+    let start = Instant::now();
+    while relay.get("/healthz").await?.0 != want {
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "/healthz never answered {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
