@@ -118,17 +118,18 @@ impl Server {
         let mailer = config.smtp.as_ref().map(notify::Mailer::new).transpose()?;
         let form_limits = config.forms.clone();
         // In a cluster the relays agree on one id, the audience of every
-        // token, so that a token is good on each of them.
-        let cluster_id = if config.cluster.is_empty() {
+        // token, so that a token is good on each of them, and on one key
+        // of their own.
+        let shared = if config.cluster.is_empty() {
             None
         } else {
             let node = {
                 let store = storage::Store::open_on(&config.data_dir, config.storage.clone())?;
                 relay::node_id(&store)?
             };
-            Some(cluster::control::agree_on_id(&config.cluster, &node)?)
+            Some(cluster::control::agree(&config.cluster, &node)?)
         };
-        let relay = Arc::new(relay::Relay::open(config, cluster_id)?);
+        let relay = Arc::new(relay::Relay::open(config, shared)?);
         automations::adopt_rules_documents(&relay)?;
         let forms = forms::Forms::load(relay.store(), form_limits)?;
         let control = control::bind(&relay);

@@ -4,7 +4,10 @@
 //! on the others and closed to everybody else; a member removed through
 //! one relay is cut off on another within a second; a one-use invite
 //! redeemed through two relays at once lets exactly one person in; a
-//! document deleted through one relay is gone from all.
+//! document erased through one relay is gone from all, and from NATS; a
+//! rule made through one relay fires once for a change made through
+//! another, and its result reaches the third; without NATS a workspace
+//! change is refused, and flows again once it is back.
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +16,11 @@ use automerge::transaction::Transactable;
 use automerge::{Automerge, ROOT, ReadDoc};
 use ed25519_dalek::SigningKey;
 use rapport_client::RelayConfig;
+use rapport_client::Repo;
 use rapport_client::api::{Level, RelayApi};
 use rapport_client::identity::Identity;
+use rapport_model::automation::Rule;
+use rapport_model::{Priority, Status, Task};
 use rapport_protocol::ids::DocumentId;
 use rapport_protocol::wire::Message;
 use rapport_server::Config;
@@ -188,10 +194,10 @@ async fn a_one_use_invite_redeemed_through_two_relays_at_once_lets_one_in() -> R
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_document_deleted_through_one_relay_is_gone_from_the_others() -> Result<()> {
+async fn a_document_erased_through_one_relay_is_gone_from_the_others_and_nats() -> Result<()> {
     let store = TempDir::new("nats-store");
     let nats = Nats::start(store.path())?;
-    let (da, db) = (TempDir::new("deleted-a"), TempDir::new("deleted-b"));
+    let (da, db) = (TempDir::new("erased-a"), TempDir::new("erased-b"));
     let a = relay_in(&da, &nats).await?;
     let b = relay_in(&db, &nats).await?;
     let (owner, member) = (key(1), key(2));
@@ -200,7 +206,7 @@ async fn a_document_deleted_through_one_relay_is_gone_from_the_others() -> Resul
     let writer = TestPeer::connect_as(&a.url(), &a.relay_id, &owner, "owner").await?;
     let mut doc = Automerge::new();
     doc.transact::<_, _, automerge::AutomergeError>(|tx| {
-        tx.put(ROOT, "note", "to be deleted")?;
+        tx.put(ROOT, "note", "to be erased")?;
         Ok(())
     })
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -208,10 +214,19 @@ async fn a_document_deleted_through_one_relay_is_gone_from_the_others() -> Resul
     let reader = TestPeer::connect_as(&b.url(), &b.relay_id, &member, "member").await?;
     reader.open(id, Automerge::new());
     reader
-        .wait_until(|p| note(p.doc(id)).as_deref() == Some("to be deleted"))
+        .wait_until(|p| note(p.doc(id)).as_deref() == Some("to be erased"))
         .await?;
+    let changes = nats_stream(&nats).await?;
+    let subject = format!("rapport.doc.{id}");
+    ensure!(
+        changes
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .is_ok(),
+        "the document's changes are in the stream before"
+    );
     as_on(&a, &owner, move |api| {
-        api.remove_documents(&ws, &[id], false)?;
+        api.remove_documents(&ws, &[id], true)?;
         Ok(())
     })
     .await?;
@@ -227,6 +242,97 @@ async fn a_document_deleted_through_one_relay_is_gone_from_the_others() -> Resul
     later.open(id, Automerge::new());
     later.wait_until(|p| p.unavailable.contains(&id)).await?;
     ensure!(later.with(|p| note(p.doc(id)).is_none()));
+    ensure!(
+        changes
+            .get_last_raw_message_by_subject(&subject)
+            .await
+            .is_err(),
+        "an erased document's changes stayed in the stream"
+    );
+    Ok(())
+}
+
+/// The cluster's stream of changes, read straight from NATS.
+async fn nats_stream(nats: &Nats) -> Result<async_nats::jetstream::stream::Stream> {
+    let client = async_nats::connect(nats.url()).await?;
+    Ok(async_nats::jetstream::new(client)
+        .get_stream("RAPPORT_CHANGES")
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_fires_once_for_a_change_through_another_relay() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let dirs = [
+        TempDir::new("rule-a"),
+        TempDir::new("rule-b"),
+        TempDir::new("rule-c"),
+        TempDir::new("rule-home"),
+    ];
+    let a = relay_in(&dirs[0], &nats).await?;
+    let b = relay_in(&dirs[1], &nats).await?;
+    let c = relay_in(&dirs[2], &nats).await?;
+    let owner = Repo::init(dirs[3].path())?;
+    let api = RelayApi::new(&a.client_config(), owner.identity().clone())?;
+    let ws = tokio::task::block_in_place(|| api.create_workspace("Acme"))?;
+    let rule = owner.add_automation(
+        &ws,
+        &Rule::parse("when task.status changes to blocked then set priority=urgent")?,
+    )?;
+    let task = owner.create(|tx| Task::new("Ship it").write(tx))?.0;
+    let listed = [(Repo::automations_id(&ws), None), (task, None)];
+    tokio::task::block_in_place(|| api.add_documents(&ws, &listed))?;
+    sync(&owner, &a).await?;
+    // Relay b has taken everything relay a published, the rule with it.
+    let published = a.metric("rapport_cluster_published_total").await?;
+    until_metric(&b, "rapport_cluster_taken_total", published).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    owner.change(task, |tx| Task::update(tx, |t| t.status = Status::Blocked))?;
+    sync(&owner, &b).await?;
+    let start = Instant::now();
+    loop {
+        sync(&owner, &c).await?;
+        if owner.read(task, Task::read)??.priority == Priority::Urgent {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the rule's result did not reach relay c"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for relay in [&a, &b, &c] {
+        sync(&owner, relay).await?;
+    }
+    let rules = owner.automations(&ws)?;
+    let runs = rules
+        .iter()
+        .find(|r| r.id == rule)
+        .context("the rule")?
+        .status
+        .runs;
+    ensure!(runs == 1, "the rule ran {runs} times");
+    Ok(())
+}
+
+async fn sync(repo: &Repo, relay: &TestRelay) -> Result<()> {
+    repo.sync_once(&relay.client_config(), Duration::from_secs(20), |_| {})
+        .await?;
+    Ok(())
+}
+
+async fn until_metric(relay: &TestRelay, name: &str, at_least: u64) -> Result<()> {
+    let start = Instant::now();
+    while relay.metric(name).await? < at_least {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "{name} stayed below {at_least}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }
 

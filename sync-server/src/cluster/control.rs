@@ -39,11 +39,21 @@ const CONTROL: &str = "rapport_control";
 /// How long one write to the bucket may take before the change is refused.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The cluster's id, which every relay in it answers to as the audience
-/// of its tokens: the id of the first relay that asked, so that a relay
-/// that becomes a cluster keeps its clients' tokens. Asked before the
-/// relay opens, on a thread of its own.
-pub(crate) fn agree_on_id(urls: &[String], node: &str) -> Result<String, ClusterError> {
+/// What every relay of a cluster shares from the start.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    /// The audience of every token: the id of the first relay that
+    /// asked, so that a relay that becomes a cluster keeps its clients'
+    /// tokens.
+    pub(crate) id: String,
+    /// The secret of the relay's own key, which writes forms' and
+    /// automations' changes and signs webhooks, the same on every relay.
+    pub(crate) secret: [u8; 32],
+}
+
+/// Agrees with the other relays on what they share (the first relay to
+/// ask sets it), before the relay opens, on a thread of its own.
+pub(crate) fn agree(urls: &[String], node: &str) -> Result<Shared, ClusterError> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -55,27 +65,42 @@ pub(crate) fn agree_on_id(urls: &[String], node: &str) -> Result<String, Cluster
                     let client = connect(urls, node).await?;
                     let js = jetstream::new(client);
                     let bucket = patiently(|| open_bucket(&js, CLUSTER)).await?;
-                    match bucket.create("id", Bytes::from(node.to_owned())).await {
-                        Ok(_) => Ok(node.to_owned()),
-                        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                            let id = bucket
-                                .get("id")
-                                .await
-                                .map_err(|e| ClusterError::JetStream(e.to_string()))?
-                                .ok_or_else(|| {
-                                    ClusterError::JetStream("the cluster's id vanished".into())
-                                })?;
-                            String::from_utf8(id.to_vec()).map_err(|_| {
-                                ClusterError::JetStream("the cluster's id is not text".into())
-                            })
-                        }
-                        Err(e) => Err(ClusterError::JetStream(e.to_string())),
-                    }
+                    let id = first_of(&bucket, "id", node.as_bytes().to_vec()).await?;
+                    let secret =
+                        first_of(&bucket, "relay_key", rand::random::<[u8; 32]>().to_vec()).await?;
+                    Ok(Shared {
+                        id: String::from_utf8(id).map_err(|_| {
+                            ClusterError::JetStream("the cluster's id is not text".into())
+                        })?,
+                        secret: secret.try_into().map_err(|_| {
+                            ClusterError::JetStream(
+                                "the cluster's relay key is not 32 bytes".into(),
+                            )
+                        })?,
+                    })
                 })
             })
             .join()
-            .unwrap_or_else(|_| Err(ClusterError::JetStream("the id thread panicked".into())))
+            .unwrap_or_else(|_| {
+                Err(ClusterError::JetStream(
+                    "the agreeing thread panicked".into(),
+                ))
+            })
     })
+}
+
+/// The value of `key`: `ours` if no relay set it before.
+async fn first_of(bucket: &kv::Store, key: &str, ours: Vec<u8>) -> Result<Vec<u8>, ClusterError> {
+    match bucket.create(key, Bytes::from(ours.clone())).await {
+        Ok(_) => Ok(ours),
+        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => bucket
+            .get(key)
+            .await
+            .map_err(|e| ClusterError::JetStream(e.to_string()))?
+            .map(|value| value.to_vec())
+            .ok_or_else(|| ClusterError::JetStream(format!("the cluster's {key} vanished"))),
+        Err(e) => Err(ClusterError::JetStream(e.to_string())),
+    }
 }
 
 /// Opens a bucket, making it if no relay has yet. The bucket's stream is

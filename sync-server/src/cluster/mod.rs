@@ -144,6 +144,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// Takes a document deleted or erased out of the stream: every
+    /// change of it, so that no relay catching up stores it again and
+    /// nothing of an erased document stays in NATS.
+    pub(crate) async fn purge(&self, document: DocumentId) -> Result<(), ClusterError> {
+        self.stream
+            .purge()
+            .filter(subject(document))
+            .await
+            .map(|_| ())
+            .map_err(|e| ClusterError::JetStream(e.to_string()))
+    }
+
     /// The largest body a message may have on this NATS, less room for
     /// the headers.
     fn max_body(&self) -> usize {

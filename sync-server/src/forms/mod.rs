@@ -134,15 +134,15 @@ impl Forms {
     }
 
     /// Turns a checked submission to form `id` into a task document of its
-    /// workspace, durably; returns the task's id and the workspace's
-    /// members, to tell them. Blocking.
+    /// workspace, durably; returns the task's id, the workspace's
+    /// members, to tell them, and the task's changes. Blocking.
     pub(crate) fn submit(
         &self,
         relay: &Relay,
         id: &str,
         submission: &Checked,
         at: UnixMillis,
-    ) -> Result<(DocumentId, Vec<PublicKey>), SubmitError> {
+    ) -> Result<(DocumentId, Vec<PublicKey>, Vec<StoredChange>), SubmitError> {
         let form = self.get(id).ok_or(SubmitError::UnknownForm)?;
         if !form.is_open() {
             return Err(SubmitError::Closed);
@@ -241,6 +241,6 @@ impl Forms {
         }
         info!(form = %form.id, workspace = %workspace_id, task = %document, linked = customer.is_some(), "form submission stored as a task");
         forms.insert(form.id.clone(), form);
-        Ok((document, members))
+        Ok((document, members, changes))
     }
 }

@@ -128,7 +128,7 @@ async fn accept(
     let id = id.to_owned();
     let done =
         tokio::task::spawn_blocking(move || forms.submit(&relay, &id, &checked, now())).await;
-    let (task, members) = match done {
+    let (task, members, changes) = match done {
         Ok(Ok(done)) => done,
         Ok(Err(SubmitError::Closed)) => return Err(Refusal::Closed),
         Ok(Err(SubmitError::UnknownForm)) => return Err(Refusal::Unknown),
@@ -141,6 +141,8 @@ async fn accept(
             return Err(Refusal::Unavailable);
         }
     };
+    // In a cluster, the other relays hold the task too.
+    s.relay.add_local_changes(task, &changes).await;
     s.relay.enforce(&[], &members);
     Ok(match reply {
         Reply::Json => (

@@ -202,12 +202,20 @@ pub(crate) fn node_id(store: &Store) -> Result<String, StoreError> {
 }
 
 impl Relay {
-    /// Opens the relay on its data folder; in a cluster, `cluster_id` is
-    /// the audience its tokens name, shared by every relay of it.
-    pub(crate) fn open(config: Config, cluster_id: Option<String>) -> Result<Self, StoreError> {
+    /// Opens the relay on its data folder; in a cluster, with the id and
+    /// key every relay of it shares.
+    pub(crate) fn open(
+        config: Config,
+        cluster: Option<crate::cluster::control::Shared>,
+    ) -> Result<Self, StoreError> {
         let store = Store::open_on(&config.data_dir, config.storage.clone())?;
         let node_id = node_id(&store)?;
-        let relay_id = cluster_id.unwrap_or_else(|| node_id.clone());
+        let relay_id = cluster
+            .as_ref()
+            .map_or_else(|| node_id.clone(), |shared| shared.id.clone());
+        // In a cluster each relay writes with the shared key and an actor
+        // of its own, so that no two relays share an actor.
+        let keys = cluster.map(|shared| RelayKeys::with_new_actor(shared.secret));
         let actors = ActorRegistry::from_stored(store.actors()?);
         let creators = config
             .workspace_creators
@@ -252,7 +260,7 @@ impl Relay {
             metrics,
             next_conn: AtomicU64::new(1),
             background: Mutex::new(tokio::task::JoinSet::new()),
-            keys: Mutex::new(None),
+            keys: Mutex::new(keys),
             automations,
             seats: Seats::default(),
             audited_refusals: Mutex::new(WindowCounter::new(Duration::from_secs(60))),
@@ -281,18 +289,9 @@ impl Relay {
         if let Some(keys) = &*keys {
             return Ok(keys.clone());
         }
-        let made = self.store.relay_keys(|| {
-            let secret: [u8; 32] = rand::random();
-            let mut actor = RelayKeys {
-                secret,
-                actor: Vec::new(),
-            }
-            .public_key()
-            .as_bytes()
-            .to_vec();
-            actor.extend_from_slice(&rand::random::<[u8; 16]>());
-            RelayKeys { secret, actor }
-        })?;
+        let made = self
+            .store
+            .relay_keys(|| RelayKeys::with_new_actor(rand::random()))?;
         *keys = Some(made.clone());
         Ok(made)
     }

@@ -155,6 +155,13 @@ impl Relay {
             }
         }
         self.tell_removed(&removed);
+        if replicate && let Some(cluster) = self.cluster.get() {
+            for id in removed.keys() {
+                if let Err(e) = cluster.purge(*id).await {
+                    warn!(document = %id, error = %e, "cannot take a removed document out of the cluster's stream");
+                }
+            }
+        }
         info!(
             workspace = ws,
             count = removed.len(),

@@ -415,8 +415,15 @@ impl Relay {
     }
 
     /// Hands changes the relay made itself, already stored, to the
-    /// document if it is in memory, which offers them to its peers.
+    /// document if it is in memory, which offers them to its peers, and
+    /// to the cluster's other relays.
     pub(crate) async fn add_local_changes(&self, id: DocumentId, changes: &[StoredChange]) {
+        if let Some(cluster) = self.cluster.get() {
+            let author = self.relay_keys().ok().map(|keys| keys.public_key());
+            if let Err(e) = cluster.publish(id, changes, None, author).await {
+                warn!(document = %id, error = %e, "the cluster did not take the relay's own changes; other relays miss them");
+            }
+        }
         let Some(slot) = lock(&self.docs).get(&id).cloned() else {
             return;
         };
@@ -460,6 +467,16 @@ impl Relay {
         let empty = slot.doc.as_ref().is_none_or(|doc| doc.is_empty()) && !self.store.may_hold(id);
         let whole = whole.filter(|_| empty && changes.len() == count);
         let written = stored_bytes(&changes, whole.as_deref());
+        // A workspace's rules, changed through another relay, are looked
+        // at here too: this relay runs the rules for the changes it
+        // accepts.
+        let rules = {
+            let workspaces = lock(&self.workspaces);
+            workspaces
+                .home_of(id)
+                .is_some_and(|home| rapport_model::automation::document::document_id(home) == id)
+        };
+        let pending = rules.then(|| slot.doc.as_ref().map(|doc| doc.heads()).unwrap_or_default());
         let (bindings, claim) = match author {
             Some(key) => {
                 let mut actors = lock(&self.actors);
@@ -474,10 +491,13 @@ impl Relay {
             }
             None => (Vec::new(), None),
         };
-        let write = Store::appending(id, changes.clone(), whole, bindings.clone(), None, claim);
+        let write = Store::appending(id, changes.clone(), whole, bindings.clone(), pending, claim);
         self.writer.write(write).await?;
         self.store.note_changed([id]);
         self.note_written(id, written);
+        if rules {
+            self.automations.wake();
+        }
         lock(&self.actors).mark_stored(&bindings);
         if let Some(key) = claim {
             lock(&self.workspaces).note_claim(id, key);

@@ -18,6 +18,20 @@ pub struct RelayKeys {
 }
 
 impl RelayKeys {
+    /// The key of `secret`, with a new actor of its own: the key, then 16
+    /// random bytes, so that the actor names its key.
+    pub fn with_new_actor(secret: [u8; 32]) -> Self {
+        let mut actor = Self {
+            secret,
+            actor: Vec::new(),
+        }
+        .public_key()
+        .as_bytes()
+        .to_vec();
+        actor.extend_from_slice(&rand::random::<[u8; 16]>());
+        Self { secret, actor }
+    }
+
     /// The public key of the pair.
     pub fn public_key(&self) -> PublicKey {
         PublicKey::from(ed25519_dalek::SigningKey::from_bytes(&self.secret).verifying_key())
