@@ -21,12 +21,14 @@ use rapport_client::api::{Level, RelayApi};
 use rapport_client::identity::Identity;
 use rapport_model::automation::Rule;
 use rapport_model::{Priority, Status, Task};
-use rapport_protocol::ids::DocumentId;
+use rapport_protocol::ids::{AutomergeUrl, DocumentId};
 use rapport_protocol::wire::Message;
 use rapport_server::Config;
+use rapport_tests::js_peer::JsPeer;
 use rapport_tests::nats::Nats;
-use rapport_tests::peer::{TestPeer, key, public};
+use rapport_tests::peer::{TestPeer, actor_of, key, mint_token, public};
 use rapport_tests::relay::{TempDir, TestRelay, client_invite};
+use serde_json::json;
 
 async fn relay_in(dir: &TempDir, nats: &Nats) -> Result<TestRelay> {
     let mut config = Config::new(dir.path());
@@ -396,4 +398,72 @@ async fn until_status(relay: &TestRelay, want: u16) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_and_rust_peers_on_three_relays_converge() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let dirs = [
+        TempDir::new("mixed-a"),
+        TempDir::new("mixed-b"),
+        TempDir::new("mixed-c"),
+    ];
+    let a = relay_in(&dirs[0], &nats).await?;
+    let b = relay_in(&dirs[1], &nats).await?;
+    let c = relay_in(&dirs[2], &nats).await?;
+    let wait = Duration::from_secs(20);
+    let (mut author, url) = tokio::task::block_in_place(|| -> Result<_> {
+        let mut author = JsPeer::start(&token_url(&a, 1))?;
+        let url = author.create(json!({"title": "Spec"}))?;
+        author.flush(wait)?;
+        Ok((author, url))
+    })?;
+    let id: DocumentId = url
+        .parse::<AutomergeUrl>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .document_id();
+    a.share(&key(1), &[&key(2), &key(3)], &[id]).await?;
+
+    let rust = TestPeer::connect_as(&b.url(), &b.relay_id, &key(2), "rust").await?;
+    rust.open(id, Automerge::new().with_actor(actor_of(&key(2), 1)));
+    rust.wait_until(|p| string_at(p.doc(id), "title").as_deref() == Some("Spec"))
+        .await?;
+    rust.change(id, |tx| tx.put(ROOT, "from_b", "rust").map(drop))?;
+    let mut reader = tokio::task::block_in_place(|| -> Result<_> {
+        let mut reader = JsPeer::start(&token_url(&c, 3))?;
+        reader.find_within(&url, wait)?;
+        reader.put(&url, &["from_c"], json!("js"))?;
+        reader.wait_for(&url, &["from_b"], json!("rust"), wait)?;
+        Ok(reader)
+    })?;
+    tokio::task::block_in_place(|| -> Result<()> {
+        author.wait_for(&url, &["from_b"], json!("rust"), wait)?;
+        author.wait_for(&url, &["from_c"], json!("js"), wait)?;
+        ensure!(author.errors()?.is_empty(), "{}", author.stderr());
+        ensure!(reader.errors()?.is_empty(), "{}", reader.stderr());
+        Ok(())
+    })?;
+    rust.wait_until(|p| string_at(p.doc(id), "from_c").as_deref() == Some("js"))
+        .await?;
+    Ok(())
+}
+
+/// The relay's WebSocket URL with a fresh token for key `seed` in the
+/// query string, as a browser connects.
+fn token_url(relay: &TestRelay, seed: u8) -> String {
+    format!(
+        "{}?token={}",
+        relay.url(),
+        mint_token(&key(seed), &relay.relay_id)
+    )
+}
+
+/// A string at the root, a scalar or a text object.
+fn string_at(doc: &Automerge, field: &str) -> Option<String> {
+    let (value, id) = doc.get(ROOT, field).ok()??;
+    match value.as_str() {
+        Some(text) => Some(text.to_owned()),
+        None => doc.text(&id).ok(),
+    }
 }
