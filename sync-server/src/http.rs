@@ -182,6 +182,14 @@ async fn problems(state: &AppState) -> Vec<String> {
         problems
             .push("cluster: NATS is unreachable; changes are refused until it is back\n".into());
     }
+    if let Some(control) = state.relay.control.get()
+        && !control.connected()
+    {
+        problems.push(
+            "cluster: the shared workspaces are unreachable; workspace changes are refused until NATS is back\n"
+                .into(),
+        );
+    }
     let engine = &state.relay.automations;
     if !engine.running.load(Ordering::Acquire) {
         problems.push("automations: the engine is not running\n".into());

@@ -172,9 +172,24 @@ impl Server {
         let follower = if relay.config.cluster.is_empty() {
             None
         } else {
-            let joined =
-                Arc::new(cluster::Cluster::join(&relay.config.cluster, &relay.node_id).await?);
+            let (joined, mut due) =
+                cluster::Cluster::join(&relay.config.cluster, &relay.node_id).await?;
+            let joined = Arc::new(joined);
             let _ = relay.cluster.set(Arc::clone(&joined));
+            let compactor = Arc::clone(&relay);
+            let mut stop = stop_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let document = tokio::select! {
+                        next = due.recv() => next,
+                        _ = stop.changed() => None,
+                    };
+                    let Some((document, attempt)) = document else {
+                        return;
+                    };
+                    compactor.compact_in_cluster(document, attempt).await;
+                }
+            });
             share_workspaces(&relay, stop_rx.clone()).await?;
             let taker = Arc::clone(&relay);
             Some(tokio::spawn(cluster::follow(
@@ -330,6 +345,7 @@ async fn share_workspaces(
     let (control, mut watched) =
         cluster::control::Control::start(relay.config.cluster.clone(), relay.node_id.clone())?;
     relay::lock(&relay.workspaces).replicate_through(control.clone());
+    let _ = relay.control.set(Arc::clone(&control));
     let (caught_up, mut ready) = tokio::sync::watch::channel(false);
     let taker = Arc::clone(relay);
     tokio::spawn(async move {

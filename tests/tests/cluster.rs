@@ -3,7 +3,9 @@
 //! relays edit one document and converge; a relay that joins later, or
 //! comes back after a restart, catches up from the stream; a relay killed
 //! with SIGKILL in a burst loses nothing it acknowledged; a relay whose
-//! NATS is gone refuses changes rather than acknowledge them.
+//! NATS is gone refuses changes rather than acknowledge them; a document's
+//! subject compacted to a snapshot loses nothing, and a relay that joins
+//! after starts from it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -325,4 +327,79 @@ async fn a_large_upload_and_a_large_batch_cross_the_cluster() -> Result<()> {
         "the batch went in parts"
     );
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_subject_loses_nothing_and_a_late_relay_starts_from_its_snapshot() -> Result<()>
+{
+    let store = TempDir::new("nats-store-compact");
+    let nats = Nats::start(store.path())?;
+    let dirs = [
+        TempDir::new("compact-a"),
+        TempDir::new("compact-b"),
+        TempDir::new("compact-c"),
+    ];
+    let small = |dir: &TempDir| {
+        let mut config = Config::new(dir.path());
+        config.auth = AuthMode::Open;
+        config.cluster = vec![nats.url()];
+        config.compact_after_changes = 10;
+        config
+    };
+    let a = TestRelay::start_config(small(&dirs[0])).await?;
+    let b = TestRelay::start_config(small(&dirs[1])).await?;
+    let id = DocumentId::from_bytes([24; 16]);
+    let (pa, pb) = (peer(&a, 1).await?, peer(&b, 2).await?);
+    pa.open(id, Automerge::new().with_actor(actor_of(&key(1), 1)));
+    pb.open(id, Automerge::new().with_actor(actor_of(&key(2), 1)));
+    let mut fields = Vec::new();
+    for n in 0..60i64 {
+        let (writer, name) = if n % 2 == 0 { (&pa, "a") } else { (&pb, "b") };
+        let field = format!("{name}{n}");
+        writer.change(id, |tx| tx.put(ROOT, field.as_str(), n))?;
+        fields.push((field, n));
+        // Each change its own message.
+        writer
+            .wait_until(|p| p.acknowledged(id, &p.doc(id).get_heads()))
+            .await?;
+    }
+    all_hold(&[&pa, &pb], id, &fields).await?;
+    // Compacted while they typed, and once more when they stopped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let messages = subject_messages(&nats, id).await?;
+        if messages <= 10 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the subject still holds {messages} messages for 60 changes"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A relay that joins now starts from the snapshot and misses nothing.
+    let c = TestRelay::start_config(small(&dirs[2])).await?;
+    let pc = peer(&c, 3).await?;
+    pc.open(id, Automerge::new());
+    all_hold(&[&pc], id, &fields).await?;
+    Ok(())
+}
+
+/// How many messages the stream holds on `document`'s subject.
+async fn subject_messages(nats: &Nats, document: DocumentId) -> Result<usize> {
+    use futures_util::StreamExt as _;
+    let client = async_nats::connect(nats.url()).await?;
+    let stream = async_nats::jetstream::new(client)
+        .get_stream("RAPPORT_CHANGES")
+        .await?;
+    let subject = format!("rapport.doc.{document}");
+    let mut subjects = stream.info_with_subjects(&subject).await?;
+    let mut count = 0;
+    while let Some(entry) = subjects.next().await {
+        let (name, messages) = entry?;
+        if name == subject {
+            count = messages;
+        }
+    }
+    Ok(count)
 }

@@ -97,7 +97,9 @@ async fn a_member_removed_through_one_relay_is_cut_off_on_another() -> Result<()
         "the late relay answers to the same id"
     );
 
-    let writer = TestPeer::connect_as(&a.url(), &a.relay_id, &owner, "owner").await?;
+    let writer = TestPeer::connect_as(&a.url(), &a.relay_id, &owner, "owner")
+        .await
+        .context("the writer on a")?;
     let mut doc = Automerge::new();
     doc.transact::<_, _, automerge::AutomergeError>(|tx| {
         tx.put(ROOT, "note", "from relay a")?;
@@ -105,13 +107,17 @@ async fn a_member_removed_through_one_relay_is_cut_off_on_another() -> Result<()
     })
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     writer.open(id, doc);
-    let reader = TestPeer::connect_as(&c.url(), &c.relay_id, &member, "member").await?;
+    let reader = TestPeer::connect_as(&c.url(), &c.relay_id, &member, "member")
+        .await
+        .context("the reader on c")?;
     reader.open(id, Automerge::new());
     reader
         .wait_until(|p| note(p.doc(id)).as_deref() == Some("from relay a"))
         .await?;
     // Somebody outside the workspace asks relay b for it and gets nothing.
-    let outsider = TestPeer::connect_as(&b.url(), &b.relay_id, &stranger, "stranger").await?;
+    let outsider = TestPeer::connect_as(&b.url(), &b.relay_id, &stranger, "stranger")
+        .await
+        .context("the stranger on b")?;
     outsider.open(id, Automerge::new());
     outsider.wait_until(|p| p.unavailable.contains(&id)).await?;
     ensure!(
@@ -213,6 +219,7 @@ async fn a_document_erased_through_one_relay_is_gone_from_the_others_and_nats() 
     })
     .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     writer.open(id, doc);
+    until_listed(&b, &member, &ws, id).await?;
     let reader = TestPeer::connect_as(&b.url(), &b.relay_id, &member, "member").await?;
     reader.open(id, Automerge::new());
     reader
@@ -286,6 +293,9 @@ async fn a_rule_fires_once_for_a_change_through_another_relay() -> Result<()> {
     let listed = [(Repo::automations_id(&ws), None), (task, None)];
     tokio::task::block_in_place(|| api.add_documents(&ws, &listed))?;
     sync(&owner, &a).await?;
+    let me = owner.identity().signing_key().clone();
+    until_listed(&b, &me, &ws, task).await?;
+    until_listed(&c, &me, &ws, task).await?;
     // Relay b has taken everything relay a published, the rule with it.
     let published = a.metric("rapport_cluster_published_total").await?;
     until_metric(&b, "rapport_cluster_taken_total", published).await?;
@@ -423,7 +433,9 @@ async fn js_and_rust_peers_on_three_relays_converge() -> Result<()> {
         .parse::<AutomergeUrl>()
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .document_id();
-    a.share(&key(1), &[&key(2), &key(3)], &[id]).await?;
+    let ws = a.share(&key(1), &[&key(2), &key(3)], &[id]).await?;
+    until_listed(&b, &key(2), &ws, id).await?;
+    until_listed(&c, &key(3), &ws, id).await?;
 
     let rust = TestPeer::connect_as(&b.url(), &b.relay_id, &key(2), "rust").await?;
     rust.open(id, Automerge::new().with_actor(actor_of(&key(2), 1)));
@@ -465,5 +477,29 @@ fn string_at(doc: &Automerge, field: &str) -> Option<String> {
     match value.as_str() {
         Some(text) => Some(text.to_owned()),
         None => doc.text(&id).ok(),
+    }
+}
+
+/// Waits until `relay`'s copy lists `document` in `ws` for `key`: the
+/// shared workspaces reach each relay a moment after they change.
+async fn until_listed(
+    relay: &TestRelay,
+    key: &SigningKey,
+    ws: &str,
+    document: DocumentId,
+) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let ws = ws.to_owned();
+        let listed = as_on(relay, key, move |api| Ok(api.documents(&ws)?)).await;
+        if listed.is_ok_and(|listed| listed.contains(&document)) {
+            return Ok(());
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "{document} never listed on {}",
+            relay.url()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -168,10 +168,17 @@ enum Refused {
     Unavailable(String),
 }
 
-struct Request {
-    ops: Vec<Op>,
-    /// The revision each key was written at, or why not.
-    reply: std::sync::mpsc::SyncSender<Result<Vec<(String, u64)>, Refused>>,
+enum Request {
+    Write {
+        ops: Vec<Op>,
+        /// The revision each key was written at, or why not.
+        reply: std::sync::mpsc::SyncSender<Result<Vec<(String, u64)>, Refused>>,
+    },
+    /// A key's value as the bucket holds it now.
+    Read {
+        key: String,
+        reply: tokio::sync::oneshot::Sender<Option<Entry>>,
+    },
 }
 
 /// A key another relay (or this one, before it restarted) wrote.
@@ -257,8 +264,14 @@ impl Control {
                     };
                     tokio::spawn(watch(bucket.clone(), watched_tx));
                     while let Some(request) = asked.recv().await {
-                        let done = write(&bucket, request.ops).await;
-                        let _ = request.reply.send(done);
+                        match request {
+                            Request::Write { ops, reply } => {
+                                let _ = reply.send(write(&bucket, ops).await);
+                            }
+                            Request::Read { key, reply } => {
+                                let _ = reply.send(read(&bucket, key).await);
+                            }
+                        }
                     }
                 });
             })
@@ -274,6 +287,11 @@ impl Control {
             }),
             watched,
         ))
+    }
+
+    /// Whether the bucket's connection to NATS is up.
+    pub(crate) fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     /// Whether `entry` is newer than what this relay's copy holds; if so,
@@ -294,7 +312,7 @@ impl Control {
         }
         // Refused at once rather than after a timeout, which the caller
         // would wait out holding the workspaces lock.
-        if self.client.connection_state() != async_nats::connection::State::Connected {
+        if !self.connected() {
             return Err(WorkspaceError::ControlUnavailable(
                 "NATS is not reachable".into(),
             ));
@@ -302,7 +320,7 @@ impl Control {
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         let timeout = WRITE_TIMEOUT * (ops.len() as u32 + 1);
         self.requests
-            .send(Request { ops, reply })
+            .send(Request::Write { ops, reply })
             .map_err(|_| WorkspaceError::ControlUnavailable("its thread stopped".into()))?;
         let written = answer
             .recv_timeout(timeout)
@@ -319,6 +337,19 @@ impl Control {
             Err(Refused::Conflict) => Err(WorkspaceError::Conflict),
             Err(Refused::Unavailable(why)) => Err(WorkspaceError::ControlUnavailable(why)),
         }
+    }
+
+    /// The bucket's value of workspace `id`'s own row, read now rather
+    /// than waited for: for a caller that misses what another relay
+    /// wrote a moment ago (an invite made through it).
+    pub(crate) async fn read_workspace(&self, id: &str) -> Option<Entry> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let key = workspace_key(id);
+        self.requests.send(Request::Read { key, reply }).ok()?;
+        tokio::time::timeout(WRITE_TIMEOUT, answer)
+            .await
+            .ok()?
+            .ok()?
     }
 
     fn revision(&self, key: &str) -> Option<u64> {
@@ -433,6 +464,23 @@ async fn write(bucket: &kv::Store, ops: Vec<Op>) -> Result<Vec<(String, u64)>, R
         revisions.push((key, written));
     }
     Ok(revisions)
+}
+
+/// A key's value now, if it has one.
+async fn read(bucket: &kv::Store, key: String) -> Option<Entry> {
+    let entry = tokio::time::timeout(WRITE_TIMEOUT, bucket.entry(key))
+        .await
+        .ok()?
+        .ok()??;
+    let value = match entry.operation {
+        kv::Operation::Put => Some(serde_json::from_slice(&entry.value).ok()?),
+        kv::Operation::Delete | kv::Operation::Purge => None,
+    };
+    Some(Entry {
+        key: entry.key,
+        revision: entry.revision,
+        value,
+    })
 }
 
 /// Hands every key of the bucket to `to`, then every write after, until

@@ -22,6 +22,7 @@ use rapport_protocol::relay::StoredChange;
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
 
+pub(crate) mod compaction;
 pub(crate) mod control;
 
 use crate::metrics::write_metric;
@@ -71,11 +72,26 @@ pub(crate) struct Cluster {
     /// Messages of the stream this relay's consumer has yet to read, as of
     /// the last one it read.
     pending: AtomicU64,
+    /// Messages of each document since its subject was compacted.
+    pub(crate) counts: compaction::Counts,
+    /// Documents whose subject is due for compaction, with the attempts
+    /// made so far.
+    due: tokio::sync::mpsc::UnboundedSender<(DocumentId, u32)>,
 }
 
 impl Cluster {
-    /// Connects to NATS at `urls` and makes sure the stream exists.
-    pub(crate) async fn join(urls: &[String], node: &str) -> Result<Self, ClusterError> {
+    /// Connects to NATS at `urls` and makes sure the stream exists; the
+    /// receiver gets the documents whose subject is due for compaction.
+    pub(crate) async fn join(
+        urls: &[String],
+        node: &str,
+    ) -> Result<
+        (
+            Self,
+            tokio::sync::mpsc::UnboundedReceiver<(DocumentId, u32)>,
+        ),
+        ClusterError,
+    > {
         let client = connect(urls, node).await?;
         let js = jetstream::new(client.clone());
         let stream = patiently(|| async {
@@ -91,7 +107,8 @@ impl Cluster {
         .await?;
         let joined = urls.join(",");
         info!(urls = %joined, node, "joined the cluster");
-        Ok(Self {
+        let (due, asked) = tokio::sync::mpsc::unbounded_channel();
+        let joined = Self {
             client,
             js,
             stream,
@@ -99,7 +116,28 @@ impl Cluster {
             published: AtomicU64::new(0),
             taken: AtomicU64::new(0),
             pending: AtomicU64::new(0),
-        })
+            counts: compaction::Counts::default(),
+            due,
+        };
+        Ok((joined, asked))
+    }
+
+    /// Asks for `document`'s subject to be compacted.
+    pub(crate) fn ask_compaction(&self, document: DocumentId) {
+        let _ = self.due.send((document, 0));
+    }
+
+    /// Asks again, a little later, after attempt `attempt` found a relay
+    /// behind; at most a few times, then the document's next messages ask.
+    pub(crate) fn ask_compaction_again(&self, document: DocumentId, attempt: u32) {
+        if attempt >= 3 {
+            return;
+        }
+        let due = self.due.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = due.send((document, attempt + 1));
+        });
     }
 
     /// Whether the connection to NATS is up.

@@ -41,6 +41,27 @@ impl Relay {
         }
     }
 
+    /// Reads workspace `id`'s own row from the shared bucket now and takes
+    /// it, for a caller that misses what another relay wrote a moment ago;
+    /// whether there was anything new.
+    pub(crate) async fn refresh_workspace(self: &Arc<Self>, id: &str) -> bool {
+        let Some(control) = self.control.get() else {
+            return false;
+        };
+        match control.read_workspace(id).await {
+            Some(entry) => {
+                let revision = entry.revision;
+                self.take_control(control, entry).await;
+                debug!(
+                    workspace = id,
+                    revision, "read the workspace from the shared bucket"
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
     /// A workspace's own row, or a document's listing.
     fn take_row(
         self: &Arc<Self>,

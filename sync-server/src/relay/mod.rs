@@ -24,6 +24,7 @@ mod quota;
 mod removal;
 mod seats;
 mod snapshots;
+mod subjects;
 mod sync;
 pub(crate) mod triggers;
 
@@ -191,6 +192,8 @@ pub(crate) struct Relay {
     usage: Mutex<HashMap<String, (Instant, u64)>>,
     /// The cluster this relay serves as one with others, once joined.
     pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// The workspaces shared with the cluster's other relays, once joined.
+    pub(crate) control: std::sync::OnceLock<Arc<crate::cluster::control::Control>>,
 }
 
 /// The relay's own id, made the first time it opens its data folder.
@@ -269,6 +272,7 @@ impl Relay {
             ),
             usage: Mutex::new(HashMap::new()),
             cluster: std::sync::OnceLock::new(),
+            control: std::sync::OnceLock::new(),
         })
     }
 

@@ -341,6 +341,7 @@ impl Relay {
             self.flush(doc);
             return 0;
         }
+        self.count_in_cluster(id);
         let write = Store::appending(
             id,
             prepared.to_store.clone(),
@@ -456,9 +457,13 @@ impl Relay {
         let slot = self.slot(id);
         let mut slot = slot.lock().await;
         let count = changes.len();
+        // Loaded to tell which changes this relay holds already: a
+        // subject's snapshot repeats every change before it.
+        self.load(&mut slot, id).await?;
         if let Some(doc) = slot.doc.as_ref() {
             changes.retain(|c| !doc.contains(&c.hash));
         }
+        self.count_in_cluster(id);
         if changes.is_empty() {
             return Ok(());
         }

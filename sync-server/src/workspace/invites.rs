@@ -7,10 +7,12 @@ use axum::http::HeaderMap;
 use rapport_model::api::{
     CreateInvite, InviteCreated, InviteEntry, InviteList, InviteRevoked, Redeem, Redeemed,
 };
+use rapport_protocol::ids::PublicKey;
 
 use super::call::{ApiResult, caller, event, require};
 use super::{Invite, Member, Role, Scope, WorkspaceError, member_name, sha256_hex};
-use crate::relay::{lock, now};
+
+use crate::relay::{Relay, lock, now};
 use crate::state::AppState;
 
 pub(crate) async fn create_invite(
@@ -131,82 +133,107 @@ pub(crate) async fn redeem(
 ) -> ApiResult<Redeemed> {
     let key = caller(&s.relay, &headers)?;
     let hash = sha256_hex(body.secret.as_bytes());
-    let role = {
-        let mut workspaces = lock(&s.relay.workspaces);
-        // An unknown workspace is answered as an unknown invite: the answer
-        // says nothing about which workspaces exist.
-        let mut workspace = workspaces
-            .get(&body.workspace)
-            .map_err(|_| WorkspaceError::UnknownInvite)?
-            .clone();
-        let at = now().0;
-        let Some(invite) = workspace
-            .invites
-            .values_mut()
-            .find(|i| i.secret_sha256 == hash)
-        else {
-            let mut refused = event("invite-refused", key);
-            refused.detail = "no invite has this secret".into();
-            let _ = workspaces.record(s.relay.store(), &body.workspace, &[refused]);
-            return Err(WorkspaceError::UnknownInvite.into());
-        };
-        let problem = if invite.revoked {
-            Some(WorkspaceError::InviteRevoked)
-        } else if at >= invite.expires_at {
-            Some(WorkspaceError::InviteExpired)
-        } else if invite.uses >= invite.max_uses {
-            Some(WorkspaceError::InviteUsedUp {
-                uses: invite.uses,
-                max_uses: invite.max_uses,
-            })
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            let mut refused = event("invite-refused", key);
-            refused.detail = format!("{}: {problem}", invite.id);
-            let _ = workspaces.record(s.relay.store(), &body.workspace, &[refused]);
-            return Err(problem.into());
-        }
-        invite.uses += 1;
-        let invite = invite.clone();
-        let member = workspace.members.entry(key).or_insert(Member {
-            role: invite.role,
-            workspace_level: None,
-            shares: Default::default(),
-            added_at: at,
-            name: None,
-            email: None,
-        });
-        if let Some(name) = member_name(body.name.as_deref()) {
-            member.name = Some(name);
-        }
-        member.role = member.role.max(invite.role);
-        match &invite.scope {
-            Scope::Workspace { level } => {
-                member.workspace_level = member.workspace_level.max(*level)
-            }
-            Scope::Documents { documents } => {
-                for (doc, level) in documents {
-                    let entry = member.shares.entry(*doc).or_insert(*level);
-                    *entry = (*entry).max(*level);
-                }
-            }
-        }
-        let role = member.role;
-        workspace.removed.remove(&key);
-        let mut redeemed = event("invite-redeemed", key);
-        redeemed.detail = invite.id.clone();
-        let mut added = event("member-added", invite.created_by);
-        added.member = Some(key);
-        added.detail = format!("{role:?} through {}", invite.id).to_lowercase();
-        workspaces.commit(s.relay.store(), workspace, vec![redeemed, added])?;
-        role
-    };
+    // In a cluster, an invite made through another relay a moment ago,
+    // or a workspace it changed meanwhile, is read from the shared bucket
+    // and the redemption decided again.
+    let clustered = s.relay.control.get().is_some();
+    let mut role = join(&s.relay, key, &body, &hash, !clustered);
+    if clustered
+        && matches!(
+            role,
+            Err(WorkspaceError::UnknownInvite | WorkspaceError::Conflict)
+        )
+        && s.relay.refresh_workspace(&body.workspace).await
+    {
+        role = join(&s.relay, key, &body, &hash, true);
+    }
+    let role = role?;
     s.relay.enforce(&[], &[key]);
     Ok(Json(Redeemed {
         workspace: body.workspace,
         role,
         key,
     }))
+}
+
+/// Redeems the invite whose secret hashes to `hash` for `key`, on this
+/// relay's copy of the workspace; returns the role `key` has now. A
+/// refusal is audited if this is the `last` attempt.
+fn join(
+    relay: &Relay,
+    key: PublicKey,
+    body: &Redeem,
+    hash: &str,
+    last: bool,
+) -> Result<Role, WorkspaceError> {
+    let mut workspaces = lock(&relay.workspaces);
+    // An unknown workspace is answered as an unknown invite: the answer
+    // says nothing about which workspaces exist.
+    let mut workspace = workspaces
+        .get(&body.workspace)
+        .map_err(|_| WorkspaceError::UnknownInvite)?
+        .clone();
+    let at = now().0;
+    let Some(invite) = workspace
+        .invites
+        .values_mut()
+        .find(|i| i.secret_sha256 == hash)
+    else {
+        let mut refused = event("invite-refused", key);
+        refused.detail = "no invite has this secret".into();
+        if last {
+            let _ = workspaces.record(relay.store(), &body.workspace, &[refused]);
+        }
+        return Err(WorkspaceError::UnknownInvite);
+    };
+    let problem = if invite.revoked {
+        Some(WorkspaceError::InviteRevoked)
+    } else if at >= invite.expires_at {
+        Some(WorkspaceError::InviteExpired)
+    } else if invite.uses >= invite.max_uses {
+        Some(WorkspaceError::InviteUsedUp {
+            uses: invite.uses,
+            max_uses: invite.max_uses,
+        })
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        let mut refused = event("invite-refused", key);
+        refused.detail = format!("{}: {problem}", invite.id);
+        let _ = workspaces.record(relay.store(), &body.workspace, &[refused]);
+        return Err(problem);
+    }
+    invite.uses += 1;
+    let invite = invite.clone();
+    let member = workspace.members.entry(key).or_insert(Member {
+        role: invite.role,
+        workspace_level: None,
+        shares: Default::default(),
+        added_at: at,
+        name: None,
+        email: None,
+    });
+    if let Some(name) = member_name(body.name.as_deref()) {
+        member.name = Some(name);
+    }
+    member.role = member.role.max(invite.role);
+    match &invite.scope {
+        Scope::Workspace { level } => member.workspace_level = member.workspace_level.max(*level),
+        Scope::Documents { documents } => {
+            for (doc, level) in documents {
+                let entry = member.shares.entry(*doc).or_insert(*level);
+                *entry = (*entry).max(*level);
+            }
+        }
+    }
+    let role = member.role;
+    workspace.removed.remove(&key);
+    let mut redeemed = event("invite-redeemed", key);
+    redeemed.detail = invite.id.clone();
+    let mut added = event("member-added", invite.created_by);
+    added.member = Some(key);
+    added.detail = format!("{role:?} through {}", invite.id).to_lowercase();
+    workspaces.commit(relay.store(), workspace, vec![redeemed, added])?;
+    Ok(role)
 }
