@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, anyhow, bail};
 use rapport_client::api::{RelayApi, Role};
 use rapport_client::index::IndexEntry;
-use rapport_client::{RelayConfig, Repo};
+use rapport_client::relay_url::RelayList;
+use rapport_client::{Relays, Repo};
 use rapport_protocol::ids::DocumentId;
 use serde::{Deserialize, Serialize};
 
@@ -19,8 +20,10 @@ const SETTINGS_FILE: &str = "settings.json";
 pub(crate) struct WorkspaceEntry {
     pub(crate) id: String,
     pub(crate) name: String,
-    /// The relay's WebSocket URL.
-    pub(crate) relay: String,
+    /// The relay's addresses: one, or several relays of one cluster, tried
+    /// in turn. Kept as `relay`, one URL, before lists; read from there too.
+    #[serde(alias = "relay")]
+    pub(crate) relays: RelayList,
     /// The relay id (token audience).
     pub(crate) relay_id: String,
     pub(crate) role: Role,
@@ -34,11 +37,31 @@ pub(crate) struct WorkspaceEntry {
 }
 
 impl WorkspaceEntry {
-    pub(crate) fn relay_config(&self) -> RelayConfig {
-        RelayConfig {
-            url: self.relay.clone(),
+    /// The relay's addresses and the relay id they all answer to.
+    pub(crate) fn relays(&self) -> Relays {
+        Relays {
+            urls: self.relays.clone(),
             audience: Some(self.relay_id.clone()),
         }
+    }
+
+    /// The relay's API as this replica's person, at the first of its
+    /// addresses that answers (`GET /api/info`), in turn from the one a
+    /// sync last connected to. With one address, that one, unasked.
+    pub(crate) fn api(&self, repo: &Repo) -> Result<RelayApi> {
+        let relays = self.relays();
+        let turn = relays.urls.in_turn_from(repo.last_relay(&relays)?.as_ref());
+        let answering = match turn.as_slice() {
+            [one] => one,
+            several => several
+                .iter()
+                .find(|url| RelayApi::info(url).is_ok())
+                .unwrap_or(&several[0]),
+        };
+        Ok(RelayApi::new(
+            &relays.config(answering),
+            repo.identity().clone(),
+        )?)
     }
 }
 
@@ -111,8 +134,7 @@ impl Context {
     /// The relay API as this person, in the current workspace.
     pub(crate) fn api(&self) -> Result<(RelayApi, WorkspaceEntry)> {
         let workspace = self.workspace()?;
-        let repo = self.repo()?;
-        let api = RelayApi::new(&workspace.relay_config(), repo.identity().clone())?;
+        let api = workspace.api(&self.repo()?)?;
         Ok((api, workspace))
     }
 

@@ -6,7 +6,9 @@
 //! document: a snapshot plus the changes since, the sync state per relay, an
 //! index for fast listing (derived, rebuildable) and the changes relays
 //! refused. A change returns only once it is durable. [`Repo::sync_once`]
-//! and [`Repo::sync_live`] sync with a relay (or the JS sync server).
+//! and [`Repo::sync_live`] sync with a relay (or the JS sync server);
+//! [`Repo::sync_once_through`] and [`Repo::sync_live_through`] with one
+//! relay at several addresses, such as the relays of a cluster.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,6 +31,7 @@ pub mod api;
 mod batch;
 pub mod dashboard;
 pub mod error;
+pub mod failover;
 pub mod history;
 pub mod identity;
 pub mod index;
@@ -40,6 +43,7 @@ pub mod tls;
 pub mod transport;
 
 pub use error::ClientError;
+pub use failover::{Relays, Synced};
 pub use repo::{DocEvent, RefusedChanges, Repo, now};
 pub use sync::{LiveSync, Progress, RelayConfig, SyncError};
 

@@ -6,6 +6,10 @@
 //! (`https://relay.example`, with any path prefix a reverse proxy adds),
 //! and derives from it the WebSocket URL ([`RelayUrl::sync_url`]), the API
 //! base ([`RelayUrl::http_base`]) and invite links ([`RelayUrl::join_link`]).
+//!
+//! The relays of one cluster answer to one relay id; a workspace may name
+//! several of them as a [`RelayList`], typed `URL[,URL…]`, which a sync
+//! tries in turn.
 
 use std::fmt;
 use std::str::FromStr;
@@ -101,6 +105,136 @@ impl fmt::Display for RelayUrl {
     }
 }
 
+/// The addresses of one relay: the relays of a cluster, which share one
+/// relay id. Never empty; no address twice; in the order given.
+///
+/// Typed as `URL[,URL…]`; stored as a list of base URLs, and read back
+/// from a single URL too (a list of one), as workspaces were kept before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayList(Vec<RelayUrl>);
+
+/// A `URL[,URL…]` list that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadRelayList {
+    /// No address at all.
+    #[error("no relay address given; give one or more URLs separated by commas")]
+    Empty,
+    /// One of the addresses (counted from 1) is not one.
+    #[error("address {position} of the list: {reason}")]
+    Bad {
+        position: usize,
+        reason: BadRelayUrl,
+    },
+}
+
+impl RelayList {
+    /// The first address, where a sync starts when none has worked yet.
+    pub fn first(&self) -> &RelayUrl {
+        // The list is never empty: `FromStr` and `From` make one or more.
+        &self.0[0]
+    }
+
+    /// Every address, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = &RelayUrl> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false; there for clippy's `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `url` is one of the addresses.
+    pub fn contains(&self, url: &RelayUrl) -> bool {
+        self.0.contains(url)
+    }
+
+    /// Every address once, starting from `last` (the one that last worked)
+    /// when it is in the list, then on in the list's order and round to
+    /// the beginning.
+    pub fn in_turn_from(&self, last: Option<&RelayUrl>) -> Vec<RelayUrl> {
+        let start = last
+            .and_then(|last| self.0.iter().position(|url| url == last))
+            .unwrap_or(0);
+        self.0[start..]
+            .iter()
+            .chain(&self.0[..start])
+            .cloned()
+            .collect()
+    }
+}
+
+impl From<RelayUrl> for RelayList {
+    fn from(url: RelayUrl) -> Self {
+        Self(vec![url])
+    }
+}
+
+impl FromStr for RelayList {
+    type Err = BadRelayList;
+
+    /// `URL[,URL…]`: each address as [`RelayUrl`] takes it; one named
+    /// twice (in any of its forms) is kept once.
+    fn from_str(text: &str) -> Result<Self, BadRelayList> {
+        if text.trim().is_empty() {
+            return Err(BadRelayList::Empty);
+        }
+        let mut urls: Vec<RelayUrl> = Vec::new();
+        for (n, typed) in text.split(',').enumerate() {
+            let url: RelayUrl = typed.parse().map_err(|reason| BadRelayList::Bad {
+                position: n + 1,
+                reason,
+            })?;
+            if !urls.contains(&url) {
+                urls.push(url);
+            }
+        }
+        Ok(Self(urls))
+    }
+}
+
+impl fmt::Display for RelayList {
+    /// The addresses joined by commas, as `set-relay` takes them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, url) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{url}")?;
+        }
+        Ok(())
+    }
+}
+
+impl serde::Serialize for RelayList {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(RelayUrl::http_base))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RelayList {
+    /// A list of URLs, or one string of `URL[,URL…]` (a workspace kept
+    /// before lists named one relay).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Stored {
+            One(String),
+            Many(Vec<String>),
+        }
+        let text = match Stored::deserialize(deserializer)? {
+            Stored::One(text) => text,
+            Stored::Many(urls) => urls.join(","),
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +280,76 @@ mod tests {
         ] {
             assert!(bad.parse::<RelayUrl>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_list_parses_each_address_and_keeps_its_order() {
+        let list: RelayList =
+            "http://a.example:3030, wss://b.example/sync,ws://a.example:3030/sync"
+                .parse()
+                .unwrap();
+        let bases: Vec<String> = list.iter().map(RelayUrl::http_base).collect();
+        assert_eq!(bases, ["http://a.example:3030", "https://b.example"]);
+        assert_eq!(list.to_string(), "http://a.example:3030,https://b.example");
+        assert_eq!(list.to_string().parse::<RelayList>().unwrap(), list);
+        let one: RelayList = "ws://127.0.0.1:3030/sync".parse().unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one.first().http_base(), "http://127.0.0.1:3030");
+    }
+
+    #[test]
+    fn a_bad_address_in_a_list_is_named_by_its_place() {
+        assert_eq!("".parse::<RelayList>(), Err(BadRelayList::Empty));
+        assert_eq!(" ".parse::<RelayList>(), Err(BadRelayList::Empty));
+        for (bad, position) in [
+            ("http://a.example,", 2),
+            ("ftp://a.example,http://b.example", 1),
+            ("http://a.example,,http://b.example", 2),
+            ("http://a.example,b.example", 2),
+        ] {
+            match bad.parse::<RelayList>() {
+                Err(BadRelayList::Bad { position: at, .. }) => assert_eq!(at, position, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let error = "http://a.example,b.example"
+            .parse::<RelayList>()
+            .unwrap_err();
+        assert!(error.to_string().contains("address 2"), "{error}");
+        assert!(error.to_string().contains("`b.example`"), "{error}");
+    }
+
+    #[test]
+    fn turns_start_from_the_last_that_worked() {
+        let list: RelayList = "http://a.test,http://b.test,http://c.test".parse().unwrap();
+        let names = |order: Vec<RelayUrl>| -> Vec<String> {
+            order.iter().map(|u| u.authority().to_owned()).collect()
+        };
+        assert_eq!(
+            names(list.in_turn_from(None)),
+            ["a.test", "b.test", "c.test"]
+        );
+        let b: RelayUrl = "ws://b.test/sync".parse().unwrap();
+        assert_eq!(
+            names(list.in_turn_from(Some(&b))),
+            ["b.test", "c.test", "a.test"]
+        );
+        let gone: RelayUrl = "http://d.test".parse().unwrap();
+        assert_eq!(
+            names(list.in_turn_from(Some(&gone))),
+            ["a.test", "b.test", "c.test"]
+        );
+    }
+
+    #[test]
+    fn stored_lists_read_back_and_a_single_url_reads_as_a_list_of_one() {
+        let list: RelayList = "http://a.test,http://b.test".parse().unwrap();
+        let json = serde_json::to_string(&list).unwrap();
+        assert_eq!(json, r#"["http://a.test","http://b.test"]"#);
+        assert_eq!(serde_json::from_str::<RelayList>(&json).unwrap(), list);
+        let old: RelayList = serde_json::from_str(r#""http://a.test""#).unwrap();
+        assert_eq!(old, "http://a.test".parse().unwrap());
+        assert!(serde_json::from_str::<RelayList>("[]").is_err());
+        assert!(serde_json::from_str::<RelayList>(r#"["relay.example"]"#).is_err());
     }
 }

@@ -61,6 +61,9 @@ pub(crate) enum Received {
     /// The relay said these documents were deleted or erased; the replica
     /// dropped them.
     Removed(Vec<DocumentId>),
+    /// The relay could not store changes for now (`storage-unavailable`),
+    /// in its words; they are offered again later.
+    Unstored(String),
     Nothing,
 }
 

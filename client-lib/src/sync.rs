@@ -1,6 +1,7 @@
 //! Syncing the replica with a relay over a WebSocket: one connection, a
 //! fresh token for each, every document of the replica, and reconnects with
-//! capped exponential backoff and jitter.
+//! capped exponential backoff and jitter. Several addresses of one relay
+//! (a cluster's relays) are tried in turn: see [`crate::failover`].
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -30,8 +31,9 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    /// The key under which sync states with this relay are kept.
-    fn state_key(&self) -> &str {
+    /// The key under which sync states with this relay are kept, and the
+    /// address that last worked (one for all the relays of a cluster).
+    pub(crate) fn state_key(&self) -> &str {
         self.audience.as_deref().unwrap_or(&self.url)
     }
 }
@@ -40,6 +42,8 @@ impl RelayConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
     pub connected: bool,
+    /// The address of the relay connected to, or last tried.
+    pub relay: Option<String>,
     /// Documents being synced on this connection.
     pub documents_total: usize,
     /// Of those, documents with nothing left to exchange.
@@ -68,6 +72,14 @@ pub enum SyncError {
     Protocol { url: String, reason: String },
     #[error("the connection to {url} closed before the sync finished: {reason}")]
     Closed { url: String, reason: String },
+    /// The relay refused changes as `storage-unavailable` and another
+    /// address of it was left to try.
+    #[error("the relay at {url} cannot store changes right now: {message}")]
+    StorageUnavailable { url: String, message: String },
+    /// Every address of the relay was tried; one failure each, in the
+    /// order tried.
+    #[error("no address of the relay worked: {}", crate::failover::list_failures(.failures))]
+    EveryAddressFailed { failures: Vec<SyncError> },
     #[error("not in sync after {seconds} s ({synced} of {total} documents)")]
     TimedOut {
         seconds: u64,
@@ -80,7 +92,7 @@ pub enum SyncError {
 
 /// What a connection should do once every document is in sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// Return.
     Once,
     /// Stay connected and keep syncing.
@@ -118,6 +130,16 @@ impl Drop for LiveSync {
     }
 }
 
+/// What one connection is for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan<'a> {
+    pub(crate) relay: &'a RelayConfig,
+    pub(crate) mode: Mode,
+    /// Whether to leave a relay that refuses changes as
+    /// `storage-unavailable`, for another address of it to be tried.
+    pub(crate) leave_unstored: bool,
+}
+
 impl Repo {
     /// Connects, syncs every document of the replica until each has nothing
     /// left to exchange, and disconnects. `report` sees each step.
@@ -125,19 +147,28 @@ impl Repo {
         &self,
         relay: &RelayConfig,
         patience: Duration,
+        report: impl FnMut(&Progress),
+    ) -> Result<Progress, SyncError> {
+        let plan = Plan {
+            relay,
+            mode: Mode::Once,
+            leave_unstored: false,
+        };
+        self.sync_once_as(plan, patience, report).await
+    }
+
+    /// [`Repo::sync_once`] as `plan` says.
+    pub(crate) async fn sync_once_as(
+        &self,
+        plan: Plan<'_>,
+        patience: Duration,
         mut report: impl FnMut(&Progress),
     ) -> Result<Progress, SyncError> {
         let (progress_tx, mut progress_rx) = watch::channel(Progress {
             attempts: 1,
             ..Progress::default()
         });
-        let run = run_connection(
-            self,
-            relay,
-            Mode::Once,
-            &progress_tx,
-            std::future::pending::<()>(),
-        );
+        let run = run_connection(self, plan, &progress_tx, std::future::pending::<()>());
         tokio::pin!(run);
         let deadline = tokio::time::sleep(patience);
         tokio::pin!(deadline);
@@ -165,25 +196,47 @@ impl Repo {
     /// reconnecting after failures with capped exponential backoff and
     /// jitter. Needs a tokio runtime.
     pub fn sync_live(&self, relay: RelayConfig) -> LiveSync {
+        self.sync_live_in_turn(vec![relay])
+    }
+
+    /// [`Repo::sync_live`] through the first of `turn` that works: after a
+    /// failed connection the next is tried at once, and the backoff applies
+    /// only once every one failed in a row.
+    pub(crate) fn sync_live_in_turn(&self, turn: Vec<RelayConfig>) -> LiveSync {
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let repo = self.clone();
         let task = tokio::spawn(async move {
             let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
             let mut attempts = 0u32;
+            let (mut next, mut failed_in_a_row) = (0, 0);
             loop {
                 attempts += 1;
                 progress_tx.send_modify(|p| p.attempts = attempts);
                 let started = tokio::time::Instant::now();
-                let result =
-                    run_connection(&repo, &relay, Mode::Live, &progress_tx, &mut stopped).await;
+                let plan = Plan {
+                    relay: &turn[next],
+                    mode: Mode::Live,
+                    leave_unstored: turn.len() > 1,
+                };
+                let result = run_connection(&repo, plan, &progress_tx, &mut stopped).await;
+                let was_connected = progress_tx.borrow().connected;
                 progress_tx.send_modify(|p| p.connected = false);
                 match result {
                     Ok(()) => return, // stopped
                     Err(e) => {
-                        info!(relay = %relay.url, error = %e, "sync connection ended");
+                        info!(relay = %plan.relay.url, error = %e, "sync connection ended");
                         progress_tx.send_modify(|p| p.last_error = Some(e.to_string()));
                     }
+                }
+                failed_in_a_row = if was_connected {
+                    1
+                } else {
+                    failed_in_a_row + 1
+                };
+                next = (next + 1) % turn.len();
+                if failed_in_a_row < turn.len() {
+                    continue;
                 }
                 if started.elapsed() > Duration::from_secs(10) {
                     backoff.reset();
@@ -207,11 +260,12 @@ impl Repo {
 /// or stopped (Live), `Err` when the connection failed.
 async fn run_connection(
     repo: &Repo,
-    relay: &RelayConfig,
-    mode: Mode,
+    plan: Plan<'_>,
     progress: &watch::Sender<Progress>,
     stop: impl std::future::Future<Output = impl Sized>,
 ) -> Result<(), SyncError> {
+    let relay = plan.relay;
+    progress.send_modify(|p| p.relay = Some(relay.url.clone()));
     let mut socket = connect(repo, relay).await?;
     // A fresh peer id per connection: a remote repo keeps sync state per
     // peer id in memory, and must not take this connection for the last.
@@ -220,12 +274,19 @@ async fn run_connection(
         .expect("a non-empty peer id");
     let relay_peer = handshake(repo, relay, &us, &mut socket).await?;
     let (link, mut outgoing) = mpsc::unbounded_channel::<Message>();
-    let key = relay.state_key().to_owned();
     let opened = {
-        let (repo, peer, us) = (repo.clone(), relay_peer.clone(), us.clone());
-        tokio::task::spawn_blocking(move || repo.attach(&peer, &key, &us, link))
-            .await
-            .map_err(|e| closed(relay, e))??
+        let (repo, peer, us, config) =
+            (repo.clone(), relay_peer.clone(), us.clone(), relay.clone());
+        tokio::task::spawn_blocking(move || {
+            let opened = repo.attach(&peer, config.state_key(), &us, link)?;
+            // A preference: failing to keep it fails no sync.
+            if let Err(e) = repo.remember_relay(&config) {
+                warn!(relay = %config.url, error = %e, "cannot keep the relay's address");
+            }
+            Ok::<_, crate::error::ClientError>(opened)
+        })
+        .await
+        .map_err(|e| closed(relay, e))??
     };
     let mut pending: BTreeSet<DocumentId> = opened.iter().copied().collect();
     progress.send_modify(|p| {
@@ -237,9 +298,8 @@ async fn run_connection(
     info!(relay = %relay.url, documents = opened.len(), "connected");
     let result = pump(
         repo,
-        relay,
+        plan,
         &relay_peer,
-        mode,
         progress,
         &mut socket,
         &mut outgoing,
@@ -262,15 +322,15 @@ async fn run_connection(
 #[allow(clippy::too_many_arguments)]
 async fn pump(
     repo: &Repo,
-    relay: &RelayConfig,
+    plan: Plan<'_>,
     relay_peer: &PeerId,
-    mode: Mode,
     progress: &watch::Sender<Progress>,
     socket: &mut Socket,
     outgoing: &mut mpsc::UnboundedReceiver<Message>,
     pending: &mut BTreeSet<DocumentId>,
     stop: impl std::future::Future<Output = impl Sized>,
 ) -> Result<(), SyncError> {
+    let (relay, mode) = (plan.relay, plan.mode);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // A rapport relay (one with tokens) first says which documents this
@@ -348,6 +408,9 @@ async fn pump(
                         pending.retain(|id| !ids.contains(id));
                         let gone = before - pending.len();
                         progress.send_modify(|p| p.documents_total -= gone);
+                    }
+                    Received::Unstored(message) if plan.leave_unstored => {
+                        return Err(SyncError::StorageUnavailable { url: relay.url.clone(), message });
                     }
                     _ => {}
                 }

@@ -82,7 +82,7 @@ pub(crate) fn whoami(ctx: &Context) -> Result<()> {
             "name": settings.name,
             "key": repo.public_key().to_string(),
             "home": ctx.home,
-            "workspace": current.map(|w| json!({"id": w.id, "name": w.name, "role": w.role, "relay": w.relay})),
+            "workspace": current.map(|w| json!({"id": w.id, "name": w.name, "role": w.role, "relays": w.relays, "relay": w.relays.first().to_string()})),
         }),
     );
     Ok(())

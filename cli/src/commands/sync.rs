@@ -1,5 +1,7 @@
 //! `rapport sync [--watch]`: put new documents in the workspace, then sync
-//! every document with the relay, with a progress display.
+//! every document with the relay, with a progress display. A relay at
+//! several addresses (a cluster) is tried at each in turn, from the one that
+//! last worked.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -13,12 +15,12 @@ use crate::context::Context;
 pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
     let workspace = ctx.workspace()?;
     let repo = ctx.repo()?;
-    let relay = workspace.relay_config();
+    let relays = workspace.relays();
+    let several = relays.urls.len() > 1;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     register_pending(ctx, &repo)?;
-    remember_names(ctx, &repo);
     let started = rapport_client::now().0;
     let terminal = std::io::stderr().is_terminal() && !ctx.json;
     let mut last_line = String::new();
@@ -28,8 +30,13 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
         } else {
             String::new()
         };
+        // Which address, when there is a choice.
+        let through = match &p.relay {
+            Some(relay) if several => format!("{}: ", shown(relay)),
+            _ => String::new(),
+        };
         let line = format!(
-            "{bar}{}/{} documents in sync, {} sent, {} received",
+            "{bar}{through}{}/{} documents in sync, {} sent, {} received",
             p.documents_synced,
             p.documents_total,
             bytes(p.bytes_sent),
@@ -44,12 +51,14 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
             last_line = line;
         }
     };
-    let progress = runtime
-        .block_on(repo.sync_once(&relay, Duration::from_secs(600), report))
+    let synced = runtime
+        .block_on(repo.sync_once_through(&relays, Duration::from_secs(600), report))
         .map_err(|e| anyhow!("{e}\nyour edits are safe in {}; run `rapport sync` again when the relay is reachable", ctx.home.display()))?;
+    let progress = &synced.progress;
     if terminal {
         eprintln!();
     }
+    remember_names(ctx, &repo);
     let refused = repo.refused_changes()?;
     // What the relay refused this time, in its words; older notices are
     // in `--json`.
@@ -69,7 +78,7 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
     ctx.print(
         format!(
             "in sync with {}: {} documents{}",
-            workspace.relay,
+            synced.relay,
             progress.documents_total,
             if now_refused.is_empty() {
                 String::new()
@@ -78,7 +87,8 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
             }
         ),
         json!({
-            "relay": workspace.relay,
+            "relay": synced.relay.to_string(),
+            "relays": workspace.relays,
             "documents": progress.documents_total,
             "bytes_sent": progress.bytes_sent,
             "bytes_received": progress.bytes_received,
@@ -88,8 +98,9 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
     if watch {
         eprintln!("watching for changes; Ctrl-C stops");
         runtime.block_on(async {
-            let live = repo.sync_live(relay);
+            let live = repo.sync_live_through(&relays)?;
             let mut progress = live.progress();
+            let mut through = Some(synced.relay.sync_url());
             loop {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => break,
@@ -99,11 +110,16 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
                         if let Some(error) = &p.last_error && !p.connected {
                             eprintln!("disconnected ({error}); reconnecting");
                         }
+                        if p.connected && p.relay != through {
+                            eprintln!("syncing through {}", shown(p.relay.as_deref().unwrap_or_default()));
+                            through = p.relay;
+                        }
                     }
                 }
             }
             live.stop().await;
-        });
+            Ok::<_, anyhow::Error>(())
+        })?;
     }
     Ok(())
 }
@@ -114,8 +130,7 @@ pub(crate) fn run(ctx: &Context, watch: bool) -> Result<()> {
 fn remember_names(ctx: &Context, repo: &rapport_client::Repo) {
     let fetched = (|| -> Result<std::collections::BTreeMap<String, String>> {
         let workspace = ctx.workspace()?;
-        let api =
-            rapport_client::api::RelayApi::new(&workspace.relay_config(), repo.identity().clone())?;
+        let api = workspace.api(repo)?;
         Ok(api
             .people(&workspace.id)?
             .into_iter()
@@ -155,12 +170,18 @@ fn register_pending(ctx: &Context, repo: &rapport_client::Repo) -> Result<()> {
     if now.is_empty() {
         return Ok(());
     }
-    let api =
-        rapport_client::api::RelayApi::new(&workspace.relay_config(), repo.identity().clone())?;
+    let api = workspace.api(repo)?;
     api.add_documents(&workspace.id, &now)
         .with_context(|| format!("putting {} new document(s) in the workspace", now.len()))?;
     workspace.pending = later;
     ctx.save_settings(&settings)
+}
+
+/// A relay's address as `workspace list` shows it (`http://…`, not the
+/// `ws://…/sync` connected to).
+fn shown(url: &str) -> String {
+    url.parse::<rapport_client::relay_url::RelayUrl>()
+        .map_or_else(|_| url.to_owned(), |url| url.to_string())
 }
 
 /// `[########------------]`: the share of documents in sync.

@@ -4,7 +4,7 @@
 use anyhow::{Context as _, Result, bail};
 use clap::Subcommand;
 use rapport_client::api::{InviteLink, InviteRequest, Level, RelayApi, Role};
-use rapport_client::relay_url::RelayUrl;
+use rapport_client::relay_url::{RelayList, RelayUrl};
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use serde_json::{Value, json};
 
@@ -40,7 +40,30 @@ pub(crate) enum WorkspaceCommand {
         /// Its id or a unique prefix (or its name).
         workspace: String,
     },
+    /// Replace the relay addresses of the current workspace on this
+    /// replica: one, or several relays of one cluster (`rapport-server
+    /// --cluster`), which all serve the workspace.
+    ///
+    /// `rapport sync` tries them in turn, starting from the one that last
+    /// worked, and moves on after a failed connection or a relay that
+    /// cannot store changes. Only this replica's list changes; other
+    /// members keep theirs.
+    #[command(after_help = SET_RELAY_HELP)]
+    SetRelay {
+        /// The relay addresses, separated by commas: https://HOST[:PORT],
+        /// or ws:// or wss:// URLs, with or without /sync.
+        #[arg(value_name = "URL[,URL…]")]
+        relays: String,
+    },
 }
+
+const SET_RELAY_HELP: &str = "Examples:
+  rapport workspace set-relay https://relay-a.example,https://relay-b.example
+  rapport workspace set-relay https://relay.example     # back to one
+
+Each address is checked as --relay is: a relay that answers must be this
+workspace's relay (the same relay id); one that does not answer now is
+kept, with a warning. On any error nothing changes.";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum InviteCommand {
@@ -107,6 +130,7 @@ pub(crate) fn run_workspace(ctx: &Context, command: WorkspaceCommand) -> Result<
             list(ctx)
         }
         WorkspaceCommand::Use { workspace } => use_workspace(ctx, &workspace),
+        WorkspaceCommand::SetRelay { relays } => set_relay(ctx, &relays),
     }
 }
 
@@ -116,14 +140,13 @@ fn create(ctx: &Context, name: &str, relay: &str) -> Result<()> {
     let entry = WorkspaceEntry {
         id: String::new(),
         name: name.to_owned(),
-        relay: relay.to_string(),
+        relays: RelayList::from(relay),
         relay_id,
         role: Role::Owner,
         pending: Vec::new(),
         names: Default::default(),
     };
-    let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?
-        .with_name(&ctx.settings()?.name);
+    let api = entry.api(&repo)?.with_name(&ctx.settings()?.name);
     let id = api.create_workspace(name)?;
     let mut settings = ctx.settings()?;
     let mut entry = entry;
@@ -169,13 +192,13 @@ fn learn(ctx: &Context, relay: &str) -> Result<()> {
     let mut entry = WorkspaceEntry {
         id: String::new(),
         name: String::new(),
-        relay: relay.to_string(),
+        relays: RelayList::from(relay),
         relay_id,
         role: Role::Client,
         pending: Vec::new(),
         names: Default::default(),
     };
-    let found = RelayApi::new(&entry.relay_config(), repo.identity().clone())?.workspaces()?;
+    let found = entry.api(&repo)?.workspaces()?;
     let mut settings = ctx.settings()?;
     for workspace in found {
         if settings.workspaces.iter().any(|w| w.id == workspace.id) {
@@ -206,7 +229,7 @@ fn list(ctx: &Context) -> Result<()> {
             w.id,
             w.name,
             format!("{:?}", w.role).to_lowercase(),
-            w.relay
+            w.relays
         ));
     }
     if human.is_empty() {
@@ -216,7 +239,7 @@ fn list(ctx: &Context) -> Result<()> {
     let list: Vec<Value> = settings
         .workspaces
         .iter()
-        .map(|w| json!({ "id": w.id, "name": w.name, "role": w.role, "relay": w.relay, "current": settings.current.as_deref() == Some(w.id.as_str()) }))
+        .map(|w| json!({ "id": w.id, "name": w.name, "role": w.role, "relay": w.relays.first().to_string(), "relays": w.relays, "current": settings.current.as_deref() == Some(w.id.as_str()) }))
         .collect();
     ctx.print(human, Value::Array(list));
     Ok(())
@@ -237,6 +260,47 @@ fn use_workspace(ctx: &Context, wanted: &str) -> Result<()> {
     settings.current = Some(id.clone());
     ctx.save_settings(&settings)?;
     ctx.print(format!("now in {id}"), json!({ "current": id }));
+    Ok(())
+}
+
+/// Replaces the current workspace's relay addresses, each parsed and, if
+/// it answers, checked to be this workspace's relay.
+fn set_relay(ctx: &Context, typed: &str) -> Result<()> {
+    let relays: RelayList = typed.parse()?;
+    let mut settings = ctx.settings()?;
+    let current = ctx.workspace()?;
+    let mut silent = Vec::new();
+    for url in relays.iter() {
+        match RelayApi::info(url) {
+            Ok(info) if info.relay_id == current.relay_id => {}
+            Ok(info) => bail!(
+                "{url} is relay {}, not this workspace's relay {}: it is no relay of the same cluster; nothing changed",
+                info.relay_id,
+                current.relay_id
+            ),
+            Err(e) => silent.push((url.clone(), e)),
+        }
+    }
+    for (url, e) in &silent {
+        eprintln!("warning: {url} does not answer now ({e}); kept in the list");
+    }
+    let entry = settings
+        .workspaces
+        .iter_mut()
+        .find(|w| w.id == current.id)
+        .context("the current workspace left this home meanwhile")?;
+    entry.relays = relays.clone();
+    ctx.save_settings(&settings)?;
+    let urls: Vec<String> = relays.iter().map(ToString::to_string).collect();
+    ctx.print(
+        format!(
+            "{} ({}) syncs through {}",
+            current.name,
+            current.id,
+            urls.join(", ")
+        ),
+        json!({ "workspace": current.id, "relays": relays, "silent": silent.iter().map(|(url, _)| url.to_string()).collect::<Vec<_>>() }),
+    );
     Ok(())
 }
 
@@ -329,14 +393,13 @@ pub(crate) fn join(ctx: &Context, link: &str) -> Result<()> {
     let mut entry = WorkspaceEntry {
         id: link.workspace.clone(),
         name: link.workspace.clone(),
-        relay: RelayApi::public_address(&link.relay, &info).to_string(),
+        relays: RelayList::from(RelayApi::public_address(&link.relay, &info)),
         relay_id,
         role: Role::Client,
         pending: Vec::new(),
         names: Default::default(),
     };
-    let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?
-        .with_name(&ctx.settings()?.name);
+    let api = entry.api(&repo)?.with_name(&ctx.settings()?.name);
     entry.role = api.redeem(&link)?;
     if let Some(joined) = api.workspaces()?.into_iter().find(|w| w.id == entry.id) {
         entry.name = joined.name;

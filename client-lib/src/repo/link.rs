@@ -68,7 +68,14 @@ impl Repo {
         match message {
             Message::Sync(m) | Message::Request(m) => self.receive_sync(&m).map(Received::Document),
             Message::DocUnavailable(m) => self.receive_unavailable(&m).map(Received::Document),
-            Message::Rejected(r) => self.receive_rejected(&r).map(|()| Received::Nothing),
+            Message::Rejected(r) => {
+                self.receive_rejected(&r)?;
+                Ok(if r.reason.is_transient() {
+                    Received::Unstored(r.message)
+                } else {
+                    Received::Nothing
+                })
+            }
             Message::Documents(list) => {
                 let known: BTreeSet<DocumentId> = self.document_ids()?.into_iter().collect();
                 let new: Vec<DocumentId> = list

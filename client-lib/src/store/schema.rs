@@ -2,7 +2,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | name | bytes (`schema_version`, `workspace`, …) |
+//! | `meta` | name | bytes (`schema_version`, `workspace`, `last_relay/RELAY-ID`, …) |
 //! | `snapshots` | document id | the document saved whole |
 //! | `changes` | (document id, sequence) | change chunks stored since the snapshot |
 //! | `sync_states` | (relay, document id) | the sync state kept across connections |

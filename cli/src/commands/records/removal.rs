@@ -6,7 +6,6 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context as _, Result, bail};
 use rapport_client::Repo;
-use rapport_client::api::RelayApi;
 use rapport_protocol::ids::DocumentId;
 use serde_json::json;
 
@@ -88,7 +87,7 @@ fn remove(
     let mut removed = local.clone();
     if !listed.is_empty() {
         let entry = ctx.workspace()?;
-        let api = RelayApi::new(&entry.relay_config(), repo.identity().clone())?;
+        let api = entry.api(repo)?;
         removed.extend(
             api.remove_documents(&entry.id, &listed, erase)
                 .with_context(|| format!("the relay did not {verb} them; nothing was removed"))?,
