@@ -68,22 +68,33 @@ impl Auth {
 
     /// A new key, a member (staff) of the bench's workspace. Blocking.
     pub(crate) fn member(&self) -> Result<SigningKey> {
+        self.member_through(&self.config.url)
+    }
+
+    /// [`Auth::member`], joining through the relay at `url`: one of a
+    /// cluster's, which knows its new member at once. Blocking.
+    fn member_through(&self, url: &str) -> Result<SigningKey> {
+        let config = RelayConfig {
+            url: url.to_owned(),
+            audience: self.config.audience.clone(),
+        };
         let key = SigningKey::from_bytes(&rand::random());
-        RelayApi::new(&self.config, Identity::in_memory(key.clone()))?
+        RelayApi::new(&config, Identity::in_memory(key.clone()))?
             .redeem(&self.invite)
-            .context("joining the bench's workspace")?;
+            .with_context(|| format!("joining the bench's workspace through {url}"))?;
         Ok(key)
     }
 
-    /// Connects peer `us` as a new member of the bench's workspace, with
-    /// its own key and a fresh token.
+    /// Connects peer `us` to the relay at `url` as a new member of the
+    /// bench's workspace (joined through that relay), with its own key and
+    /// a fresh token.
     pub(crate) async fn connect(
         self: &Arc<Self>,
         url: &str,
         us: rapport_protocol::ids::PeerId,
     ) -> Result<crate::peer::Link> {
-        let auth = Arc::clone(self);
-        let key = tokio::task::spawn_blocking(move || auth.member()).await??;
+        let (auth, through) = (Arc::clone(self), url.to_owned());
+        let key = tokio::task::spawn_blocking(move || auth.member_through(&through)).await??;
         crate::peer::connect_with(url, us, Some(self.token(&key)?)).await
     }
 

@@ -23,12 +23,15 @@ mod machine;
 mod many;
 pub mod many_docs;
 mod peer;
+mod process;
 mod progress;
 pub mod replica;
 pub mod report;
 mod stats;
 mod trace;
 pub mod typing;
+
+pub use typing::cluster;
 
 use machine::Watched;
 pub use report::Report;

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,8 +32,8 @@ use tokio_tungstenite::tungstenite;
 
 use super::Target;
 use super::cold_sync::{LOAD_CHUNK, load_chunk, record};
-use super::machine::Watched;
 use super::peer::{self, Link};
+use super::process::Relay;
 use super::progress::{Progress, bar};
 use super::report::{Report, Unit};
 use super::stats::Summary;
@@ -70,9 +69,6 @@ pub struct ManyDocsArgs {
     label: String,
 }
 
-/// How long the relay may take to start before the bench gives up.
-const START_LIMIT: Duration = Duration::from_secs(300);
-
 /// How long a phase may take before the bench gives up.
 const PHASE_LIMIT: Duration = Duration::from_secs(1800);
 
@@ -89,11 +85,17 @@ pub async fn run(args: &ManyDocsArgs) -> Result<Report> {
 }
 
 async fn measure(args: &ManyDocsArgs, data: &Path, progress: &mut Progress) -> Result<Report> {
-    let mut server = Server::start(args, data).await?;
+    let relay_args = vec![
+        "--unload-idle-after-secs".to_owned(),
+        args.idle_seconds.to_string(),
+        "--max-documents-per-workspace".to_owned(),
+        "100000000".to_owned(),
+    ];
+    let mut server = Relay::start(&args.server, data, relay_args).await?;
     let target = Target {
         relay: server.url(),
         open: false,
-        relay_pid: Some(server.child.id()),
+        relay_pid: Some(server.pid()),
         label: args.label.clone(),
         allow_remote: false,
     };
@@ -167,7 +169,7 @@ async fn measure(args: &ManyDocsArgs, data: &Path, progress: &mut Progress) -> R
         Unit::Seconds,
         Some(startup.as_secs_f64()),
     );
-    let watched = Watched::new(server.child.id());
+    let watched = server.watched();
     let at_start = watched.sample().map(|s| s.rss_bytes);
     report.single(
         &case,
@@ -397,123 +399,4 @@ async fn send_effects(link: &mut Link, sync: &mut DocumentSync) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether the relay on `port` answers `/healthz` with 200.
-async fn healthy(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let ask = async {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .await?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await?;
-        Ok::<_, std::io::Error>(head.ends_with(b" 200"))
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), ask).await,
-        Ok(Ok(true))
-    )
-}
-
-/// The relay under test, a child process on 127.0.0.1.
-struct Server {
-    binary: PathBuf,
-    data: PathBuf,
-    port: u16,
-    idle_seconds: u64,
-    child: Child,
-}
-
-impl Server {
-    async fn start(args: &ManyDocsArgs, data: &Path) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut server = Self {
-            binary: args.server.clone(),
-            data: data.to_owned(),
-            port,
-            idle_seconds: args.idle_seconds,
-            child: Self::spawn(&args.server, data, port, args.idle_seconds)?,
-        };
-        server.wait_healthy().await?;
-        Ok(server)
-    }
-
-    fn spawn(binary: &Path, data: &Path, port: u16, idle_seconds: u64) -> Result<Child> {
-        std::fs::create_dir_all(data)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.join("relay.log"))?;
-        Command::new(binary)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data")
-            .arg(data)
-            .args(["--unload-idle-after-secs", &idle_seconds.to_string()])
-            .args(["--max-documents-per-workspace", "100000000"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/sync", self.port)
-    }
-
-    /// Waits until `/healthz` answers; returns how long it took.
-    async fn wait_healthy(&mut self) -> Result<Duration> {
-        let started = Instant::now();
-        while started.elapsed() < START_LIMIT {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "the relay exited ({status}) while starting; its log is in {}",
-                    self.data.join("relay.log").display()
-                );
-            }
-            if healthy(self.port).await {
-                return Ok(started.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        bail!("the relay did not start within {START_LIMIT:?}")
-    }
-
-    /// Stops the relay as an operator would (SIGTERM), and waits for it.
-    fn stop(&mut self) -> Result<()> {
-        if self.child.try_wait()?.is_some() {
-            return Ok(());
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let asked = Instant::now();
-        while asked.elapsed() < Duration::from_secs(60) {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
-    }
-
-    /// Starts the relay again on the same folder; returns how long it took
-    /// until `/healthz` answered.
-    async fn restart(&mut self) -> Result<Duration> {
-        self.child = Self::spawn(&self.binary, &self.data, self.port, self.idle_seconds)?;
-        self.wait_healthy().await
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
 }

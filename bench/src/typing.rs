@@ -12,40 +12,41 @@
 //! - *forward*: the change's frame is written by editor A → a frame
 //!   carrying it reaches editor B's socket, at every other editor;
 //! - *visible*: the same → the change is applied in the automerge document
-//!   of an observer replica (a [`DocumentSync`], as `rapport-client` keeps
-//!   one; `--observers`), which pays automerge's full receive cost.
+//!   of an observer replica (a
+//!   [`DocumentSync`](rapport_protocol::sync::DocumentSync), as
+//!   `rapport-client` keeps one; `--observers`), which pays automerge's
+//!   full receive cost.
 //!
 //! With `--relay-pid`, the server's CPU time over the typing (and drain)
 //! window divided by the changes typed, and its resident memory.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use automerge::{ActorId, Automerge, Change, ChangeHash, ObjId};
+use anyhow::{Context as _, Result, bail};
+use automerge::{ActorId, ChangeHash};
 use clap::Args;
-use futures_util::{SinkExt, StreamExt};
 use rapport_protocol::ids::DocumentId;
-use rapport_protocol::sync::{DocumentSync, Effect};
-use rapport_protocol::wire::Message;
 use serde_json::json;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite;
 
 use super::auth::Auth;
 use super::machine::sample_peak;
-use super::peer::{self, Link, ThinDoc};
+use super::peer::{self, ThinDoc};
 use super::progress::{Progress, bar};
 use super::report::{Report, Unit};
 use super::stats::Summary;
-use super::{Target, connect_peer, quiesce, trace};
+use super::{Target, connect_peer, quiesce};
 
+mod base;
+pub mod cluster;
 mod editor;
 mod observer;
 mod replica;
+pub use base::DocumentArgs;
+use base::{Base, prepare_base, upload};
 use editor::{Editor, Template};
 use observer::Observer;
 
@@ -62,20 +63,8 @@ pub struct TypingArgs {
     /// Characters each editor types a second.
     #[arg(long, default_value_t = 6.0)]
     rate: f64,
-    /// Start from a document holding only an empty text, to compare with
-    /// the pre-grown one (flat as history grows?).
-    #[arg(long)]
-    empty: bool,
-    /// The editing trace (default: ../shared/data/automerge-paper-edits.json.gz).
-    #[arg(long, value_name = "PATH")]
-    trace: Option<PathBuf>,
-    /// Pre-grow with only the first N edits of the trace.
-    #[arg(long, value_name = "N")]
-    trace_edits: Option<usize>,
-    /// Edits per change when pre-growing: 1 makes each keystroke its own
-    /// change, as typed.
-    #[arg(long, default_value_t = 1)]
-    edits_per_change: usize,
+    #[command(flatten)]
+    document: DocumentArgs,
     /// Replicas that apply every change with automerge (visible latency);
     /// 0 for none.
     #[arg(long, default_value_t = 1)]
@@ -102,17 +91,6 @@ impl TypingArgs {
 
 /// The scheduling priority (nice value) of an observer's thread.
 const OBSERVER_NICE: i32 = 10;
-
-/// The document the editors type into, as it was before they started.
-struct Base {
-    doc: Automerge,
-    text: ObjId,
-    heads: Vec<ChangeHash>,
-    max_op: u64,
-    changes: usize,
-    saved_bytes: usize,
-    what: String,
-}
 
 /// What every peer of a run shares.
 struct Shared {
@@ -145,7 +123,7 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
         bail!("--editors: every run needs at least 2 editors");
     }
     let mut progress = Progress::new();
-    let base = prepare_base(args, &mut progress)?;
+    let base = prepare_base(&args.document, &mut progress)?;
     let mut report = args.target.report(
         "typing",
         json!({
@@ -153,7 +131,7 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
             "seconds": args.seconds,
             "rate": args.rate,
             "document": base.what,
-            "edits_per_change": args.edits_per_change,
+            "edits_per_change": args.document.edits_per_change,
             "observers": args.observers,
             "replicas": args.replicas,
         }),
@@ -233,10 +211,10 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
             args.replicas
         ));
     }
-    if !args.empty && args.edits_per_change > 1 {
+    if !args.document.empty && args.document.edits_per_change > 1 {
         report.note(format!(
             "pre-grown with {} edits per change",
-            args.edits_per_change
+            args.document.edits_per_change
         ));
     }
     Ok(report)
@@ -244,112 +222,6 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
 
 fn short(what: &str) -> &str {
     what.split(" (").next().unwrap_or(what)
-}
-
-/// The pre-grown document, from a cache file in the temp folder when one
-/// was saved by an earlier run with the same trace and settings.
-fn prepare_base(args: &TypingArgs, progress: &mut Progress) -> Result<Base> {
-    if args.empty {
-        let grown = trace::grow(&[], 1, |_| {})?;
-        return base_of(grown.doc, "empty document".to_owned());
-    }
-    let path = args.trace.clone().unwrap_or_else(trace::default_path);
-    let mut edits = trace::read(&path)?;
-    if let Some(n) = args.trace_edits {
-        edits.truncate(n);
-    }
-    let what = format!(
-        "pre-grown ({} trace edits, {} per change)",
-        edits.len(),
-        args.edits_per_change.max(1)
-    );
-    let cache = std::env::temp_dir().join(format!(
-        "rapport-bench-trace-{}-{}.automerge",
-        edits.len(),
-        args.edits_per_change.max(1)
-    ));
-    if let Ok(bytes) = std::fs::read(&cache) {
-        progress.step(format!(
-            "loading the pre-grown document from {}",
-            cache.display()
-        ));
-        if let Ok(doc) = Automerge::load(&bytes) {
-            return base_of(doc, what);
-        }
-    }
-    progress.step(format!(
-        "pre-growing the document with {} edits ({} per change)",
-        edits.len(),
-        args.edits_per_change.max(1)
-    ));
-    let started = Instant::now();
-    let total = edits.len();
-    let grown = trace::grow(&edits, args.edits_per_change, |n| {
-        progress.update(format!("{} {n}/{total} edits", bar(n as f64, total as f64)));
-    })?;
-    progress.clear();
-    progress.step(format!("pre-grown in {:.1?}", started.elapsed()));
-    let expected = trace::replay_to_string(&edits)?;
-    if trace::text_of(&grown.doc, &grown.text)? != expected {
-        bail!("the pre-grown text differs from the trace replayed on a string");
-    }
-    let _ = std::fs::write(&cache, grown.doc.save());
-    base_of(grown.doc, what)
-}
-
-fn base_of(doc: Automerge, what: String) -> Result<Base> {
-    let text = trace::text_object(&doc)?;
-    let all = doc.get_changes(&[]);
-    let max_op = all.iter().map(Change::max_op).max().unwrap_or(0);
-    let changes = all.len();
-    Ok(Base {
-        text,
-        heads: doc.get_heads(),
-        max_op,
-        changes,
-        saved_bytes: doc.save().len(),
-        doc,
-        what,
-    })
-}
-
-/// One peer puts the whole document on the server, with automerge's own
-/// sync (as any replica would), and waits until the server has it.
-async fn upload(url: &str, id: DocumentId, base: &Base, auth: Option<&Arc<Auth>>) -> Result<()> {
-    let link = connect_peer(url, peer::peer_name("uploader", 0), auth).await?;
-    let Link {
-        mut socket,
-        us,
-        server,
-    } = link;
-    let mut sync = DocumentSync::new(id, us, base.doc.clone());
-    sync.handle_peer_connected(server.clone(), peer::now());
-    let work = async {
-        loop {
-            while let Some(effect) = sync.poll_effect() {
-                if let Effect::Send(message) = effect {
-                    socket.send(peer::frame(&message)).await?;
-                }
-            }
-            if sync.is_in_sync_with(&server) {
-                return Ok::<(), anyhow::Error>(());
-            }
-            let frame = socket
-                .next()
-                .await
-                .ok_or_else(|| anyhow!("the server closed the connection during the upload"))??;
-            if let tungstenite::Message::Binary(bytes) = frame
-                && let Ok(Message::Sync(m)) = Message::decode(&bytes)
-            {
-                sync.handle_sync(&m, peer::now())?;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(600), work)
-        .await
-        .map_err(|_| anyhow!("the upload took over 10 minutes"))??;
-    let _ = socket.close(None).await;
-    Ok(())
 }
 
 /// What one run with E editors measured.
@@ -542,7 +414,7 @@ async fn run_editors(
         let samples = tokio::time::timeout(Duration::from_secs(30), task)
             .await
             .context("an editor did not stop")??;
-        forward.extend(samples?);
+        forward.extend(samples?.into_iter().map(|f| f.latency));
     }
     let mut in_replicas = Vec::new();
     for replica in replicas {

@@ -71,6 +71,15 @@ impl Template {
     }
 }
 
+/// A change of another editor as it reached this one.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Forwarded {
+    /// The editor that typed it.
+    pub(super) from: usize,
+    /// From its frame written to a frame carrying it read here.
+    pub(super) latency: Duration,
+}
+
 /// One typing peer.
 pub(super) struct Editor {
     pub(super) n: usize,
@@ -84,9 +93,9 @@ pub(super) struct Editor {
 }
 
 impl Editor {
-    /// Runs until the phase is `Done`; returns the forward latencies of the
-    /// changes this editor received.
-    pub(super) async fn run(mut self, mut phase: watch::Receiver<Phase>) -> Result<Vec<Duration>> {
+    /// Runs until the phase is `Done`; returns the changes of the others
+    /// as they reached this editor.
+    pub(super) async fn run(mut self, mut phase: watch::Receiver<Phase>) -> Result<Vec<Forwarded>> {
         let hello = self.thin.hello(&self.link.server);
         self.link.socket.send(peer::frame(&hello)).await?;
         let mut forward = Vec::new();
@@ -147,7 +156,10 @@ impl Editor {
                         if let Some((sent, from)) = lock(&self.shared.sent).get(&change.hash).copied()
                             && from != self.n
                         {
-                            forward.push(arrived.saturating_duration_since(sent));
+                            forward.push(Forwarded {
+                                from,
+                                latency: arrived.saturating_duration_since(sent),
+                            });
                             self.shared.forwarded.fetch_add(1, Ordering::Release);
                         }
                     }
@@ -199,7 +211,7 @@ pub(super) fn typed_pair(base: &super::Base, chars: [char; 2], second_op: u64) -
 mod tests {
     use automerge::ReadDoc;
 
-    use super::super::base_of;
+    use super::super::base::base_of;
     use super::typed_pair;
     use crate::trace;
 

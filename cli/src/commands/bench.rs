@@ -3,6 +3,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Subcommand};
+use rapport_bench::cluster::{self, ClusterArgs};
 use rapport_bench::cold_sync::ColdSyncArgs;
 use rapport_bench::idle::{self, IdleArgs};
 use rapport_bench::ingest::IngestArgs;
@@ -59,6 +60,14 @@ pub(crate) enum BenchCommand {
         after_help = "Example:\n  rapport bench many-docs --server target/release/rapport-server \\\n    --documents 100000 --open-documents 2000 --connections 500"
     )]
     ManyDocs(ManyDocsArgs),
+    /// Starts a nats-server and three relays with `--cluster`, then one
+    /// relay alone: E editors type on them, forward latency within a relay
+    /// and across relays, each relay's CPU per change against the single
+    /// relay's (issue #17's targets).
+    #[command(
+        after_help = "Example:\n  rapport bench cluster --server target/release/rapport-server \\\n    --editors 12 --seconds 20 --trace-edits 20000"
+    )]
+    Cluster(ClusterArgs),
     /// A bare tokio-tungstenite echo server (the idle scenario's floor).
     #[command(hide = true)]
     EchoServer {
@@ -142,6 +151,7 @@ pub(crate) fn run(ctx: &Context, command: BenchCommand) -> Result<()> {
             print(ctx, &runtime()?.block_on(idle::run(&args))?)
         }
         BenchCommand::ManyDocs(args) => print(ctx, &runtime()?.block_on(many_docs::run(&args))?),
+        BenchCommand::Cluster(args) => print(ctx, &runtime()?.block_on(cluster::run(&args))?),
         BenchCommand::EchoServer { listen } => idle::echo_server(listen),
         BenchCommand::Report(args) => write_report(&args),
         BenchCommand::Replica(args) => print(ctx, &replica::run(&args)?),
