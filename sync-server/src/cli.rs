@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// by any relay reach the peers of all (docs/cluster.md). Off by default.
     #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub cluster: Vec<String>,
+    /// In a cluster, leave the automations' events to the other relays
+    /// (each event runs once, on whichever relay takes it; a relay that
+    /// takes none keeps its CPU for its peers).
+    #[arg(long)]
+    pub no_cluster_automations: bool,
     /// Connections the relay holds at once.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -198,6 +203,7 @@ impl ServeArgs {
             storage: crate::storage::Backend::file(),
             webhook_allow: self.webhook_allow.clone(),
             cluster: self.cluster.clone(),
+            cluster_automations: !self.no_cluster_automations,
             forms: FormLimits::default(),
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {

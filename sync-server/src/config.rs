@@ -117,6 +117,8 @@ pub struct Config {
     /// NATS servers (`nats://host:port`) of the cluster this relay serves
     /// as one with others; empty for a relay on its own.
     pub cluster: Vec<String>,
+    /// Whether this relay, in a cluster, takes the automations' events.
+    pub cluster_automations: bool,
 }
 
 /// The SMTP server notifications go through.
@@ -160,6 +162,7 @@ impl Config {
             storage: crate::storage::Backend::file(),
             webhook_allow: Vec::new(),
             cluster: Vec::new(),
+            cluster_automations: true,
             forms: FormLimits::default(),
             tls: None,
             public_url: None,

@@ -246,6 +246,18 @@ impl Server {
             base_url.clone(),
             stop_rx.clone(),
         ));
+        let events = match relay.cluster.get() {
+            Some(cluster) if relay.config.cluster_automations => {
+                Some(tokio::spawn(automations::events::run(
+                    Arc::clone(&relay),
+                    Arc::clone(cluster),
+                    Arc::clone(&forms),
+                    base_url.clone(),
+                    stop_rx.clone(),
+                )))
+            }
+            _ => None,
+        };
         let automations = tokio::spawn(automations::run(
             Arc::clone(&relay),
             forms,
@@ -305,6 +317,9 @@ impl Server {
         let _ = sweeper.await;
         if let Some(follower) = follower {
             let _ = follower.await;
+        }
+        if let Some(events) = events {
+            let _ = events.await;
         }
         let _ = control.await;
         let _ = packer.await;

@@ -6,21 +6,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use automerge::transaction::CommitOptions;
-use automerge::{Automerge, ChangeHash};
-use rapport_model::automation::{
-    Action, Event, FieldValue, RecordKind, Rule, document, due_in_days, record, render,
-};
-use rapport_model::{Comment, Date, EditError, Record, Task, Thread, new_document};
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc as _};
+use rapport_model::automation::{Action, Event, FieldValue, RecordKind, Rule, document, record};
 use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
 use rapport_protocol::relay::StoredChange;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::actions::{Run, Values, set_field};
 use super::delivery::Deliveries;
-use super::relay_changes::{EngineError, change, message, millis};
-use super::webhook::Delivery;
+use super::relay_changes::{EngineError, change, millis};
 use crate::forms::Forms;
 use crate::relay::triggers::EngineRunning;
 use crate::relay::{Relay, lock, now};
@@ -32,11 +28,11 @@ const IDLE: Duration = Duration::from_secs(5);
 
 /// What a step changed that the running relay must hear of.
 #[derive(Debug, Default)]
-struct Outcome {
+pub(crate) struct Outcome {
     /// Relay changes to documents that may be open.
-    changed: Vec<(DocumentId, Vec<StoredChange>)>,
+    pub(crate) changed: Vec<(DocumentId, Vec<StoredChange>)>,
     /// Members to tell of new documents.
-    widened: Vec<PublicKey>,
+    pub(crate) widened: Vec<PublicKey>,
 }
 
 /// Runs until `stop` turns true, finishing the step under way.
@@ -137,47 +133,201 @@ fn look_at(
         return clear(relay, &pending, Vec::new());
     };
     let rules_id = document::document_id(&workspace);
-    // Only the workspace's own, listed document holds its rules: one made
-    // elsewhere under the same id is never read.
-    let listed = lock(&relay.workspaces).home_of(rules_id) == Some(workspace.as_str());
     // The relay's changes to the rules document come one after another.
     let _writing = lock(&relay.automations.writing);
-    let rules_doc = if listed {
-        store.load_automerge(rules_id)?
-    } else {
-        Automerge::new()
-    };
-    let stored_rules = document::rules(&rules_doc);
+    let rules_doc = rules_document(relay, &workspace)?;
     if id == rules_id {
         relay
             .automations
-            .set_active(&workspace, !stored_rules.is_empty());
+            .set_active(&workspace, !document::rules(&rules_doc).is_empty());
         return clear(relay, &pending, Vec::new());
     }
     let keys = relay.relay_keys()?;
-    let actor = keys.actor_id();
-    let mut doc = store.load_automerge(id)?.with_actor(actor.clone());
-    let mut rules_doc = rules_doc.with_actor(actor);
+    let doc = store.load_automerge(id)?.with_actor(keys.actor_id());
+    let heads = doc.get_heads();
+    let seen = Seen {
+        id,
+        workspace,
+        doc,
+        before: pending.before.clone(),
+        shared: pending.shared,
+        at: now(),
+        held: None,
+        mark: Some(pending.generation),
+    };
+    if !fire(relay, forms, base_url, seen, rules_doc, outcome)? {
+        return clear(relay, &pending, heads);
+    }
+    Ok(())
+}
+
+/// Why an event from the cluster could not be looked at yet.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum EventError {
+    #[error("this relay does not hold the event's changes yet")]
+    NotHere,
+    #[error(transparent)]
+    Failed(#[from] EngineError),
+}
+
+/// Runs the rules on an event of the cluster's work queue: `changes` of
+/// `id`, as one message of the stream carried them, taken at `at`. What
+/// the rules do is a function of the event alone, wherever and however
+/// often it is run: the document is read at the event's heads, the
+/// relay's changes are written by an actor derived from them and timed
+/// `at`, and new documents have ids derived from the event, so a second
+/// run makes byte for byte the changes of the first, which add nothing.
+pub(crate) fn look_at_event(
+    relay: &Relay,
+    forms: &Forms,
+    base_url: &str,
+    id: DocumentId,
+    changes: &[StoredChange],
+    at: UnixMillis,
+) -> Result<Outcome, EventError> {
+    let mut outcome = Outcome::default();
+    let home = lock(&relay.workspaces).home_of(id).map(str::to_owned);
+    let Some(workspace) = home else {
+        return Ok(outcome);
+    };
+    if id == document::document_id(&workspace) || !relay.automations.is_active(&workspace) {
+        return Ok(outcome);
+    }
+    let keys = relay.relay_keys().map_err(EngineError::from)?;
+    let whole = relay
+        .store()
+        .load_automerge(id)
+        .map_err(EngineError::from)?;
+    if changes
+        .iter()
+        .any(|c| whole.get_change_by_hash(&c.hash).is_none())
+    {
+        return Err(EventError::NotHere);
+    }
+    let ours: std::collections::HashSet<ChangeHash> = changes.iter().map(|c| c.hash).collect();
+    let mut before: Vec<ChangeHash> = changes
+        .iter()
+        .flat_map(|c| c.deps.iter().copied())
+        .filter(|dep| !ours.contains(dep))
+        .collect();
+    before.sort();
+    before.dedup();
+    let hashes: Vec<ChangeHash> = ours.iter().copied().collect();
+    let doc = whole.fork_at(&hashes).map_err(EngineError::from)?;
+    let actor = event_actor(&keys, id, &doc.get_heads());
+    let seen = Seen {
+        id,
+        workspace: workspace.clone(),
+        doc: doc.with_actor(actor),
+        before,
+        shared: false,
+        at,
+        held: Some(&whole),
+        mark: None,
+    };
+    let _writing = lock(&relay.automations.writing);
+    let rules_doc = rules_document(relay, &workspace)?;
+    fire(relay, forms, base_url, seen, rules_doc, &mut outcome)?;
+    Ok(outcome)
+}
+
+/// The automations document of `workspace`, or an empty one when the
+/// workspace does not list it: only the workspace's own, listed document
+/// holds its rules, and one made elsewhere under the same id is never
+/// read.
+fn rules_document(relay: &Relay, workspace: &str) -> Result<Automerge, EngineError> {
+    let rules_id = document::document_id(workspace);
+    let listed = lock(&relay.workspaces).home_of(rules_id) == Some(workspace);
+    Ok(if listed {
+        relay.store().load_automerge(rules_id)?
+    } else {
+        Automerge::new()
+    })
+}
+
+/// The actor of the relay's changes for the event at `heads` of
+/// `document`: the relay's key, then 16 bytes of the event, so that the
+/// actor names its key and every relay writes the event's changes alike.
+fn event_actor(keys: &RelayKeys, document: DocumentId, heads: &[ChangeHash]) -> ActorId {
+    let mut hash = Sha256::new().chain_update(b"rapport/automation actor\0");
+    hash.update(document.as_bytes());
+    let mut sorted = heads.to_vec();
+    sorted.sort();
+    for head in &sorted {
+        hash.update(head.0);
+    }
+    let mut actor = keys.public_key().as_bytes().to_vec();
+    actor.extend_from_slice(&hash.finalize()[..16]);
+    ActorId::from(actor)
+}
+
+/// A document the rules look at.
+struct Seen<'a> {
+    id: DocumentId,
+    workspace: String,
+    /// The document at the heads looked at, with the actor the relay's
+    /// changes to it are written by.
+    doc: Automerge,
+    /// The heads before the changes that may fire a rule.
+    before: Vec<ChangeHash>,
+    /// Whether it was just shared.
+    shared: bool,
+    at: UnixMillis,
+    /// The document as the relay holds it, if that is more than `doc`
+    /// (an event's): changes it holds already (a run of the event done
+    /// before) are not stored again.
+    held: Option<&'a Automerge>,
+    /// The generation of its pending mark, which what the rules do
+    /// clears (a single relay); none for an event of the cluster.
+    mark: Option<u64>,
+}
+
+/// Runs the rules of `rules_doc` on `seen` and stores what they did;
+/// false if none fired (nothing is stored then). The caller holds
+/// `automations.writing`.
+fn fire(
+    relay: &Relay,
+    forms: &Forms,
+    base_url: &str,
+    seen: Seen<'_>,
+    rules_doc: Automerge,
+    outcome: &mut Outcome,
+) -> Result<bool, EngineError> {
+    let store = relay.store();
+    let Seen {
+        id,
+        workspace,
+        mut doc,
+        before,
+        shared,
+        at,
+        held,
+        mark,
+    } = seen;
+    let rules_id = document::document_id(&workspace);
+    let keys = relay.relay_keys()?;
+    let mut rules_doc = rules_doc.with_actor(keys.actor_id());
     let rules_before = rules_doc.get_heads();
     let heads = doc.get_heads();
-    let at = now();
-    let fired: Vec<(String, Rule)> = stored_rules
+    let fired: Vec<(String, Rule)> = document::rules(&rules_doc)
         .into_iter()
         .filter_map(|stored| {
             let rule = Rule::parse(&stored.text).ok()?;
-            fires(&rule, &doc, &pending.before, pending.shared).then_some((stored.id, rule))
+            fires(&rule, &doc, &before, shared).then_some((stored.id, rule))
         })
         .collect();
     if fired.is_empty() {
-        return clear(relay, &pending, heads);
+        return Ok(false);
     }
     let relay_key = keys.public_key();
+    let actor = doc.get_actor().clone();
     let mut run = Run {
         store,
         workspace: &workspace,
         record: id,
         at,
         keys: &keys,
+        actor: actor.clone(),
         new_documents: Vec::new(),
         deliveries: Vec::new(),
     };
@@ -208,25 +358,39 @@ fn look_at(
             warn!(document = %id, rule = %rule_id, %error, "an automation's `set` has a value the field does not take");
         }
     }
+    let mut made = stored_since(&doc, &heads);
+    if let Some(held) = held {
+        made.retain(|c| held.get_change_by_hash(&c.hash).is_none());
+    }
     let mut changes = vec![
-        (id, stored_since(&doc, &heads)),
+        (id, made),
         (rules_id, stored_since(&rules_doc, &rules_before)),
     ];
     changes.retain(|(_, c)| !c.is_empty());
-    let changed = changes.clone();
     changes.extend(run.new_documents.iter().map(|(d, c, _)| (*d, c.clone())));
-    let bindings = [(keys.actor.clone(), relay_key)];
+    // New documents too: no peer has them open yet, but the cluster's
+    // other relays must have them.
+    let changed = changes.clone();
+    let bindings = [
+        (keys.actor.clone(), relay_key),
+        (actor.to_bytes().to_vec(), relay_key),
+    ];
+    let bindings = if actor.to_bytes() == keys.actor.as_slice() {
+        &bindings[..1]
+    } else {
+        &bindings[..]
+    };
     let deliveries: Vec<Vec<u8>> = run
         .deliveries
         .iter()
         .map(|d| serde_json::to_vec(d).expect("a delivery serializes"))
         .collect();
-    let looked_at = Some((id, pending.generation, doc.get_heads()));
+    let looked_at = mark.map(|generation| (id, generation, doc.get_heads()));
     if run.new_documents.is_empty() {
         store.save_automation(&AutomationWrite {
             looked_at,
             changes,
-            bindings: &bindings,
+            bindings,
             deliveries,
             ..AutomationWrite::default()
         })?;
@@ -257,7 +421,7 @@ fn look_at(
             store.save_automation(&AutomationWrite {
                 looked_at,
                 changes,
-                bindings: &bindings,
+                bindings,
                 workspace: Some(rows),
                 events,
                 deliveries,
@@ -266,7 +430,7 @@ fn look_at(
         })?;
     }
     outcome.changed.extend(changed);
-    Ok(())
+    Ok(true)
 }
 
 /// Clears a mark when nothing fired.
@@ -319,221 +483,15 @@ fn event_id(rule: &str, document: DocumentId, heads: &[ChangeHash]) -> String {
         .collect()
 }
 
-/// A document id derived from an event and what it makes.
-fn derived_id(event: &str, what: &str) -> DocumentId {
-    let digest = Sha256::new()
-        .chain_update(b"rapport/automation\0")
-        .chain_update(event.as_bytes())
-        .chain_update(what.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    DocumentId::from_bytes(bytes)
-}
-
-/// What templates can name: the record's fields, `{id}`, `{form:NAME}`.
-struct Values<'a> {
-    doc: &'a Automerge,
-    id: DocumentId,
-    workspace: &'a str,
-    forms: &'a Forms,
-    base_url: &'a str,
-}
-
-impl Values<'_> {
-    fn render(&self, template: &str) -> String {
-        render(template, |name| {
-            if name == "id" {
-                return Some(self.id.to_string());
-            }
-            if let Some(form) = name.strip_prefix("form:") {
-                return self
-                    .forms
-                    .open_form_named(self.workspace, form)
-                    .map(|id| format!("{}/forms/{id}", self.base_url));
-            }
-            match record::field(self.doc, name, None) {
-                FieldValue::Missing => None,
-                value => Some(value.as_text()),
-            }
-        })
-    }
-}
-
-/// The documents and webhooks one document's fired rules make.
-struct Run<'a> {
-    store: &'a crate::storage::Store,
-    workspace: &'a str,
-    record: DocumentId,
-    at: UnixMillis,
-    keys: &'a RelayKeys,
-    /// New documents: id, changes, and the record a thread is on.
-    new_documents: Vec<(DocumentId, Vec<StoredChange>, Option<DocumentId>)>,
-    deliveries: Vec<Delivery>,
-}
-
-impl Run<'_> {
-    fn act(
-        &mut self,
-        rule: &str,
-        event: &str,
-        action: &Action,
-        values: &Values<'_>,
-    ) -> Result<(), EngineError> {
-        match action {
-            Action::CreateTask { fields } => {
-                let id = derived_id(event, "task");
-                if self.taken(id) {
-                    return Ok(());
-                }
-                let task = Record::Task(self.task(rule, fields, values));
-                let doc = new_document(&task, self.keys.actor_id(), self.at, &message(rule))?;
-                self.new_documents
-                    .push((id, StoredChange::since(&doc, &[]), None));
-            }
-            Action::Comment { text } => {
-                let id = derived_id(event, "thread");
-                if self.taken(id) {
-                    return Ok(());
-                }
-                let mut thread = Thread::new(&self.record);
-                let author = self.keys.public_key();
-                thread.add(Comment::new(
-                    event,
-                    &author,
-                    millis(self.at),
-                    values.render(text),
-                ));
-                let doc = new_document(
-                    &Record::Thread(thread),
-                    self.keys.actor_id(),
-                    self.at,
-                    &message(rule),
-                )?;
-                self.new_documents
-                    .push((id, StoredChange::since(&doc, &[]), Some(self.record)));
-            }
-            Action::Webhook { url } => {
-                let body = serde_json::json!({
-                    "event": event,
-                    "rule": rule,
-                    "workspace": self.workspace,
-                    "document": self.record.to_string(),
-                    "kind": record::kind(values.doc).map(RecordKind::as_str),
-                    "title": record::field(values.doc, "title", None).as_text(),
-                    "at": self.at.0,
-                });
-                self.deliveries.push(Delivery {
-                    event: event.to_owned(),
-                    workspace: self.workspace.to_owned(),
-                    rule: rule.to_owned(),
-                    url: url.clone(),
-                    body: body.to_string(),
-                    attempts: 0,
-                    next_at: self.at.0,
-                    last_error: None,
-                });
-            }
-            Action::Set { .. } => {}
-        }
-        Ok(())
-    }
-
-    /// Whether the relay already holds a document under the id a rule
-    /// would make: someone wrote it first (ids derived from events are
-    /// predictable), and the relay never adopts what it did not write.
-    fn taken(&self, id: DocumentId) -> bool {
-        let taken = self.store.may_hold(id);
-        if taken {
-            warn!(document = %id, record = %self.record, "an automation's document id is already taken; the action is skipped");
-        }
-        taken
-    }
-
-    /// The task a `create task` action makes: each `NAME=VALUE` is set as
-    /// `rapport task set` sets it ([`Task::set`]; `due` also takes days
-    /// from now, `+7`), names the model does not have become custom
-    /// fields, and `automation` (the rule) and `source` (the record) are
-    /// added. A value the field does not take is left out, with a warning.
-    fn task(&self, rule: &str, fields: &[(String, String)], values: &Values<'_>) -> Task {
-        let mut task = Task::new("");
-        task.fields.insert("automation".to_owned(), rule.to_owned());
-        task.fields
-            .insert("source".to_owned(), self.record.to_string());
-        for (name, template) in fields {
-            let mut value = values.render(template);
-            if name == "due"
-                && let Some(days) = due_in_days(&value)
-            {
-                value = date_after(self.at, days)
-                    .map(|d| d.to_string())
-                    .unwrap_or_default();
-            }
-            let set = match task.set(name, &value) {
-                Err(EditError::UnknownField { .. }) => task.set(&format!("field.{name}"), &value),
-                other => other,
-            };
-            if let Err(error) = set {
-                warn!(rule, %error, "an automation's new task leaves out a field");
-            }
-        }
-        task
-    }
-}
-
 /// The changes of `doc` that are not ancestors of `heads`, as stored.
 fn stored_since(doc: &Automerge, heads: &[ChangeHash]) -> Vec<StoredChange> {
     StoredChange::since(doc, heads)
 }
 
-/// The UTC day of `at`, plus `days`.
-fn date_after(at: UnixMillis, days: u32) -> Option<Date> {
-    Date::utc(at)?.plus_days(i64::from(days))
-}
-
-/// Sets `field` of the record `doc` holds to `value`, as `rapport … set`
-/// would, in one change by the relay on behalf of `rule`. The outer error is
-/// the document's; the inner one says the field does not take the value,
-/// and nothing was written.
-fn set_field(
-    doc: &mut Automerge,
-    at: UnixMillis,
-    rule: &str,
-    field: &str,
-    value: &str,
-) -> Result<Result<(), EditError>, EngineError> {
-    let mut record = Record::read(doc)?;
-    let set = match &mut record {
-        Record::Task(task) => task.set(field, value),
-        Record::Customer(customer) => customer.set(field, value),
-        Record::Requirements(requirements) => requirements.set(field, value),
-        Record::Thread(_) => return Ok(Ok(())),
-    };
-    if set.is_err() {
-        return Ok(set);
-    }
-    let options = CommitOptions::default()
-        .with_message(message(rule))
-        .with_time(i64::try_from(at.as_secs()).unwrap_or(i64::MAX));
-    doc.transact_with(|_| options, |tx| record.write(tx))
-        .map_err(|failure| failure.error)?;
-    Ok(Ok(()))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::actions::derived_id;
     use super::*;
-
-    #[test]
-    fn dates_count_days_from_the_utc_day() {
-        let after = |at, days| date_after(UnixMillis(at), days).unwrap().to_string();
-        assert_eq!(after(0, 0), "1970-01-01");
-        assert_eq!(after(0, 59), "1970-03-01");
-        // 2024-02-28T23:00Z + 1 day: a leap year.
-        assert_eq!(after(1_709_161_200_000, 1), "2024-02-29");
-        assert_eq!(after(1_709_161_200_000, 2), "2024-03-01");
-        assert_eq!(after(1_735_603_200_000, 7), "2025-01-07");
-    }
 
     #[test]
     fn event_ids_are_stable_and_distinct() {

@@ -17,6 +17,18 @@
 //! after it, nothing is left to find. The relay's own changes never mark a
 //! document, so a rule cannot set off itself.
 //!
+//! In a cluster (`--cluster`), a change's event is a message of the
+//! cluster's stream, and the automations' work queue hands each to one
+//! relay ([`events`]), and to another if that one dies or loses NATS
+//! before it is done. What the rules make of an event is a function of the
+//! event alone (the document at the event's heads, changes by an actor
+//! derived from it, timed when the stream took it, new documents under ids
+//! derived from it), so a second run adds nothing: an event done twice is
+//! done once. Its webhooks are the exception: they go out from the relay
+//! that ran the event, at least once, with the event's id for the receiver
+//! to tell a repeat. A document's shared event and a form's submission
+//! stay with the relay that took them, as on a single relay.
+//!
 //! Events: a field of a task, customer or doc changes (to a value); a form
 //! is submitted (a task the relay made from a form submission appears);
 //! a document is shared. Actions: create a task, set a field, comment (a
@@ -29,9 +41,11 @@
 //! shows it. Nothing here runs on the sync path: a webhook that is down
 //! delays nothing but its own retries.
 
+mod actions;
 pub(crate) mod api;
 mod delivery;
 mod engine;
+pub(crate) mod events;
 mod relay_changes;
 mod rules_document;
 pub mod webhook;

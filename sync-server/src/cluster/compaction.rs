@@ -98,6 +98,7 @@ impl Cluster {
         body.extend_from_slice(saved);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(NODE, self.node.as_str());
+        headers.insert(super::SNAPSHOT, "1");
         headers.insert(
             "Nats-Expected-Last-Subject-Sequence",
             last.to_string().as_str(),

@@ -24,6 +24,7 @@ use tracing::{debug, info, warn};
 
 pub(crate) mod compaction;
 pub(crate) mod control;
+pub(crate) mod events;
 
 use crate::metrics::write_metric;
 use crate::storage::codec;
@@ -46,6 +47,10 @@ const NODE: &str = "Rapport-Node";
 /// a document no workspace lists and binds the changes' actors on every
 /// relay as on the one that accepted them.
 const AUTHOR: &str = "Rapport-Author";
+
+/// The header marking a compaction's snapshot, which repeats changes the
+/// subject had already.
+const SNAPSHOT: &str = "Rapport-Snapshot";
 
 /// What may go wrong with the cluster.
 #[derive(Debug, thiserror::Error)]

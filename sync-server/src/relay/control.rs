@@ -69,6 +69,7 @@ impl Relay {
         key: Key,
         entry: Entry,
     ) -> Result<(), WorkspaceError> {
+        let workspace = entry.value.as_ref().map(|v| v.workspace.clone());
         let (narrowed, widened) = {
             let mut workspaces = lock(&self.workspaces);
             if !control.is_news(&entry) {
@@ -110,6 +111,22 @@ impl Relay {
             }
         };
         self.enforce(&narrowed, &widened);
+        if let Some(workspace) = workspace {
+            self.look_at_rules(&workspace)?;
+        }
+        Ok(())
+    }
+
+    /// Has the automations look at `workspace`'s rules document, when it
+    /// is listed and held here: its changes may have come before its
+    /// listing, when nothing looked at them.
+    fn look_at_rules(&self, workspace: &str) -> Result<(), WorkspaceError> {
+        let rules = rapport_model::automation::document::document_id(workspace);
+        let listed = lock(&self.workspaces).home_of(rules) == Some(workspace);
+        if listed && self.store.may_hold(rules) && !self.automations.is_active(workspace) {
+            self.store.mark_pending_whole(rules)?;
+            self.automations.wake();
+        }
         Ok(())
     }
 

@@ -315,14 +315,20 @@ impl Relay {
         let count = prepared.to_store.len();
         let bindings =
             lock(&self.actors).unstored(prepared.to_store.iter().map(|c| c.actor.as_slice()));
-        // The automations look at documents of workspaces that have rules.
+        // The automations look at documents of workspaces that have rules;
+        // in a cluster, at their rules here, and at the rest through the
+        // cluster's work queue.
         let (watched, claim) = {
             let workspaces = lock(&self.workspaces);
             let claim = match identity {
                 Identity::Key(key) if workspaces.is_unclaimed(id) => Some(key),
                 _ => None,
             };
-            (self.automations.watches(&workspaces, id), claim)
+            let watched = match self.cluster.get() {
+                None => self.automations.watches(&workspaces, id),
+                Some(_) => is_rules_document(&workspaces, id),
+            };
+            (watched, claim)
         };
         // In a cluster the stream is the durable point: nothing is
         // acknowledged or forwarded before it holds the changes.
@@ -473,14 +479,9 @@ impl Relay {
         let whole = whole.filter(|_| empty && changes.len() == count);
         let written = stored_bytes(&changes, whole.as_deref());
         // A workspace's rules, changed through another relay, are looked
-        // at here too: this relay runs the rules for the changes it
-        // accepts.
-        let rules = {
-            let workspaces = lock(&self.workspaces);
-            workspaces
-                .home_of(id)
-                .is_some_and(|home| rapport_model::automation::document::document_id(home) == id)
-        };
+        // at here too, so that this relay knows which workspaces have
+        // rules; the events themselves come through the work queue.
+        let rules = is_rules_document(&lock(&self.workspaces), id);
         let pending = rules.then(|| slot.doc.as_ref().map(|doc| doc.heads()).unwrap_or_default());
         let (bindings, claim) = match author {
             Some(key) => {
@@ -575,4 +576,11 @@ fn check_comment(
         debug!(identity = %key, %refusal, "a change goes past what a client may do in a thread");
         RejectReason::CommentsOnly
     })
+}
+
+/// Whether `id` is the automations document of the workspace that lists it.
+fn is_rules_document(workspaces: &crate::workspace::Workspaces, id: DocumentId) -> bool {
+    workspaces
+        .home_of(id)
+        .is_some_and(|home| rapport_model::automation::document::document_id(home) == id)
 }

@@ -97,6 +97,15 @@ impl Store {
         Ok(())
     }
 
+    /// Marks `document` for the automations to look at as a whole (the
+    /// rules document of a workspace whose listing came after its
+    /// changes).
+    pub fn mark_pending_whole(&self, document: DocumentId) -> Result<(), StoreError> {
+        let tx = self.begin_write()?;
+        self.mark_pending(&tx, document, &[])?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// Every pending document.
     pub fn pending(&self) -> Result<Vec<Pending>, StoreError> {
         let tx = self.begin_read()?;

@@ -101,6 +101,10 @@ pub(crate) struct Workspaces {
     tombstones: HashMap<DocumentId, Tombstone>,
     /// In a cluster, where every change goes before it is stored here.
     replica: Option<std::sync::Arc<dyn Replicate>>,
+    /// In a cluster, listings that came before their workspace (a relay
+    /// catching up reads each key's last value in the order they were
+    /// last written), kept until it comes.
+    early_listings: HashMap<String, Vec<(DocumentId, DocInfo, Vec<AuditEvent>)>>,
 }
 
 /// What stays of a document deleted or erased (the `tombstones` table).

@@ -80,7 +80,12 @@ impl Workspaces {
             documents: Vec::new(),
         };
         store.save_workspace(&rows, &encode(&events))?;
-        self.by_id.insert(workspace.id.clone(), workspace);
+        let id = workspace.id.clone();
+        self.by_id.insert(id.clone(), workspace);
+        let mut changed = changed;
+        for (document, info, events) in self.early_listings.remove(&id).unwrap_or_default() {
+            changed.extend(self.take_remote_listing(store, &id, document, Some(info), events)?);
+        }
         Ok(changed)
     }
 
@@ -96,7 +101,12 @@ impl Workspaces {
         events: Vec<AuditEvent>,
     ) -> Result<Vec<PublicKey>, WorkspaceError> {
         let Some(workspace) = self.by_id.get_mut(id) else {
-            return Err(WorkspaceError::UnknownWorkspace);
+            let early = self.early_listings.entry(id.to_owned()).or_default();
+            early.retain(|(listed, _, _)| *listed != document);
+            if let Some(info) = info {
+                early.push((document, info, events));
+            }
+            return Ok(Vec::new());
         };
         if workspace.documents.get(&document) == info.as_ref() {
             return Ok(Vec::new());

@@ -1,0 +1,185 @@
+//! The automations of a cluster run once per event, on whichever relay
+//! the cluster's work queue hands the event to, and on another when that
+//! relay takes it and dies before it is done. A real nats-server (started
+//! here on 127.0.0.1 with a temporary store) and relays in this process.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use async_nats::jetstream::consumer;
+use futures_util::StreamExt as _;
+use rapport_client::Repo;
+use rapport_client::api::RelayApi;
+use rapport_model::automation::Rule;
+use rapport_model::{Status, Task};
+use rapport_protocol::ids::DocumentId;
+use rapport_server::Config;
+use rapport_tests::nats::Nats;
+use rapport_tests::relay::{TempDir, TestRelay};
+
+/// A relay of the cluster on `nats`, taking the automations' events or
+/// not.
+async fn relay_in(dir: &TempDir, nats: &Nats, automations: bool) -> Result<TestRelay> {
+    let mut config = Config::new(dir.path());
+    config.cluster = vec![nats.url()];
+    config.cluster_automations = automations;
+    TestRelay::start_config(config).await
+}
+
+async fn sync(repo: &Repo, relay: &TestRelay) -> Result<()> {
+    repo.sync_once(&relay.client_config(), Duration::from_secs(20), |_| {})
+        .await?;
+    Ok(())
+}
+
+/// The automations' work queue, as a relay takes from it.
+async fn work_queue(nats: &Nats) -> Result<consumer::PullConsumer> {
+    let client = async_nats::connect(nats.url()).await?;
+    let stream = async_nats::jetstream::new(client)
+        .get_stream("RAPPORT_CHANGES")
+        .await?;
+    Ok(stream
+        .get_or_create_consumer(
+            "automations",
+            consumer::pull::Config {
+                durable_name: Some("automations".to_owned()),
+                deliver_policy: consumer::DeliverPolicy::New,
+                ack_policy: consumer::AckPolicy::Explicit,
+                ack_wait: Duration::from_secs(10),
+                max_ack_pending: 256,
+                max_deliver: 20,
+                ..Default::default()
+            },
+        )
+        .await?)
+}
+
+/// Takes and finishes every event waiting in `queue` within half a
+/// second; how many there were.
+async fn take_all(queue: &consumer::PullConsumer) -> Result<usize> {
+    let mut batch = queue
+        .fetch()
+        .max_messages(100)
+        .expires(Duration::from_millis(500))
+        .messages()
+        .await?;
+    let mut taken = 0;
+    while let Some(message) = batch.next().await {
+        let message = message.map_err(|e| anyhow::anyhow!(e))?;
+        message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+        taken += 1;
+    }
+    Ok(taken)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_whose_relay_died_before_finishing_runs_once_on_another() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let dirs = [
+        TempDir::new("event-a"),
+        TempDir::new("event-b"),
+        TempDir::new("event-c"),
+        TempDir::new("event-home"),
+    ];
+    // Relays a and b take no events: the one that takes the event is this
+    // test, standing for a relay that dies before it is done.
+    let a = relay_in(&dirs[0], &nats, false).await?;
+    let b = relay_in(&dirs[1], &nats, false).await?;
+    let queue = work_queue(&nats).await?;
+
+    let owner = Repo::init(dirs[3].path())?;
+    let api = RelayApi::new(&a.client_config(), owner.identity().clone())?;
+    let ws = tokio::task::block_in_place(|| api.create_workspace("Acme"))?;
+    let rule = owner.add_automation(
+        &ws,
+        &Rule::parse(
+            r#"when task.status changes to blocked then create task title="Unblock: {title}""#,
+        )?,
+    )?;
+    let task = owner.create(|tx| Task::new("Ship it").write(tx))?.0;
+    let listed = [(Repo::automations_id(&ws), None), (task, None)];
+    tokio::task::block_in_place(|| api.add_documents(&ws, &listed))?;
+    sync(&owner, &a).await?;
+    // What came so far (the rules, the task) fires nothing: done.
+    while take_all(&queue).await? > 0 {}
+
+    owner.change(task, |tx| Task::update(tx, |t| t.status = Status::Blocked))?;
+    // Through relay b, which has the rules from the stream by now.
+    let start = Instant::now();
+    loop {
+        sync(&owner, &b).await?;
+        let subject = format!("rapport.doc.{task}");
+        let mut batch = queue
+            .fetch()
+            .max_messages(10)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await?;
+        let mut taken = false;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(|e| anyhow::anyhow!(e))?;
+            if message.subject.as_str() == subject {
+                // Taken, and never acknowledged: its relay died.
+                taken = true;
+            } else {
+                message.ack().await.map_err(|e| anyhow::anyhow!(e))?;
+            }
+        }
+        if taken {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "the change's event never reached the work queue"
+        );
+    }
+
+    // Relay c takes events; JetStream hands it the one left unfinished.
+    let c = relay_in(&dirs[2], &nats, true).await?;
+    let start = Instant::now();
+    let made = loop {
+        let (name, config) = (ws.clone(), c.client_config());
+        let identity = owner.identity().clone();
+        let listed =
+            tokio::task::spawn_blocking(move || RelayApi::new(&config, identity)?.documents(&name))
+                .await??;
+        let made: Vec<DocumentId> = listed
+            .into_iter()
+            .filter(|d| *d != task && *d != Repo::automations_id(&ws))
+            .collect();
+        if !made.is_empty() {
+            break made;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(40),
+            "no relay ran the event its first relay left unfinished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Anything more would have come by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for relay in [&a, &b, &c] {
+        sync(&owner, relay).await?;
+    }
+    let listed = tokio::task::block_in_place(|| api.documents(&ws))?;
+    ensure!(
+        listed.len() == 3,
+        "the workspace lists {listed:?}: the rule made {} tasks",
+        listed.len() - 2
+    );
+    let follow_up = owner.read(made[0], Task::read)??;
+    ensure!(
+        follow_up.title == "Unblock: Ship it",
+        "the rule's task is {follow_up:?}"
+    );
+    let runs = owner
+        .automations(&ws)?
+        .into_iter()
+        .find(|r| r.id == rule)
+        .context("the rule")?
+        .status
+        .runs;
+    ensure!(runs == 1, "the rule ran {runs} times");
+    Ok(())
+}
