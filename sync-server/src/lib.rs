@@ -190,7 +190,7 @@ impl Server {
                     compactor.compact_in_cluster(document, attempt).await;
                 }
             });
-            share_workspaces(&relay, stop_rx.clone()).await?;
+            share_workspaces(&relay, &forms, stop_rx.clone()).await?;
             let taker = Arc::clone(&relay);
             Some(tokio::spawn(cluster::follow(
                 joined,
@@ -355,6 +355,7 @@ pub async fn serve(
 /// workspace written before.
 async fn share_workspaces(
     relay: &Arc<relay::Relay>,
+    forms: &Arc<forms::Forms>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
     let (control, mut watched) =
@@ -363,6 +364,7 @@ async fn share_workspaces(
     let _ = relay.control.set(Arc::clone(&control));
     let (caught_up, mut ready) = tokio::sync::watch::channel(false);
     let taker = Arc::clone(relay);
+    let forms = Arc::clone(forms);
     tokio::spawn(async move {
         loop {
             let next = tokio::select! {
@@ -374,7 +376,17 @@ async fn share_workspaces(
             };
             match next {
                 cluster::control::Watched::Entry(entry) => {
-                    taker.take_control(&control, entry).await;
+                    if matches!(
+                        cluster::control::Key::parse(&entry.key),
+                        Some(cluster::control::Key::Form(_))
+                    ) {
+                        let key = entry.key.clone();
+                        if let Err(e) = forms.take_remote(taker.store(), &control, entry) {
+                            warn!(%key, error = %e, "cannot take a form from the cluster");
+                        }
+                    } else {
+                        taker.take_control(&control, entry).await;
+                    }
                 }
                 cluster::control::Watched::CaughtUp => {
                     let _ = caught_up.send(true);

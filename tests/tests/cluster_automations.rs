@@ -1,7 +1,9 @@
 //! The automations of a cluster run once per event, on whichever relay
 //! the cluster's work queue hands the event to, and on another when that
-//! relay takes it and dies before it is done. A real nats-server (started
-//! here on 127.0.0.1 with a temporary store) and relays in this process.
+//! relay takes it and dies before it is done; a form made through one
+//! relay takes submissions through another, and closed through that one
+//! refuses them on the first. A real nats-server (started here on
+//! 127.0.0.1 with a temporary store) and relays in this process.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ use rapport_model::automation::Rule;
 use rapport_model::{Status, Task};
 use rapport_protocol::ids::DocumentId;
 use rapport_server::Config;
+use rapport_tests::forms::{HOME, generous, good_submission, http, support_form};
 use rapport_tests::nats::Nats;
 use rapport_tests::relay::{TempDir, TestRelay};
 
@@ -23,6 +26,7 @@ async fn relay_in(dir: &TempDir, nats: &Nats, automations: bool) -> Result<TestR
     let mut config = Config::new(dir.path());
     config.cluster = vec![nats.url()];
     config.cluster_automations = automations;
+    config.forms = generous();
     TestRelay::start_config(config).await
 }
 
@@ -181,5 +185,83 @@ async fn an_event_whose_relay_died_before_finishing_runs_once_on_another() -> Re
         .status
         .runs;
     ensure!(runs == 1, "the rule ran {runs} times");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_made_through_one_relay_takes_submissions_through_another() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let dirs = [
+        TempDir::new("form-a"),
+        TempDir::new("form-b"),
+        TempDir::new("form-home"),
+    ];
+    let a = relay_in(&dirs[0], &nats, true).await?;
+    let b = relay_in(&dirs[1], &nats, true).await?;
+    let owner = Repo::init(dirs[2].path())?;
+    let api = RelayApi::new(&a.client_config(), owner.identity().clone())?;
+    let ws = tokio::task::block_in_place(|| api.create_workspace("Acme"))?;
+    let form = tokio::task::block_in_place(|| api.create_form(&ws, &support_form()))?;
+    let submit = |relay: &TestRelay| {
+        let addr = relay.addr;
+        let path = format!("/forms/{}", form.id);
+        async move {
+            let body = serde_json::to_vec(&good_submission())?;
+            http(
+                addr,
+                HOME,
+                "POST",
+                &path,
+                Some("application/json"),
+                body,
+                false,
+            )
+            .await
+        }
+    };
+    let start = Instant::now();
+    loop {
+        let answer = submit(&b).await?;
+        if answer.status == 201 {
+            break;
+        }
+        ensure!(
+            answer.status == 404 && start.elapsed() < Duration::from_secs(10),
+            "relay b answered a submission {}: {}",
+            answer.status,
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The task the submission made is the workspace's, on relay a too.
+    sync(&owner, &a).await?;
+    let tasks: Vec<Task> = owner
+        .document_ids()?
+        .into_iter()
+        .filter_map(|id| owner.read(id, Task::read).ok()?.ok())
+        .collect();
+    ensure!(tasks.len() == 1, "tasks on relay a: {tasks:?}");
+
+    let b_api = RelayApi::new(&b.client_config(), owner.identity().clone())?;
+    tokio::task::block_in_place(|| b_api.close_form(&ws, &form.id))?;
+    let start = Instant::now();
+    loop {
+        let answer = submit(&a).await?;
+        if answer.status != 201 {
+            ensure!(
+                answer.status == 410,
+                "a closed form answered {}: {}",
+                answer.status,
+                answer.body
+            );
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "relay a still takes submissions to a form closed through relay b"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Ok(())
 }

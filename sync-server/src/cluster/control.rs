@@ -305,6 +305,30 @@ impl Control {
         news
     }
 
+    /// Writes form `id` of `workspace` (its JSON, with the audit event of
+    /// the change) for every relay: a form made or closed through one
+    /// relay takes submissions, or refuses them, on all.
+    pub(crate) fn put_form(
+        &self,
+        id: &str,
+        workspace: &str,
+        row: serde_json::Value,
+        audit: Vec<serde_json::Value>,
+    ) -> Result<(), WorkspaceError> {
+        let value = Value {
+            workspace: workspace.to_owned(),
+            row,
+            audit,
+        };
+        let value = serde_json::to_vec(&value)
+            .map(Bytes::from)
+            .map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+        self.run(vec![Op::Put {
+            key: format!("f.{id}"),
+            value,
+        }])
+    }
+
     /// Runs `ops` on the bucket's thread, waiting for its answer.
     fn run(&self, ops: Vec<Op>) -> Result<(), WorkspaceError> {
         if ops.is_empty() {
@@ -550,6 +574,8 @@ pub(crate) enum Key {
     Workspace(String),
     Listing(DocumentId),
     Tombstone(DocumentId),
+    /// A public form (`forms`), by its id.
+    Form(String),
 }
 
 impl Key {
@@ -559,6 +585,7 @@ impl Key {
             "w" => Some(Key::Workspace(rest.to_owned())),
             "d" => rest.parse().ok().map(Key::Listing),
             "t" => rest.parse().ok().map(Key::Tombstone),
+            "f" => Some(Key::Form(rest.to_owned())),
             _ => None,
         }
     }

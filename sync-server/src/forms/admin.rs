@@ -132,6 +132,15 @@ fn unknown() -> ApiError {
 
 /// Stores the form with its audit event, in one transaction.
 fn save(s: &AppState, form: &Form, event: AuditEvent) -> Result<(), ApiError> {
+    // In a cluster, every relay's first: a form the cluster does not have
+    // is not made here either.
+    if let Some(control) = s.relay.control.get() {
+        let row = serde_json::to_value(form).map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+        let audit = serde_json::to_value(&event)
+            .map(|e| vec![e])
+            .unwrap_or_default();
+        control.put_form(&form.id, &form.workspace, row, audit)?;
+    }
     let json = serde_json::to_vec(form).map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
     let events = vec![serde_json::to_vec(&event).unwrap_or_default()];
     s.relay

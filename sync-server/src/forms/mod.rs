@@ -121,6 +121,38 @@ impl Forms {
         })
     }
 
+    /// Takes a form as another relay of the cluster made or closed it,
+    /// keeping the submissions counted here when they are more.
+    pub(crate) fn take_remote(
+        &self,
+        store: &Store,
+        control: &crate::cluster::control::Control,
+        entry: crate::cluster::control::Entry,
+    ) -> Result<(), WorkspaceError> {
+        let mut by_id = lock(&self.by_id);
+        if !control.is_news(&entry) {
+            return Ok(());
+        }
+        let Some(value) = entry.value else {
+            return Ok(());
+        };
+        let mut form: Form = serde_json::from_value(value.row)
+            .map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+        if let Some(here) = by_id.get(&form.id) {
+            form.submissions = form.submissions.max(here.submissions);
+        }
+        let events: Vec<Vec<u8>> = value
+            .audit
+            .iter()
+            .filter_map(|event| serde_json::to_vec(event).ok())
+            .collect();
+        let json = serde_json::to_vec(&form).map_err(|e| WorkspaceError::Invalid(e.to_string()))?;
+        store.save_form(&form.id, &json, &form.workspace, &events)?;
+        info!(workspace = %form.workspace, form = %form.id, "a form from the cluster");
+        by_id.insert(form.id.clone(), form);
+        Ok(())
+    }
+
     pub(crate) fn get(&self, id: &str) -> Option<Form> {
         lock(&self.by_id).get(id).cloned()
     }

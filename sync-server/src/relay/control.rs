@@ -34,6 +34,8 @@ impl Relay {
                 }
             }
             Key::Workspace(_) | Key::Listing(_) => self.take_row(control, key, entry),
+            // Forms are the server's (`Forms::take_remote`).
+            Key::Form(_) => Ok(()),
         };
         match taken {
             Ok(()) => debug!(key = %name, "took a shared workspace change"),
