@@ -6,8 +6,9 @@
 //! redeemed through two relays at once lets exactly one person in; a
 //! document erased through one relay is gone from all, and from NATS; a
 //! rule made through one relay fires once for a change made through
-//! another, and its result reaches the third; without NATS a workspace
-//! change is refused, and flows again once it is back.
+//! another, and its result reaches the third; a token used on one relay
+//! is refused on another; without NATS a workspace change is refused,
+//! and flows again once it is back.
 
 use std::time::{Duration, Instant};
 
@@ -458,6 +459,26 @@ async fn js_and_rust_peers_on_three_relays_converge() -> Result<()> {
     })?;
     rust.wait_until(|p| string_at(p.doc(id), "from_c").as_deref() == Some("js"))
         .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_used_on_one_relay_is_refused_on_another() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let (da, db) = (TempDir::new("nonce-a"), TempDir::new("nonce-b"));
+    let a = relay_in(&da, &nats).await?;
+    let b = relay_in(&db, &nats).await?;
+    let token = mint_token(&key(7), &a.relay_id);
+    TestPeer::connect(&a.url(), Some(&token), "first")
+        .await
+        .context("a fresh token, first used")?;
+    let again = TestPeer::connect(&b.url(), Some(&token), "replay").await;
+    ensure!(again.is_err(), "relay b let in a token relay a had taken");
+    let fresh = mint_token(&key(7), &b.relay_id);
+    TestPeer::connect(&b.url(), Some(&fresh), "second")
+        .await
+        .context("another fresh token of the same key")?;
     Ok(())
 }
 

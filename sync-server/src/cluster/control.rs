@@ -24,10 +24,12 @@ use std::time::Duration;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use rapport_protocol::ids::DocumentId;
+use rapport_protocol::ids::{DocumentId, PublicKey};
+use rapport_protocol::token::{self, TokenId};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use super::buckets::{Op, Refused, WRITE_TIMEOUT, open_bucket, write};
 use super::{ClusterError, connect, patiently};
 use crate::workspace::{Outbound, Replicate, Tombstone, WorkspaceError};
 
@@ -35,9 +37,11 @@ use crate::workspace::{Outbound, Replicate, Tombstone, WorkspaceError};
 const CLUSTER: &str = "rapport_cluster";
 /// The bucket of the workspaces.
 const CONTROL: &str = "rapport_control";
-
-/// How long one write to the bucket may take before the change is refused.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The bucket of the tokens' nonces used, each kept until its token
+/// could no longer pass anyway.
+const NONCES: &str = "rapport_nonces";
+const NONCE_AGE: Duration =
+    Duration::from_secs(token::MAX_LIFETIME_SECS + 2 * token::DEFAULT_CLOCK_SKEW_SECS);
 
 /// What every relay of a cluster shares from the start.
 #[derive(Debug, Clone)]
@@ -64,7 +68,7 @@ pub(crate) fn agree(urls: &[String], node: &str) -> Result<Shared, ClusterError>
                 runtime.block_on(async {
                     let client = connect(urls, node).await?;
                     let js = jetstream::new(client);
-                    let bucket = patiently(|| open_bucket(&js, CLUSTER)).await?;
+                    let bucket = patiently(|| open_bucket(&js, CLUSTER, Duration::ZERO)).await?;
                     let id = first_of(&bucket, "id", node.as_bytes().to_vec()).await?;
                     let secret =
                         first_of(&bucket, "relay_key", rand::random::<[u8; 32]>().to_vec()).await?;
@@ -103,76 +107,16 @@ async fn first_of(bucket: &kv::Store, key: &str, ours: Vec<u8>) -> Result<Vec<u8
     }
 }
 
-/// Opens a bucket, making it if no relay has yet. The bucket's stream is
-/// made here as the key-value convention has it, not with async-nats's
-/// `create_key_value`, whose account query does not parse what a 2.9
-/// server answers.
-async fn open_bucket(js: &jetstream::Context, name: &str) -> Result<kv::Store, ClusterError> {
-    js.get_or_create_stream(jetstream::stream::Config {
-        name: format!("KV_{name}"),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        storage: jetstream::stream::StorageType::File,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: jetstream::stream::DiscardPolicy::New,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| ClusterError::JetStream(e.to_string()))?;
-    js.get_key_value(name)
-        .await
-        .map_err(|e| ClusterError::JetStream(e.to_string()))
-}
-
-/// One write to the bucket.
-#[derive(Debug)]
-enum Op {
-    /// Only if the key holds nothing (or was deleted).
-    Create {
-        key: String,
-        value: Bytes,
-    },
-    /// Only if the key is still at `revision`.
-    Update {
-        key: String,
-        value: Bytes,
-        revision: u64,
-    },
-    Put {
-        key: String,
-        value: Bytes,
-    },
-    Delete {
-        key: String,
-    },
-}
-
-impl Op {
-    fn key(&self) -> &str {
-        match self {
-            Op::Create { key, .. }
-            | Op::Update { key, .. }
-            | Op::Put { key, .. }
-            | Op::Delete { key } => key,
-        }
-    }
-}
-
-/// Why a write was not taken.
-#[derive(Debug)]
-enum Refused {
-    /// Another relay wrote the key first.
-    Conflict,
-    Unavailable(String),
-}
-
 enum Request {
     Write {
         ops: Vec<Op>,
         /// The revision each key was written at, or why not.
         reply: std::sync::mpsc::SyncSender<Result<Vec<(String, u64)>, Refused>>,
+    },
+    /// Whether a token's nonce is used here first, in the whole cluster.
+    FirstUse {
+        key: String,
+        reply: std::sync::mpsc::SyncSender<Result<bool, String>>,
     },
     /// A key's value as the bucket holds it now.
     Read {
@@ -249,13 +193,15 @@ impl Control {
                     let opened = async {
                         let client = connect(&urls, &node).await?;
                         let js = jetstream::new(client.clone());
-                        let bucket = patiently(|| open_bucket(&js, CONTROL)).await?;
-                        Ok::<_, ClusterError>((client, bucket))
+                        let bucket =
+                            patiently(|| open_bucket(&js, CONTROL, Duration::ZERO)).await?;
+                        let nonces = patiently(|| open_bucket(&js, NONCES, NONCE_AGE)).await?;
+                        Ok::<_, ClusterError>((client, bucket, nonces))
                     };
-                    let bucket = match opened.await {
-                        Ok((client, bucket)) => {
+                    let (bucket, nonces) = match opened.await {
+                        Ok((client, bucket, nonces)) => {
                             let _ = ready_tx.send(Ok(client));
-                            bucket
+                            (bucket, nonces)
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -270,6 +216,9 @@ impl Control {
                             }
                             Request::Read { key, reply } => {
                                 let _ = reply.send(read(&bucket, key).await);
+                            }
+                            Request::FirstUse { key, reply } => {
+                                let _ = reply.send(first_use(&nonces, key).await);
                             }
                         }
                     }
@@ -327,6 +276,25 @@ impl Control {
             key: format!("f.{id}"),
             value,
         }])
+    }
+
+    /// Whether this is the first use of token `nonce` of `key` in the
+    /// whole cluster: each relay refuses a token it saw before, and this
+    /// refuses one another relay saw.
+    pub(crate) fn first_use(&self, key: &PublicKey, nonce: &TokenId) -> Result<bool, String> {
+        if !self.connected() {
+            return Err("NATS is not reachable".into());
+        }
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.requests
+            .send(Request::FirstUse {
+                key: format!("{key}.{nonce}"),
+                reply,
+            })
+            .map_err(|_| "the control thread stopped".to_owned())?;
+        answer
+            .recv_timeout(WRITE_TIMEOUT)
+            .map_err(|_| "no answer from NATS".to_owned())?
     }
 
     /// Runs `ops` on the bucket's thread, waiting for its answer.
@@ -448,46 +416,14 @@ impl Replicate for Control {
     }
 }
 
-/// Runs `ops` in order, stopping at the first refused.
-async fn write(bucket: &kv::Store, ops: Vec<Op>) -> Result<Vec<(String, u64)>, Refused> {
-    let mut revisions = Vec::with_capacity(ops.len());
-    for op in ops {
-        let key = op.key().to_owned();
-        let written = tokio::time::timeout(WRITE_TIMEOUT, async {
-            match op {
-                Op::Create { key, value } => bucket.create(&key, value).await.map_err(|e| match e
-                    .kind()
-                {
-                    kv::CreateErrorKind::AlreadyExists => Refused::Conflict,
-                    _ => Refused::Unavailable(e.to_string()),
-                }),
-                Op::Update {
-                    key,
-                    value,
-                    revision,
-                } => bucket
-                    .update(&key, value, revision)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        kv::UpdateErrorKind::WrongLastRevision => Refused::Conflict,
-                        _ => Refused::Unavailable(e.to_string()),
-                    }),
-                Op::Put { key, value } => bucket
-                    .put(&key, value)
-                    .await
-                    .map_err(|e| Refused::Unavailable(e.to_string())),
-                Op::Delete { key } => bucket
-                    .delete(&key)
-                    .await
-                    .map(|()| 0)
-                    .map_err(|e| Refused::Unavailable(e.to_string())),
-            }
-        })
-        .await
-        .map_err(|_| Refused::Unavailable("NATS did not answer in time".into()))??;
-        revisions.push((key, written));
+/// Records `key` (a token's key and nonce); whether nobody had.
+async fn first_use(nonces: &kv::Store, key: String) -> Result<bool, String> {
+    match tokio::time::timeout(WRITE_TIMEOUT, nonces.create(&key, Bytes::new())).await {
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("NATS did not answer in time".into()),
     }
-    Ok(revisions)
 }
 
 /// A key's value now, if it has one.

@@ -22,6 +22,7 @@ use rapport_protocol::relay::StoredChange;
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
 
+mod buckets;
 pub(crate) mod compaction;
 pub(crate) mod control;
 pub(crate) mod events;

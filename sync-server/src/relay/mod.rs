@@ -310,6 +310,21 @@ impl Relay {
             .verify(token, now())
             .map_err(AuthRefusal::Invalid)?;
         let key = verified.public_key();
+        // In a cluster, a token passes once on all relays, not once on
+        // each. Without NATS, each relay's own check holds alone.
+        if let Some(control) = self.control.get() {
+            match control.first_use(&key, verified.token_id()) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return Err(AuthRefusal::Invalid(
+                        rapport_protocol::token::AuthError::Replayed,
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot ask the cluster whether a token was used before; this relay's own check holds alone");
+                }
+            }
+        }
         if lock(&self.workspaces).is_shut_out(&key) {
             return Err(AuthRefusal::Revoked);
         }
