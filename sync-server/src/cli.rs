@@ -91,6 +91,12 @@ pub struct ServeArgs {
     /// takes none keeps its CPU for its peers).
     #[arg(long)]
     pub no_cluster_automations: bool,
+    /// Copies NATS keeps of the cluster's changes and shared workspaces:
+    /// 3 on a NATS cluster of three servers (one may die and nothing is
+    /// lost; needs nats-server 2.9.21 or later), 1 on one server. Set when
+    /// the first relay starts the cluster.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub cluster_replicas: u64,
     /// Connections the relay holds at once.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     pub max_connections: usize,
@@ -204,6 +210,7 @@ impl ServeArgs {
             webhook_allow: self.webhook_allow.clone(),
             cluster: self.cluster.clone(),
             cluster_automations: !self.no_cluster_automations,
+            cluster_replicas: self.cluster_replicas as usize,
             forms: FormLimits::default(),
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {

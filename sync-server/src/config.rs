@@ -119,6 +119,9 @@ pub struct Config {
     pub cluster: Vec<String>,
     /// Whether this relay, in a cluster, takes the automations' events.
     pub cluster_automations: bool,
+    /// Copies JetStream keeps of the cluster's stream and buckets (3 on a
+    /// NATS cluster of three; 1 on one server).
+    pub cluster_replicas: usize,
 }
 
 /// The SMTP server notifications go through.
@@ -163,6 +166,7 @@ impl Config {
             webhook_allow: Vec::new(),
             cluster: Vec::new(),
             cluster_automations: true,
+            cluster_replicas: 1,
             forms: FormLimits::default(),
             tls: None,
             public_url: None,

@@ -127,7 +127,11 @@ impl Server {
                 let store = storage::Store::open_on(&config.data_dir, config.storage.clone())?;
                 relay::node_id(&store)?
             };
-            Some(cluster::control::agree(&config.cluster, &node)?)
+            Some(cluster::control::agree(
+                &config.cluster,
+                &node,
+                config.cluster_replicas,
+            )?)
         };
         let relay = Arc::new(relay::Relay::open(config, shared)?);
         automations::adopt_rules_documents(&relay)?;
@@ -172,8 +176,12 @@ impl Server {
         let follower = if relay.config.cluster.is_empty() {
             None
         } else {
-            let (joined, mut due) =
-                cluster::Cluster::join(&relay.config.cluster, &relay.node_id).await?;
+            let (joined, mut due) = cluster::Cluster::join(
+                &relay.config.cluster,
+                &relay.node_id,
+                relay.config.cluster_replicas,
+            )
+            .await?;
             let joined = Arc::new(joined);
             let _ = relay.cluster.set(Arc::clone(&joined));
             let compactor = Arc::clone(&relay);
@@ -358,8 +366,11 @@ async fn share_workspaces(
     forms: &Arc<forms::Forms>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServerError> {
-    let (control, mut watched) =
-        cluster::control::Control::start(relay.config.cluster.clone(), relay.node_id.clone())?;
+    let (control, mut watched) = cluster::control::Control::start(
+        relay.config.cluster.clone(),
+        relay.node_id.clone(),
+        relay.config.cluster_replicas,
+    )?;
     relay::lock(&relay.workspaces).replicate_through(control.clone());
     let _ = relay.control.set(Arc::clone(&control));
     let (caught_up, mut ready) = tokio::sync::watch::channel(false);

@@ -403,3 +403,25 @@ async fn subject_messages(nats: &Nats, document: DocumentId) -> Result<usize> {
     }
     Ok(count)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_copies_on_a_server_that_cannot_keep_them_refuse_to_start() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let dir = TempDir::new("replicas");
+    let mut config = Config::new(dir.path());
+    config.auth = AuthMode::Open;
+    config.cluster = vec![nats.url()];
+    config.cluster_replicas = 3;
+    let Err(error) = TestRelay::start_config(config).await else {
+        anyhow::bail!("a relay asking one nats-server for three copies started");
+    };
+    let error = format!("{error:#}");
+    // Debian's 2.9.10 is refused by the relay itself; a newer single
+    // server refuses the replicated stream.
+    ensure!(
+        error.contains("2.9.21") || error.contains("replicas"),
+        "the refusal does not say why: {error}"
+    );
+    Ok(())
+}

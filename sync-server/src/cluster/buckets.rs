@@ -19,6 +19,7 @@ pub(super) async fn open_bucket(
     js: &jetstream::Context,
     name: &str,
     max_age: Duration,
+    replicas: usize,
 ) -> Result<kv::Store, ClusterError> {
     js.get_or_create_stream(jetstream::stream::Config {
         name: format!("KV_{name}"),
@@ -30,6 +31,7 @@ pub(super) async fn open_bucket(
         allow_direct: true,
         discard: jetstream::stream::DiscardPolicy::New,
         max_age,
+        num_replicas: replicas,
         ..Default::default()
     })
     .await

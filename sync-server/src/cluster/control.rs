@@ -57,7 +57,7 @@ pub(crate) struct Shared {
 
 /// Agrees with the other relays on what they share (the first relay to
 /// ask sets it), before the relay opens, on a thread of its own.
-pub(crate) fn agree(urls: &[String], node: &str) -> Result<Shared, ClusterError> {
+pub(crate) fn agree(urls: &[String], node: &str, replicas: usize) -> Result<Shared, ClusterError> {
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -67,8 +67,10 @@ pub(crate) fn agree(urls: &[String], node: &str) -> Result<Shared, ClusterError>
                     .map_err(|e| ClusterError::JetStream(e.to_string()))?;
                 runtime.block_on(async {
                     let client = connect(urls, node).await?;
+                    super::check_replicas(&client, replicas)?;
                     let js = jetstream::new(client);
-                    let bucket = patiently(|| open_bucket(&js, CLUSTER, Duration::ZERO)).await?;
+                    let bucket =
+                        patiently(|| open_bucket(&js, CLUSTER, Duration::ZERO, replicas)).await?;
                     let id = first_of(&bucket, "id", node.as_bytes().to_vec()).await?;
                     let secret =
                         first_of(&bucket, "relay_key", rand::random::<[u8; 32]>().to_vec()).await?;
@@ -172,6 +174,7 @@ impl Control {
     pub(crate) fn start(
         urls: Vec<String>,
         node: String,
+        replicas: usize,
     ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Watched>), ClusterError> {
         let (requests, mut asked) = mpsc::unbounded_channel::<Request>();
         let (watched_tx, watched) = mpsc::unbounded_channel();
@@ -194,8 +197,10 @@ impl Control {
                         let client = connect(&urls, &node).await?;
                         let js = jetstream::new(client.clone());
                         let bucket =
-                            patiently(|| open_bucket(&js, CONTROL, Duration::ZERO)).await?;
-                        let nonces = patiently(|| open_bucket(&js, NONCES, NONCE_AGE)).await?;
+                            patiently(|| open_bucket(&js, CONTROL, Duration::ZERO, replicas))
+                                .await?;
+                        let nonces =
+                            patiently(|| open_bucket(&js, NONCES, NONCE_AGE, replicas)).await?;
                         Ok::<_, ClusterError>((client, bucket, nonces))
                     };
                     let (bucket, nonces) = match opened.await {

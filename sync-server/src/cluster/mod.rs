@@ -91,6 +91,7 @@ impl Cluster {
     pub(crate) async fn join(
         urls: &[String],
         node: &str,
+        replicas: usize,
     ) -> Result<
         (
             Self,
@@ -105,6 +106,7 @@ impl Cluster {
                 name: STREAM.to_owned(),
                 subjects: vec!["rapport.doc.*".to_owned()],
                 storage: stream::StorageType::File,
+                num_replicas: replicas,
                 ..Default::default()
             })
             .await
@@ -288,6 +290,25 @@ pub(crate) async fn connect(
             urls: joined.clone(),
             reason: e.to_string(),
         })
+}
+
+/// Refuses more than one copy on a NATS server older than 2.9.21: before
+/// it, a clustered stream checks a compare-and-set's expected revision
+/// only before proposing the write, so two relays could both pass one
+/// (docs/cluster.md, "What NATS must provide").
+pub(crate) fn check_replicas(
+    client: &async_nats::Client,
+    replicas: usize,
+) -> Result<(), ClusterError> {
+    if replicas > 1 && !client.is_server_compatible(2, 9, 21) {
+        return Err(ClusterError::JetStream(format!(
+            "--cluster-replicas {replicas} needs nats-server 2.9.21 or later, and this one is {}: \
+             older servers can let two relays both win one compare-and-set on a replicated \
+             bucket; run one server with --cluster-replicas 1, or upgrade",
+            client.server_info().version
+        )));
+    }
+    Ok(())
 }
 
 /// Asks `ask` again for a while when it fails: a NATS server that has
