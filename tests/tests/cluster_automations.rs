@@ -1,6 +1,7 @@
 //! The automations of a cluster run once per event, on whichever relay
 //! the cluster's work queue hands the event to, and on another when that
-//! relay takes it and dies before it is done; a form made through one
+//! relay takes it and dies before it is done, or is killed in the middle
+//! of a burst of events; a form made through one
 //! relay takes submissions through another, and closed through that one
 //! refuses them on the first. A real nats-server (started here on
 //! 127.0.0.1 with a temporary store) and relays in this process.
@@ -16,6 +17,7 @@ use rapport_model::automation::Rule;
 use rapport_model::{Status, Task};
 use rapport_protocol::ids::DocumentId;
 use rapport_server::Config;
+use rapport_tests::child_relay::ChildRelay;
 use rapport_tests::forms::{HOME, generous, good_submission, http, support_form};
 use rapport_tests::nats::Nats;
 use rapport_tests::relay::{TempDir, TestRelay};
@@ -51,7 +53,7 @@ async fn work_queue(nats: &Nats) -> Result<consumer::PullConsumer> {
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: Duration::from_secs(10),
                 max_ack_pending: 256,
-                max_deliver: 20,
+                max_deliver: 50,
                 ..Default::default()
             },
         )
@@ -263,5 +265,127 @@ async fn a_form_made_through_one_relay_takes_submissions_through_another() -> Re
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok(())
+}
+
+/// The documents `ws` lists, through `config`, as `repo`'s key.
+async fn listed(
+    repo: &Repo,
+    config: rapport_client::RelayConfig,
+    ws: &str,
+) -> Result<Vec<DocumentId>> {
+    let (identity, ws) = (repo.identity().clone(), ws.to_owned());
+    Ok(
+        tokio::task::spawn_blocking(move || RelayApi::new(&config, identity)?.documents(&ws))
+            .await??,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_in_a_burst_of_events_leaves_each_done_once() -> Result<()> {
+    const TASKS: usize = 40;
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let dirs = [
+        TempDir::new("burst-a"),
+        TempDir::new("burst-c"),
+        TempDir::new("burst-d"),
+        TempDir::new("burst-home"),
+    ];
+    // Relay c, in a process of its own, is the only one taking events.
+    let a = relay_in(&dirs[0], &nats, false).await?;
+    let mut c = ChildRelay::spawn_on(
+        env!("CARGO_BIN_EXE_relay-child").into(),
+        dirs[1].path().to_owned(),
+        vec![format!("cluster={}", nats.url())],
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let owner = Repo::init(dirs[3].path())?;
+    let api = RelayApi::new(&a.client_config(), owner.identity().clone())?;
+    let ws = tokio::task::block_in_place(|| api.create_workspace("Acme"))?;
+    owner.add_automation(
+        &ws,
+        &Rule::parse(
+            r#"when task.status changes to blocked then create task title="Unblock: {title}""#,
+        )?,
+    )?;
+    let mut listed_now = vec![(Repo::automations_id(&ws), None)];
+    let mut tasks = Vec::new();
+    for n in 0..TASKS {
+        let task = owner
+            .create(|tx| Task::new(format!("Task {n}")).write(tx))?
+            .0;
+        tasks.push(task);
+        listed_now.push((task, None));
+    }
+    tokio::task::block_in_place(|| api.add_documents(&ws, &listed_now))?;
+    sync(&owner, &a).await?;
+    for task in &tasks {
+        owner.change(*task, |tx| Task::update(tx, |t| t.status = Status::Blocked))?;
+    }
+    sync(&owner, &a).await?;
+
+    // Killed as soon as it has made the first follow-up: in the middle.
+    let start = Instant::now();
+    let before_kill = loop {
+        let made = listed(&owner, a.client_config(), &ws).await?.len() - TASKS - 1;
+        if made > 0 {
+            c.sigkill()?;
+            break made;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "relay c made no follow-up task"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    eprintln!("relay c had made {before_kill} of {TASKS} follow-ups when it was killed");
+    let d = relay_in(&dirs[2], &nats, true).await?;
+    // A follow-up may be listed before its content reaches the stream (its
+    // relay died between the two): the event is done again, after the
+    // cluster's wait for an unfinished event, and the content comes then.
+    let follow_ups = |all: &[DocumentId]| -> Result<Vec<String>> {
+        let mut titles = Vec::new();
+        for id in all {
+            if tasks.contains(id) || *id == Repo::automations_id(&ws) {
+                continue;
+            }
+            if let Ok(Ok(task)) = owner.read(*id, Task::read) {
+                titles.push(task.title);
+            }
+        }
+        titles.sort();
+        Ok(titles)
+    };
+    let start = Instant::now();
+    loop {
+        sync(&owner, &d).await?;
+        let all = listed(&owner, d.client_config(), &ws).await?;
+        if follow_ups(&all)?.len() >= TASKS {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} of {TASKS} follow-ups after relay c died having made {before_kill}",
+            follow_ups(&all)?.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Anything more would have come by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sync(&owner, &d).await?;
+    let all = listed(&owner, d.client_config(), &ws).await?;
+    ensure!(
+        all.len() == TASKS + 1 + TASKS,
+        "{} follow-ups listed for {TASKS} events (relay c had made {before_kill} when it died)",
+        all.len() - TASKS - 1
+    );
+    let mut titles = follow_ups(&all)?;
+    titles.dedup();
+    ensure!(
+        titles.len() == TASKS,
+        "follow-ups with the same title: {titles:?}"
+    );
     Ok(())
 }

@@ -164,8 +164,8 @@ fn look_at(
 /// Why an event from the cluster could not be looked at yet.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum EventError {
-    #[error("this relay does not hold the event's changes yet")]
-    NotHere,
+    #[error("this relay does not hold the event's changes, or its workspace's rules, yet")]
+    NotYet,
     #[error(transparent)]
     Failed(#[from] EngineError),
 }
@@ -190,6 +190,13 @@ pub(crate) fn look_at_event(
     let Some(workspace) = home else {
         return Ok(outcome);
     };
+    // A relay that has not read the stream to its end since it started,
+    // or not looked at the workspace's rules since they changed, may not
+    // know them yet.
+    let caught_up = relay.cluster.get().is_none_or(|c| c.caught_up());
+    if !caught_up || relay.automations.is_unsettled(&workspace) {
+        return Err(EventError::NotYet);
+    }
     if id == document::document_id(&workspace) || !relay.automations.is_active(&workspace) {
         return Ok(outcome);
     }
@@ -202,7 +209,7 @@ pub(crate) fn look_at_event(
         .iter()
         .any(|c| whole.get_change_by_hash(&c.hash).is_none())
     {
-        return Err(EventError::NotHere);
+        return Err(EventError::NotYet);
     }
     let ours: std::collections::HashSet<ChangeHash> = changes.iter().map(|c| c.hash).collect();
     let mut before: Vec<ChangeHash> = changes

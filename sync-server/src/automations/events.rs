@@ -65,7 +65,7 @@ async fn handle(
             }
             Ok(Handled::Done)
         }
-        Err(EventError::NotHere) => Ok(Handled::Later(Duration::from_millis(500))),
+        Err(EventError::NotYet) => Ok(Handled::Later(Duration::from_millis(500))),
         Err(EventError::Failed(e)) => {
             warn!(%document, error = %e, "the automations could not run on an event from the cluster");
             Err(e.to_string())

@@ -28,7 +28,7 @@ const IN_FLIGHT: i64 = 256;
 
 /// An event handed to a relay this many times and never finished is
 /// given up (logged by the relay that saw it last).
-const MAX_DELIVER: i64 = 20;
+const MAX_DELIVER: i64 = 50;
 
 /// What a relay makes of one event.
 #[derive(Debug)]
@@ -81,6 +81,14 @@ where
     F: FnMut(Event) -> Fut,
     Fut: std::future::Future<Output = Result<Handled, String>>,
 {
+    // A relay takes events once it has read the stream to its end: before,
+    // it may not know the rules an event fires.
+    while !cluster.caught_up() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => return Ok(()),
+        }
+    }
     let jetstream = |e: &dyn std::fmt::Display| ClusterError::JetStream(e.to_string());
     let consumer = cluster
         .stream

@@ -78,6 +78,10 @@ pub(crate) struct Cluster {
     /// Messages of the stream this relay's consumer has yet to read, as of
     /// the last one it read.
     pending: AtomicU64,
+    /// Whether this relay's consumer has read the stream to its end once
+    /// since the relay started: until then, it may not know a workspace's
+    /// rules yet.
+    caught_up: std::sync::atomic::AtomicBool,
     /// Messages of each document since its subject was compacted.
     pub(crate) counts: compaction::Counts,
     /// Documents whose subject is due for compaction, with the attempts
@@ -124,6 +128,7 @@ impl Cluster {
             published: AtomicU64::new(0),
             taken: AtomicU64::new(0),
             pending: AtomicU64::new(0),
+            caught_up: std::sync::atomic::AtomicBool::new(false),
             counts: compaction::Counts::default(),
             due,
         };
@@ -149,6 +154,10 @@ impl Cluster {
     }
 
     /// Whether the connection to NATS is up.
+    pub(crate) fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
     pub(crate) fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
@@ -380,6 +389,9 @@ where
         )
         .await
         .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    if consumer.cached_info().num_pending == 0 {
+        cluster.caught_up.store(true, Ordering::Release);
+    }
     let mut messages = consumer
         .messages()
         .await
@@ -407,6 +419,9 @@ where
         }
         if let Ok(info) = message.info() {
             cluster.pending.store(info.pending, Ordering::Relaxed);
+            if info.pending == 0 {
+                cluster.caught_up.store(true, Ordering::Release);
+            }
         }
         message
             .ack()

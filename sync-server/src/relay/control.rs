@@ -127,6 +127,7 @@ impl Relay {
         let listed = lock(&self.workspaces).home_of(rules) == Some(workspace);
         if listed && self.store.may_hold(rules) && !self.automations.is_active(workspace) {
             self.store.mark_pending_whole(rules)?;
+            self.automations.unsettle(workspace);
             self.automations.wake();
         }
         Ok(())

@@ -502,6 +502,9 @@ impl Relay {
         self.store.note_changed([id]);
         self.note_written(id, written);
         if rules {
+            if let Some(home) = lock(&self.workspaces).home_of(id) {
+                self.automations.unsettle(home);
+            }
             self.automations.wake();
         }
         lock(&self.actors).mark_stored(&bindings);

@@ -20,6 +20,10 @@ use crate::workspace::Workspaces;
 pub(crate) struct Triggers {
     /// Workspaces whose automations document holds a rule.
     active: Mutex<BTreeSet<String>>,
+    /// Workspaces whose automations document changed (through another
+    /// relay of a cluster) and is yet to be looked at: whether they have
+    /// rules is not known.
+    unsettled: Mutex<BTreeSet<String>>,
     pub(crate) wake: Notify,
     /// Held while the relay changes an automations document (a rule's run
     /// counted by the engine or by a webhook delivery): its changes come
@@ -69,6 +73,7 @@ impl Triggers {
         }
         Ok(Self {
             active: Mutex::new(active),
+            unsettled: Mutex::default(),
             wake: Notify::new(),
             running: Default::default(),
             step_started: Default::default(),
@@ -96,7 +101,18 @@ impl Triggers {
         self.wake.notify_one();
     }
 
+    /// Notes that `workspace`'s rules changed and are yet to be looked at.
+    pub(crate) fn unsettle(&self, workspace: &str) {
+        lock(&self.unsettled).insert(workspace.to_owned());
+    }
+
+    /// Whether `workspace`'s rules changed and are yet to be looked at.
+    pub(crate) fn is_unsettled(&self, workspace: &str) -> bool {
+        lock(&self.unsettled).contains(workspace)
+    }
+
     pub(crate) fn set_active(&self, workspace: &str, active: bool) {
+        lock(&self.unsettled).remove(workspace);
         let mut set = lock(&self.active);
         if active {
             set.insert(workspace.to_owned());
