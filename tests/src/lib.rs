@@ -3,7 +3,7 @@
 //! canonical JSON they are compared in, the web app in headless Chromium,
 //! a relay on a loopback port (or in a process of its own), a nats-server
 //! for the cluster, a Rust test peer, the hostile peers and the intake-form
-//! harness, and a watch on this process's memory and panics.
+//! harness, an SMTP sink, and a watch on this process's memory and panics.
 
 pub mod browser;
 pub mod canonical;
@@ -18,4 +18,5 @@ pub mod node;
 pub mod peer;
 pub mod process;
 pub mod relay;
+pub mod smtp;
 pub mod vectors;

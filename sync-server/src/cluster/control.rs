@@ -26,6 +26,7 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::token::{self, TokenId};
+use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -40,6 +41,19 @@ const CONTROL: &str = "rapport_control";
 /// The bucket of the tokens' nonces used, each kept until its token
 /// could no longer pass anyway.
 const NONCES: &str = "rapport_nonces";
+/// The bucket of the notifications e-mailed, each kept for three days
+/// (a task due today is e-mailed at most once a day).
+const MAILED: &str = "rapport_mailed";
+const MAILED_AGE: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// What a relay does first, once in the whole cluster.
+#[derive(Debug, Clone, Copy)]
+enum Once {
+    /// Lets a token in.
+    Token,
+    /// E-mails a notification.
+    Mail,
+}
 const NONCE_AGE: Duration =
     Duration::from_secs(token::MAX_LIFETIME_SECS + 2 * token::DEFAULT_CLOCK_SKEW_SECS);
 
@@ -115,8 +129,9 @@ enum Request {
         /// The revision each key was written at, or why not.
         reply: std::sync::mpsc::SyncSender<Result<Vec<(String, u64)>, Refused>>,
     },
-    /// Whether a token's nonce is used here first, in the whole cluster.
-    FirstUse {
+    /// Whether `key` is done here first, in the whole cluster.
+    First {
+        once: Once,
         key: String,
         reply: std::sync::mpsc::SyncSender<Result<bool, String>>,
     },
@@ -201,12 +216,14 @@ impl Control {
                                 .await?;
                         let nonces =
                             patiently(|| open_bucket(&js, NONCES, NONCE_AGE, replicas)).await?;
-                        Ok::<_, ClusterError>((client, bucket, nonces))
+                        let mailed =
+                            patiently(|| open_bucket(&js, MAILED, MAILED_AGE, replicas)).await?;
+                        Ok::<_, ClusterError>((client, bucket, nonces, mailed))
                     };
-                    let (bucket, nonces) = match opened.await {
-                        Ok((client, bucket, nonces)) => {
+                    let (bucket, nonces, mailed) = match opened.await {
+                        Ok((client, bucket, nonces, mailed)) => {
                             let _ = ready_tx.send(Ok(client));
-                            (bucket, nonces)
+                            (bucket, nonces, mailed)
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -222,8 +239,12 @@ impl Control {
                             Request::Read { key, reply } => {
                                 let _ = reply.send(read(&bucket, key).await);
                             }
-                            Request::FirstUse { key, reply } => {
-                                let _ = reply.send(first_use(&nonces, key).await);
+                            Request::First { once, key, reply } => {
+                                let bucket = match once {
+                                    Once::Token => &nonces,
+                                    Once::Mail => &mailed,
+                                };
+                                let _ = reply.send(first(bucket, key).await);
                             }
                         }
                     }
@@ -287,15 +308,25 @@ impl Control {
     /// whole cluster: each relay refuses a token it saw before, and this
     /// refuses one another relay saw.
     pub(crate) fn first_use(&self, key: &PublicKey, nonce: &TokenId) -> Result<bool, String> {
+        self.first(Once::Token, format!("{key}.{nonce}"))
+    }
+
+    /// Whether this relay is the first of the cluster to e-mail
+    /// notification `id` to `key` (every relay makes the same
+    /// notifications from the same changes; one sends each).
+    pub(crate) fn first_to_mail(&self, key: &PublicKey, id: &str) -> Result<bool, String> {
+        // A key holds letters, digits and `-_/=.`; an id, more.
+        let id = bs58::encode(Sha256::digest(id.as_bytes())).into_string();
+        self.first(Once::Mail, format!("{key}.{id}"))
+    }
+
+    fn first(&self, once: Once, key: String) -> Result<bool, String> {
         if !self.connected() {
             return Err("NATS is not reachable".into());
         }
         let (reply, answer) = std::sync::mpsc::sync_channel(1);
         self.requests
-            .send(Request::FirstUse {
-                key: format!("{key}.{nonce}"),
-                reply,
-            })
+            .send(Request::First { once, key, reply })
             .map_err(|_| "the control thread stopped".to_owned())?;
         answer
             .recv_timeout(WRITE_TIMEOUT)
@@ -421,9 +452,9 @@ impl Replicate for Control {
     }
 }
 
-/// Records `key` (a token's key and nonce); whether nobody had.
-async fn first_use(nonces: &kv::Store, key: String) -> Result<bool, String> {
-    match tokio::time::timeout(WRITE_TIMEOUT, nonces.create(&key, Bytes::new())).await {
+/// Records `key` in `bucket`; whether nobody had.
+async fn first(bucket: &kv::Store, key: String) -> Result<bool, String> {
+    match tokio::time::timeout(WRITE_TIMEOUT, bucket.create(&key, Bytes::new())).await {
         Ok(Ok(_)) => Ok(true),
         Ok(Err(e)) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
         Ok(Err(e)) => Err(e.to_string()),

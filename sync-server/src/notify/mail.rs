@@ -74,6 +74,10 @@ impl Mailer {
             let Some((to, workspace, ws)) = address(relay, &key, &notification) else {
                 continue;
             };
+            if !first_to_mail(relay, key, &notification.id).await {
+                debug!(member = %key, id = %notification.id, "another relay of the cluster e-mailed this notification");
+                continue;
+            }
             let message = match self.compose(&to, &workspace, &ws, base_url, &notification) {
                 Ok(message) => message,
                 Err(reason) => {
@@ -140,6 +144,29 @@ impl Mailer {
 
 /// The address `key` gave in the workspace of the notification's record,
 /// with the workspace's name and id.
+/// Whether this relay sends the e-mail: in a cluster, every relay makes
+/// the same notifications, and the first to claim one in the cluster sends
+/// it (so an e-mail goes at most once, even when sending fails). Without
+/// NATS, each relay sends what it made.
+async fn first_to_mail(relay: &Relay, key: PublicKey, id: &str) -> bool {
+    let Some(control) = relay.control.get().cloned() else {
+        return true;
+    };
+    let id = id.to_owned();
+    let claimed = tokio::task::spawn_blocking(move || control.first_to_mail(&key, &id)).await;
+    match claimed {
+        Ok(Ok(first)) => first,
+        Ok(Err(e)) => {
+            warn!(error = %e, "cannot ask the cluster whether a notification was e-mailed; sending it");
+            true
+        }
+        Err(e) => {
+            warn!(error = %e, "the e-mail claim failed; sending it");
+            true
+        }
+    }
+}
+
 fn address(relay: &Relay, key: &PublicKey, n: &Notification) -> Option<(String, String, String)> {
     let workspaces = lock(&relay.workspaces);
     let ws = workspaces.home_of(n.record)?.to_owned();

@@ -1,9 +1,10 @@
-//! The automations of a cluster run once per event, on whichever relay
+//! What a cluster does once. Its automations run once per event, on whichever relay
 //! the cluster's work queue hands the event to, and on another when that
 //! relay takes it and dies before it is done, or is killed in the middle
 //! of a burst of events; a form made through one
 //! relay takes submissions through another, and closed through that one
-//! refuses them on the first. A real nats-server (started here on
+//! refuses them on the first; a notification is e-mailed once, not once
+//! per relay. A real nats-server (started here on
 //! 127.0.0.1 with a temporary store) and relays in this process.
 
 use std::time::{Duration, Instant};
@@ -20,7 +21,9 @@ use rapport_server::Config;
 use rapport_tests::child_relay::ChildRelay;
 use rapport_tests::forms::{HOME, generous, good_submission, http, support_form};
 use rapport_tests::nats::Nats;
+use rapport_tests::peer::{TestPeer, actor_of, key};
 use rapport_tests::relay::{TempDir, TestRelay};
+use rapport_tests::smtp::Sink;
 
 /// A relay of the cluster on `nats`, taking the automations' events or
 /// not.
@@ -386,6 +389,65 @@ async fn a_relay_killed_in_a_burst_of_events_leaves_each_done_once() -> Result<(
     ensure!(
         titles.len() == TASKS,
         "follow-ups with the same title: {titles:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_is_e_mailed_once_by_the_whole_cluster() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let sink = Sink::default();
+    let smtp = sink.start();
+    let dirs = [TempDir::new("mail-a"), TempDir::new("mail-b")];
+    let mut relays = Vec::new();
+    for dir in &dirs {
+        let mut config = Config::new(dir.path());
+        config.cluster = vec![nats.url()];
+        config.smtp = Some(rapport_server::SmtpSettings {
+            url: smtp.clone(),
+            from: "rapport <relay@agency.test>".into(),
+        });
+        relays.push(TestRelay::start_config(config).await?);
+    }
+    let (a, b) = (&relays[0], &relays[1]);
+    let (owner, member) = (key(1), key(2));
+    let task = DocumentId::from_bytes([91; 16]);
+    let ws = a.share(&owner, &[&member], &[task]).await?;
+    let api = RelayApi::new(
+        &b.client_config(),
+        rapport_client::identity::Identity::in_memory(member.clone()),
+    )?;
+    tokio::task::block_in_place(|| api.set_notify_email(&ws, Some("member@agency.test")))?;
+
+    // The owner assigns the member a task, through relay a.
+    let mut assigned = Task::new("Review the brief");
+    assigned
+        .assignees
+        .push(rapport_protocol::ids::PublicKey::from(member.verifying_key()).to_string());
+    let doc = rapport_model::new_document(
+        &rapport_model::Record::Task(assigned),
+        actor_of(&owner, 1),
+        rapport_protocol::ids::UnixMillis(1_700_000_000_000),
+        "assigned",
+    )?;
+    let writer = TestPeer::connect_as(&a.url(), &a.relay_id, &owner, "owner").await?;
+    writer.open(task, doc);
+    let start = Instant::now();
+    while sink.messages().is_empty() {
+        ensure!(
+            start.elapsed() < Duration::from_secs(20),
+            "no e-mail for the assignment"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Both relays made the notification; a second e-mail would come by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mail = sink.messages();
+    ensure!(
+        mail.len() == 1,
+        "{} e-mails for one assignment: {mail:?}",
+        mail.len()
     );
     Ok(())
 }
