@@ -199,6 +199,15 @@ impl Server {
                 }
             });
             share_workspaces(&relay, &forms, stop_rx.clone()).await?;
+            let presence = Arc::clone(&relay);
+            tokio::spawn(cluster::presence::follow(
+                Arc::clone(&joined),
+                stop_rx.clone(),
+                move |message, author| {
+                    let relay = Arc::clone(&presence);
+                    async move { relay.forward_ephemeral_from_cluster(message, author).await }
+                },
+            ));
             let taker = Arc::clone(&relay);
             Some(tokio::spawn(cluster::follow(
                 joined,

@@ -425,3 +425,40 @@ async fn three_copies_on_a_server_that_cannot_keep_them_refuse_to_start() -> Res
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_crosses_relays() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let (da, db) = (TempDir::new("presence-a"), TempDir::new("presence-b"));
+    let a = relay_in(da.path(), &nats).await?;
+    let b = relay_in(db.path(), &nats).await?;
+    let id = DocumentId::from_bytes([77; 16]);
+    let (here, there) = (peer(&a, 1).await?, peer(&b, 2).await?);
+    here.open(id, Automerge::new().with_actor(actor_of(&key(1), 1)));
+    here.change(id, |tx| tx.put(ROOT, "n", 1))?;
+    there.open(id, Automerge::new());
+    all_hold(&[&there], id, &[("n".to_owned(), 1)]).await?;
+    // A cursor, as automerge-repo's presence sends it (CBOR text here).
+    let cursor = vec![0x63, b'a', b't', b'7'];
+    let message = Message::Ephemeral(rapport_protocol::wire::Ephemeral {
+        sender_id: here.peer_id.clone(),
+        target_id: here.peer_id.clone(),
+        count: 1,
+        session_id: "session".into(),
+        document_id: id,
+        data: cursor.clone(),
+    });
+    here.send_raw(tokio_tungstenite::tungstenite::Message::binary(
+        message.encode(),
+    ));
+    there
+        .wait_until(|p| {
+            p.received.iter().any(
+                |m| matches!(m, Message::Ephemeral(e) if e.data == cursor && e.document_id == id),
+            )
+        })
+        .await
+        .context("the cursor did not reach the peer on the other relay")?;
+    Ok(())
+}

@@ -26,6 +26,7 @@ mod buckets;
 pub(crate) mod compaction;
 pub(crate) mod control;
 pub(crate) mod events;
+pub(crate) mod presence;
 
 use crate::metrics::write_metric;
 use crate::storage::codec;

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rapport_protocol::ids::PeerId;
-use rapport_protocol::relay::ConnId;
+use rapport_protocol::ids::{PeerId, PublicKey};
+use rapport_protocol::relay::{ConnId, RelayDoc};
 use rapport_protocol::wire::Ephemeral;
 
 use super::Relay;
@@ -22,8 +22,42 @@ const MAX_SESSION_ID_BYTES: usize = 128;
 pub(super) const MAX_EPHEMERAL_SESSIONS: usize = 1024;
 
 impl Relay {
+    /// Forwards an ephemeral message another relay of the cluster took
+    /// (and checked) to this relay's peers of its document.
+    pub(crate) async fn forward_ephemeral_from_cluster(
+        &self,
+        message: Ephemeral,
+        author: Option<PublicKey>,
+    ) {
+        // Only a document open here has peers to tell.
+        let Some(slot) = super::lock(&self.docs).get(&message.document_id).cloned() else {
+            return;
+        };
+        let mut slot = slot.lock().await;
+        if !remember(&mut slot.ephemeral, author, &message) {
+            return;
+        }
+        if let Some(doc) = slot.doc.as_ref() {
+            self.send_ephemeral(doc, None, &message);
+        }
+    }
+
+    /// Sends `message` to every peer of `doc` but `from`, each with its
+    /// own target, encoded once.
+    fn send_ephemeral(&self, doc: &RelayDoc, from: Option<ConnId>, message: &Ephemeral) {
+        let others: Vec<(ConnId, &PeerId)> = doc
+            .peers()
+            .filter(|(other, _)| Some(*other) != from)
+            .collect();
+        let frames = message.encode_for(others.iter().map(|(_, remote)| *remote));
+        for ((other, _), frame) in others.iter().zip(frames) {
+            self.send_frame(*other, Bytes::from(frame));
+        }
+    }
+
     /// Forwards an ephemeral message to every other connection with the
-    /// document open, dropping stale ones.
+    /// document open, and to the other relays of a cluster, dropping stale
+    /// ones.
     pub(crate) async fn forward_ephemeral(
         &self,
         conn: ConnId,
@@ -53,36 +87,40 @@ impl Relay {
             Metrics::add(&self.metrics.dropped_messages, 1);
             return;
         }
-        // Keyed by who is on the connection too: a peer that claims
-        // another's peer id cannot make its presence look stale.
-        let key = (
-            identity.key(),
-            message.sender_id.clone(),
-            message.session_id.clone(),
-        );
-        if slot
-            .ephemeral
-            .get(&key)
-            .is_some_and(|&last| message.count <= last)
-        {
+        if !remember(&mut slot.ephemeral, identity.key(), &message) {
             Metrics::add(&self.metrics.dropped_messages, 1);
             return;
         }
-        if slot.ephemeral.len() >= MAX_EPHEMERAL_SESSIONS && !slot.ephemeral.contains_key(&key) {
-            // Forgetting the counts lets a stale message through once; they
-            // are best effort anyway, and memory stays bounded.
-            slot.ephemeral.clear();
+        if let Some(doc) = slot.doc.as_ref() {
+            self.send_ephemeral(doc, Some(conn), &message);
         }
-        slot.ephemeral.insert(key, message.count);
-        let Some(doc) = slot.doc.as_ref() else {
-            return;
-        };
-        // Encoded once for every other peer, each with its own target.
-        let others: Vec<(ConnId, &PeerId)> =
-            doc.peers().filter(|(other, _)| *other != conn).collect();
-        let frames = message.encode_for(others.iter().map(|(_, remote)| *remote));
-        for ((other, _), frame) in others.iter().zip(frames) {
-            self.send_frame(*other, Bytes::from(frame));
+        drop(slot);
+        if let Some(cluster) = self.cluster.get() {
+            crate::cluster::presence::publish(cluster, &message, identity.key()).await;
         }
     }
+}
+
+/// Notes `message`'s count for its session; false if it is stale. Keyed
+/// by who sent it too: a peer that claims another's peer id cannot make
+/// its presence look stale.
+fn remember(
+    seen: &mut std::collections::HashMap<(Option<PublicKey>, PeerId, String), u64>,
+    key: Option<PublicKey>,
+    message: &Ephemeral,
+) -> bool {
+    let session = (key, message.sender_id.clone(), message.session_id.clone());
+    if seen
+        .get(&session)
+        .is_some_and(|&last| message.count <= last)
+    {
+        return false;
+    }
+    if seen.len() >= MAX_EPHEMERAL_SESSIONS && !seen.contains_key(&session) {
+        // Forgetting the counts lets a stale message through once; they
+        // are best effort anyway, and memory stays bounded.
+        seen.clear();
+    }
+    seen.insert(session, message.count);
+    true
 }
