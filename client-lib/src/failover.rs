@@ -152,12 +152,3 @@ impl Repo {
         Ok(relays.urls.in_turn_from(last.as_ref()))
     }
 }
-
-/// `url: why; url: why`, for [`SyncError::EveryAddressFailed`].
-pub(crate) fn list_failures(failures: &[SyncError]) -> String {
-    failures
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}

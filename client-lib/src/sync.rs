@@ -78,7 +78,7 @@ pub enum SyncError {
     StorageUnavailable { url: String, message: String },
     /// Every address of the relay was tried; one failure each, in the
     /// order tried.
-    #[error("no address of the relay worked: {}", crate::failover::list_failures(.failures))]
+    #[error("no address of the relay worked: {}", list_failures(.failures))]
     EveryAddressFailed { failures: Vec<SyncError> },
     #[error("not in sync after {seconds} s ({synced} of {total} documents)")]
     TimedOut {
@@ -88,6 +88,15 @@ pub enum SyncError {
     },
     #[error(transparent)]
     Replica(#[from] crate::error::ClientError),
+}
+
+/// `url: why; url: why`, for [`SyncError::EveryAddressFailed`].
+fn list_failures(failures: &[SyncError]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// What a connection should do once every document is in sync.

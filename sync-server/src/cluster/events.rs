@@ -62,12 +62,8 @@ pub(crate) async fn follow<F, Fut>(
         if let Err(e) = follow_once(&cluster, &mut stop, &mut handle).await {
             warn!(error = %e, "taking the automations' events failed; trying again in a second");
         }
-        if *stop.borrow() {
+        if super::pause(&mut stop).await {
             return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
         }
     }
 }
@@ -118,13 +114,7 @@ where
             return Ok(());
         };
         let message = message.map_err(|e| jetstream(&e))?;
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
+        let header = |name: &str| super::header(message.headers.as_ref(), name);
         let document = message
             .subject
             .strip_prefix("rapport.doc.")

@@ -357,14 +357,29 @@ pub(crate) async fn follow<F, Fut>(
         if let Err(e) = follow_once(&cluster, &mut stop, &mut take).await {
             warn!(error = %e, "following the cluster's changes failed; trying again in a second");
         }
-        if *stop.borrow() {
+        if pause(&mut stop).await {
             return;
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
-        }
     }
+}
+
+/// Waits a second before a loop tries again; true if told to stop before
+/// or meanwhile.
+pub(crate) async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+        _ = stop.changed() => true,
+    }
+}
+
+/// A header's value as text.
+pub(crate) fn header(headers: Option<&async_nats::HeaderMap>, name: &str) -> Option<String> {
+    headers
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str().to_owned())
 }
 
 async fn follow_once<F, Fut>(
@@ -406,13 +421,7 @@ where
             return Ok(());
         };
         let message = message.map_err(|e| ClusterError::JetStream(e.to_string()))?;
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-        };
+        let header = |name: &str| header(message.headers.as_ref(), name);
         if header(NODE).as_deref() != Some(cluster.node.as_str()) {
             let author = header(AUTHOR).and_then(|key| key.parse().ok());
             apply(&message.subject, &message.payload, author, take).await;

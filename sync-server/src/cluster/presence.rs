@@ -4,7 +4,6 @@
 //! to theirs. At most once, and never stored, as on a single relay.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use rapport_protocol::ids::PublicKey;
@@ -49,13 +48,7 @@ pub(crate) async fn follow<F, Fut>(
                     _ = stop.changed() => return,
                 };
                 let Some(message) = message else { break };
-                let header = |name: &str| {
-                    message
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(name))
-                        .map(|v| v.as_str().to_owned())
-                };
+                let header = |name: &str| super::header(message.headers.as_ref(), name);
                 if header(NODE).as_deref() == Some(cluster.node.as_str()) {
                     continue;
                 }
@@ -69,12 +62,8 @@ pub(crate) async fn follow<F, Fut>(
             },
             Err(e) => warn!(error = %e, "cannot follow the cluster's presence messages"),
         }
-        if *stop.borrow() {
+        if super::pause(&mut stop).await {
             return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.changed() => return,
         }
     }
 }

@@ -98,10 +98,13 @@ pub(crate) async fn run(
 
 type Made = Vec<(PublicKey, Notification)>;
 
-/// The kind of each document seen: a record's kind never changes, and
-/// customers and requirements docs (a long one costs most to load) tell
-/// nobody anything, so their writes are passed over unread.
-type Kinds = std::collections::HashMap<DocumentId, Kind>;
+/// The kind of each document seen, `None` for a document that is no
+/// record (no header: one an application of its own keeps in the
+/// workspace). A record's kind never changes, its header comes with its
+/// first change, and customers, requirements docs and documents that are
+/// no record tell nobody anything, so their writes are passed over unread
+/// (a long one costs most to load).
+type Kinds = std::collections::HashMap<DocumentId, Option<Kind>>;
 
 /// How often the notifier's place in the feed is stored when nothing else
 /// is: reading a little of the feed again after a restart makes nothing
@@ -180,7 +183,7 @@ fn from_row(relay: &Relay, kinds: &mut Kinds, row: &FeedRow) -> Made {
     };
     if matches!(
         kinds.get(&row.document),
-        Some(Kind::Customer | Kind::Requirements)
+        Some(None | Some(Kind::Customer | Kind::Requirements))
     ) {
         return Vec::new();
     }
@@ -188,9 +191,14 @@ fn from_row(relay: &Relay, kinds: &mut Kinds, row: &FeedRow) -> Made {
         return Vec::new();
     };
     let Ok(header) = Header::read(&doc) else {
+        // Written whole with its first change, a record has its header by
+        // now: this document is none.
+        if !doc.is_empty() {
+            kinds.insert(row.document, None);
+        }
         return Vec::new();
     };
-    kinds.insert(row.document, header.kind);
+    kinds.insert(row.document, Some(header.kind));
     let mut made = Vec::new();
     for hash in &row.changes {
         let Some(change) = doc.get_change_by_hash(hash) else {
