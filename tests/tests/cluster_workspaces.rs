@@ -7,7 +7,8 @@
 //! document erased through one relay is gone from all, and from NATS; a
 //! rule made through one relay fires once for a change made through
 //! another, and its result reaches the third; a token used on one relay
-//! is refused on another; without NATS a workspace change is refused,
+//! is refused on another; a refusal through one relay is in the audit
+//! log read through another; without NATS a workspace change is refused,
 //! and flows again once it is back.
 
 use std::time::{Duration, Instant};
@@ -479,6 +480,42 @@ async fn a_token_used_on_one_relay_is_refused_on_another() -> Result<()> {
     TestPeer::connect(&b.url(), Some(&fresh), "second")
         .await
         .context("another fresh token of the same key")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_on_one_relay_is_in_the_audit_log_on_another() -> Result<()> {
+    let store = TempDir::new("nats-store");
+    let nats = Nats::start(store.path())?;
+    let (da, db) = (TempDir::new("audit-a"), TempDir::new("audit-b"));
+    let a = relay_in(&da, &nats).await?;
+    let b = relay_in(&db, &nats).await?;
+    let (owner, stranger) = (key(1), key(3));
+    let doc = DocumentId::from_bytes([66; 16]);
+    let ws = a.share(&owner, &[], &[doc]).await?;
+    until_listed(&b, &owner, &ws, doc).await?;
+    // A stranger tries an invite secret that is no invite's, through b.
+    let link = rapport_client::api::InviteLink {
+        relay: format!("http://{}", b.addr).parse()?,
+        workspace: ws.clone(),
+        secret: "no-such-secret".into(),
+    };
+    let redeemed = as_on(&b, &stranger, move |api| Ok(api.redeem(&link).is_ok())).await?;
+    ensure!(!redeemed, "a made-up invite let a stranger in");
+    // The owner reads of it through a.
+    let start = Instant::now();
+    loop {
+        let ws = ws.clone();
+        let events = as_on(&a, &owner, move |api| Ok(api.audit(&ws, None, None)?)).await?;
+        if events.iter().any(|e| e.event == "invite-refused") {
+            break;
+        }
+        ensure!(
+            start.elapsed() < Duration::from_secs(10),
+            "relay a's audit log has no invite-refused: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     Ok(())
 }
 

@@ -180,6 +180,8 @@ pub(crate) struct Control {
     requests: mpsc::UnboundedSender<Request>,
     /// The revision of each key this relay's copy holds.
     revisions: Mutex<HashMap<String, u64>>,
+    /// This relay's name in the cluster.
+    node: String,
 }
 
 impl Control {
@@ -193,6 +195,7 @@ impl Control {
     ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Watched>), ClusterError> {
         let (requests, mut asked) = mpsc::unbounded_channel::<Request>();
         let (watched_tx, watched) = mpsc::unbounded_channel();
+        let name = node.clone();
         let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("rapport-control".into())
@@ -259,6 +262,7 @@ impl Control {
                 client,
                 requests,
                 revisions: Mutex::new(HashMap::new()),
+                node: name,
             }),
             watched,
         ))
@@ -333,6 +337,16 @@ impl Control {
             .map_err(|_| "no answer from NATS".to_owned())?
     }
 
+    /// Whether `entry` was written by this relay.
+    pub(crate) fn is_ours(&self, entry: &Entry) -> bool {
+        entry
+            .value
+            .as_ref()
+            .and_then(|v| v.row.get("node"))
+            .and_then(|node| node.as_str())
+            == Some(self.node.as_str())
+    }
+
     /// Runs `ops` on the bucket's thread, waiting for its answer.
     fn run(&self, ops: Vec<Op>) -> Result<(), WorkspaceError> {
         if ops.is_empty() {
@@ -387,6 +401,35 @@ impl Control {
 }
 
 impl Replicate for Control {
+    /// Writes audit events that changed nothing under a key of their own,
+    /// without waiting: they are in this relay's log already, and a
+    /// refusal never waits on NATS.
+    fn record(&self, workspace: &str, events: &[Vec<u8>]) {
+        let audit: Vec<serde_json::Value> = events
+            .iter()
+            .filter_map(|event| serde_json::from_slice(event).ok())
+            .collect();
+        let value = Value {
+            workspace: workspace.to_owned(),
+            row: serde_json::json!({ "node": self.node }),
+            audit,
+        };
+        let Ok(value) = serde_json::to_vec(&value) else {
+            return;
+        };
+        let key = format!(
+            "r.{workspace}.{}",
+            bs58::encode(rand::random::<[u8; 12]>()).into_string()
+        );
+        // The answer goes nowhere: nobody waits for it.
+        let (reply, _) = std::sync::mpsc::sync_channel(1);
+        let ops = vec![Op::Create {
+            key,
+            value: Bytes::from(value),
+        }];
+        let _ = self.requests.send(Request::Write { ops, reply });
+    }
+
     fn replicate(&self, change: Outbound<'_>) -> Result<(), WorkspaceError> {
         let rows = change.rows;
         let mut audit: Vec<serde_json::Value> = change
@@ -548,6 +591,9 @@ pub(crate) enum Key {
     Tombstone(DocumentId),
     /// A public form (`forms`), by its id.
     Form(String),
+    /// Audit events that changed nothing (a refused change, access or
+    /// invite) of a workspace, written by the relay that refused.
+    Refusal(String),
 }
 
 impl Key {
@@ -558,6 +604,9 @@ impl Key {
             "d" => rest.parse().ok().map(Key::Listing),
             "t" => rest.parse().ok().map(Key::Tombstone),
             "f" => Some(Key::Form(rest.to_owned())),
+            "r" => rest
+                .split_once('.')
+                .map(|(workspace, _)| Key::Refusal(workspace.to_owned())),
             _ => None,
         }
     }

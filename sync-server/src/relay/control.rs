@@ -36,6 +36,7 @@ impl Relay {
             Key::Workspace(_) | Key::Listing(_) => self.take_row(control, key, entry),
             // Forms are the server's (`Forms::take_remote`).
             Key::Form(_) => Ok(()),
+            Key::Refusal(workspace) => self.take_refusals(control, &workspace, entry),
         };
         match taken {
             Ok(()) => debug!(key = %name, "took a shared workspace change"),
@@ -130,6 +131,25 @@ impl Relay {
             self.automations.unsettle(workspace);
             self.automations.wake();
         }
+        Ok(())
+    }
+
+    /// Audit events another relay recorded for a refusal.
+    fn take_refusals(
+        &self,
+        control: &Control,
+        workspace: &str,
+        entry: Entry,
+    ) -> Result<(), WorkspaceError> {
+        let mut workspaces = lock(&self.workspaces);
+        if control.is_ours(&entry) || !control.is_news(&entry) {
+            return Ok(());
+        }
+        let Some(value) = entry.value.as_ref() else {
+            return Ok(());
+        };
+        let events = events_of(value);
+        workspaces.unreplicated(|w| w.record(&self.store, workspace, &events))?;
         Ok(())
     }
 

@@ -524,7 +524,12 @@ impl Workspaces {
             id: id.to_owned(),
             ..WorkspaceRows::default()
         };
-        store.save_workspace(&rows, &encode(events))
+        let events = encode(events);
+        store.save_workspace(&rows, &events)?;
+        if let Some(to) = &self.replica {
+            to.record(id, &events);
+        }
+        Ok(())
     }
 
     pub(crate) fn may_create(&self, key: &PublicKey) -> bool {

@@ -29,6 +29,10 @@ pub(crate) trait Replicate: Send + Sync + std::fmt::Debug {
     /// Passes `change` on to every relay; refuses it when another relay
     /// changed the same workspace, or listed the same document, first.
     fn replicate(&self, change: Outbound<'_>) -> Result<(), WorkspaceError>;
+
+    /// Passes on audit events (encoded) that changed nothing, once stored
+    /// here; best effort.
+    fn record(&self, workspace: &str, events: &[Vec<u8>]);
 }
 
 impl Workspaces {
