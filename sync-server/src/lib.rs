@@ -127,7 +127,7 @@ impl Server {
                 let store = storage::Store::open_on(&config.data_dir, config.storage.clone())?;
                 relay::node_id(&store)?
             };
-            Some(cluster::control::agree(
+            Some(cluster::shared::agree(
                 &config.cluster,
                 &node,
                 config.cluster_replicas,

@@ -209,7 +209,7 @@ impl Relay {
     /// key every relay of it shares.
     pub(crate) fn open(
         config: Config,
-        cluster: Option<crate::cluster::control::Shared>,
+        cluster: Option<crate::cluster::shared::Shared>,
     ) -> Result<Self, StoreError> {
         let store = Store::open_on(&config.data_dir, config.storage.clone())?;
         let node_id = node_id(&store)?;
