@@ -414,58 +414,129 @@ where
         .messages()
         .await
         .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+    let jetstream = |e: &dyn std::fmt::Display| ClusterError::JetStream(e.to_string());
     loop {
-        let message = tokio::select! {
+        let first = tokio::select! {
             next = messages.next() => next,
             _ = stop.changed() => return Ok(()),
         };
-        let Some(message) = message else {
+        let Some(first) = first else {
             return Ok(());
         };
-        let message = message.map_err(|e| ClusterError::JetStream(e.to_string()))?;
-        let header = |name: &str| header(message.headers.as_ref(), name);
-        if header(NODE).as_deref() != Some(cluster.node.as_str()) {
-            let author = header(AUTHOR).and_then(|key| key.parse().ok());
-            apply(&message.subject, &message.payload, author, take).await;
-            cluster.taken.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Ok(info) = message.info() {
-            cluster.pending.store(info.pending, Ordering::Relaxed);
-            if info.pending == 0 {
-                cluster.caught_up.store(true, Ordering::Release);
+        // What has come meanwhile is taken with it: its writes go in one
+        // commit, and a backlog costs less a message, not more.
+        let mut batch = vec![first.map_err(|e| jetstream(&e))?];
+        while batch.len() < BATCH {
+            match futures_util::FutureExt::now_or_never(messages.next()) {
+                Some(Some(next)) => batch.push(next.map_err(|e| jetstream(&e))?),
+                _ => break,
             }
         }
-        message
-            .ack()
-            .await
-            .map_err(|e| ClusterError::JetStream(e.to_string()))?;
+        let stored = take_batch(cluster, &batch, take).await;
+        for (message, stored) in batch.iter().zip(stored) {
+            if let Ok(info) = message.info() {
+                cluster.pending.store(info.pending, Ordering::Relaxed);
+                if info.pending == 0 {
+                    cluster.caught_up.store(true, Ordering::Release);
+                }
+            }
+            // A message this relay could not store comes again: its copy
+            // must not miss it.
+            let ack = match stored {
+                true => message.ack().await,
+                false => {
+                    message
+                        .ack_with(jetstream::AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await
+                }
+            };
+            ack.map_err(|e| jetstream(&*e))?;
+        }
     }
 }
 
-/// Hands on one message another relay published. A message that does not
-/// parse is logged and passed over: it came from no relay of ours.
-async fn apply<F, Fut>(subject: &str, payload: &[u8], author: Option<PublicKey>, take: &mut F)
+/// Messages the follower takes at once, at most.
+const BATCH: usize = 256;
+
+/// Hands on the messages of `batch` other relays published, each
+/// document's in stream order, documents side by side; whether each
+/// message is stored (or needs nothing). A message that does not parse is
+/// logged and passed over: it came from no relay of ours.
+async fn take_batch<F, Fut>(
+    cluster: &Cluster,
+    batch: &[jetstream::Message],
+    take: &mut F,
+) -> Vec<bool>
 where
     F: FnMut(DocumentId, Taken) -> Fut,
     Fut: std::future::Future<Output = Result<(), String>>,
 {
-    let Some(document) = subject
-        .strip_prefix("rapport.doc.")
-        .and_then(|id| id.parse::<DocumentId>().ok())
-    else {
-        warn!(subject, "a cluster message on an unknown subject");
-        return;
-    };
-    let Some(mut taken) = decode(payload) else {
-        warn!(document = %document, "a cluster message that does not parse");
-        return;
-    };
-    taken.author = author;
-    if let Err(e) = take(document, taken).await {
-        warn!(document = %document, error = %e, "cannot store changes from the cluster");
-    } else {
-        debug!(document = %document, "changes from the cluster");
+    // Per document, its messages' changes in order; consecutive messages
+    // of one author are one take.
+    let mut groups: Vec<(DocumentId, Vec<(Vec<usize>, Taken)>)> = Vec::new();
+    for (n, message) in batch.iter().enumerate() {
+        let header = |name: &str| header(message.headers.as_ref(), name);
+        if header(NODE).as_deref() == Some(cluster.node.as_str()) {
+            continue;
+        }
+        cluster.taken.fetch_add(1, Ordering::Relaxed);
+        let Some(document) = message
+            .subject
+            .strip_prefix("rapport.doc.")
+            .and_then(|id| id.parse::<DocumentId>().ok())
+        else {
+            warn!(subject = %message.subject, "a cluster message on an unknown subject");
+            continue;
+        };
+        let Some(mut taken) = decode(&message.payload) else {
+            warn!(%document, "a cluster message that does not parse");
+            continue;
+        };
+        taken.author = header(AUTHOR).and_then(|key| key.parse().ok());
+        let at = match groups.iter().position(|(d, _)| *d == document) {
+            Some(at) => at,
+            None => {
+                groups.push((document, Vec::new()));
+                groups.len() - 1
+            }
+        };
+        let takes = &mut groups[at].1;
+        match takes.last_mut() {
+            Some((messages, last))
+                if last.whole.is_none() && taken.whole.is_none() && last.author == taken.author =>
+            {
+                messages.push(n);
+                last.changes.append(&mut taken.changes);
+            }
+            _ => takes.push((vec![n], taken)),
+        }
     }
+    let mut stored = vec![true; batch.len()];
+    let runs = groups.into_iter().map(|(document, takes)| {
+        let futures: Vec<(Vec<usize>, Fut)> = takes
+            .into_iter()
+            .map(|(messages, taken)| (messages, take(document, taken)))
+            .collect();
+        async move {
+            let mut failed = Vec::new();
+            for (messages, future) in futures {
+                match future.await {
+                    Ok(()) => debug!(%document, "changes from the cluster"),
+                    Err(e) => {
+                        warn!(%document, error = %e, "cannot store changes from the cluster; they come again");
+                        failed.extend(messages);
+                    }
+                }
+            }
+            failed
+        }
+    });
+    for failed in futures_util::future::join_all(runs).await {
+        for n in failed {
+            stored[n] = false;
+        }
+    }
+    stored
 }
 
 fn subject(document: DocumentId) -> String {
