@@ -20,17 +20,27 @@ use super::{Cluster, ClusterError, NODE, WHOLE, subject};
 pub(crate) struct Counts(Mutex<HashMap<DocumentId, u64>>);
 
 impl Counts {
-    /// Counts one message on `document`'s subject; whether it reached
-    /// `every` since the last compaction (and is counted from zero again).
-    pub(crate) fn due(&self, document: DocumentId, every: u64) -> bool {
+    /// Counts one message on `document`'s subject; whether this relay is
+    /// to compact it now: the count reached `every` since the last
+    /// compaction and the message is `ours` (one this relay published),
+    /// so that one relay, the one that wrote the message past the mark,
+    /// saves the document rather than every relay at once. It is counted
+    /// from zero again then.
+    pub(crate) fn due(&self, document: DocumentId, every: u64, ours: bool) -> bool {
         let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(document).or_insert(0);
         *count += 1;
-        if *count >= every.max(1) {
+        if *count >= every.max(1) && ours {
             counts.remove(&document);
             return true;
         }
         false
+    }
+
+    /// Counts `document` from zero: another relay compacted its subject.
+    pub(crate) fn reset(&self, document: DocumentId) {
+        let mut counts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        counts.remove(&document);
     }
 }
 
@@ -128,5 +138,28 @@ impl Cluster {
         Ok(Compacted::Done {
             purged_below: stored,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_message_of_ours_past_the_mark_makes_a_compaction_due() {
+        let counts = Counts::default();
+        let document = DocumentId::from_bytes([1; 16]);
+        assert!(!counts.due(document, 3, true));
+        assert!(!counts.due(document, 3, false));
+        // The third message is another relay's: that relay compacts.
+        assert!(!counts.due(document, 3, false));
+        // Past the mark, the next of ours does.
+        assert!(counts.due(document, 3, true));
+        // Counted from zero again.
+        assert!(!counts.due(document, 3, true));
+        assert!(!counts.due(document, 3, true));
+        // Another relay compacted: from zero too.
+        counts.reset(document);
+        assert!(!counts.due(document, 3, true));
     }
 }

@@ -455,6 +455,10 @@ where
     }
 }
 
+/// One take of a document's changes: the messages of the batch (their
+/// places) whose changes it holds.
+type Take = (Vec<usize>, Taken);
+
 /// Messages the follower takes at once, at most.
 const BATCH: usize = 256;
 
@@ -473,11 +477,19 @@ where
 {
     // Per document, its messages' changes in order; consecutive messages
     // of one author are one take.
-    let mut groups: Vec<(DocumentId, Vec<(Vec<usize>, Taken)>)> = Vec::new();
+    let mut groups: Vec<(DocumentId, Vec<Take>)> = Vec::new();
     for (n, message) in batch.iter().enumerate() {
         let header = |name: &str| header(message.headers.as_ref(), name);
         if header(NODE).as_deref() == Some(cluster.node.as_str()) {
             continue;
+        }
+        if header(SNAPSHOT).is_some()
+            && let Some(document) = message
+                .subject
+                .strip_prefix("rapport.doc.")
+                .and_then(|id| id.parse::<DocumentId>().ok())
+        {
+            cluster.counts.reset(document);
         }
         cluster.taken.fetch_add(1, Ordering::Relaxed);
         let Some(document) = message

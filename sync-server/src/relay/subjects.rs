@@ -11,13 +11,14 @@ use super::Relay;
 use crate::cluster::compaction::Compacted;
 
 impl Relay {
-    /// Counts one message of `document` in the cluster's stream, and asks
-    /// for its subject to be compacted when it is due.
-    pub(super) fn count_in_cluster(&self, document: DocumentId) {
+    /// Counts one message of `document` in the cluster's stream (`ours`:
+    /// this relay published it), and asks for its subject to be compacted
+    /// when it is due.
+    pub(super) fn count_in_cluster(&self, document: DocumentId, ours: bool) {
         if let Some(cluster) = self.cluster.get()
             && cluster
                 .counts
-                .due(document, self.config.compact_after_changes as u64)
+                .due(document, self.config.compact_after_changes as u64, ours)
         {
             cluster.ask_compaction(document);
         }

@@ -347,7 +347,7 @@ impl Relay {
             self.flush(doc);
             return 0;
         }
-        self.count_in_cluster(id);
+        self.count_in_cluster(id, true);
         let write = Store::appending(
             id,
             prepared.to_store.clone(),
@@ -469,7 +469,7 @@ impl Relay {
         if let Some(doc) = slot.doc.as_ref() {
             changes.retain(|c| !doc.contains(&c.hash));
         }
-        self.count_in_cluster(id);
+        self.count_in_cluster(id, false);
         if changes.is_empty() {
             return Ok(());
         }
