@@ -96,6 +96,7 @@ impl Cluster {
         document: DocumentId,
         last: u64,
         saved: &[u8],
+        heads: &[automerge::ChangeHash],
     ) -> Result<Compacted, ClusterError> {
         if last == 0 || self.horizon().await? < last {
             return Ok(Compacted::NotYet);
@@ -108,7 +109,10 @@ impl Cluster {
         body.extend_from_slice(saved);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(NODE, self.node.as_str());
-        headers.insert(super::SNAPSHOT, "1");
+        headers.insert(
+            super::SNAPSHOT,
+            super::message::heads_header(heads).as_str(),
+        );
         headers.insert(
             "Nats-Expected-Last-Subject-Sequence",
             last.to_string().as_str(),

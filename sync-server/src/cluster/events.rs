@@ -131,6 +131,11 @@ where
             continue;
         }
         taken.author = header(AUTHOR).and_then(|key| key.parse().ok());
+        if !taken.split() {
+            warn!(%document, "an event whose saved document does not parse; passed over");
+            message.ack().await.map_err(|e| jetstream(&e))?;
+            continue;
+        }
         let (at, delivered) = match message.info() {
             Ok(info) => (
                 UnixMillis(

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use automerge::ChangeHash;
 use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::StoredChange;
 use sha2::{Digest as _, Sha256};
@@ -56,11 +57,15 @@ pub(super) fn decode(body: &[u8]) -> Option<Taken> {
             changes: decode_changes(rest)?,
             whole: None,
             author: None,
+            covers: None,
         }),
+        // Split into its changes only when they are needed (`Taken::split`):
+        // a relay that holds a snapshot's heads passes it over unread.
         WHOLE => Some(Taken {
-            changes: rapport_protocol::relay::split_changes([rest].into_iter()).ok()?,
+            changes: Vec::new(),
             whole: Some(Arc::from(rest)),
             author: None,
+            covers: None,
         }),
         _ => None,
     }
@@ -74,6 +79,51 @@ pub(crate) struct Taken {
     pub(crate) whole: Option<Arc<[u8]>>,
     /// The key that wrote them, if a key did.
     pub(crate) author: Option<PublicKey>,
+    /// For a compaction's snapshot, its heads: a relay that holds them
+    /// holds every change in it.
+    pub(crate) covers: Option<Vec<ChangeHash>>,
+}
+
+impl Taken {
+    /// Fills `changes` from the saved document they came in, if they came
+    /// whole; false if it does not parse.
+    pub(crate) fn split(&mut self) -> bool {
+        match &self.whole {
+            Some(whole) if self.changes.is_empty() => {
+                match rapport_protocol::relay::split_changes([&whole[..]].into_iter()) {
+                    Ok(changes) => {
+                        self.changes = changes;
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            _ => true,
+        }
+    }
+}
+
+/// A snapshot's heads as its header carries them: hex, comma-separated.
+pub(super) fn heads_header(heads: &[ChangeHash]) -> String {
+    heads
+        .iter()
+        .map(|h| h.0.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The heads a snapshot's header names; `None` if it does not parse.
+pub(super) fn parse_heads(header: &str) -> Option<Vec<ChangeHash>> {
+    header
+        .split(',')
+        .map(|hex| {
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+                .collect::<Option<Vec<u8>>>()?;
+            Some(ChangeHash(bytes.try_into().ok()?))
+        })
+        .collect()
 }
 
 fn decode_changes(mut rest: &[u8]) -> Option<Vec<StoredChange>> {
@@ -91,9 +141,15 @@ fn decode_changes(mut rest: &[u8]) -> Option<Vec<StoredChange>> {
 
 #[cfg(test)]
 mod tests {
-    use automerge::ChangeHash;
-
     use super::*;
+
+    #[test]
+    fn heads_round_trip_through_their_header() {
+        let heads = vec![ChangeHash([1; 32]), ChangeHash([0xab; 32])];
+        assert_eq!(parse_heads(&heads_header(&heads)), Some(heads));
+        assert_eq!(parse_heads("zz"), None);
+        assert_eq!(parse_heads("abc"), None);
+    }
 
     fn change(n: u8) -> StoredChange {
         StoredChange {
@@ -114,10 +170,11 @@ mod tests {
                 changes,
                 whole: None,
                 author: None,
+                covers: None,
             })
         );
         assert_eq!(decode(&body[..body.len() - 1]), None);
-        assert_eq!(decode(&[2, 0, 0, 0, 0]), None);
+        assert!(!decode(&[2, 0, 0, 0, 0]).is_some_and(|mut t| t.split()));
         assert_eq!(decode(&[]), None);
         assert_eq!(decode(&[1, 255, 255, 255, 255]), None);
     }

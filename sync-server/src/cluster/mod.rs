@@ -505,6 +505,7 @@ where
             continue;
         };
         taken.author = header(AUTHOR).and_then(|key| key.parse().ok());
+        taken.covers = header(SNAPSHOT).and_then(|heads| message::parse_heads(&heads));
         let at = match groups.iter().position(|(d, _)| *d == document) {
             Some(at) => at,
             None => {

@@ -43,10 +43,12 @@ impl Relay {
         };
         let store = self.store.clone();
         let saved = tokio::task::spawn_blocking(move || {
-            store.load_automerge(document).map(|doc| doc.save())
+            store
+                .load_automerge(document)
+                .map(|doc| (doc.save(), doc.get_heads()))
         })
         .await;
-        let saved = match saved {
+        let (saved, heads) = match saved {
             Ok(Ok(saved)) => saved,
             Ok(Err(e)) => {
                 warn!(%document, error = %e, "cannot load the document to compact its subject");
@@ -57,7 +59,7 @@ impl Relay {
                 return;
             }
         };
-        match cluster.compact(document, last, &saved).await {
+        match cluster.compact(document, last, &saved, &heads).await {
             Ok(Compacted::Done { purged_below }) => {
                 debug!(%document, purged_below, "subject compacted");
             }
