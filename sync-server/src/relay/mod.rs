@@ -20,6 +20,7 @@ use crate::access::Identity;
 mod access;
 mod control;
 mod ephemeral;
+mod from_cluster;
 mod quota;
 mod removal;
 mod seats;

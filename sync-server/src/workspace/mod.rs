@@ -349,6 +349,13 @@ impl Workspaces {
         self.document_home.get(&document).map(String::as_str)
     }
 
+    /// Whether `document` is the automations document of the workspace
+    /// that lists it.
+    pub(crate) fn is_rules_document(&self, document: DocumentId) -> bool {
+        self.home_of(document)
+            .is_some_and(|home| rapport_model::automation::document::document_id(home) == document)
+    }
+
     /// Whether `key` was removed from some workspace and belongs to none.
     pub(crate) fn is_shut_out(&self, key: &PublicKey) -> bool {
         let removed = self.by_id.values().any(|w| w.removed.contains_key(key));
