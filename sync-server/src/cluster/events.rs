@@ -115,10 +115,7 @@ where
         };
         let message = message.map_err(|e| jetstream(&e))?;
         let header = |name: &str| super::header(message.headers.as_ref(), name);
-        let document = message
-            .subject
-            .strip_prefix("rapport.doc.")
-            .and_then(|id| id.parse::<DocumentId>().ok());
+        let document = super::document_of(&message.subject);
         let taken = decode(&message.payload);
         let (Some(document), Some(mut taken)) = (document, taken) else {
             warn!(subject = %message.subject, "an event that does not parse; passed over");

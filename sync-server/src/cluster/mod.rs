@@ -483,23 +483,14 @@ where
         if header(NODE).as_deref() == Some(cluster.node.as_str()) {
             continue;
         }
-        if header(SNAPSHOT).is_some()
-            && let Some(document) = message
-                .subject
-                .strip_prefix("rapport.doc.")
-                .and_then(|id| id.parse::<DocumentId>().ok())
-        {
-            cluster.counts.reset(document);
-        }
         cluster.taken.fetch_add(1, Ordering::Relaxed);
-        let Some(document) = message
-            .subject
-            .strip_prefix("rapport.doc.")
-            .and_then(|id| id.parse::<DocumentId>().ok())
-        else {
+        let Some(document) = document_of(&message.subject) else {
             warn!(subject = %message.subject, "a cluster message on an unknown subject");
             continue;
         };
+        if header(SNAPSHOT).is_some() {
+            cluster.counts.reset(document);
+        }
         let Some(mut taken) = decode(&message.payload) else {
             warn!(%document, "a cluster message that does not parse");
             continue;
@@ -554,6 +545,11 @@ where
 
 fn subject(document: DocumentId) -> String {
     format!("rapport.doc.{document}")
+}
+
+/// The document a subject of the changes stream names.
+fn document_of(subject: &str) -> Option<DocumentId> {
+    subject.strip_prefix("rapport.doc.")?.parse().ok()
 }
 
 /// A durable consumer's name: the node id, with what NATS does not take
