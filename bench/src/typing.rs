@@ -106,6 +106,55 @@ struct Shared {
     typed: AtomicUsize,
 }
 
+impl Shared {
+    /// Nothing typed yet; the next change's ops start at `next_op`.
+    fn new(next_op: u64) -> Self {
+        Self {
+            sent: Mutex::new(HashMap::new()),
+            next_op: AtomicU64::new(next_op),
+            forwarded: AtomicUsize::new(0),
+            visible: AtomicUsize::new(0),
+            replica_visible: AtomicUsize::new(0),
+            typed: AtomicUsize::new(0),
+        }
+    }
+}
+
+/// Connects `count` editors of document `id` (editor n to
+/// `urls[n % urls.len()]`), each typing `rate` characters a second into it
+/// while `phase` says so; their tasks.
+#[allow(clippy::too_many_arguments)]
+async fn start_editors(
+    urls: &[String],
+    count: usize,
+    auth: Option<&Arc<Auth>>,
+    id: DocumentId,
+    base: &Base,
+    shared: &Arc<Shared>,
+    ready: &Arc<AtomicUsize>,
+    phase: &watch::Receiver<Phase>,
+    rate: f64,
+) -> Result<Vec<tokio::task::JoinHandle<Result<Vec<editor::Forwarded>>>>> {
+    let template = Arc::new(Template::new(&base.text)?);
+    let mut tasks = Vec::new();
+    for n in 0..count {
+        let url = &urls[n % urls.len()];
+        let link = connect_peer(url, peer::peer_name("editor", n), auth).await?;
+        let editor = Editor {
+            n,
+            thin: ThinDoc::new(id, link.us.clone(), link.server.clone(), &base.heads),
+            link,
+            shared: Arc::clone(shared),
+            template: Arc::clone(&template),
+            actor: ActorId::random(),
+            period: Duration::from_secs_f64(1.0 / rate.max(0.01)),
+            ready: Arc::clone(ready),
+        };
+        tasks.push(tokio::spawn(editor.run(phase.clone())));
+    }
+    Ok(tasks)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -308,32 +357,21 @@ async fn run_editors(
     progress: &mut Progress,
 ) -> Result<Outcome> {
     progress.step(format!("{editors} editors: connecting"));
-    let shared = Arc::new(Shared {
-        sent: Mutex::new(HashMap::new()),
-        next_op: AtomicU64::new(next_op.load(Ordering::Relaxed)),
-        forwarded: AtomicUsize::new(0),
-        visible: AtomicUsize::new(0),
-        replica_visible: AtomicUsize::new(0),
-        typed: AtomicUsize::new(0),
-    });
+    let shared = Arc::new(Shared::new(next_op.load(Ordering::Relaxed)));
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let ready = Arc::new(AtomicUsize::new(0));
-    let template = Arc::new(Template::new(&base.text)?);
-    let mut tasks = Vec::new();
-    for n in 0..editors {
-        let link = connect_peer(&args.target.relay, peer::peer_name("editor", n), auth).await?;
-        let editor = Editor {
-            n,
-            thin: ThinDoc::new(id, link.us.clone(), link.server.clone(), &base.heads),
-            link,
-            shared: Arc::clone(&shared),
-            template: Arc::clone(&template),
-            actor: ActorId::random(),
-            period: Duration::from_secs_f64(1.0 / args.rate.max(0.01)),
-            ready: Arc::clone(&ready),
-        };
-        tasks.push(tokio::spawn(editor.run(phase_rx.clone())));
-    }
+    let tasks = start_editors(
+        std::slice::from_ref(&args.target.relay),
+        editors,
+        auth,
+        id,
+        base,
+        &shared,
+        &ready,
+        &phase_rx,
+        args.rate,
+    )
+    .await?;
     let mut observers = Vec::new();
     for n in 0..args.observers {
         let link = connect_peer(&args.target.relay, peer::peer_name("observer", n), auth).await?;

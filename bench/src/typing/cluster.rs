@@ -16,31 +16,27 @@
 //! editors on a fresh document: the baseline. The report gives the issue's
 //! two ratios and says whether each target holds.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use automerge::ActorId;
 use clap::Args;
 use rapport_protocol::ids::DocumentId;
 use serde_json::json;
 use tokio::sync::watch;
 
 use super::base::{Base, DocumentArgs, prepare_base, upload};
-use super::editor::{Editor, Forwarded, Template};
+use super::editor::Forwarded;
 use super::{Phase, Shared};
 use crate::auth::Auth;
 use crate::machine::Watched;
-use crate::peer::{self, ThinDoc};
 use crate::process::{Nats, Relay, nats_binary};
 use crate::progress::{Progress, bar};
+use crate::quiesce;
 use crate::report::{Report, Unit};
 use crate::stats::Summary;
-use crate::{connect_peer, quiesce};
 use usage::{Usage, Window};
 
 mod usage;
@@ -190,33 +186,21 @@ async fn type_on(
     }
 
     progress.step(format!("{} editors: connecting", args.editors));
-    let shared = Arc::new(Shared {
-        sent: Mutex::new(HashMap::new()),
-        next_op: AtomicU64::new(base.max_op + 1),
-        forwarded: AtomicUsize::new(0),
-        visible: AtomicUsize::new(0),
-        replica_visible: AtomicUsize::new(0),
-        typed: AtomicUsize::new(0),
-    });
+    let shared = Arc::new(Shared::new(base.max_op + 1));
     let (phase_tx, phase_rx) = watch::channel(Phase::Setup);
     let ready = Arc::new(AtomicUsize::new(0));
-    let template = Arc::new(Template::new(&base.text)?);
-    let mut tasks = Vec::new();
-    for n in 0..args.editors {
-        let url = &urls[n % urls.len()];
-        let link = connect_peer(url, peer::peer_name("editor", n), auth.as_ref()).await?;
-        let editor = Editor {
-            n,
-            thin: ThinDoc::new(id, link.us.clone(), link.server.clone(), &base.heads),
-            link,
-            shared: Arc::clone(&shared),
-            template: Arc::clone(&template),
-            actor: ActorId::random(),
-            period: Duration::from_secs_f64(1.0 / args.rate.max(0.01)),
-            ready: Arc::clone(&ready),
-        };
-        tasks.push(tokio::spawn(editor.run(phase_rx.clone())));
-    }
+    let tasks = super::start_editors(
+        &urls,
+        args.editors,
+        auth.as_ref(),
+        id,
+        base,
+        &shared,
+        &ready,
+        &phase_rx,
+        args.rate,
+    )
+    .await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while ready.load(Ordering::Acquire) < args.editors {
         if tokio::time::Instant::now() > deadline {
