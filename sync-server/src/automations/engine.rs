@@ -243,12 +243,10 @@ pub(crate) fn look_at_event(
 /// holds its rules, and one made elsewhere under the same id is never
 /// read.
 fn rules_document(relay: &Relay, workspace: &str) -> Result<Automerge, EngineError> {
-    let rules_id = document::document_id(workspace);
-    let listed = lock(&relay.workspaces).home_of(rules_id) == Some(workspace);
-    Ok(if listed {
-        relay.store().load_automerge(rules_id)?
-    } else {
-        Automerge::new()
+    let listed = lock(&relay.workspaces).rules_of(workspace);
+    Ok(match listed {
+        Some(rules) => relay.store().load_automerge(rules)?,
+        None => Automerge::new(),
     })
 }
 

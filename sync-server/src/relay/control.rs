@@ -124,9 +124,10 @@ impl Relay {
     /// is listed and held here: its changes may have come before its
     /// listing, when nothing looked at them.
     fn look_at_rules(&self, workspace: &str) -> Result<(), WorkspaceError> {
-        let rules = rapport_model::automation::document::document_id(workspace);
-        let listed = lock(&self.workspaces).home_of(rules) == Some(workspace);
-        if listed && self.store.may_hold(rules) && !self.automations.is_active(workspace) {
+        let Some(rules) = lock(&self.workspaces).rules_of(workspace) else {
+            return Ok(());
+        };
+        if self.store.may_hold(rules) && !self.automations.is_active(workspace) {
             self.store.mark_pending_whole(rules)?;
             self.automations.unsettle(workspace);
             self.automations.wake();

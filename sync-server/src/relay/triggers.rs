@@ -62,10 +62,9 @@ impl Triggers {
     pub(crate) fn load(store: &Store, workspaces: &Workspaces) -> Result<Self, StoreError> {
         let mut active = BTreeSet::new();
         for id in workspaces.ids() {
-            let rules = document::document_id(id);
-            if workspaces.home_of(rules) != Some(id) {
+            let Some(rules) = workspaces.rules_of(id) else {
                 continue;
-            }
+            };
             let doc = store.load_automerge(rules)?;
             if !document::rules(&doc).is_empty() {
                 active.insert(id.to_owned());

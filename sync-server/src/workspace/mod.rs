@@ -349,6 +349,13 @@ impl Workspaces {
         self.document_home.get(&document).map(String::as_str)
     }
 
+    /// The id of `workspace`'s automations document, if the workspace
+    /// lists it: only a workspace's own, listed document holds its rules.
+    pub(crate) fn rules_of(&self, workspace: &str) -> Option<DocumentId> {
+        let rules = rapport_model::automation::document::document_id(workspace);
+        (self.home_of(rules) == Some(workspace)).then_some(rules)
+    }
+
     /// Whether `document` is the automations document of the workspace
     /// that lists it.
     pub(crate) fn is_rules_document(&self, document: DocumentId) -> bool {
