@@ -1,214 +1,17 @@
 //! Real automerge peers (the client state machine) syncing through the
 //! relay's change-graph engine, on a seeded simulated network.
 
-use std::collections::{BTreeMap, VecDeque};
+mod sim;
 
-use automerge::transaction::Transactable;
-use automerge::{Automerge, ROOT, ReadDoc};
-use proptest::prelude::*;
-use rand_chacha::ChaCha8Rng;
-use rand_core::{RngCore, SeedableRng};
-use rapport_protocol::ids::{DocumentId, PeerId, UnixMillis};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use rapport_protocol::relay::{ConnId, RelayDoc, RelayEffect, StoredDocument, split_changes};
-use rapport_protocol::sync::{DocumentSync, Effect};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, ROOT};
+use proptest::prelude::*;
+use rapport_protocol::relay::{RelayDoc, StoredDocument, split_changes};
 use rapport_protocol::wire::{Message, RejectReason};
-
-const DOC: DocumentId = DocumentId::from_bytes([9; 16]);
-
-fn relay_id() -> PeerId {
-    "relay".parse().unwrap()
-}
-
-fn client_id(i: usize) -> PeerId {
-    format!("client-{i}").parse().unwrap()
-}
-
-struct Sim {
-    relay: RelayDoc,
-    clients: Vec<DocumentSync>,
-    online: Vec<bool>,
-    /// Per client: frames to the relay, frames from the relay.
-    up: Vec<VecDeque<Message>>,
-    down: Vec<VecDeque<Message>>,
-    rejected: Vec<Vec<Message>>,
-    /// Bytes of every sync message the relay sent.
-    relay_sync_bytes: usize,
-    /// Actors the relay refuses.
-    banned: Vec<Vec<u8>>,
-    /// The relay takes every queued message before answering, as the
-    /// server does with a backlog ([`RelayDoc::commit_deferred`]).
-    batched: bool,
-    rng: ChaCha8Rng,
-    now: UnixMillis,
-}
-
-impl Sim {
-    fn new(docs: Vec<Automerge>, seed: u64) -> Self {
-        Self::with_relay(RelayDoc::new(DOC, relay_id()), docs, seed)
-    }
-
-    fn with_relay(relay: RelayDoc, docs: Vec<Automerge>, seed: u64) -> Self {
-        let n = docs.len();
-        Self {
-            relay,
-            clients: docs
-                .into_iter()
-                .enumerate()
-                .map(|(i, d)| DocumentSync::new(DOC, client_id(i), d))
-                .collect(),
-            online: vec![false; n],
-            up: vec![VecDeque::new(); n],
-            down: vec![VecDeque::new(); n],
-            rejected: vec![Vec::new(); n],
-            relay_sync_bytes: 0,
-            banned: Vec::new(),
-            batched: false,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            now: UnixMillis(0),
-        }
-    }
-
-    fn connect(&mut self, i: usize) {
-        if self.online[i] {
-            return;
-        }
-        self.online[i] = true;
-        self.relay.add_peer(ConnId(i as u64), client_id(i));
-        self.clients[i].handle_peer_connected(relay_id(), self.now);
-        self.collect();
-    }
-
-    fn disconnect(&mut self, i: usize) {
-        if !self.online[i] {
-            return;
-        }
-        self.online[i] = false;
-        self.up[i].clear();
-        self.down[i].clear();
-        self.relay.remove_peer(ConnId(i as u64));
-        self.clients[i].handle_peer_disconnected(&relay_id());
-    }
-
-    fn collect(&mut self) {
-        for i in 0..self.clients.len() {
-            while let Some(effect) = self.clients[i].poll_effect() {
-                if let Effect::Send(m) = effect
-                    && self.online[i]
-                {
-                    self.up[i].push_back(m);
-                }
-            }
-        }
-        while let Some(RelayEffect::Send { conn, message }) = self.relay.poll_effect() {
-            let i = conn.0 as usize;
-            if let Message::Sync(sync) = &message {
-                self.relay_sync_bytes += sync.data.len();
-            }
-            if matches!(message, Message::Rejected(_)) {
-                self.rejected[i].push(message);
-            } else if self.online[i] {
-                self.down[i].push_back(message);
-            }
-        }
-    }
-
-    fn step(&mut self) -> bool {
-        let busy: Vec<(usize, bool)> = (0..self.clients.len())
-            .flat_map(|i| [(i, true), (i, false)])
-            .filter(|&(i, up)| {
-                if up {
-                    !self.up[i].is_empty()
-                } else {
-                    !self.down[i].is_empty()
-                }
-            })
-            .collect();
-        if busy.is_empty() {
-            return false;
-        }
-        let (i, up) = busy[self.rng.next_u64() as usize % busy.len()];
-        self.now = self.now.plus_millis(1);
-        if up && self.batched {
-            for i in 0..self.clients.len() {
-                while let Some(message) = self.up[i].pop_front() {
-                    self.relay_receive(i, &message);
-                }
-            }
-            self.relay.answer();
-        } else if up {
-            let message = self.up[i].pop_front().unwrap();
-            self.relay_receive(i, &message);
-            self.relay.answer();
-        } else {
-            let message = self.down[i].pop_front().unwrap();
-            let client = &mut self.clients[i];
-            match message {
-                Message::Sync(m) => client.handle_sync(&m, self.now).unwrap(),
-                Message::DocUnavailable(m) => client.handle_unavailable(&m),
-                other => panic!("relay sent {other:?}"),
-            }
-        }
-        self.collect();
-        true
-    }
-
-    /// The relay takes one message from client `i`, without answering.
-    fn relay_receive(&mut self, i: usize, message: &Message) {
-        let (Message::Sync(m) | Message::Request(m)) = message else {
-            panic!("client sent {message:?}");
-        };
-        let banned = self.banned.clone();
-        let prepared = self
-            .relay
-            .receive(
-                ConnId(i as u64),
-                m,
-                matches!(message, Message::Request(_)),
-                |change| {
-                    if banned.contains(&change.actor) {
-                        Err(RejectReason::ActorOfAnotherKey)
-                    } else {
-                        Ok(())
-                    }
-                },
-            )
-            .unwrap();
-        self.relay.commit_deferred(prepared);
-    }
-
-    fn run_until_quiescent(&mut self) {
-        for _ in 0..200_000 {
-            if !self.step() {
-                return;
-            }
-        }
-        panic!("no quiescence");
-    }
-
-    fn edit(&mut self, i: usize, key: &str, value: i64) {
-        let now = self.now;
-        self.clients[i]
-            .handle_local_change(now, |tx| tx.put(ROOT, key, value))
-            .unwrap();
-        self.collect();
-    }
-
-    fn assert_converged(&self) {
-        let heads: Vec<_> = self.relay.heads().into_iter().map(Into::into).collect();
-        for (i, c) in self.clients.iter().enumerate() {
-            assert_eq!(c.heads(), heads, "client {i} differs from the relay");
-        }
-    }
-}
-
-fn value(sync: &DocumentSync, key: &str) -> Option<i64> {
-    sync.doc()
-        .get(ROOT, key)
-        .unwrap()
-        .and_then(|(v, _)| v.as_i64())
-}
+use sim::{DOC, Sim, relay_id, value};
 
 #[test]
 fn a_change_reaches_every_other_peer_through_the_relay() {
@@ -405,6 +208,8 @@ enum Op {
     Connect(usize),
     Disconnect(usize),
     Deliver(u8),
+    /// The relay's next store fails.
+    FailStore,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -413,18 +218,23 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4usize).prop_map(Op::Connect),
         1 => (0..4usize).prop_map(Op::Disconnect),
         4 => (1..30u8).prop_map(Op::Deliver),
+        1 => Just(Op::FailStore),
     ]
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Four peers through the relay, with random edits, disconnects and
-    /// reconnects: once all are online and quiet, all agree with the relay.
+    /// Four peers through the relay, with random edits, disconnects,
+    /// reconnects and failed stores, new changes forwarded before they are
+    /// stored or after: once all are online and quiet, all agree with the
+    /// relay, and no edit is lost.
     #[test]
-    fn peers_through_the_relay_always_converge(seed in any::<u64>(), batched in any::<bool>(), ops in proptest::collection::vec(op(), 0..80)) {
+    fn peers_through_the_relay_always_converge(seed in any::<u64>(), batched in any::<bool>(), early in any::<bool>(), ops in proptest::collection::vec(op(), 0..80)) {
         let mut sim = Sim::new((0..4).map(|_| Automerge::new()).collect(), seed);
         sim.batched = batched;
+        sim.early = early;
+        let mut failed = false;
         let mut expected = BTreeMap::new();
         for op in ops {
             match op {
@@ -435,9 +245,19 @@ proptest! {
                 Op::Connect(i) => sim.connect(i),
                 Op::Disconnect(i) => sim.disconnect(i),
                 Op::Deliver(n) => for _ in 0..n { sim.step(); },
+                Op::FailStore => {
+                    sim.fail_stores += 1;
+                    failed = true;
+                }
             }
         }
+        sim.fail_stores = 0;
+        // A client told its changes were not stored offers them again when
+        // it reconnects.
         for i in 0..4 {
+            if failed {
+                sim.disconnect(i);
+            }
             sim.connect(i);
         }
         sim.run_until_quiescent();

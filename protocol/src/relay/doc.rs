@@ -12,6 +12,7 @@ use super::graph::{ChangeGraph, StoredChange};
 use super::peer::{PeerSync, advance_heads};
 
 mod answer;
+mod forward;
 mod receive;
 use crate::ids::{DocumentId, PeerId};
 use crate::wire::{DocUnavailable, Message, RejectReason, Rejected};
@@ -116,14 +117,14 @@ pub struct RelayDoc {
     /// A saved document made while answering, not yet taken for storage.
     new_snapshot: Option<NewSnapshot>,
     queue: Vec<StoredChange>,
-    /// Changes refused here: never asked for again.
-    refused: BTreeSet<ChangeHash>,
     peers: BTreeMap<ConnId, PeerSync>,
     effects: VecDeque<RelayEffect>,
     /// Connections owed an answer by [`RelayDoc::commit_deferred`].
     due: BTreeSet<ConnId>,
     /// How large an incoming chunk may grow once inflated.
     limits: ChunkLimits,
+    /// [`RelayDoc::answer_owed`] is answering: heads owed are paid now.
+    paying_owed: bool,
 }
 
 /// Most changes a document may have for [`RelayDoc::pack_job`]: past it,
@@ -131,8 +132,9 @@ pub struct RelayDoc {
 /// anyway, and the walk is not worth making on the document's lock).
 const MAX_PACKED_CHANGES: usize = 20_000;
 
-/// How many refused hashes a document remembers; past this it forgets them
-/// all, and a peer still holding one is simply asked for it once more.
+/// How many refused hashes a document remembers for one connection; past
+/// this it forgets them all, and a peer still holding one is simply asked
+/// for it once more.
 const MAX_REFUSED_REMEMBERED: usize = 100_000;
 
 impl RelayDoc {
@@ -146,11 +148,11 @@ impl RelayDoc {
             packed: None,
             new_snapshot: None,
             queue: Vec::new(),
-            refused: BTreeSet::new(),
             peers: BTreeMap::new(),
             effects: VecDeque::new(),
             due: BTreeSet::new(),
             limits: ChunkLimits::default(),
+            paying_owed: false,
         }
     }
 
@@ -335,12 +337,18 @@ impl RelayDoc {
             let excess = self.queue.len() - MAX_QUEUED_CHANGES;
             self.queue.drain(..excess);
         }
-        if self.refused.len() + prepared.refused.len() > MAX_REFUSED_REMEMBERED {
-            self.refused.clear();
+        if let Some(peer) = self.peers.get_mut(&prepared.conn) {
+            if peer.refused.len() + prepared.refused.len() > MAX_REFUSED_REMEMBERED {
+                peer.refused.clear();
+            }
+            peer.refused
+                .extend(prepared.refused.iter().map(|(hash, _)| *hash));
         }
-        self.refused
-            .extend(prepared.refused.iter().map(|(hash, _)| *hash));
         let stored_any = !prepared.to_store.is_empty();
+        if stored_any && let Some(peer) = self.peers.get_mut(&prepared.conn) {
+            // Its acknowledgement goes at once, and names every head.
+            peer.heads_owed = false;
+        }
         self.update_peer(
             prepared.conn,
             prepared.message,
@@ -369,6 +377,34 @@ impl RelayDoc {
         }
     }
 
+    /// Tells every peer that got changes before they were stored
+    /// ([`RelayDoc::forward_early`]) the heads the relay holds now, unless
+    /// a later message told it already. A driver calls it a short while
+    /// after [`RelayDoc::owes_heads`] turns true: a peer that keeps getting
+    /// changes learns the heads with them, and one message pays for many.
+    pub fn answer_owed(&mut self) {
+        let owed: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter(|(_, peer)| peer.heads_owed)
+            .map(|(conn, _)| *conn)
+            .collect();
+        self.paying_owed = true;
+        for conn in owed {
+            self.generate(conn);
+            if let Some(peer) = self.peers.get_mut(&conn) {
+                peer.heads_owed = false;
+            }
+        }
+        self.paying_owed = false;
+    }
+
+    /// Whether some peer still has to hear the heads of changes it got
+    /// before they were stored ([`RelayDoc::answer_owed`]).
+    pub fn owes_heads(&self) -> bool {
+        self.peers.values().any(|peer| peer.heads_owed)
+    }
+
     /// Whether some connection is owed an answer ([`RelayDoc::commit_deferred`]).
     pub fn answers_due(&self) -> bool {
         !self.due.is_empty()
@@ -388,9 +424,11 @@ impl RelayDoc {
     }
 
     /// Gives up on a prepared message because its changes could not be
-    /// stored: nothing is applied, and the sender is told which of its
-    /// changes were refused and why.
+    /// stored: nothing is applied, the sender is told which of its changes
+    /// were refused and why, and peers they were forwarded to early
+    /// ([`RelayDoc::forward_early`]) will be asked for them again.
     pub fn abort(&mut self, prepared: Prepared, reason: RejectReason) {
+        self.forget_forwarded(&prepared.to_store);
         let mut refused = prepared.refused;
         refused.extend(prepared.to_store.iter().map(|c| (c.hash, reason.clone())));
         self.send_rejected(prepared.conn, refused);
@@ -406,6 +444,7 @@ impl RelayDoc {
         before: &[ChangeHash],
     ) {
         let after = self.graph.heads();
+        let answer_owed = self.due.contains(&conn);
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
@@ -422,7 +461,11 @@ impl RelayDoc {
         }
         self.graph
             .remove_ancestors(&mut peer.sent_hashes, &message.heads);
-        if !had_changes && message.heads == before {
+        // automerge's shortcut: a peer that already has our heads needs no
+        // message. Not while it is owed an answer, or was sent changes
+        // under older heads: then it has our heads without knowing that we
+        // hold them, and must hear so.
+        if !had_changes && message.heads == before && !answer_owed && !peer.heads_owed {
             peer.last_sent_heads.clone_from(&message.heads);
         }
         let known: Vec<ChangeHash> = message

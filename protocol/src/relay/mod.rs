@@ -14,11 +14,14 @@
 //! 1. [`RelayDoc::add_peer`] when a connection opens the document;
 //! 2. [`RelayDoc::receive`] for each `sync` or `request`, with a check
 //!    that refuses changes by actor (identity binding, read-only access);
-//! 3. store [`Prepared::to_store`] durably, then [`RelayDoc::commit`], or
+//! 3. optionally [`RelayDoc::forward_early`], which sends the new changes
+//!    to the other peers at once, under the heads the relay held before;
+//! 4. store [`Prepared::to_store`] durably, then [`RelayDoc::commit`], or
 //!    [`RelayDoc::abort`] if the store failed;
-//! 4. carry out [`RelayDoc::poll_effect`] until it returns `None`.
+//! 5. carry out [`RelayDoc::poll_effect`] until it returns `None`.
 //!
-//! Nothing is acknowledged or forwarded before step 3 completes.
+//! No change is acknowledged, or named among the relay's heads, before
+//! step 4 completes.
 
 mod chunks;
 mod doc;

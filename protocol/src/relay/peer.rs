@@ -34,6 +34,15 @@ pub(super) struct PeerSync {
     pub(super) supports_v2: bool,
     /// The peer does not apply incoming changes.
     pub(super) read_only: bool,
+    /// Changes refused from this peer: never asked of it again. Refusals
+    /// are the sender's (its access, its key): the same change may come
+    /// from its author, who may write it (a change the relay forwarded
+    /// before a commit that failed, given back by another peer first).
+    pub(super) refused: BTreeSet<ChangeHash>,
+    /// Changes went to the peer before they were stored, under older heads:
+    /// it must hear the relay's heads once more even if it already holds
+    /// them, so that it knows the relay stored what it has.
+    pub(super) heads_owed: bool,
 }
 
 impl PeerSync {
@@ -52,6 +61,8 @@ impl PeerSync {
             have_responded: false,
             supports_v2: false,
             read_only: false,
+            refused: BTreeSet::new(),
+            heads_owed: false,
         }
     }
 }

@@ -24,7 +24,7 @@ impl RelayDoc {
             return;
         };
         let their_heads = peer.their_heads.clone().unwrap_or_default();
-        let our_need = self.missing(&their_heads);
+        let our_need = self.missing(&their_heads, &peer.refused);
         let our_have = if our_need.iter().all(|h| their_heads.contains(h)) {
             let since = self.graph.not_ancestors_of(&peer.shared_heads);
             vec![Have {
@@ -48,6 +48,16 @@ impl RelayDoc {
                 .collect(),
             _ => Vec::new(),
         };
+        // A peer sent changes before they were stored hears that the relay
+        // holds them later, from [`RelayDoc::answer_owed`] or with its next
+        // message, not in a message of its own for every change.
+        if peer.heads_owed
+            && !self.paying_owed
+            && hashes.is_empty()
+            && our_need == peer.last_sent_need
+        {
+            return;
+        }
         let heads_unchanged = peer.last_sent_heads == our_heads;
         let heads_equal = peer.their_heads.as_ref() == Some(&our_heads);
         // Unlike automerge, also stay quiet when the peer told us nothing new
@@ -77,6 +87,7 @@ impl RelayDoc {
         };
         if let Some(peer) = self.peers.get_mut(&conn) {
             peer.have_responded = true;
+            peer.heads_owed = false;
             peer.last_sent_heads = our_heads;
             peer.last_answered_heads.clone_from(&peer.their_heads);
             peer.last_sent_need = our_need;
@@ -198,7 +209,12 @@ impl RelayDoc {
             .collect()
     }
 
-    fn send_sync(&mut self, conn: ConnId, message: sync::Message, hashes: Vec<ChangeHash>) {
+    pub(super) fn send_sync(
+        &mut self,
+        conn: ConnId,
+        message: sync::Message,
+        hashes: Vec<ChangeHash>,
+    ) {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
@@ -214,13 +230,18 @@ impl RelayDoc {
     }
 
     /// Hashes among `their_heads` we cannot place: unknown ones, and the
-    /// missing dependencies of queued ones.
-    fn missing(&self, their_heads: &[ChangeHash]) -> Vec<ChangeHash> {
+    /// missing dependencies of queued ones, except those `refused` from
+    /// this peer.
+    fn missing(
+        &self,
+        their_heads: &[ChangeHash],
+        refused: &BTreeSet<ChangeHash>,
+    ) -> Vec<ChangeHash> {
         let mut need = BTreeSet::new();
         let mut stack: Vec<ChangeHash> = their_heads.to_vec();
         let mut seen = BTreeSet::new();
         while let Some(hash) = stack.pop() {
-            if self.graph.contains(&hash) || self.refused.contains(&hash) || !seen.insert(hash) {
+            if self.graph.contains(&hash) || refused.contains(&hash) || !seen.insert(hash) {
                 continue;
             }
             match self.queue.iter().find(|c| c.hash == hash) {

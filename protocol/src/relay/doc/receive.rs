@@ -95,13 +95,14 @@ impl RelayDoc {
         let incoming_count = incoming.len();
         let was_empty = self.graph.is_empty() && self.queue.is_empty();
 
+        let refused_before = self.peers.get(&conn).map(|peer| &peer.refused);
         let mut refused = Vec::new();
         let mut refused_set = BTreeSet::new();
         let mut candidates = Vec::new();
         let mut seen = BTreeSet::new();
         for change in incoming {
             if self.graph.contains(&change.hash)
-                || self.refused.contains(&change.hash)
+                || refused_before.is_some_and(|r| r.contains(&change.hash))
                 || !seen.insert(change.hash)
             {
                 continue;

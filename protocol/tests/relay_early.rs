@@ -1,0 +1,297 @@
+//! A change forwarded to the other peers before the relay stores it
+//! ([`RelayDoc::forward_early`]) is never named among the relay's heads
+//! before it is durable, and a relay that dies before its commit loses
+//! nothing any peer was told was stored.
+
+mod sim;
+
+use automerge::{Automerge, ChangeHash};
+use rapport_protocol::relay::{ConnId, Prepared, RelayDoc, StoredDocument, split_changes};
+use rapport_protocol::wire::{Message, RejectReason};
+use sim::{DOC, Sim, relay_id, value};
+
+/// Three peers in sync on one change; then peer 1 types `b = 2`, and the
+/// relay has taken it and forwarded it early, but not committed it.
+/// Returns the prepared message, the new change's hash, and the document
+/// as the relay durably held it before.
+fn forwarded_not_stored() -> (Sim, Prepared, ChangeHash, Automerge) {
+    let mut sim = Sim::new((0..3).map(|_| Automerge::new()).collect(), 7);
+    sim.early = true;
+    sim.edit(0, "a", 1);
+    for i in 0..3 {
+        sim.connect(i);
+    }
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    let durable = sim.clients[0].doc().clone();
+
+    sim.edit(1, "b", 2);
+    let Some(Message::Sync(message)) = sim.up[1].pop_front() else {
+        panic!("peer 1 sends its change");
+    };
+    assert!(sim.up[1].is_empty());
+    let prepared = sim
+        .relay
+        .receive(ConnId(1), &message, false, |_| Ok(()))
+        .unwrap();
+    let [change] = prepared.to_store.as_slice() else {
+        panic!("one new change to store");
+    };
+    let hash = change.hash;
+    sim.relay.forward_early(&prepared);
+    sim.collect();
+    (sim, prepared, hash, durable)
+}
+
+/// The heads and the number of change entries of a `sync` message.
+fn heads_and_changes(message: &Message) -> (Vec<ChangeHash>, usize) {
+    let Message::Sync(m) = message else {
+        panic!("expected sync, got {message:?}");
+    };
+    let decoded = automerge::sync::Message::decode(&m.data).unwrap();
+    (decoded.heads, decoded.changes.iter().count())
+}
+
+#[test]
+fn a_change_forwarded_early_reaches_the_others_without_being_named_a_head() {
+    let (mut sim, _prepared, hash, _) = forwarded_not_stored();
+    assert!(
+        sim.down[1].is_empty(),
+        "the sender hears nothing before the commit"
+    );
+    for i in [0, 2] {
+        let [message] = sim.down[i].make_contiguous() else {
+            panic!("peer {i} gets one message, got {:?}", sim.down[i]);
+        };
+        let (heads, changes) = heads_and_changes(message);
+        assert_eq!(changes, 1, "peer {i} gets the change");
+        assert!(
+            !heads.contains(&hash),
+            "and the relay does not name it a head"
+        );
+        assert_eq!(heads, sim.relay.heads(), "it names its durable heads");
+        sim.deliver(i);
+        assert_eq!(value(&sim.clients[i], "b"), Some(2));
+    }
+    assert!(!sim.relay.contains(&hash));
+}
+
+#[test]
+fn after_the_commit_the_heads_name_it_and_it_is_not_sent_again() {
+    let (mut sim, prepared, hash, _) = forwarded_not_stored();
+    sim.deliver(0);
+    sim.deliver(2);
+    // Peers 0 and 2 answer the early forward with heads that hold the
+    // change; the relay takes those after its commit, as the server does
+    // (the document is locked until then), and only then answers.
+    sim.relay.commit_deferred(prepared);
+    for i in [0, 2] {
+        let reply = sim.up[i].pop_front().expect("the peer answers");
+        sim.relay_receive(i, &reply);
+    }
+    sim.relay.answer();
+    sim.collect();
+    // The sender's acknowledgement goes at once; the others hear the new
+    // heads a little later, once for however many changes came meanwhile.
+    assert_eq!(sim.down[1].len(), 1, "the sender is acknowledged");
+    assert!(sim.down[0].is_empty() && sim.down[2].is_empty());
+    assert!(sim.relay.owes_heads());
+    sim.relay.answer_owed();
+    sim.collect();
+    assert!(!sim.relay.owes_heads());
+    for i in 0..3 {
+        let message = sim.down[i].front().expect("an answer after the commit");
+        let (heads, changes) = heads_and_changes(message);
+        assert!(heads.contains(&hash), "peer {i} hears the relay holds it");
+        assert_eq!(changes, 0, "peer {i} does not get the change a second time");
+        sim.deliver(i);
+    }
+    sim.run_until_quiescent();
+    sim.assert_converged();
+}
+
+#[test]
+fn a_relay_that_dies_before_its_commit_loses_nothing() {
+    let (mut sim, prepared, hash, durable) = forwarded_not_stored();
+    sim.deliver(0);
+    sim.deliver(2);
+    drop(prepared);
+    // Every head the relay named so far is in what it stored.
+    let named: Vec<ChangeHash> = durable.get_heads();
+    assert_eq!(sim.relay.heads(), named);
+
+    // The relay starts again from what storage held; every connection
+    // drops and comes back.
+    let changes = durable.get_changes(&[]);
+    let stored = StoredDocument {
+        changes: split_changes(changes.iter().map(|c| c.raw_bytes())).unwrap(),
+        ..StoredDocument::default()
+    };
+    let (relay, orphans) = RelayDoc::from_stored(DOC, relay_id(), stored);
+    assert_eq!(orphans, 0);
+    for i in 0..3 {
+        sim.disconnect(i);
+    }
+    sim.relay = relay;
+    assert!(!sim.relay.contains(&hash), "the change was never stored");
+    for i in 0..3 {
+        sim.connect(i);
+    }
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert!(sim.relay.contains(&hash), "the peers gave the change back");
+    for i in 0..3 {
+        assert_eq!(value(&sim.clients[i], "b"), Some(2));
+    }
+}
+
+#[test]
+fn a_change_forwarded_early_and_not_stored_comes_back_from_the_peers_that_got_it() {
+    let (mut sim, prepared, hash, _) = forwarded_not_stored();
+    sim.deliver(0);
+    sim.deliver(2);
+    sim.relay.abort(prepared, RejectReason::StorageUnavailable);
+    sim.collect();
+    assert_eq!(sim.rejected[1].len(), 1, "the sender is told");
+    // Peers 0 and 2 tell the relay their heads, which name a change the
+    // relay lacks: it asks for it, and stores it from them.
+    sim.run_until_quiescent();
+    assert!(sim.relay.contains(&hash));
+    sim.assert_converged();
+}
+
+#[test]
+fn a_peer_that_lags_gets_the_change_only_with_the_commit() {
+    let mut sim = Sim::new((0..3).map(|_| Automerge::new()).collect(), 8);
+    sim.early = true;
+    sim.edit(0, "a", 1);
+    for i in 0..3 {
+        sim.connect(i);
+    }
+    sim.run_until_quiescent();
+    // Peer 2 goes away for a moment; peer 0 types while it is gone.
+    sim.disconnect(2);
+    sim.edit(0, "a", 2);
+    sim.run_until_quiescent();
+    sim.connect(2);
+    // The relay hears where peer 2 stands but has not answered it yet when
+    // peer 1 types.
+    let hello = sim.up[2].pop_front().expect("peer 2 says where it stands");
+    sim.relay_receive(2, &hello);
+    sim.edit(1, "b", 3);
+    let Some(Message::Sync(message)) = sim.up[1].pop_front() else {
+        panic!("peer 1 sends its change");
+    };
+    let prepared = sim
+        .relay
+        .receive(ConnId(1), &message, false, |_| Ok(()))
+        .unwrap();
+    sim.relay.forward_early(&prepared);
+    sim.collect();
+    assert_eq!(
+        sim.down[0].len(),
+        1,
+        "peer 0 is up to date: forwarded at once"
+    );
+    assert!(
+        sim.down[2].is_empty(),
+        "peer 2 could not apply it yet: it waits for the commit"
+    );
+    sim.relay.commit_deferred(prepared);
+    sim.relay.answer();
+    sim.collect();
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[2], "b"), Some(3));
+}
+
+#[test]
+fn a_change_refused_from_one_peer_is_still_taken_from_its_author() {
+    let (mut sim, prepared, hash, _) = forwarded_not_stored();
+    sim.bind_actors = true;
+    sim.deliver(0);
+    sim.deliver(2);
+    sim.relay.abort(prepared, RejectReason::StorageUnavailable);
+    sim.collect();
+    // Peers 0 and 2 offer peer 1's change back; it is not theirs to give.
+    sim.run_until_quiescent();
+    assert!(!sim.relay.contains(&hash));
+    assert!(
+        !sim.rejected[0].is_empty() || !sim.rejected[2].is_empty(),
+        "the change was offered back and refused"
+    );
+    // Its author, told it was not stored, offers it when it reconnects.
+    sim.disconnect(1);
+    sim.connect(1);
+    sim.run_until_quiescent();
+    assert!(sim.relay.contains(&hash), "taken from its author");
+    sim.assert_converged();
+}
+
+/// Runs the network until quiet, leaving client `skip` out: the relay
+/// sends to it, and it never reads.
+fn run_without(sim: &mut Sim, skip: usize) {
+    loop {
+        let mut progress = false;
+        for i in (0..sim.clients.len()).filter(|&i| i != skip) {
+            while let Some(message) = sim.up[i].pop_front() {
+                sim.relay_receive(i, &message);
+                progress = true;
+            }
+        }
+        sim.relay.answer();
+        sim.relay.answer_owed();
+        sim.collect();
+        for i in (0..sim.clients.len()).filter(|&i| i != skip) {
+            while !sim.down[i].is_empty() {
+                sim.deliver(i);
+                progress = true;
+            }
+        }
+        if !progress {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_peer_far_behind_gets_new_changes_only_with_the_commit() {
+    let mut sim = Sim::new((0..3).map(|_| Automerge::new()).collect(), 9);
+    sim.early = true;
+    for i in 0..3 {
+        sim.connect(i);
+    }
+    sim.run_until_quiescent();
+    // Peer 2 stops reading while peer 0 types a hundred changes.
+    for n in 0..100 {
+        sim.edit(0, "n", n);
+        run_without(&mut sim, 2);
+    }
+    assert!(
+        !sim.down[2].is_empty(),
+        "the relay sent peer 2 what it could"
+    );
+    sim.edit(1, "late", 1);
+    let Some(Message::Sync(message)) = sim.up[1].pop_front() else {
+        panic!("peer 1 sends its change");
+    };
+    let prepared = sim
+        .relay
+        .receive(ConnId(1), &message, false, |_| Ok(()))
+        .unwrap();
+    let queued = sim.down[2].len();
+    sim.relay.forward_early(&prepared);
+    sim.collect();
+    assert_eq!(sim.down[0].len(), 1, "peer 0 keeps up: forwarded at once");
+    assert_eq!(
+        sim.down[2].len(),
+        queued,
+        "peer 2 is far behind: no early message, whose Bloom filter would cover its whole lag"
+    );
+    sim.relay.commit_deferred(prepared);
+    sim.relay.answer();
+    sim.collect();
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[2], "late"), Some(1));
+}
