@@ -234,6 +234,11 @@ impl Server {
             let stop = stop_rx.clone();
             async move { relay.pack_idle_documents(stop).await }
         });
+        let owed_heads = tokio::spawn({
+            let relay = Arc::clone(&relay);
+            let stop = stop_rx.clone();
+            async move { relay.answer_owed_heads(stop).await }
+        });
         // Links (in automations' comments, `/api/info`) name the public
         // address when there is one, else the one listened on.
         let local = listener.local_addr()?;
@@ -340,6 +345,7 @@ impl Server {
         }
         let _ = control.await;
         let _ = packer.await;
+        let _ = owed_heads.await;
         // The engine finishes the step under way, and stops.
         let _ = automations.await;
         let _ = notifier.await;

@@ -1,12 +1,13 @@
 //! A storage backend that fails on command: the relay's database on a
-//! plain file, with a switch for a full disk and a count of writes to fail.
+//! plain file, with a switch for a full disk, a count of writes to fail,
+//! and a file whose presence holds every write back.
 
 use std::fs::OpenOptions;
 use std::io;
 use std::ops::Bound;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use rapport_server::storage::Backend;
 use redb::backends::FileBackend;
@@ -18,6 +19,7 @@ pub struct Faults {
     full: AtomicBool,
     fail_next_writes: AtomicU64,
     failed: AtomicU64,
+    stall_file: OnceLock<PathBuf>,
 }
 
 impl Faults {
@@ -34,6 +36,14 @@ impl Faults {
     /// The next `n` writes (and syncs) fail with an I/O error.
     pub fn fail_next_writes(&self, n: u64) {
         self.fail_next_writes.store(n, Ordering::SeqCst);
+    }
+
+    /// While `path` exists, every write (and sync) waits: a commit stands
+    /// still before any of its bytes reach the file, as if the disk had
+    /// stopped. Another process (a test driving `relay-child`) holds and
+    /// releases it by creating and removing the file.
+    pub fn stall_while_exists(&self, path: PathBuf) {
+        let _ = self.stall_file.set(path);
     }
 
     /// How many operations failed on purpose so far.
@@ -59,6 +69,11 @@ impl Faults {
     }
 
     fn check_write(&self) -> io::Result<()> {
+        if let Some(path) = self.stall_file.get() {
+            while path.exists() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
         let take = self
             .fail_next_writes
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));

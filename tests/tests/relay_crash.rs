@@ -286,11 +286,12 @@ async fn wait_for_stored(addr: SocketAddr, target: u64) -> Result<u64> {
 
 /// What the peers held and had been told when the relay died.
 ///
-/// "Acknowledged" here: the relay makes changes durable before it answers
-/// or forwards them, and every `sync` message it sends carries its heads at
-/// that moment. So every change that is an ancestor of (or equal to) a head
-/// in any `sync` message a peer received on a document was durable on the
-/// relay. That is the set that must survive; changes sent but never covered
+/// "Acknowledged" here: the relay makes changes durable before it names
+/// them among its heads (it may forward them to other peers earlier, under
+/// its older heads), and every `sync` message it sends carries its heads
+/// at that moment. So every change that is an ancestor of (or equal to) a
+/// head in any `sync` message a peer received on a document was durable on
+/// the relay. That is the set that must survive; changes sent but never covered
 /// by such heads may be lost with the relay (their authors still hold them
 /// and send them again).
 struct Crashed {

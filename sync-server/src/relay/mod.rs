@@ -21,6 +21,7 @@ mod access;
 mod control;
 mod ephemeral;
 mod from_cluster;
+mod owed;
 mod quota;
 mod removal;
 mod seats;
@@ -195,6 +196,9 @@ pub(crate) struct Relay {
     pub(crate) cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
     /// The workspaces shared with the cluster's other relays, once joined.
     pub(crate) control: std::sync::OnceLock<Arc<crate::cluster::control::Control>>,
+    /// Documents owing some peer their heads ([`Relay::answer_owed_heads`]).
+    owed_heads: Mutex<std::collections::HashSet<DocumentId>>,
+    owed_heads_noted: tokio::sync::Notify,
 }
 
 /// The relay's own id, made the first time it opens its data folder.
@@ -273,6 +277,8 @@ impl Relay {
             ),
             usage: Mutex::new(HashMap::new()),
             cluster: std::sync::OnceLock::new(),
+            owed_heads: Mutex::new(std::collections::HashSet::new()),
+            owed_heads_noted: tokio::sync::Notify::new(),
             control: std::sync::OnceLock::new(),
         })
     }

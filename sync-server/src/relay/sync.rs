@@ -1,7 +1,7 @@
 //! What happens to a sync message: access, the document's limits, decoding
-//! (large messages off the async workers), the document's answer, storing
-//! new changes durably before they are acknowledged or forwarded, and
-//! compaction once enough are new.
+//! (large messages off the async workers), the document's answer, new
+//! changes forwarded at once and stored durably before the relay names them
+//! among its heads or acknowledges them, and compaction once enough are new.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -210,7 +210,12 @@ impl Relay {
             }
             Err(other) => return Verdict::ProtocolError(other.to_string()),
         };
-        let stored = self.store_and_commit(doc, prepared, identity).await;
+        // Forwarding before the commit takes the fsync out of a lone
+        // keystroke's way. In a burst, the peers' answer after the last
+        // message of it forwards every change at once, which costs far less
+        // than a message to every peer for each change.
+        let early = !shared_slot.has_waiting() && slot.unanswered == 0;
+        let stored = self.store_and_commit(doc, prepared, identity, early).await;
         self.metrics.observe_sync_latency(started.elapsed());
         // A compaction loads and saves the whole document: on a long
         // history it waits for a quarter of it to be new, so that its cost
@@ -244,6 +249,9 @@ impl Relay {
         slot.unanswered = 0;
         doc.answer();
         self.flush(doc);
+        if doc.owes_heads() {
+            self.note_heads_owed(doc.id());
+        }
     }
 
     /// What a client may change in a thread, from the thread as the relay
@@ -291,14 +299,15 @@ impl Relay {
             .map_err(|_| "decoding failed".to_owned())?
     }
 
-    /// Makes the new changes durable, then lets the document answer and
-    /// forward them; if storing fails the sender is told, and nothing is
-    /// acknowledged or forwarded.
+    /// Forwards the new changes to the other peers if `early`, makes them
+    /// durable, then lets the document answer with them among its heads;
+    /// if storing fails the sender is told, and nothing is acknowledged.
     async fn store_and_commit(
         &self,
         doc: &mut RelayDoc,
         prepared: Prepared,
         identity: Identity,
+        early: bool,
     ) -> usize {
         let id = doc.id();
         if !prepared.refused.is_empty() {
@@ -311,6 +320,13 @@ impl Relay {
             doc.commit_deferred(prepared);
             self.flush(doc);
             return 0;
+        }
+        // The other peers get the changes now, under the heads the relay
+        // held before: none of them is named among its heads, or
+        // acknowledged to the sender, until the commit below is durable.
+        if early {
+            doc.forward_early(&prepared);
+            self.flush(doc);
         }
         let count = prepared.to_store.len();
         let bindings =

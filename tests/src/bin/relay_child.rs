@@ -1,10 +1,11 @@
 //! A relay in a process of its own, for tests that kill it with SIGKILL.
 //!
 //! `relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]... [open]
-//! [cluster=URL]` opens the relay on the data folder DATA with tokens
-//! required (as `TestRelay::start` does; `open` for none), the named limits
-//! changed (`max_tokens_per_key`, `max_change_bytes`, `max_frame_bytes`),
-//! in the cluster on the NATS server at URL if given,
+//! [cluster=URL] [stall=FILE]` opens the relay on the data folder DATA with
+//! tokens required (as `TestRelay::start` does; `open` for none), the named
+//! limits changed (`max_tokens_per_key`, `max_change_bytes`,
+//! `max_frame_bytes`), in the cluster on the NATS server at URL if given,
+//! its storage holding every write back while FILE exists if given,
 //! listens on ADDR (`127.0.0.1:0` for any free port), prints
 //! `LISTENING <address> <relay id>` on stdout, and serves until its stdin
 //! reaches end of file; then it stops gracefully and exits 0. A test ends it
@@ -16,17 +17,23 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use rapport_server::{Config, Server};
+use rapport_tests::faults::Faults;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let usage =
-        "usage: relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]... [open] [cluster=URL]";
+    let usage = "usage: relay-child DATA ADDR [COMPACT_AFTER_CHANGES] [LIMIT=N]... [open] [cluster=URL] [stall=FILE]";
     let data = PathBuf::from(args.next().context(usage)?);
     let addr: SocketAddr = args.next().context(usage)?.parse()?;
     let mut config = Config::new(data);
     for arg in args {
         if arg == "open" {
             config.auth = rapport_server::AuthMode::Open;
+            continue;
+        }
+        if let Some(file) = arg.strip_prefix("stall=") {
+            let faults = Faults::new();
+            faults.stall_while_exists(PathBuf::from(file));
+            config.storage = faults.backend();
             continue;
         }
         if let Some(url) = arg.strip_prefix("cluster=") {
