@@ -277,10 +277,11 @@ async fn measure(args: &ManyDocsArgs, data: &Path, progress: &mut Progress) -> R
     report.note(format!(
         "many-docs: the bench starts the relay ({}) on a temporary folder with tokens and \
          --unload-idle-after-secs {}; forward = a change written by one connection → applied in \
-         the other connection that has its document open (automerge, on a 20-change document); \
+         the other connection that has its document open (automerge, on a {}-change document); \
          memory after the idle period is read {} s after the last connection closed",
         args.server.display(),
         args.idle_seconds,
+        args.changes,
         args.idle_seconds * 2 + 5
     ));
     Ok(report)

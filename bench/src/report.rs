@@ -331,17 +331,45 @@ pub(crate) fn comparison(reports: &[Report], ours: &str) -> String {
     out
 }
 
+/// The scenarios (`` `name` ``, in the order they ran) that no server but
+/// ours, with or without tokens, ran.
+fn ours_alone(reports: &[Report], ours: &str) -> Vec<String> {
+    let open = without_tokens(ours);
+    let mut alone: Vec<String> = Vec::new();
+    for report in reports {
+        let name = format!("`{}`", report.scenario);
+        let only_ours = reports
+            .iter()
+            .filter(|r| r.scenario == report.scenario)
+            .all(|r| r.server == ours || r.server == open);
+        if only_ours && !alone.contains(&name) {
+            alone.push(name);
+        }
+    }
+    alone
+}
+
 /// `BENCHMARKS.md`: when, where and how it was measured, then the
 /// side-by-side tables.
 pub fn markdown(reports: &[Report], ours: &str, command: &str, notes: &[String]) -> String {
     let mut out =
         String::from("# Benchmarks: rapport's relay and the automerge-repo JS sync server\n\n");
     out.push_str(
-        "Written by `tests/bench/compare.sh` (do not edit by hand: rerun it). Each scenario ran \
-         against both servers in the same run, alternately, with the same sizes; the load \
-         generator is `rapport bench` (see `docs/benchmarks.md` for what each figure means, \
-         the targets and what stands in the way).\n\n",
+        "Written by `tests/bench/compare.sh` (do not edit by hand: rerun it; it keeps the \
+         `## web app` section `tests/bench/web.sh --write` adds). Each scenario ran against \
+         every server in the same run, alternately, with the same sizes; the load generator is \
+         `rapport bench` (see `docs/benchmarks.md` for what each figure means, the targets and \
+         what stands in the way).",
     );
+    let alone = ours_alone(reports, ours);
+    if !alone.is_empty() {
+        let _ = write!(
+            out,
+            " Ours alone, the JS server having no counterpart: {}.",
+            alone.join(", ")
+        );
+    }
+    out.push_str("\n\n");
     if let Some(first) = reports.first() {
         let _ = writeln!(out, "- date: {}", first.date);
         let _ = writeln!(out, "- machine: {}", first.machine.describe());
@@ -470,6 +498,50 @@ mod tests {
             "{md}"
         );
         assert!(md.ends_with("|\n"), "{md}");
+    }
+
+    #[test]
+    fn scenarios_only_ours_ran_are_named_and_have_sections_of_their_own() {
+        let case = "16 editors, pre-grown";
+        let mut live = Report::new("live-replica", "rapport", "u", serde_json::json!({}));
+        let visible = Summary::of(vec![0.1, 0.2], 0);
+        live.samples(case, "visible in a live rapport-client replica", visible);
+        live.single(
+            case,
+            "replica backlog when typing stops",
+            Unit::Count,
+            Some(3.0),
+        );
+        let mut many = Report::new("many-docs", "rapport", "u", serde_json::json!({}));
+        many.single("c", "relay start", Unit::Seconds, Some(1.5));
+        let runs = [
+            report("rapport", 0.001, None),
+            live,
+            report("js", 0.002, None),
+            many,
+        ];
+        let md = markdown(&runs, "rapport", "compare.sh", &[]);
+        assert!(
+            md.contains(
+                "Ours alone, the JS server having no counterpart: `live-replica`, `many-docs`.\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "## live-replica\n\n| case | measure | rapport |\n|---|---|---|\n\
+                 | 16 editors, pre-grown | visible in a live rapport-client replica p50 | 100.00 ms |\n\
+                 | 16 editors, pre-grown | visible in a live rapport-client replica p99 | 200.00 ms |\n\
+                 | 16 editors, pre-grown | replica backlog when typing stops | 3 |\n"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("## many-docs\n\n| case | measure | rapport |\n|---|---|---|\n| c | relay start | 1.50 s |\n"),
+            "{md}"
+        );
+        // typing (both servers) first, in the order the scenarios ran.
+        assert!(md.find("## typing").unwrap() < md.find("## live-replica").unwrap());
     }
 
     #[test]

@@ -173,8 +173,15 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
     }
     let mut progress = Progress::new();
     let base = prepare_base(&args.document, &mut progress)?;
+    // With a live replica it is the `live-replica` scenario: a report,
+    // and a section of BENCHMARKS.md, of its own.
+    let scenario = if args.replicas > 0 {
+        "live-replica"
+    } else {
+        "typing"
+    };
     let mut report = args.target.report(
-        "typing",
+        scenario,
         json!({
             "editors": args.editors,
             "seconds": args.seconds,
@@ -246,11 +253,20 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
         quiesce(watched, Duration::from_secs(60)).await;
     }
     progress.clear();
+    let visible = if args.observers > 0 {
+        format!(
+            "; visible: → applied in an observer replica's automerge document ({} observer(s), \
+             each on a thread at nice {OBSERVER_NICE})",
+            args.observers
+        )
+    } else {
+        String::new()
+    };
     report.note(format!(
-        "forward: frame written by editor A → frame reaches editor B's socket; visible: → applied \
-         in an observer replica's automerge document ({} observer(s), each on a thread at nice \
-         {OBSERVER_NICE}); {} characters a second per editor for {} s, then up to {} s to drain",
-        args.observers, args.rate, args.seconds, args.drain_seconds
+        "forward: frame written by editor A → frame reaches editor B's socket{visible}; {} \
+         characters a second per editor for {} s, then up to {} s to drain (forwards missing: \
+         not arrived by then)",
+        args.rate, args.seconds, args.drain_seconds
     ));
     if args.replicas > 0 {
         report.note(format!(
@@ -294,6 +310,13 @@ struct Outcome {
 impl Outcome {
     fn add_to(&self, report: &mut Report, case: &str) {
         report.samples(case, "forward", self.forward);
+        // 0: every editor got every other editor's changes within the drain.
+        report.single(
+            case,
+            "forwards missing after the drain",
+            Unit::Count,
+            Some(self.forward.missing as f64),
+        );
         if let Some(visible) = self.visible {
             report.samples(case, "visible", visible);
         }
@@ -302,6 +325,12 @@ impl Outcome {
         }
         if let Some(visible) = self.replica_visible {
             report.samples(case, "visible in a live rapport-client replica", visible);
+            report.single(
+                case,
+                "changes missing in the replica after the drain",
+                Unit::Count,
+                Some(visible.missing as f64),
+            );
         }
         if let Some(backlog) = self.replica_backlog {
             report.single(

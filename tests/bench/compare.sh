@@ -3,8 +3,8 @@
 # server, side by side, with `rapport bench`; writes BENCHMARKS.md.
 #
 # Usage: tests/bench/compare.sh [--quick | --moderate | --full]
-#                               [--scenarios typing,typing-empty,cold-sync,ingest,idle,replica]
-#                               [--out FILE]
+#          [--scenarios typing,typing-empty,cold-sync,ingest,idle,replica,live-replica,many-docs]
+#          [--out FILE]
 #
 # For each scenario it starts a fresh server (our relay with tokens, as
 # operators run it; our relay with --open, which shows the cost of
@@ -12,13 +12,18 @@
 # rotates from one scenario to the next), runs the same `rapport bench`
 # command against it, stops it, and keeps the --json result. Both listen on 127.0.0.1 only;
 # every data folder is a temporary one, removed at the end. Each run has a
-# time bound (`timeout`), and so does every wait.
+# time bound (`timeout`), and so does every wait. live-replica (a real
+# rapport-client replica in live sync while LIVE_EDITORS type) runs against
+# our relay with tokens only, and many-docs starts our relay itself (with
+# tokens): the JS server has no counterpart to either. An existing
+# `## web app` section of FILE (tests/bench/web.sh --write) is kept.
 #
 # Sizes come from the profile and may be overridden one by one through the
 # environment: EDITORS, TYPING_SECONDS, TRACE_EDITS, RECORDS, PEERS,
-# INGEST_SECONDS, CONNECTIONS, ECHOES, REPLICA_RECORDS, REPLICA_EDITS.
-# RESULTS_DIR=DIR keeps the --json results there (rerun
-# `rapport bench report` on them to rewrite the tables).
+# INGEST_SECONDS, CONNECTIONS, ECHOES, REPLICA_RECORDS, REPLICA_EDITS,
+# LIVE_EDITORS, LIVE_SECONDS, MANY_DOCUMENTS, MANY_CHANGES, MANY_OPEN,
+# MANY_CONNECTIONS, MANY_SECONDS. RESULTS_DIR=DIR keeps the --json results
+# there (rerun `rapport bench report` on them to rewrite the tables).
 #
 # Needs: cargo, node >= 20 and npm (the JS server is installed with
 # `npm ci` from tests/bench/js-server/package-lock.json), curl.
@@ -26,7 +31,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 profile=quick
-scenarios="typing,typing-empty,cold-sync,ingest,idle,replica"
+scenarios="typing,typing-empty,cold-sync,ingest,idle,replica,live-replica,many-docs"
 out="$root/BENCHMARKS.md"
 command_line="tests/bench/compare.sh $*"
 while [ $# -gt 0 ]; do
@@ -34,7 +39,7 @@ while [ $# -gt 0 ]; do
     --quick | --moderate | --full) profile="${1#--}" ;;
     --scenarios) scenarios="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -44,15 +49,21 @@ case "$profile" in
   quick) # a few minutes
     : "${EDITORS:=2,8}" "${TYPING_SECONDS:=10}" "${TRACE_EDITS:=259778}"
     : "${RECORDS:=1000}" "${PEERS:=16}" "${INGEST_SECONDS:=5}"
-    : "${CONNECTIONS:=2000}" "${ECHOES:=500}" "${REPLICA_RECORDS:=1000}" "${REPLICA_EDITS:=1000}" ;;
+    : "${CONNECTIONS:=2000}" "${ECHOES:=500}" "${REPLICA_RECORDS:=1000}" "${REPLICA_EDITS:=1000}"
+    : "${LIVE_EDITORS:=16}" "${LIVE_SECONDS:=10}"
+    : "${MANY_DOCUMENTS:=2000}" "${MANY_CHANGES:=20}" "${MANY_OPEN:=200}" "${MANY_CONNECTIONS:=50}" "${MANY_SECONDS:=10}" ;;
   moderate)
     : "${EDITORS:=2,4,8,16}" "${TYPING_SECONDS:=20}" "${TRACE_EDITS:=259778}"
     : "${RECORDS:=10000}" "${PEERS:=64}" "${INGEST_SECONDS:=10}"
-    : "${CONNECTIONS:=10000}" "${ECHOES:=2000}" "${REPLICA_RECORDS:=10000}" "${REPLICA_EDITS:=5000}" ;;
+    : "${CONNECTIONS:=10000}" "${ECHOES:=2000}" "${REPLICA_RECORDS:=10000}" "${REPLICA_EDITS:=5000}"
+    : "${LIVE_EDITORS:=16}" "${LIVE_SECONDS:=20}"
+    : "${MANY_DOCUMENTS:=10000}" "${MANY_CHANGES:=20}" "${MANY_OPEN:=1000}" "${MANY_CONNECTIONS:=250}" "${MANY_SECONDS:=20}" ;;
   full) # the issue's sizes
-    : "${EDITORS:=2,4,8,16,32}" "${TYPING_SECONDS:=30}" "${TRACE_EDITS:=259778}"
+    : "${EDITORS:=2,4,8,16,32,64}" "${TYPING_SECONDS:=30}" "${TRACE_EDITS:=259778}"
     : "${RECORDS:=10000}" "${PEERS:=128}" "${INGEST_SECONDS:=30}"
-    : "${CONNECTIONS:=10000}" "${ECHOES:=5000}" "${REPLICA_RECORDS:=10000}" "${REPLICA_EDITS:=20000}" ;;
+    : "${CONNECTIONS:=10000}" "${ECHOES:=5000}" "${REPLICA_RECORDS:=10000}" "${REPLICA_EDITS:=20000}"
+    : "${LIVE_EDITORS:=16}" "${LIVE_SECONDS:=60}"
+    : "${MANY_DOCUMENTS:=100000}" "${MANY_CHANGES:=20}" "${MANY_OPEN:=2000}" "${MANY_CONNECTIONS:=500}" "${MANY_SECONDS:=30}" ;;
 esac
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/rapport-compare.XXXXXX")"
@@ -174,14 +185,53 @@ for scenario in "${wanted[@]}"; do
           --trace-edits "$REPLICA_EDITS" >"$file"; then
         results+=("$file")
       fi ;;
+    live-replica)
+      # Ours with tokens only; no observer beside the replica.
+      start_server ours
+      echo "== live-replica against rapport ($url)" >&2
+      file="$work/$(printf %02d "${#results[@]}")-live-replica.json"
+      if timeout 1800 "$rapport" --json bench live-replica --relay "$url" --relay-pid "$server_pid" \
+          --label rapport --editors "$LIVE_EDITORS" --seconds "$LIVE_SECONDS" \
+          --trace-edits "$TRACE_EDITS" --observers 0 >"$file"; then
+        results+=("$file")
+      else
+        echo "compare.sh: live-replica failed or passed its 1800s bound" >&2
+      fi
+      stop_server ;;
+    many-docs)
+      # The bench starts (and restarts, and stops) our relay itself, with tokens.
+      echo "== many-docs" >&2
+      file="$work/$(printf %02d "${#results[@]}")-many-docs.json"
+      if TMPDIR="$work" timeout 3600 "$rapport" --json bench many-docs --server "$relay" \
+          --label rapport --documents "$MANY_DOCUMENTS" --changes "$MANY_CHANGES" \
+          --open-documents "$MANY_OPEN" --connections "$MANY_CONNECTIONS" \
+          --seconds "$MANY_SECONDS" >"$file"; then
+        results+=("$file")
+      else
+        echo "compare.sh: many-docs failed or passed its 3600s bound" >&2
+      fi ;;
     *) echo "compare.sh: unknown scenario $scenario" >&2; exit 2 ;;
   esac
 done
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 if [ -n "${RESULTS_DIR:-}" ]; then mkdir -p "$RESULTS_DIR" && cp "${results[@]}" "$RESULTS_DIR/"; fi
 
+# The `## web app` section tests/bench/web.sh --write put in $out (up to
+# the next `## ` heading) is kept, after the tables.
+web="$work/web-section.md"
+: >"$web"
+if [ -f "$out" ]; then
+  awk '/^## web app[[:space:]]*$/ { on = 1; print; next } on && /^## / { on = 0 } on' "$out" >"$web"
+fi
 "$rapport" bench report --command "$command_line" \
-  --note "profile: $profile (EDITORS=$EDITORS TYPING_SECONDS=$TYPING_SECONDS TRACE_EDITS=$TRACE_EDITS RECORDS=$RECORDS PEERS=$PEERS INGEST_SECONDS=$INGEST_SECONDS CONNECTIONS=$CONNECTIONS ECHOES=$ECHOES REPLICA_RECORDS=$REPLICA_RECORDS REPLICA_EDITS=$REPLICA_EDITS)" \
+  --note "profile: $profile (EDITORS=$EDITORS TYPING_SECONDS=$TYPING_SECONDS TRACE_EDITS=$TRACE_EDITS RECORDS=$RECORDS PEERS=$PEERS INGEST_SECONDS=$INGEST_SECONDS CONNECTIONS=$CONNECTIONS ECHOES=$ECHOES REPLICA_RECORDS=$REPLICA_RECORDS REPLICA_EDITS=$REPLICA_EDITS LIVE_EDITORS=$LIVE_EDITORS LIVE_SECONDS=$LIVE_SECONDS MANY_DOCUMENTS=$MANY_DOCUMENTS MANY_CHANGES=$MANY_CHANGES MANY_OPEN=$MANY_OPEN MANY_CONNECTIONS=$MANY_CONNECTIONS MANY_SECONDS=$MANY_SECONDS)" \
   --note "load average (1, 5, 15 min) before: $load_before; after: $load_after; $(nproc) cores" \
-  --out "$out" "${results[@]}"
+  --out "$work/benchmarks.md" "${results[@]}"
+if [ -s "$web" ]; then
+  # web.sh's own section ends where it was written; trailing blank lines go.
+  { cat "$work/benchmarks.md"; echo; sed -e ':a' -e '/^\n*$/{$d;N;ba' -e '}' "$web"; } >"$out"
+  echo "== kept the web app section of $out" >&2
+else
+  cp "$work/benchmarks.md" "$out"
+fi
 echo "== wrote $out" >&2
