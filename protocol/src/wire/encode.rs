@@ -238,13 +238,18 @@ fn encode_rejected(e: &mut Enc, m: &Rejected) -> Done {
 }
 
 fn encode_documents(e: &mut Enc, kind: &str, m: &Documents) -> Done {
-    e.map(4)?;
+    // `more` only when true, so that a whole list is the four fields it
+    // always was.
+    e.map(if m.more { 5 } else { 4 })?;
     e.str("type")?.str(kind)?;
     e.str("senderId")?.str(m.sender_id.as_str())?;
     e.str("targetId")?.str(m.target_id.as_str())?;
     e.str("documents")?.array(m.documents.len() as u64)?;
     for id in &m.documents {
         e.str(&id.to_string())?;
+    }
+    if m.more {
+        e.str("more")?.bool(true)?;
     }
     Ok(())
 }

@@ -21,6 +21,7 @@ mod access;
 mod control;
 mod ephemeral;
 mod from_cluster;
+mod listing;
 mod quota;
 mod removal;
 mod seats;
@@ -32,7 +33,7 @@ pub(crate) mod triggers;
 use crate::actors::ActorRegistry;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Refused};
+use crate::outbox::{Outbox, Refused, Ticket};
 use crate::storage::{GroupCommit, RelayKeys, Store, StoreError};
 use crate::tokens::Tokens;
 use crate::window::WindowCounter;
@@ -87,6 +88,7 @@ struct ConnHandle {
     kill: Arc<Notify>,
     identity: Identity,
     remote: PeerId,
+    listing: listing::Listing,
 }
 
 /// A document's slot behind its lock, with a count of the sync messages
@@ -351,6 +353,7 @@ impl Relay {
                 kill,
                 identity,
                 remote,
+                listing: listing::Listing::Idle,
             },
         );
         Metrics::add(&self.metrics.connections, 1);
@@ -381,17 +384,17 @@ impl Relay {
         self.send_frame(conn, Bytes::from(message.encode()));
     }
 
-    /// Queues an encoded message on a connection, as [`Relay::send`].
-    fn send_frame(&self, conn: ConnId, frame: Bytes) {
+    /// Queues an encoded message on a connection, as [`Relay::send`]; its
+    /// ticket in the connection's outbox if it was queued.
+    fn send_frame(&self, conn: ConnId, frame: Bytes) -> Option<Ticket> {
         let len = frame.len() as u64;
         let conns = lock(&self.conns);
-        let Some(handle) = conns.get(&conn) else {
-            return;
-        };
+        let handle = conns.get(&conn)?;
         match handle.tx.try_send(frame) {
-            Ok(()) => {
+            Ok(ticket) => {
                 Metrics::add(&self.metrics.messages_out, 1);
                 Metrics::add(&self.metrics.bytes_out, len);
+                return Some(ticket);
             }
             Err(Refused::Full) => {
                 warn!(
@@ -403,6 +406,7 @@ impl Relay {
             }
             Err(Refused::Closed) => {}
         }
+        None
     }
 
     fn slot(&self, id: DocumentId) -> Arc<Slot> {
