@@ -516,6 +516,9 @@ fn a_documents_page_says_more_and_the_last_does_not() {
     ]);
     assert_eq!(list(true).encode(), page);
     assert_eq!(Message::decode(&page).unwrap(), list(true));
+    let (relay, me) = ("relay".parse().unwrap(), "me".parse().unwrap());
+    assert_eq!(Documents::encode_texts(&relay, &me, &[DOC], true), page);
+    assert_eq!(Documents::encode_texts(&relay, &me, &[DOC], false), whole);
 
     let not_a_bool = map(&[
         ("type", &text("rapport/documents")),

@@ -9,12 +9,18 @@
 //! A connection runs one pass of its list at a time. An announcement
 //! during a pass (its access widened) asks for one more pass after it,
 //! however many arrive: the client's list is complete at the end of each.
+//!
+//! Writing an id as text (bs58check) is most of a page's cost: 100,000
+//! ids took 95 ms, for every connection. While passes run, each id's text
+//! is kept ([`IdTexts`]) and every page copies it; the texts go when the
+//! last pass ends.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use rapport_protocol::ids::PublicKey;
+use rapport_protocol::ids::{DocumentId, PublicKey};
 use rapport_protocol::relay::ConnId;
-use rapport_protocol::wire::{Documents, Message};
+use rapport_protocol::wire::Documents;
 use tracing::{Instrument, debug, debug_span};
 
 use super::{Relay, lock};
@@ -24,6 +30,35 @@ use crate::workspace::Cursor;
 
 /// Ids in one page of `rapport/documents`: about 60 KB.
 pub(crate) const DOCUMENTS_PER_PAGE: usize = 2_000;
+
+/// Document ids as text, kept while any list is going out.
+#[derive(Debug, Default)]
+pub(super) struct IdTexts {
+    /// Passes under way, on every connection.
+    passes: usize,
+    texts: HashMap<DocumentId, Box<str>>,
+}
+
+/// Counts a pass as under way until it is dropped; the last one to go
+/// drops the texts.
+struct Pass<'a>(&'a Relay);
+
+impl<'a> Pass<'a> {
+    fn start(relay: &'a Relay) -> Self {
+        lock(&relay.id_texts).passes += 1;
+        Self(relay)
+    }
+}
+
+impl Drop for Pass<'_> {
+    fn drop(&mut self) {
+        let mut cache = lock(&self.0.id_texts);
+        cache.passes -= 1;
+        if cache.passes == 0 {
+            cache.texts = HashMap::new();
+        }
+    }
+}
 
 /// Where a connection's list of documents stands.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,6 +102,7 @@ impl Relay {
     /// Sends passes of the list until none is wanted, or the connection
     /// has gone.
     async fn list_documents(&self, conn: ConnId, key: PublicKey) {
+        let _pass = Pass::start(self);
         let mut after: Option<Cursor> = None;
         let mut pages = 0_u64;
         loop {
@@ -96,7 +132,7 @@ impl Relay {
     fn send_page(
         &self,
         conn: ConnId,
-        documents: Vec<rapport_protocol::ids::DocumentId>,
+        documents: Vec<DocumentId>,
         more: bool,
     ) -> Option<(Drain, Ticket)> {
         let (remote, drain) = {
@@ -104,13 +140,21 @@ impl Relay {
             let handle = conns.get(&conn)?;
             (handle.remote.clone(), handle.tx.drain())
         };
-        let message = Message::Documents(Documents {
-            sender_id: self.peer_id.clone(),
-            target_id: remote,
-            documents,
-            more,
-        });
-        let ticket = self.send_frame(conn, message.encode().into())?;
+        let frame = {
+            let mut cache = lock(&self.id_texts);
+            for id in &documents {
+                cache
+                    .texts
+                    .entry(*id)
+                    .or_insert_with(|| id.to_string().into());
+            }
+            let texts: Vec<&str> = documents
+                .iter()
+                .filter_map(|id| cache.texts.get(id).map(|text| &**text))
+                .collect();
+            Documents::encode_texts(&self.peer_id, &remote, &texts, more)
+        };
+        let ticket = self.send_frame(conn, frame.into())?;
         Some((drain, ticket))
     }
 

@@ -176,6 +176,8 @@ pub(crate) struct Relay {
     pub(crate) workspaces: Mutex<Workspaces>,
     docs: Mutex<HashMap<DocumentId, Arc<Slot>>>,
     conns: Mutex<HashMap<ConnId, ConnHandle>>,
+    /// Document ids as text while lists of them go out.
+    id_texts: Mutex<listing::IdTexts>,
     actors: Mutex<ActorRegistry>,
     verifier: Mutex<Tokens>,
     pub(crate) metrics: Metrics,
@@ -262,6 +264,7 @@ impl Relay {
             workspaces: Mutex::new(workspaces),
             docs: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
+            id_texts: Mutex::default(),
             actors: Mutex::new(actors),
             metrics,
             next_conn: AtomicU64::new(1),
