@@ -131,6 +131,7 @@ mod tests {
             sender_id: "relay".parse().unwrap(),
             target_id: "me".parse().unwrap(),
             documents: Vec::new(),
+            more: false,
         });
         let messages = vec![
             sync(1, &changes[0]),

@@ -55,9 +55,14 @@ struct Loaded {
 pub(crate) enum Received {
     /// It concerned this document.
     Document(DocumentId),
-    /// The relay named documents we may see and did not have; they are
-    /// being fetched.
-    NewDocuments(Vec<DocumentId>),
+    /// The relay named documents we may see (one page of its list) and
+    /// `new` are those we did not have; they are being fetched.
+    NewDocuments {
+        new: Vec<DocumentId>,
+        /// This was the list's last page: every document we may see has
+        /// been named.
+        complete: bool,
+    },
     /// The relay said these documents were deleted or erased; the replica
     /// dropped them.
     Removed(Vec<DocumentId>),

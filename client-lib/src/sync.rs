@@ -343,7 +343,7 @@ async fn pump(
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // A rapport relay (one with tokens) first says which documents this
-    // identity may see; a sync is not complete before that.
+    // identity may see, in pages; a sync is not complete before the last.
     let mut awaiting_documents = relay.audience.is_some();
     loop {
         if mode == Mode::Once && !awaiting_documents && pending.is_empty() && outgoing.is_empty() {
@@ -407,10 +407,10 @@ async fn pump(
                     Received::Document(id) if pending.contains(&id) && repo.in_sync(id, relay_peer) => {
                         pending.remove(&id);
                     }
-                    Received::NewDocuments(ids) => {
-                        awaiting_documents = false;
-                        pending.extend(ids.iter().copied());
-                        progress.send_modify(|p| p.documents_total += ids.len());
+                    Received::NewDocuments { new, complete } => {
+                        awaiting_documents &= !complete;
+                        pending.extend(new.iter().copied());
+                        progress.send_modify(|p| p.documents_total += new.len());
                     }
                     Received::Removed(ids) => {
                         let before = pending.len();

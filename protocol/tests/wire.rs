@@ -405,13 +405,15 @@ fn message() -> impl Strategy<Value = Message> {
         (
             doc_message(),
             proptest::collection::vec(doc_message(), 0..4),
+            any::<bool>(),
             any::<bool>()
         )
-            .prop_map(|(m, listed, removed)| {
+            .prop_map(|(m, listed, removed, more)| {
                 let documents = Documents {
                     sender_id: m.sender_id,
                     target_id: m.target_id,
                     documents: listed.into_iter().map(|d| d.document_id).collect(),
+                    more,
                 };
                 if removed {
                     Message::Removed(documents)
@@ -480,4 +482,53 @@ fn an_ephemeral_encoded_for_many_targets_is_byte_for_byte_each_one_encoded_alone
             matches!(Message::decode(frame), Ok(Message::Ephemeral(e)) if &e.target_id == target)
         );
     }
+}
+
+/// A page of `rapport/documents` other than the last says `more: true`; the
+/// last (or a whole list) has no `more` at all, so that it is the same four
+/// fields older relays sent, and a list without it reads as the last page.
+#[test]
+fn a_documents_page_says_more_and_the_last_does_not() {
+    let list = |more| {
+        Message::Documents(Documents {
+            sender_id: "relay".parse().unwrap(),
+            target_id: "me".parse().unwrap(),
+            documents: vec![DOC.parse().unwrap()],
+            more,
+        })
+    };
+    let ids = [0x81].into_iter().chain(text(DOC)).collect::<Vec<u8>>();
+    let whole = map(&[
+        ("type", &text("rapport/documents")),
+        ("senderId", &text("relay")),
+        ("targetId", &text("me")),
+        ("documents", &ids),
+    ]);
+    assert_eq!(list(false).encode(), whole);
+    assert_eq!(Message::decode(&whole).unwrap(), list(false));
+
+    let page = map(&[
+        ("type", &text("rapport/documents")),
+        ("senderId", &text("relay")),
+        ("targetId", &text("me")),
+        ("documents", &ids),
+        ("more", &[0xf5]),
+    ]);
+    assert_eq!(list(true).encode(), page);
+    assert_eq!(Message::decode(&page).unwrap(), list(true));
+    let (relay, me) = ("relay".parse().unwrap(), "me".parse().unwrap());
+    assert_eq!(Documents::encode_texts(&relay, &me, &[DOC], true), page);
+    assert_eq!(Documents::encode_texts(&relay, &me, &[DOC], false), whole);
+
+    let not_a_bool = map(&[
+        ("type", &text("rapport/documents")),
+        ("senderId", &text("relay")),
+        ("targetId", &text("me")),
+        ("documents", &ids),
+        ("more", &text("yes")),
+    ]);
+    assert!(matches!(
+        Message::decode(&not_a_bool),
+        Err(DecodeError::WrongType { field: "more", .. })
+    ));
 }

@@ -105,6 +105,7 @@ async fn serve<K, S>(
     let (tx, rx) = outbox(
         relay.config.limits.send_queue_frames,
         relay.config.limits.send_queue_bytes,
+        Arc::clone(&relay.metrics.queued_bytes),
     );
     let (close_tx, close_rx) = oneshot::channel::<(u16, String)>();
     let writer = tokio::spawn(
@@ -403,6 +404,7 @@ async fn write_loop<K>(
                     if sink.send(Outgoing::Binary(frame)).await.is_err() {
                         return;
                     }
+                    rx.written();
                 }
                 None => break,
             },
@@ -412,6 +414,7 @@ async fn write_loop<K>(
                     if sink.send(Outgoing::Binary(frame)).await.is_err() {
                         return;
                     }
+                    rx.written();
                 }
                 if let Ok((code, reason)) = closing
                     && sink.send(Outgoing::Close { code, reason }).await.is_ok()

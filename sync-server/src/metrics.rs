@@ -38,6 +38,9 @@ pub(crate) struct Metrics {
     pub(crate) storage_commits: std::sync::Arc<AtomicU64>,
     /// Documents saved whole and kept as their snapshot.
     pub(crate) snapshots_kept: std::sync::Arc<AtomicU64>,
+    /// Bytes queued for connections and not yet written to their sockets
+    /// (a gauge, kept by every connection's outbox).
+    pub(crate) queued_bytes: std::sync::Arc<AtomicU64>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -81,6 +84,11 @@ impl Metrics {
                 "rapport_documents_loaded",
                 "Documents held in memory.",
                 &self.documents_loaded,
+            ),
+            (
+                "rapport_send_queue_bytes",
+                "Bytes queued for connections and not yet written to their sockets.",
+                &*self.queued_bytes,
             ),
         ];
         for (name, help, value) in gauges {

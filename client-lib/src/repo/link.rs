@@ -86,7 +86,10 @@ impl Repo {
                 for id in &new {
                     self.want(*id)?;
                 }
-                Ok(Received::NewDocuments(new))
+                Ok(Received::NewDocuments {
+                    new,
+                    complete: !list.more,
+                })
             }
             Message::Removed(list) => {
                 self.forget(&list.documents)?;

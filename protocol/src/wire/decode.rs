@@ -185,6 +185,7 @@ fn decode_documents(f: &Fields<'_>, t: &'static str) -> Result<Documents, Decode
         sender_id: f.peer_id(t, "senderId")?,
         target_id: f.peer_id(t, "targetId")?,
         documents,
+        more: f.opt_bool("more")?,
     })
 }
 
@@ -280,6 +281,19 @@ impl<'a> Fields<'a> {
         self.present(key).map(|raw| read_str(raw, key)).transpose()
     }
 
+    /// A boolean that is false when absent.
+    fn opt_bool(&self, key: &'static str) -> Result<bool, DecodeError> {
+        let Some(raw) = self.present(key) else {
+            return Ok(false);
+        };
+        Decoder::new(raw)
+            .bool()
+            .map_err(|_| DecodeError::WrongType {
+                field: key,
+                expected: "a boolean",
+            })
+    }
+
     fn bytes(&self, t: &'static str, key: &'static str) -> Result<&'a [u8], DecodeError> {
         let raw = self.required(t, key)?;
         Decoder::new(raw)
@@ -333,15 +347,7 @@ impl<'a> Fields<'a> {
             .opt_str("storageId")?
             .map(|text| parse_id(text, "storageId"))
             .transpose()?;
-        let is_ephemeral = match meta.present("isEphemeral") {
-            None => false,
-            Some(raw) => Decoder::new(raw)
-                .bool()
-                .map_err(|_| DecodeError::WrongType {
-                    field: "isEphemeral",
-                    expected: "a boolean",
-                })?,
-        };
+        let is_ephemeral = meta.opt_bool("isEphemeral")?;
         Ok(Some(PeerMetadata {
             storage_id,
             is_ephemeral,

@@ -238,15 +238,58 @@ fn encode_rejected(e: &mut Enc, m: &Rejected) -> Done {
 }
 
 fn encode_documents(e: &mut Enc, kind: &str, m: &Documents) -> Done {
-    e.map(4)?;
+    let ids = m.documents.iter().map(ToString::to_string);
+    write_documents(e, kind, (&m.sender_id, &m.target_id), ids, m.more)
+}
+
+fn write_documents<T: AsRef<str>>(
+    e: &mut Enc,
+    kind: &str,
+    (sender_id, target_id): (&PeerId, &PeerId),
+    ids: impl ExactSizeIterator<Item = T>,
+    more: bool,
+) -> Done {
+    // `more` only when true, so that a whole list is the four fields it
+    // always was.
+    e.map(if more { 5 } else { 4 })?;
     e.str("type")?.str(kind)?;
-    e.str("senderId")?.str(m.sender_id.as_str())?;
-    e.str("targetId")?.str(m.target_id.as_str())?;
-    e.str("documents")?.array(m.documents.len() as u64)?;
-    for id in &m.documents {
-        e.str(&id.to_string())?;
+    e.str("senderId")?.str(sender_id.as_str())?;
+    e.str("targetId")?.str(target_id.as_str())?;
+    e.str("documents")?.array(ids.len() as u64)?;
+    for id in ids {
+        e.str(id.as_ref())?;
+    }
+    if more {
+        e.str("more")?.bool(true)?;
     }
     Ok(())
+}
+
+impl Documents {
+    /// `rapport/documents` for ids already written as text (each as its
+    /// [`DocumentId`](crate::ids::DocumentId) displays it): byte for byte
+    /// what [`Message::encode`] writes for the same ids. A relay lists the
+    /// same ids to many connections, and writing an id as text (bs58check:
+    /// two SHA-256 and base 58) costs more than copying it.
+    pub fn encode_texts(
+        sender_id: &PeerId,
+        target_id: &PeerId,
+        documents: &[&str],
+        more: bool,
+    ) -> Vec<u8> {
+        let mut e = Encoder::new(Vec::new());
+        let ids = documents.iter().copied();
+        let done = write_documents(
+            &mut e,
+            "rapport/documents",
+            (sender_id, target_id),
+            ids,
+            more,
+        );
+        // As in `Message::encode`: only the Vec could fail, and it cannot.
+        done.expect("encoding a message into a Vec cannot fail");
+        e.into_writer()
+    }
 }
 
 /// An integer as JS reads it: small ones as CBOR integers, larger ones

@@ -83,14 +83,20 @@ pub enum Message {
 }
 
 /// `rapport/documents`: every document the receiver may see, sent by a
-/// relay after the handshake and again whenever the list grows. The same
-/// fields make `rapport/removed`: documents deleted or erased in the
-/// receiver's workspaces, sent after the handshake and whenever one goes.
+/// relay after the handshake and again whenever the list grows. A long
+/// list comes in pages, each a `rapport/documents` of its own: every page
+/// but the last has `more` set (`more: true` in the map; absent on the
+/// last, so a receiver that knows nothing of pages takes each page as
+/// documents it may see, which they are). The same fields make
+/// `rapport/removed`: documents deleted or erased in the receiver's
+/// workspaces, sent after the handshake and whenever one goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Documents {
     pub sender_id: PeerId,
     pub target_id: PeerId,
     pub documents: Vec<DocumentId>,
+    /// More pages of the same list follow this one.
+    pub more: bool,
 }
 
 /// Metadata a peer sends about itself in `join` and `peer`.

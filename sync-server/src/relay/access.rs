@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use rapport_protocol::ids::{DocumentId, PeerId, PublicKey};
 use rapport_protocol::relay::{ConnId, DecodedSync, RelayDoc};
-use rapport_protocol::wire::{DocMessage, Documents, Message, RejectReason};
+use rapport_protocol::wire::{DocMessage, Message, RejectReason};
 use tracing::{debug, info, warn};
 
 use super::{Relay, Slot, Verdict, lock, now};
@@ -63,26 +63,6 @@ impl Relay {
     /// Staff are held to it too.
     pub(super) fn names_its_writers(&self, document: DocumentId) -> bool {
         lock(&self.workspaces).thread_of(document).is_some()
-    }
-
-    /// Tells a connection which documents it may see.
-    pub(crate) fn announce_documents(&self, conn: ConnId) {
-        let (identity, remote) = match lock(&self.conns).get(&conn) {
-            Some(handle) => (handle.identity, handle.remote.clone()),
-            None => return,
-        };
-        let Identity::Key(key) = identity else {
-            return;
-        };
-        // Sent even when empty: a client waits for it before it calls a
-        // sync complete.
-        let documents = lock(&self.workspaces).visible_to(&key);
-        let message = Message::Documents(Documents {
-            sender_id: self.peer_id.clone(),
-            target_id: remote,
-            documents,
-        });
-        self.send(conn, &message);
     }
 
     /// Makes access changes take effect on live connections: connections of

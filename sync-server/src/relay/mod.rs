@@ -21,6 +21,7 @@ mod access;
 mod control;
 mod ephemeral;
 mod from_cluster;
+mod listing;
 mod owed;
 mod quota;
 mod removal;
@@ -33,7 +34,7 @@ pub(crate) mod triggers;
 use crate::actors::ActorRegistry;
 use crate::config::{AuthMode, Config};
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Refused};
+use crate::outbox::{Outbox, Refused, Ticket};
 use crate::storage::{GroupCommit, RelayKeys, Store, StoreError};
 use crate::tokens::Tokens;
 use crate::window::WindowCounter;
@@ -88,6 +89,7 @@ struct ConnHandle {
     kill: Arc<Notify>,
     identity: Identity,
     remote: PeerId,
+    listing: listing::Listing,
 }
 
 /// A document's slot behind its lock, with a count of the sync messages
@@ -175,6 +177,8 @@ pub(crate) struct Relay {
     pub(crate) workspaces: Mutex<Workspaces>,
     docs: Mutex<HashMap<DocumentId, Arc<Slot>>>,
     conns: Mutex<HashMap<ConnId, ConnHandle>>,
+    /// Document ids as text while lists of them go out.
+    id_texts: Mutex<listing::IdTexts>,
     actors: Mutex<ActorRegistry>,
     verifier: Mutex<Tokens>,
     pub(crate) metrics: Metrics,
@@ -264,6 +268,7 @@ impl Relay {
             workspaces: Mutex::new(workspaces),
             docs: Mutex::new(HashMap::new()),
             conns: Mutex::new(HashMap::new()),
+            id_texts: Mutex::default(),
             actors: Mutex::new(actors),
             metrics,
             next_conn: AtomicU64::new(1),
@@ -357,6 +362,7 @@ impl Relay {
                 kill,
                 identity,
                 remote,
+                listing: listing::Listing::Idle,
             },
         );
         Metrics::add(&self.metrics.connections, 1);
@@ -387,17 +393,17 @@ impl Relay {
         self.send_frame(conn, Bytes::from(message.encode()));
     }
 
-    /// Queues an encoded message on a connection, as [`Relay::send`].
-    fn send_frame(&self, conn: ConnId, frame: Bytes) {
+    /// Queues an encoded message on a connection, as [`Relay::send`]; its
+    /// ticket in the connection's outbox if it was queued.
+    fn send_frame(&self, conn: ConnId, frame: Bytes) -> Option<Ticket> {
         let len = frame.len() as u64;
         let conns = lock(&self.conns);
-        let Some(handle) = conns.get(&conn) else {
-            return;
-        };
+        let handle = conns.get(&conn)?;
         match handle.tx.try_send(frame) {
-            Ok(()) => {
+            Ok(ticket) => {
                 Metrics::add(&self.metrics.messages_out, 1);
                 Metrics::add(&self.metrics.bytes_out, len);
+                return Some(ticket);
             }
             Err(Refused::Full) => {
                 warn!(
@@ -409,6 +415,7 @@ impl Relay {
             }
             Err(Refused::Closed) => {}
         }
+        None
     }
 
     fn slot(&self, id: DocumentId) -> Arc<Slot> {
@@ -450,16 +457,30 @@ impl Relay {
             }
         });
         let unloaded = before - docs.len();
-        if unloaded > 0 {
-            debug!(unloaded, "idle documents left memory");
-        }
         self.metrics.documents_loaded.store(
             docs.values()
                 .filter(|s| s.try_lock().map(|s| s.doc.is_some()).unwrap_or(true))
                 .count() as u64,
             Ordering::Relaxed,
         );
+        drop(docs);
+        if unloaded > 0 {
+            debug!(unloaded, "idle documents left memory");
+            hand_back_freed_memory();
+        }
     }
+}
+
+/// Asks mimalloc to hand the memory it holds freed back to the system now
+/// (`mi_collect(true)`), once a sweep has unloaded documents: otherwise it
+/// keeps freed pages for later, and an idle relay stays at what it held
+/// while busy. Costs nothing much when mimalloc is not the allocator (a
+/// program that embeds the relay with its own): it then holds nothing.
+#[allow(unsafe_code)]
+fn hand_back_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointers and may be called from any
+    // thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// Why an upgrade was refused.

@@ -212,6 +212,7 @@ impl Relay {
                     sender_id: self.peer_id.clone(),
                     target_id: remote,
                     documents,
+                    more: false,
                 }),
             );
         }
@@ -233,6 +234,7 @@ impl Relay {
                 sender_id: self.peer_id.clone(),
                 target_id: remote,
                 documents: removed,
+                more: false,
             }),
         );
     }

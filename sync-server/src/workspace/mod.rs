@@ -7,6 +7,8 @@ pub(crate) mod api;
 mod call;
 pub(crate) use call::AUDITED_REFUSALS_PER_MINUTE;
 pub(crate) mod invites;
+mod listing;
+pub(crate) use listing::Cursor;
 pub(crate) mod removal;
 mod replicated;
 pub(crate) use replicated::{Outbound, Replicate};
@@ -367,14 +369,6 @@ impl Workspaces {
     pub(crate) fn is_shut_out(&self, key: &PublicKey) -> bool {
         let removed = self.by_id.values().any(|w| w.removed.contains_key(key));
         removed && !self.by_id.values().any(|w| w.members.contains_key(key))
-    }
-
-    /// Every document `key` may see, across workspaces.
-    pub(crate) fn visible_to(&self, key: &PublicKey) -> Vec<DocumentId> {
-        self.by_id
-            .values()
-            .flat_map(|w| w.visible_to(key))
-            .collect()
     }
 
     /// The name `key` gave as a member of workspace `id`.

@@ -213,6 +213,7 @@ pub fn any_message(rng: &mut impl Rng, sender: &str, captured: &[Message]) -> Me
             sender_id: sender,
             target_id: target,
             documents: vec![doc],
+            more: rng.random(),
         }),
     }
 }

@@ -20,10 +20,15 @@ export interface Rejected {
   message: string
 }
 
-/** `rapport/documents`: every document this person may see. */
+/**
+ * `rapport/documents`: documents this person may see. A long list comes in
+ * pages; every page but the last has `more: true`. Each page is handled on
+ * its own (nothing here waits for the whole list).
+ */
 export interface DocumentsAnnounced {
   type: "rapport/documents"
   documents: string[]
+  more?: boolean
 }
 
 /** `rapport/removed`: documents deleted or erased; this device drops its copies. */
