@@ -7,7 +7,7 @@ mod sim;
 
 use automerge::{Automerge, ChangeHash};
 use rapport_protocol::relay::{ConnId, Prepared, RelayDoc, StoredDocument, split_changes};
-use rapport_protocol::wire::{Message, RejectReason};
+use rapport_protocol::wire::{DocMessage, Message, RejectReason};
 use sim::{DOC, Sim, relay_id, value};
 
 /// Three peers in sync on one change; then peer 1 types `b = 2`, and the
@@ -26,10 +26,7 @@ fn forwarded_not_stored() -> (Sim, Prepared, ChangeHash, Automerge) {
     let durable = sim.clients[0].doc().clone();
 
     sim.edit(1, "b", 2);
-    let Some(Message::Sync(message)) = sim.up[1].pop_front() else {
-        panic!("peer 1 sends its change");
-    };
-    assert!(sim.up[1].is_empty());
+    let message = change_message(&mut sim, 1);
     let prepared = sim
         .relay
         .receive(ConnId(1), &message, false, |_| Ok(()))
@@ -41,6 +38,28 @@ fn forwarded_not_stored() -> (Sim, Prepared, ChangeHash, Automerge) {
     sim.relay.forward_early(&prepared);
     sim.collect();
     (sim, prepared, hash, durable)
+}
+
+/// The next message client `i` sends that carries changes. Its first
+/// message after an edit may carry none: automerge leaves out a change the
+/// relay's Bloom filter seems to hold (a false positive), and sends it once
+/// the relay asks for it.
+fn change_message(sim: &mut Sim, i: usize) -> DocMessage {
+    for _ in 0..10 {
+        let Some(Message::Sync(message)) = sim.up[i].pop_front() else {
+            panic!("peer {i} sends a sync message");
+        };
+        if heads_and_changes(&Message::Sync(message.clone())).1 > 0 {
+            return message;
+        }
+        sim.relay_receive(i, &Message::Sync(message));
+        sim.relay.answer();
+        sim.collect();
+        while !sim.down[i].is_empty() {
+            sim.deliver(i);
+        }
+    }
+    panic!("peer {i} never sent its change");
 }
 
 /// The heads and the number of change entries of a `sync` message.
@@ -179,9 +198,7 @@ fn a_peer_that_lags_gets_the_change_only_with_the_commit() {
     let hello = sim.up[2].pop_front().expect("peer 2 says where it stands");
     sim.relay_receive(2, &hello);
     sim.edit(1, "b", 3);
-    let Some(Message::Sync(message)) = sim.up[1].pop_front() else {
-        panic!("peer 1 sends its change");
-    };
+    let message = change_message(&mut sim, 1);
     let prepared = sim
         .relay
         .receive(ConnId(1), &message, false, |_| Ok(()))
@@ -272,9 +289,7 @@ fn a_peer_far_behind_gets_new_changes_only_with_the_commit() {
         "the relay sent peer 2 what it could"
     );
     sim.edit(1, "late", 1);
-    let Some(Message::Sync(message)) = sim.up[1].pop_front() else {
-        panic!("peer 1 sends its change");
-    };
+    let message = change_message(&mut sim, 1);
     let prepared = sim
         .relay
         .receive(ConnId(1), &message, false, |_| Ok(()))
