@@ -27,10 +27,7 @@ fn forwarded_not_stored() -> (Sim, Prepared, ChangeHash, Automerge) {
 
     sim.edit(1, "b", 2);
     let message = change_message(&mut sim, 1);
-    let prepared = sim
-        .relay
-        .receive(ConnId(1), &message, false, |_| Ok(()))
-        .unwrap();
+    let prepared = take(&mut sim, 1, &message);
     let [change] = prepared.to_store.as_slice() else {
         panic!("one new change to store");
     };
@@ -38,6 +35,24 @@ fn forwarded_not_stored() -> (Sim, Prepared, ChangeHash, Automerge) {
     sim.relay.forward_early(&prepared);
     sim.collect();
     (sim, prepared, hash, durable)
+}
+
+/// The relay takes client `i`'s `message`, which carries a change, and has
+/// not stored it yet.
+fn take(sim: &mut Sim, i: usize, message: &DocMessage) -> Prepared {
+    sim.relay
+        .receive(ConnId(i as u64), message, false, |_| Ok(()))
+        .unwrap()
+}
+
+/// The relay's commit of `prepared` and its answers, then the network
+/// until quiet: everyone ends on the same heads.
+fn commit_and_settle(sim: &mut Sim, prepared: Prepared) {
+    sim.relay.commit_deferred(prepared);
+    sim.relay.answer();
+    sim.collect();
+    sim.run_until_quiescent();
+    sim.assert_converged();
 }
 
 /// The next message client `i` sends that carries changes. Its first
@@ -199,10 +214,7 @@ fn a_peer_that_lags_gets_the_change_only_with_the_commit() {
     sim.relay_receive(2, &hello);
     sim.edit(1, "b", 3);
     let message = change_message(&mut sim, 1);
-    let prepared = sim
-        .relay
-        .receive(ConnId(1), &message, false, |_| Ok(()))
-        .unwrap();
+    let prepared = take(&mut sim, 1, &message);
     sim.relay.forward_early(&prepared);
     sim.collect();
     assert_eq!(
@@ -214,11 +226,7 @@ fn a_peer_that_lags_gets_the_change_only_with_the_commit() {
         sim.down[2].is_empty(),
         "peer 2 could not apply it yet: it waits for the commit"
     );
-    sim.relay.commit_deferred(prepared);
-    sim.relay.answer();
-    sim.collect();
-    sim.run_until_quiescent();
-    sim.assert_converged();
+    commit_and_settle(&mut sim, prepared);
     assert_eq!(value(&sim.clients[2], "b"), Some(3));
 }
 
@@ -290,10 +298,7 @@ fn a_peer_far_behind_gets_new_changes_only_with_the_commit() {
     );
     sim.edit(1, "late", 1);
     let message = change_message(&mut sim, 1);
-    let prepared = sim
-        .relay
-        .receive(ConnId(1), &message, false, |_| Ok(()))
-        .unwrap();
+    let prepared = take(&mut sim, 1, &message);
     let queued = sim.down[2].len();
     sim.relay.forward_early(&prepared);
     sim.collect();
@@ -303,10 +308,6 @@ fn a_peer_far_behind_gets_new_changes_only_with_the_commit() {
         queued,
         "peer 2 is far behind: no early message, whose Bloom filter would cover its whole lag"
     );
-    sim.relay.commit_deferred(prepared);
-    sim.relay.answer();
-    sim.collect();
-    sim.run_until_quiescent();
-    sim.assert_converged();
+    commit_and_settle(&mut sim, prepared);
     assert_eq!(value(&sim.clients[2], "late"), Some(1));
 }
