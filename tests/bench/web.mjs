@@ -862,7 +862,7 @@ function markdown(r) {
   const longTyping = r.typing.extra.long
   L.push("## web app", "")
   L.push(
-    "Written by `tests/bench/web.mjs --write` (this section only; `tests/bench/compare.sh` rewrites the whole file, so rerun this after it). " +
+    "Written by `tests/bench/web.mjs --write` (this section only; `tests/bench/compare.sh` keeps it when it rewrites the rest). " +
       "The relay's release build serves the app it embeds (web/dist) on 127.0.0.1; headless Chromium drives it through playwright-core; " +
       "see `docs/benchmarks.md` (web app) for what each figure means and where the targets stand.",
     "",
