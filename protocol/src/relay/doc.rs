@@ -123,8 +123,6 @@ pub struct RelayDoc {
     due: BTreeSet<ConnId>,
     /// How large an incoming chunk may grow once inflated.
     limits: ChunkLimits,
-    /// [`RelayDoc::answer_owed`] is answering: heads owed are paid now.
-    paying_owed: bool,
 }
 
 /// Most changes a document may have for [`RelayDoc::pack_job`]: past it,
@@ -152,7 +150,6 @@ impl RelayDoc {
             effects: VecDeque::new(),
             due: BTreeSet::new(),
             limits: ChunkLimits::default(),
-            paying_owed: false,
         }
     }
 
@@ -365,7 +362,7 @@ impl RelayDoc {
             // Answered at once, so that the answer comes before the news
             // that the document is unavailable, as it always has.
             self.due.remove(&prepared.conn);
-            self.generate(prepared.conn);
+            self.generate(prepared.conn, false);
             self.send_unavailable(prepared.conn);
         }
     }
@@ -373,7 +370,7 @@ impl RelayDoc {
     /// Answers every connection owed an answer since the last call.
     pub fn answer(&mut self) {
         for conn in std::mem::take(&mut self.due) {
-            self.generate(conn);
+            self.generate(conn, false);
         }
     }
 
@@ -389,14 +386,12 @@ impl RelayDoc {
             .filter(|(_, peer)| peer.heads_owed)
             .map(|(conn, _)| *conn)
             .collect();
-        self.paying_owed = true;
         for conn in owed {
-            self.generate(conn);
+            self.generate(conn, true);
             if let Some(peer) = self.peers.get_mut(&conn) {
                 peer.heads_owed = false;
             }
         }
-        self.paying_owed = false;
     }
 
     /// Whether some peer still has to hear the heads of changes it got

@@ -18,7 +18,9 @@ const MAX_PACKED_CHANGE_BYTES: usize = 1 << 20;
 
 impl RelayDoc {
     /// automerge's `generate_sync_message`, answered from the change graph.
-    pub(super) fn generate(&mut self, conn: ConnId) {
+    /// A peer owed heads ([`RelayDoc::forward_early`]) with nothing else to
+    /// hear waits for them unless `pay_owed`.
+    pub(super) fn generate(&mut self, conn: ConnId, pay_owed: bool) {
         let our_heads = self.graph.heads();
         let Some(peer) = self.peers.get(&conn) else {
             return;
@@ -51,11 +53,7 @@ impl RelayDoc {
         // A peer sent changes before they were stored hears that the relay
         // holds them later, from [`RelayDoc::answer_owed`] or with its next
         // message, not in a message of its own for every change.
-        if peer.heads_owed
-            && !self.paying_owed
-            && hashes.is_empty()
-            && our_need == peer.last_sent_need
-        {
+        if peer.heads_owed && !pay_owed && hashes.is_empty() && our_need == peer.last_sent_need {
             return;
         }
         let heads_unchanged = peer.last_sent_heads == our_heads;
@@ -74,15 +72,13 @@ impl RelayDoc {
             return;
         }
         let supports_v2 = peer.supports_v2;
-        let mut flags = MessageFlags::new();
-        flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
         let (version, chunks) = self.encode_changes(&hashes, supports_v2);
         let message = sync::Message {
             heads: our_heads.clone(),
             need: our_need.clone(),
             have: our_have,
             changes: sync::ChunkList::from(chunks),
-            flags: Some(flags),
+            flags: Some(our_flags()),
             version,
         };
         if let Some(peer) = self.peers.get_mut(&conn) {
@@ -307,14 +303,19 @@ pub(super) fn pack(snapshot: Option<&[u8]>, changes: &[Arc<[u8]>]) -> Option<Arc
 /// The message automerge sends when the peer's `last_sync` names changes we
 /// do not have: start over from nothing.
 fn reset_message(heads: Vec<ChangeHash>) -> sync::Message {
-    let mut flags = MessageFlags::new();
-    flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
     sync::Message {
         heads,
         need: Vec::new(),
         have: vec![Have::default()],
         changes: sync::ChunkList::empty(),
-        flags: Some(flags),
+        flags: Some(our_flags()),
         version: MessageVersion::V1,
     }
+}
+
+/// The flags of every sync message the relay sends: it takes a reset.
+pub(super) fn our_flags() -> MessageFlags {
+    let mut flags = MessageFlags::new();
+    flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
+    flags
 }

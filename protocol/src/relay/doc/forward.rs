@@ -10,8 +10,9 @@
 //! change a second time.
 
 use automerge::ChangeHash;
-use automerge::sync::{self, BloomFilter, Have, MessageFlags, MessageVersion};
+use automerge::sync::{self, BloomFilter, Have, MessageVersion};
 
+use super::answer::our_flags;
 use super::{ConnId, Prepared, RelayDoc};
 use crate::relay::graph::{HashSet, StoredChange};
 use crate::relay::peer::PeerSync;
@@ -58,14 +59,12 @@ impl RelayDoc {
                 let chunks = prepared.to_store.iter().map(|c| c.bytes.to_vec());
                 (MessageVersion::V1, chunks.collect())
             };
-            let mut flags = MessageFlags::new();
-            flags.set(MessageFlags::SUPPORTS_SYNC_RESET);
             let message = sync::Message {
                 heads: heads.clone(),
                 need: Vec::new(),
                 have: vec![have],
                 changes: sync::ChunkList::from(chunks),
-                flags: Some(flags),
+                flags: Some(our_flags()),
                 version,
             };
             self.send_sync(conn, message, hashes.clone());
