@@ -238,8 +238,10 @@ impl ServeArgs {
     /// `warn` unless `RUST_LOG` names them).
     pub fn run(&self) -> Result<(), ServerError> {
         init_logging(self.log_format);
+        crate::memory::purge_freed_pages_at_once();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            .on_thread_park(crate::memory::collect_if_asked)
             .build()?;
         runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(self.listen).await?;

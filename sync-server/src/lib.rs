@@ -30,6 +30,7 @@
 mod access;
 mod actors;
 pub mod automations;
+mod background;
 pub mod cli;
 mod cluster;
 mod config;
@@ -40,6 +41,7 @@ mod feed;
 mod forms;
 mod http;
 pub mod import;
+pub mod memory;
 mod metrics;
 mod notify;
 mod outbox;

@@ -185,6 +185,8 @@ pub(crate) struct Relay {
     next_conn: AtomicU64,
     /// Compactions in progress, awaited at shutdown.
     background: Mutex<tokio::task::JoinSet<()>>,
+    /// Where compactions and saving idle documents run.
+    low_priority: crate::background::Background,
     /// The relay's own key and actor, once made.
     keys: Mutex<Option<RelayKeys>>,
     pub(crate) automations: Triggers,
@@ -241,11 +243,13 @@ impl Relay {
         let automations = Triggers::load(&store, &workspaces)?;
         let metrics = Metrics::default();
         let (idle_tx, idle_rx) = mpsc::unbounded_channel();
+        let thread_failed = |source| StoreError::Thread {
+            path: store.path().to_owned(),
+            source,
+        };
         let writer = GroupCommit::start(store.clone(), Arc::clone(&metrics.storage_commits))
-            .map_err(|source| StoreError::Thread {
-                path: store.path().to_owned(),
-                source,
-            })?;
+            .map_err(thread_failed)?;
+        let low_priority = crate::background::Background::start().map_err(thread_failed)?;
         // Never empty, so always a valid peer id.
         let peer_id: PeerId = format!("rapport-{relay_id}")
             .parse()
@@ -273,6 +277,7 @@ impl Relay {
             metrics,
             next_conn: AtomicU64::new(1),
             background: Mutex::new(tokio::task::JoinSet::new()),
+            low_priority,
             keys: Mutex::new(keys),
             automations,
             seats: Seats::default(),
@@ -466,21 +471,9 @@ impl Relay {
         drop(docs);
         if unloaded > 0 {
             debug!(unloaded, "idle documents left memory");
-            hand_back_freed_memory();
+            crate::memory::hand_back_freed_memory();
         }
     }
-}
-
-/// Asks mimalloc to hand the memory it holds freed back to the system now
-/// (`mi_collect(true)`), once a sweep has unloaded documents: otherwise it
-/// keeps freed pages for later, and an idle relay stays at what it held
-/// while busy. Costs nothing much when mimalloc is not the allocator (a
-/// program that embeds the relay with its own): it then holds nothing.
-#[allow(unsafe_code)]
-fn hand_back_freed_memory() {
-    // SAFETY: `mi_collect` takes no pointers and may be called from any
-    // thread at any time.
-    unsafe { libmimalloc_sys::mi_collect(true) }
 }
 
 /// Why an upgrade was refused.

@@ -102,7 +102,7 @@ impl Drop for GroupCommit {
 }
 
 fn run(store: &Store, jobs: &mpsc::Receiver<Job>, commits: &AtomicU64) {
-    while let Ok(first) = jobs.recv() {
+    while let Some(first) = crate::memory::next_waiting(jobs) {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
