@@ -188,6 +188,44 @@ fn a_peer_with_nothing_gets_the_document_saved_whole() {
 }
 
 #[test]
+fn a_fresh_peer_is_told_the_relays_heads_not_a_filter_of_its_history() {
+    let source = counted(3000);
+    let relay = compacted_relay_doc(&source, 2000);
+    let mut sim = Sim::with_relay(relay, vec![Automerge::new()], 9);
+    sim.connect(0);
+    let request = sim.up[0].pop_front().expect("the client's request");
+    sim.relay_receive(0, &request);
+    sim.relay.answer();
+    sim.collect();
+    let Some(Message::Sync(answer)) = sim.down[0].front() else {
+        panic!("the relay answers the request");
+    };
+    let answer = automerge::sync::Message::decode(&answer.data).unwrap();
+    let heads = source.get_heads();
+    assert_eq!(answer.heads, heads);
+    let [have] = answer.have.as_slice() else {
+        panic!("one `have`: {:?}", answer.have);
+    };
+    assert_eq!(have.last_sync, heads);
+    assert!(
+        have.bloom.to_bytes().is_empty(),
+        "a filter of {} bytes",
+        have.bloom.to_bytes().len()
+    );
+    let answered = sim.relay_sync_bytes;
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[0], "k3"), Some(2999));
+    // 3,000 changes make a filter of 3,750 bytes; the answer is the saved
+    // document and its envelope.
+    let saved = source.save().len();
+    assert!(
+        answered < saved + 200,
+        "the relay sent {answered} bytes; the saved document is {saved}"
+    );
+}
+
+#[test]
 fn a_peer_with_part_of_the_history_gets_the_rest_out_of_the_snapshot() {
     let source = counted(40);
     let relay = compacted_relay_doc(&source, 30);
@@ -331,11 +369,15 @@ fn a_compaction_taken_in_memory_lets_the_bytes_go_and_answers_the_same() {
     for i in 0..3 {
         assert_eq!(value(&sim.clients[i], "k4"), Some(39));
     }
+    // The peer with nothing got the document saved whole, which became
+    // the snapshot; the bytes taken out of the old one for the peer with
+    // part of it were not kept.
     assert_eq!(
         sim.relay.change_bytes_in_memory(),
-        rest,
-        "the bytes taken out of the snapshot for a peer are not kept"
+        0,
+        "no change keeps bytes of its own"
     );
+    assert!(sim.relay.take_new_snapshot().is_some());
 }
 
 #[test]

@@ -9,6 +9,7 @@ use automerge::{ChangeHash, ReadDoc as _};
 
 use super::{ConnId, NewSnapshot, RelayDoc, RelayEffect};
 use crate::relay::graph::HashSet;
+use crate::relay::peer::PeerSync;
 use crate::wire::{DocMessage, Message};
 
 /// Most change bytes a document may have for the relay to save it whole
@@ -27,15 +28,6 @@ impl RelayDoc {
         };
         let their_heads = peer.their_heads.clone().unwrap_or_default();
         let our_need = self.missing(&their_heads, &peer.refused);
-        let our_have = if our_need.iter().all(|h| their_heads.contains(h)) {
-            let since = self.graph.not_ancestors_of(&peer.shared_heads);
-            vec![Have {
-                last_sync: peer.shared_heads.clone(),
-                bloom: BloomFilter::from_hashes(since.iter()),
-            }]
-        } else {
-            Vec::new()
-        };
         if let Some(first) = peer.their_have.as_ref().and_then(|h| h.first())
             && !first.last_sync.iter().all(|h| self.graph.contains(h))
         {
@@ -49,6 +41,11 @@ impl RelayDoc {
                 .filter(|h| !peer.sent_hashes.contains(h))
                 .collect(),
             _ => Vec::new(),
+        };
+        let our_have = if our_need.iter().all(|h| their_heads.contains(h)) {
+            vec![self.have(peer, &hashes, &our_heads)]
+        } else {
+            Vec::new()
         };
         // A peer sent changes before they were stored hears that the relay
         // holds them later, from [`RelayDoc::answer_owed`] or with its next
@@ -91,11 +88,37 @@ impl RelayDoc {
         self.send_sync(conn, message, hashes);
     }
 
-    /// The `changes` of a sync message carrying `hashes`. When they include
-    /// every change that lives only in the snapshot, the snapshot itself
-    /// goes (a document chunk, smaller than its changes), followed by the
-    /// newer changes; otherwise each change goes on its own, taken out of
-    /// the snapshot first if needed.
+    /// What the relay tells `peer` it has, in a message carrying `hashes`:
+    /// what the two share, and a Bloom filter of the rest, as automerge
+    /// does. A peer that has nothing and gets every change in this message
+    /// is told the relay's heads instead, with no filter: once it applies
+    /// the message it knows all of them. A fresh peer's first answer on a
+    /// long document would otherwise carry a filter of its whole history
+    /// (10 bits a change: 325 KB for 260,000 changes that save to 126 KB).
+    fn have(&self, peer: &PeerSync, hashes: &[ChangeHash], our_heads: &[ChangeHash]) -> Have {
+        let has_nothing = peer.their_heads.as_ref().is_some_and(Vec::is_empty);
+        if has_nothing && !hashes.is_empty() && hashes.len() == self.graph.len() {
+            return Have {
+                last_sync: our_heads.to_vec(),
+                bloom: BloomFilter::default(),
+            };
+        }
+        let since = self.graph.not_ancestors_of(&peer.shared_heads);
+        Have {
+            last_sync: peer.shared_heads.clone(),
+            bloom: BloomFilter::from_hashes(since.iter()),
+        }
+    }
+
+    /// The `changes` of a sync message carrying `hashes`. A peer that
+    /// gets every change gets the document as automerge saves it
+    /// (compressed, a fraction of its changes' size), as automerge itself
+    /// does for a peer that lacks most of a document, if it is small enough
+    /// to save on the way. Otherwise, when they include every change that
+    /// lives only in the snapshot, the snapshot itself goes (a document
+    /// chunk, smaller than its changes), followed by the newer changes;
+    /// otherwise each change goes on its own, taken out of the snapshot
+    /// first if needed.
     fn encode_changes(
         &mut self,
         hashes: &[ChangeHash],
@@ -109,6 +132,15 @@ impl RelayDoc {
         } else {
             MessageVersion::V1
         };
+        // A snapshot that holds every change is itself that saved document.
+        if supports_v2
+            && hashes.len() > 1
+            && hashes.len() == self.graph.len()
+            && self.graph.with_bytes() > 0
+            && let Some(saved) = self.packed(hashes)
+        {
+            return (version, vec![saved.to_vec()]);
+        }
         let in_snapshot = self.graph.count_without_bytes(hashes);
         if let Some(snapshot) = &self.snapshot
             && in_snapshot > 0
@@ -125,37 +157,26 @@ impl RelayDoc {
         } else {
             self.graph.bytes_of(hashes)
         };
-        // A peer that has nothing gets the document as automerge saves it
-        // (compressed, a fraction of its changes' size), as automerge itself
-        // does for a peer that lacks most of a document.
-        if supports_v2
-            && changes.len() > 1
-            && changes.len() == self.graph.len()
-            && let Some(saved) = self.packed(hashes, &changes)
-        {
-            return (MessageVersion::V2, vec![saved.to_vec()]);
-        }
         if supports_v2 {
-            (MessageVersion::V2, vec![changes.concat()])
+            (version, vec![changes.concat()])
         } else {
-            (
-                MessageVersion::V1,
-                changes.iter().map(|c| c.to_vec()).collect(),
-            )
+            (version, changes.iter().map(|c| c.to_vec()).collect())
         }
     }
 
-    /// The whole document saved, from all of its `changes` (in dependency
-    /// order, their hashes `hashes`); kept until the heads move, and
-    /// offered to storage as a snapshot ([`RelayDoc::take_new_snapshot`]).
-    /// `None` when it is too large to build on the way (compaction makes a
-    /// snapshot of those) or does not load.
-    fn packed(&mut self, hashes: &[ChangeHash], changes: &[Arc<[u8]>]) -> Option<Arc<[u8]>> {
+    /// The whole document saved, from its snapshot and the bytes of its
+    /// other changes (`hashes` are all of its changes); kept until the
+    /// heads move, and offered to storage as a snapshot
+    /// ([`RelayDoc::take_new_snapshot`]). `None` when it is too large to
+    /// build on the way (compaction makes a snapshot of those) or does not
+    /// load.
+    fn packed(&mut self, hashes: &[ChangeHash]) -> Option<Arc<[u8]>> {
         let heads = self.graph.heads();
         if let Some(saved) = self.packed_at(&heads) {
             return Some(Arc::clone(saved));
         }
-        let saved = pack(None, changes)?;
+        let changes = self.graph.bytes_of(hashes);
+        let saved = pack(self.snapshot.as_deref(), &changes)?;
         self.keep_packed(heads, hashes.to_vec(), Arc::clone(&saved));
         Some(saved)
     }
