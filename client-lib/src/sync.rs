@@ -278,7 +278,10 @@ async fn run_connection(
     let mut socket = connect(repo, relay).await?;
     // A fresh peer id per connection: a remote repo keeps sync state per
     // peer id in memory, and must not take this connection for the last.
-    let us: PeerId = format!("{}-{:08x}", repo.peer_id(), rand::random::<u32>())
+    // Random and short, as it goes in every message both ways (the key
+    // travels in the token; the replica's own id in the join's metadata).
+    let us: PeerId = bs58::encode(rand::random::<[u8; 8]>())
+        .into_string()
         .parse()
         .expect("a non-empty peer id");
     let relay_peer = handshake(repo, relay, &us, &mut socket).await?;
