@@ -21,7 +21,11 @@ impl Repo {
     pub fn add_automation(&self, workspace: &str, rule: &Rule) -> Result<String, ClientError> {
         let id = format!("{:08x}", rand::random::<u32>());
         let by = self.public_key().to_string();
-        let at = i64::try_from(now().0).unwrap_or(i64::MAX);
+        // Later than every rule this replica has, so that two added in the
+        // same millisecond are still listed in the order they were added.
+        let latest = self.automations(workspace)?.iter().map(|r| r.at).max();
+        let now = i64::try_from(now().0).unwrap_or(i64::MAX);
+        let at = latest.map_or(now, |latest| now.max(latest.saturating_add(1)));
         let text = rule.to_string();
         self.create_at(Self::automations_id(workspace), |tx| {
             document::add_rule(tx, workspace, &id, &text, &by, at)
