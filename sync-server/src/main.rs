@@ -6,9 +6,10 @@ use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use rapport_server::cli::ServeArgs;
 use rapport_server::config_file;
 
-/// mimalloc hands freed pages back to the system within milliseconds, so the
-/// relay's resident memory falls again after a large upload or compaction;
-/// glibc's allocator kept such peaks resident for good.
+/// mimalloc hands freed pages back to the system (at once, as the relay sets
+/// it: `rapport_server::memory`), so the relay's resident memory falls again
+/// after a large upload or compaction; glibc's allocator kept such peaks
+/// resident for good.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
