@@ -42,11 +42,6 @@ impl RelayDoc {
                 .collect(),
             _ => Vec::new(),
         };
-        let our_have = if our_need.iter().all(|h| their_heads.contains(h)) {
-            vec![self.have(peer, &hashes, &our_heads)]
-        } else {
-            Vec::new()
-        };
         // A peer sent changes before they were stored hears that the relay
         // holds them later, from [`RelayDoc::answer_owed`] or with its next
         // message, not in a message of its own for every change.
@@ -68,6 +63,12 @@ impl RelayDoc {
         {
             return;
         }
+        // Past the returns above: it walks what the peer has not confirmed.
+        let our_have = if our_need.iter().all(|h| their_heads.contains(h)) {
+            vec![self.have(peer, &hashes, &our_heads)]
+        } else {
+            Vec::new()
+        };
         let supports_v2 = peer.supports_v2;
         let (version, chunks) = self.encode_changes(&hashes, supports_v2);
         let message = sync::Message {
@@ -103,7 +104,15 @@ impl RelayDoc {
                 bloom: BloomFilter::default(),
             };
         }
-        let since = self.graph.not_ancestors_of(&peer.shared_heads);
+        self.have_since_shared(peer, &[])
+    }
+
+    /// automerge's `have`: the heads the relay and `peer` share, and a
+    /// Bloom filter of what the relay has since, with `also` (changes on
+    /// their way to it, not in the graph yet).
+    pub(super) fn have_since_shared(&self, peer: &PeerSync, also: &[ChangeHash]) -> Have {
+        let mut since = self.graph.not_ancestors_of(&peer.shared_heads);
+        since.extend(also);
         Have {
             last_sync: peer.shared_heads.clone(),
             bloom: BloomFilter::from_hashes(since.iter()),

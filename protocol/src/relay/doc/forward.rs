@@ -10,7 +10,7 @@
 //! change a second time.
 
 use automerge::ChangeHash;
-use automerge::sync::{self, BloomFilter, Have, MessageVersion};
+use automerge::sync::{self, MessageVersion};
 
 use super::answer::our_flags;
 use super::{ConnId, Prepared, RelayDoc};
@@ -46,12 +46,7 @@ impl RelayDoc {
             let peer = &self.peers[&conn];
             // What the relay has since the heads both sides share, the new
             // changes included, so that the peer does not send them back.
-            let mut since = self.graph.not_ancestors_of(&peer.shared_heads);
-            since.extend(&hashes);
-            let have = Have {
-                last_sync: peer.shared_heads.clone(),
-                bloom: BloomFilter::from_hashes(since.iter()),
-            };
+            let have = self.have_since_shared(peer, &hashes);
             let (version, chunks) = if peer.supports_v2 {
                 let bytes: Vec<&[u8]> = prepared.to_store.iter().map(|c| &*c.bytes).collect();
                 (MessageVersion::V2, vec![bytes.concat()])
