@@ -448,14 +448,14 @@ impl RelayDoc {
             peer.supports_v2 = true;
             if flags.contains(MessageFlags::SYNC_RESET) {
                 peer.sent_hashes.clear();
+                peer.covered.clear();
             }
             peer.read_only = flags.contains(MessageFlags::READ_ONLY);
         }
         if had_changes && after != before {
             peer.shared_heads = advance_heads(before, &after, &peer.shared_heads);
         }
-        self.graph
-            .remove_ancestors(&mut peer.sent_hashes, &message.heads);
+        forget_confirmed(&self.graph, peer, &message.heads);
         // automerge's shortcut: a peer that already has our heads needs no
         // message. Not while it is owed an answer, or was sent changes
         // under older heads: then it has our heads without knowing that we
@@ -474,11 +474,16 @@ impl RelayDoc {
             if message.heads.is_empty() {
                 peer.last_sent_heads.clear();
                 peer.sent_hashes.clear();
+                peer.covered.clear();
             }
         } else {
             let mut shared: BTreeSet<ChangeHash> = peer.shared_heads.iter().copied().collect();
             shared.extend(known);
             peer.shared_heads = shared.into_iter().collect();
+        }
+        // A peer that syncs from nothing (or starts over) is looked at whole.
+        if message.have.first().is_some_and(|h| h.last_sync.is_empty()) {
+            peer.covered.clear();
         }
         peer.their_have = Some(message.have);
         peer.their_heads = Some(message.heads);
@@ -521,6 +526,25 @@ impl RelayDoc {
             document_id: self.id,
         });
         self.effects.push_back(RelayEffect::Send { conn, message });
+    }
+}
+
+/// automerge's `filter_changes`: takes out of `peer.sent_hashes` what its
+/// new `heads` show it holds. When the relay knows every one of the heads
+/// the peer had before, the walk covers only what lies between the two,
+/// whatever the peer still has not confirmed; otherwise it walks from the
+/// new heads down to the oldest change sent.
+fn forget_confirmed(graph: &ChangeGraph, peer: &mut PeerSync, heads: &[ChangeHash]) {
+    if peer.sent_hashes.is_empty() {
+        return;
+    }
+    match &peer.their_heads {
+        Some(before) if !before.is_empty() && before.iter().all(|h| graph.contains(h)) => {
+            for hash in graph.between(heads, before) {
+                peer.sent_hashes.remove(&hash);
+            }
+        }
+        _ => graph.remove_ancestors(&mut peer.sent_hashes, heads),
     }
 }
 

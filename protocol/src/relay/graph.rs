@@ -269,6 +269,24 @@ impl ChangeGraph {
         if base.is_empty() {
             return self.hashes.clone();
         }
+        let heads: Vec<u32> = self.heads.iter().copied().collect();
+        self.walk_between(&heads, &base)
+    }
+
+    /// `from` and their ancestors that are not ancestors of (or in)
+    /// `base`, in topological order: what a peer whose heads moved from
+    /// `base` to `from` confirmed it holds. Unknown hashes on either side
+    /// are ignored. Costs what [`ChangeGraph::not_ancestors_of`] does: the
+    /// changes between the two, not the history below them.
+    pub fn between(&self, from: &[ChangeHash], base: &[ChangeHash]) -> Vec<ChangeHash> {
+        let from: Vec<u32> = from.iter().filter_map(|h| self.index_of(h)).collect();
+        let base: Vec<u32> = base.iter().filter_map(|h| self.index_of(h)).collect();
+        self.walk_between(&from, &base)
+    }
+
+    /// The walk of [`ChangeGraph::not_ancestors_of`] and
+    /// [`ChangeGraph::between`], from the nodes `from` down to `base`.
+    fn walk_between(&self, from: &[u32], base: &[u32]) -> Vec<ChangeHash> {
         let mut scratch = self.scratch.borrow_mut();
         let Scratch {
             flags,
@@ -278,8 +296,7 @@ impl ChangeGraph {
         if flags.len() < self.len() {
             flags.resize(self.len(), 0);
         }
-        for (&i, flag) in self
-            .heads
+        for (&i, flag) in from
             .iter()
             .map(|i| (i, FROM_HEADS))
             .chain(base.iter().map(|i| (i, FROM_BASE)))
@@ -444,6 +461,26 @@ mod tests {
                 g.not_ancestors_of(&hashes(base)),
                 hashes(expected),
                 "base {base:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn between_is_what_one_set_of_heads_adds_to_another() {
+        let g = diamond();
+        let cases: [(&[u8], &[u8], &[u8]); 6] = [
+            (&[5], &[3], &[4, 5]),
+            (&[5, 6], &[2], &[3, 4, 5, 6]),
+            (&[3], &[4], &[3]),
+            (&[3], &[5], &[]),
+            (&[6], &[], &[1, 6]),
+            (&[], &[1], &[]),
+        ];
+        for (from, base, expected) in cases {
+            assert_eq!(
+                g.between(&hashes(from), &hashes(base)),
+                hashes(expected),
+                "from {from:?} base {base:?}"
             );
         }
     }

@@ -27,6 +27,11 @@ pub(super) struct PeerSync {
     pub(super) their_have: Option<Vec<Have>>,
     /// Changes sent in this session and not yet known to be received.
     pub(super) sent_hashes: HashSet<ChangeHash>,
+    /// Heads whose every ancestor the peer holds or was sent in this
+    /// session: the relay's heads at its last answer that looked at
+    /// everything the peer lacked. The next answer looks only beyond them.
+    /// Cleared whenever `sent_hashes` is, or the peer starts over.
+    pub(super) covered: Vec<ChangeHash>,
     /// A message is on its way and no answer came yet.
     pub(super) in_flight: bool,
     pub(super) have_responded: bool,
@@ -45,6 +50,10 @@ pub(super) struct PeerSync {
     pub(super) heads_owed: bool,
 }
 
+/// Most changes a peer may have been sent without confirming them before
+/// it counts as lagging ([`PeerSync::lags`]).
+const MAX_UNCONFIRMED: usize = 64;
+
 impl PeerSync {
     pub(super) fn new(remote: PeerId) -> Self {
         Self {
@@ -57,6 +66,7 @@ impl PeerSync {
             their_need: None,
             their_have: None,
             sent_hashes: HashSet::default(),
+            covered: Vec::new(),
             in_flight: false,
             have_responded: false,
             supports_v2: false,
@@ -64,6 +74,15 @@ impl PeerSync {
             refused: BTreeSet::new(),
             heads_owed: false,
         }
+    }
+
+    /// Whether the peer lags: it has not confirmed more than
+    /// [`MAX_UNCONFIRMED`] changes sent to it. Every message to it carries
+    /// a Bloom filter of what the relay holds beyond what it confirmed, and
+    /// that grows with its lag; such a peer gets no changes early, and
+    /// hears from the relay once for each message of its own.
+    pub(super) fn lags(&self) -> bool {
+        self.sent_hashes.len() > MAX_UNCONFIRMED
     }
 }
 

@@ -26,6 +26,14 @@ impl RelayDoc {
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
+        // A peer that lags waits for the answer to the message on its way:
+        // its own next message makes it due again, and the answer then
+        // carries every change since. A backlog costs one message (and one
+        // walk over what the peer has not confirmed) a round trip of the
+        // peer, not one for every batch the relay commits.
+        if peer.in_flight && peer.lags() {
+            return;
+        }
         let their_heads = peer.their_heads.clone().unwrap_or_default();
         let our_need = self.missing(&their_heads, &peer.refused);
         if let Some(first) = peer.their_have.as_ref().and_then(|h| h.first())
@@ -34,13 +42,20 @@ impl RelayDoc {
             self.send_sync(conn, reset_message(our_heads), Vec::new());
             return;
         }
-        let hashes = match (&peer.their_have, &peer.their_need) {
-            (Some(have), Some(need)) if !peer.read_only => self
-                .hashes_to_send(have, need)
-                .into_iter()
-                .filter(|h| !peer.sent_hashes.contains(h))
-                .collect(),
-            _ => Vec::new(),
+        let (hashes, covers) = match (&peer.their_have, &peer.their_need) {
+            (Some(have), Some(need)) if !peer.read_only => {
+                let held: Vec<ChangeHash> =
+                    their_heads.iter().chain(&peer.covered).copied().collect();
+                let hashes = self
+                    .hashes_to_send(have, need, &held)
+                    .into_iter()
+                    .filter(|h| !peer.sent_hashes.contains(h))
+                    .collect();
+                // Every change is then held by the peer or on its way to
+                // it, unless it withheld its `have` (it needs changes first).
+                (hashes, !have.is_empty())
+            }
+            _ => (Vec::new(), false),
         };
         // A peer sent changes before they were stored hears that the relay
         // holds them later, from [`RelayDoc::answer_owed`] or with its next
@@ -85,6 +100,9 @@ impl RelayDoc {
             peer.last_sent_heads = our_heads;
             peer.last_answered_heads.clone_from(&peer.their_heads);
             peer.last_sent_need = our_need;
+            if covers {
+                peer.covered.clone_from(&peer.last_sent_heads);
+            }
         }
         self.send_sync(conn, message, hashes);
     }
@@ -108,14 +126,28 @@ impl RelayDoc {
     }
 
     /// automerge's `have`: the heads the relay and `peer` share, and a
-    /// Bloom filter of what the relay has since, with `also` (changes on
-    /// their way to it, not in the graph yet).
+    /// Bloom filter of what the relay has since that the peer may hold,
+    /// with `also` (changes on their way to it, not in the graph yet).
+    ///
+    /// automerge's filter holds every change since the shared heads. When
+    /// those are the peer's own last heads, all the peer can hold of those
+    /// changes is what the relay sent it since (it never offers again a
+    /// change of its own that it sent: it remembers what it sent). The
+    /// filter is then made of those alone: no walk over the history, and a
+    /// filter that does not grow with the peer's lag. Otherwise (the peer
+    /// named heads the relay does not know) it walks, as automerge does.
     pub(super) fn have_since_shared(&self, peer: &PeerSync, also: &[ChangeHash]) -> Have {
-        let mut since = self.graph.not_ancestors_of(&peer.shared_heads);
-        since.extend(also);
+        let bloom = if peer.their_heads.as_ref() == Some(&peer.shared_heads) {
+            let sent: Vec<&ChangeHash> = peer.sent_hashes.iter().chain(also).collect();
+            BloomFilter::from_hashes(sent.into_iter())
+        } else {
+            let mut since = self.graph.not_ancestors_of(&peer.shared_heads);
+            since.extend(also);
+            BloomFilter::from_hashes(since.iter())
+        };
         Have {
             last_sync: peer.shared_heads.clone(),
-            bloom: BloomFilter::from_hashes(since.iter()),
+            bloom,
         }
     }
 
@@ -281,8 +313,16 @@ impl RelayDoc {
     }
 
     /// automerge's `get_hashes_to_send`: what a peer lacks given its bloom
-    /// filters and explicit needs.
-    fn hashes_to_send(&self, have: &[Have], need: &[ChangeHash]) -> Vec<ChangeHash> {
+    /// filters and explicit needs. Unlike automerge, it looks only at the
+    /// changes that are not ancestors of `held` either (heads whose history
+    /// the peer holds or was sent), so that the walk covers what is new to
+    /// the peer since the last answer, not everything it has not confirmed.
+    fn hashes_to_send(
+        &self,
+        have: &[Have],
+        need: &[ChangeHash],
+        held: &[ChangeHash],
+    ) -> Vec<ChangeHash> {
         let need: Vec<ChangeHash> = need
             .iter()
             .filter(|h| self.graph.contains(h))
@@ -291,13 +331,14 @@ impl RelayDoc {
         if have.is_empty() {
             return need;
         }
-        let last_sync: Vec<ChangeHash> = have
+        let base: Vec<ChangeHash> = have
             .iter()
             .flat_map(|h| h.last_sync.iter().copied())
+            .chain(held.iter().copied())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let candidates = self.graph.not_ancestors_of(&last_sync);
+        let candidates = self.graph.not_ancestors_of(&base);
         let mut to_send: HashSet<ChangeHash> = HashSet::default();
         // Candidates come in dependency order, so one pass also picks up
         // every change that depends on one being sent.

@@ -79,21 +79,12 @@ impl RelayDoc {
     }
 }
 
-/// Most changes a peer may have been sent without confirming them for it
-/// to get new ones early: the message's Bloom filter covers what the relay
-/// holds beyond what the peer confirmed, so for a peer that lags, that
-/// walk would grow with its lag. It gets them with the commit's answers.
-const MAX_UNCONFIRMED: usize = 64;
-
 /// Whether `peer` is in a sync session with the relay, applies changes,
 /// asked for nothing the relay lacked, keeps up, and holds (or was sent)
 /// every dependency of `changes` outside them: it can apply them at once
 /// instead of queueing them.
 fn can_apply(peer: &PeerSync, changes: &[StoredChange], new: &HashSet<ChangeHash>) -> bool {
-    if peer.read_only
-        || peer.their_have.is_none()
-        || !peer.last_sent_need.is_empty()
-        || peer.sent_hashes.len() > MAX_UNCONFIRMED
+    if peer.read_only || peer.their_have.is_none() || !peer.last_sent_need.is_empty() || peer.lags()
     {
         return false;
     }
