@@ -5,6 +5,8 @@
 
 mod sim;
 
+use std::collections::VecDeque;
+
 use automerge::{Automerge, ChangeHash};
 use rapport_protocol::relay::{ConnId, Prepared, RelayDoc, StoredDocument, split_changes};
 use rapport_protocol::wire::{DocMessage, Message, RejectReason};
@@ -413,4 +415,47 @@ fn the_filter_sent_to_a_peer_that_lags_covers_what_it_was_sent_not_its_lag() {
     sim.run_until_quiescent();
     sim.assert_converged();
     assert_eq!(value(&sim.clients[2], "n"), Some(399));
+}
+
+#[test]
+fn the_answers_after_a_commit_walk_nothing_for_peers_that_got_it_early() {
+    // One of sixteen peers in sync types; each keystroke reaches the other
+    // fifteen before its commit. The commit's answers then owe them
+    // nothing, and finding that out must not cost a walk of the graph for
+    // each of them (from every head down to what the peer holds).
+    let peers = 16;
+    let mut sim = Sim::new((0..peers).map(|_| Automerge::new()).collect(), 13);
+    sim.early = true;
+    sim.edit(0, "n", 0);
+    for i in 0..peers {
+        sim.connect(i);
+    }
+    sim.run_until_quiescent();
+    let mut walked = 0;
+    for n in 1..=50 {
+        sim.edit(0, "n", n);
+        let message = change_message(&mut sim, 0);
+        let prepared = take(&mut sim, 0, &message);
+        let queued: usize = sim.down.iter().map(VecDeque::len).sum();
+        sim.relay.forward_early(&prepared);
+        sim.collect();
+        let forwarded: usize = sim.down.iter().map(VecDeque::len).sum::<usize>() - queued;
+        assert_eq!(
+            forwarded,
+            peers - 1,
+            "keystroke {n} went to the others early"
+        );
+        let before = sim.relay.nodes_walked();
+        sim.relay.commit_deferred(prepared);
+        sim.relay.answer();
+        walked += sim.relay.nodes_walked() - before;
+        sim.collect();
+        sim.run_until_quiescent();
+    }
+    sim.assert_converged();
+    let per_keystroke = walked as f64 / 50.0;
+    assert!(
+        per_keystroke <= 4.0,
+        "{per_keystroke} nodes walked by a commit's answers"
+    );
 }

@@ -327,6 +327,7 @@ impl RelayDoc {
                 for change in &prepared.to_store {
                     self.graph.add(change);
                 }
+                self.cover_forwarded(&before, &prepared.to_store);
             }
         }
         self.queue = prepared.queued;

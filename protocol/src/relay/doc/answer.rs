@@ -44,10 +44,13 @@ impl RelayDoc {
         }
         let (hashes, covers) = match (&peer.their_have, &peer.their_need) {
             (Some(have), Some(need)) if !peer.read_only => {
+                // A peer covered up to the relay's heads lacks nothing but
+                // what it asks for: no walk.
+                let beyond: &[Have] = if peer.covered == our_heads { &[] } else { have };
                 let held: Vec<ChangeHash> =
                     their_heads.iter().chain(&peer.covered).copied().collect();
                 let hashes = self
-                    .hashes_to_send(have, need, &held)
+                    .hashes_to_send(beyond, need, &held)
                     .into_iter()
                     .filter(|h| !peer.sent_hashes.contains(h))
                     .collect();

@@ -69,6 +69,23 @@ impl RelayDoc {
         }
     }
 
+    /// After `changes` joined the graph on top of the heads `before`: a
+    /// peer whose covered heads were `before` and that got every one of
+    /// them early is covered up to the new heads, so that the answers after
+    /// the commit need not walk to find that it lacks nothing.
+    pub(super) fn cover_forwarded(&mut self, before: &[ChangeHash], changes: &[StoredChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut after = None;
+        for peer in self.peers.values_mut() {
+            if peer.covered == before && changes.iter().all(|c| peer.sent_hashes.contains(&c.hash))
+            {
+                peer.covered = after.get_or_insert_with(|| self.graph.heads()).clone();
+            }
+        }
+    }
+
     /// Forgets that `changes` went to any peer: they were not stored.
     pub(super) fn forget_forwarded(&mut self, changes: &[StoredChange]) {
         for peer in self.peers.values_mut() {
