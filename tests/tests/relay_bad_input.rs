@@ -328,10 +328,9 @@ async fn a_peer_that_stops_reading_is_cut_off_without_slowing_others() -> Result
     slow.send(tungstenite::Message::binary(request.encode()))
         .await?;
     // Large edits (random, so that compression does not shrink them) fill
-    // its TCP buffers and then its queue. A peer that lags is sent no more
-    // than about 64 changes before it answers, so each must be large.
-    for _ in 0..200 {
-        let big: String = (0..1024 * 1024)
+    // its TCP buffers and then its queue.
+    for _ in 0..400 {
+        let big: String = (0..64 * 1024)
             .map(|_| rand::random_range(b'a'..=b'z') as char)
             .collect();
         bystander

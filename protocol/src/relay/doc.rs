@@ -539,6 +539,14 @@ fn forget_confirmed(graph: &ChangeGraph, peer: &mut PeerSync, heads: &[ChangeHas
     if peer.sent_hashes.is_empty() {
         return;
     }
+    // A peer that holds every head holds every change the relay has sent
+    // it: this also clears a change sent to a peer that held it already
+    // (one both had before the relay lost it in a crash, say), which no
+    // walk between its heads would find.
+    if heads == graph.heads() {
+        peer.sent_hashes.retain(|h| !graph.contains(h));
+        return;
+    }
     match &peer.their_heads {
         Some(before) if !before.is_empty() && before.iter().all(|h| graph.contains(h)) => {
             for hash in graph.between(heads, before) {

@@ -78,9 +78,9 @@ impl PeerSync {
 
     /// Whether the peer lags: it has not confirmed more than
     /// [`MAX_UNCONFIRMED`] changes sent to it. Every message to it carries
-    /// a Bloom filter of what the relay holds beyond what it confirmed, and
-    /// that grows with its lag; such a peer gets no changes early, and
-    /// hears from the relay once for each message of its own.
+    /// a Bloom filter of what it was sent and has not confirmed, which
+    /// grows with its lag: such a peer gets no changes early, only with the
+    /// answers after the commits.
     pub(super) fn lags(&self) -> bool {
         self.sent_hashes.len() > MAX_UNCONFIRMED
     }

@@ -26,14 +26,6 @@ impl RelayDoc {
         let Some(peer) = self.peers.get(&conn) else {
             return;
         };
-        // A peer that lags waits for the answer to the message on its way:
-        // its own next message makes it due again, and the answer then
-        // carries every change since. A backlog costs one message (and one
-        // walk over what the peer has not confirmed) a round trip of the
-        // peer, not one for every batch the relay commits.
-        if peer.in_flight && peer.lags() {
-            return;
-        }
         let their_heads = peer.their_heads.clone().unwrap_or_default();
         let our_need = self.missing(&their_heads, &peer.refused);
         if let Some(first) = peer.their_have.as_ref().and_then(|h| h.first())
