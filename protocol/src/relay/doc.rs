@@ -448,15 +448,14 @@ impl RelayDoc {
         if let Some(flags) = message.flags {
             peer.supports_v2 = true;
             if flags.contains(MessageFlags::SYNC_RESET) {
-                peer.sent_hashes.clear();
-                peer.covered.clear();
+                peer.forget_sent();
             }
             peer.read_only = flags.contains(MessageFlags::READ_ONLY);
         }
         if had_changes && after != before {
             peer.shared_heads = advance_heads(before, &after, &peer.shared_heads);
         }
-        forget_confirmed(&self.graph, peer, &message.heads);
+        forget_confirmed(&self.graph, &after, peer, &message.heads);
         // automerge's shortcut: a peer that already has our heads needs no
         // message. Not while it is owed an answer, or was sent changes
         // under older heads: then it has our heads without knowing that we
@@ -474,8 +473,7 @@ impl RelayDoc {
             peer.shared_heads.clone_from(&message.heads);
             if message.heads.is_empty() {
                 peer.last_sent_heads.clear();
-                peer.sent_hashes.clear();
-                peer.covered.clear();
+                peer.forget_sent();
             }
         } else {
             let mut shared: BTreeSet<ChangeHash> = peer.shared_heads.iter().copied().collect();
@@ -534,8 +532,13 @@ impl RelayDoc {
 /// new `heads` show it holds. When the relay knows every one of the heads
 /// the peer had before, the walk covers only what lies between the two,
 /// whatever the peer still has not confirmed; otherwise it walks from the
-/// new heads down to the oldest change sent.
-fn forget_confirmed(graph: &ChangeGraph, peer: &mut PeerSync, heads: &[ChangeHash]) {
+/// new heads down to the oldest change sent. `ours` are the graph's heads.
+fn forget_confirmed(
+    graph: &ChangeGraph,
+    ours: &[ChangeHash],
+    peer: &mut PeerSync,
+    heads: &[ChangeHash],
+) {
     if peer.sent_hashes.is_empty() {
         return;
     }
@@ -543,7 +546,7 @@ fn forget_confirmed(graph: &ChangeGraph, peer: &mut PeerSync, heads: &[ChangeHas
     // it: this also clears a change sent to a peer that held it already
     // (one both had before the relay lost it in a crash, say), which no
     // walk between its heads would find.
-    if heads == graph.heads() {
+    if heads == ours {
         peer.sent_hashes.retain(|h| !graph.contains(h));
         return;
     }

@@ -76,6 +76,13 @@ impl PeerSync {
         }
     }
 
+    /// Forgets what was sent to the peer in this session, and so what it
+    /// was covered up to: it starts over.
+    pub(super) fn forget_sent(&mut self) {
+        self.sent_hashes.clear();
+        self.covered.clear();
+    }
+
     /// Whether the peer lags: it has not confirmed more than
     /// [`MAX_UNCONFIRMED`] changes sent to it. Every message to it carries
     /// a Bloom filter of what it was sent and has not confirmed, which

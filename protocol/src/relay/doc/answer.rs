@@ -39,10 +39,8 @@ impl RelayDoc {
                 // A peer covered up to the relay's heads lacks nothing but
                 // what it asks for: no walk.
                 let beyond: &[Have] = if peer.covered == our_heads { &[] } else { have };
-                let held: Vec<ChangeHash> =
-                    their_heads.iter().chain(&peer.covered).copied().collect();
                 let hashes = self
-                    .hashes_to_send(beyond, need, &held)
+                    .hashes_to_send(beyond, need, [&their_heads[..], &peer.covered])
                     .into_iter()
                     .filter(|h| !peer.sent_hashes.contains(h))
                     .collect();
@@ -73,7 +71,7 @@ impl RelayDoc {
         {
             return;
         }
-        // Past the returns above: it walks what the peer has not confirmed.
+        // Past the returns above: it may walk what the peer has not confirmed.
         let our_have = if our_need.iter().all(|h| their_heads.contains(h)) {
             vec![self.have(peer, &hashes, &our_heads)]
         } else {
@@ -309,14 +307,15 @@ impl RelayDoc {
 
     /// automerge's `get_hashes_to_send`: what a peer lacks given its bloom
     /// filters and explicit needs. Unlike automerge, it looks only at the
-    /// changes that are not ancestors of `held` either (heads whose history
-    /// the peer holds or was sent), so that the walk covers what is new to
-    /// the peer since the last answer, not everything it has not confirmed.
+    /// changes that are not ancestors of `held` either (the peer's heads and
+    /// the heads it was covered up to: their history it holds or was sent),
+    /// so that the walk covers what is new to the peer since the last
+    /// answer, not everything it has not confirmed.
     fn hashes_to_send(
         &self,
         have: &[Have],
         need: &[ChangeHash],
-        held: &[ChangeHash],
+        held: [&[ChangeHash]; 2],
     ) -> Vec<ChangeHash> {
         let need: Vec<ChangeHash> = need
             .iter()
@@ -329,7 +328,7 @@ impl RelayDoc {
         let base: Vec<ChangeHash> = have
             .iter()
             .flat_map(|h| h.last_sync.iter().copied())
-            .chain(held.iter().copied())
+            .chain(held.into_iter().flatten().copied())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
