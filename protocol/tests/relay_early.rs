@@ -158,17 +158,10 @@ fn a_relay_that_dies_before_its_commit_loses_nothing() {
 
     // The relay starts again from what storage held; every connection
     // drops and comes back.
-    let changes = durable.get_changes(&[]);
-    let stored = StoredDocument {
-        changes: split_changes(changes.iter().map(|c| c.raw_bytes())).unwrap(),
-        ..StoredDocument::default()
-    };
-    let (relay, orphans) = RelayDoc::from_stored(DOC, relay_id(), stored);
-    assert_eq!(orphans, 0);
     for i in 0..3 {
         sim.disconnect(i);
     }
-    sim.relay = relay;
+    sim.relay = restarted_from(&durable);
     assert!(!sim.relay.contains(&hash), "the change was never stored");
     for i in 0..3 {
         sim.connect(i);
@@ -253,6 +246,59 @@ fn a_change_refused_from_one_peer_is_still_taken_from_its_author() {
     sim.run_until_quiescent();
     assert!(sim.relay.contains(&hash), "taken from its author");
     sim.assert_converged();
+}
+
+#[test]
+fn changes_made_on_top_of_a_change_refused_from_their_writer_land_once_its_author_gives_it() {
+    let (mut sim, prepared, hash, durable) = forwarded_not_stored();
+    sim.bind_actors = true;
+    sim.deliver(0);
+    drop(prepared);
+    // The relay dies before its commit; peer 0 types on top of peer 1's
+    // change meanwhile, offline.
+    for i in 0..3 {
+        sim.disconnect(i);
+    }
+    sim.relay = restarted_from(&durable);
+    sim.edit(0, "c", 3);
+    let own = sim.clients[0].doc().get_heads();
+    // Peer 0 comes back first and offers both changes: the one is not its
+    // to give, the other is its own.
+    sim.connect(0);
+    sim.run_until_quiescent();
+    assert!(!sim.relay.contains(&hash));
+    let refused: Vec<_> = sim.rejected[0]
+        .iter()
+        .flat_map(|m| match m {
+            Message::Rejected(r) => r.changes.clone(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        vec![hash.into()],
+        "only the change that is not peer 0's own is refused"
+    );
+    // Peer 1, the author, offers its change when it comes back: peer 0's
+    // own change on top of it lands too, without peer 0 doing anything.
+    sim.connect(1);
+    sim.connect(2);
+    sim.run_until_quiescent();
+    assert!(sim.relay.contains(&hash), "taken from its author");
+    assert!(sim.relay.contains(&own[0]), "peer 0's own change landed");
+    sim.assert_converged();
+}
+
+/// The relay as it starts again from storage that holds `durable`.
+fn restarted_from(durable: &Automerge) -> RelayDoc {
+    let changes = durable.get_changes(&[]);
+    let stored = StoredDocument {
+        changes: split_changes(changes.iter().map(|c| c.raw_bytes())).unwrap(),
+        ..StoredDocument::default()
+    };
+    let (relay, orphans) = RelayDoc::from_stored(DOC, relay_id(), stored);
+    assert_eq!(orphans, 0);
+    relay
 }
 
 /// Runs the network until quiet, leaving client `skip` out: the relay

@@ -83,6 +83,9 @@ impl PeerState {
         for sync in self.docs.values_mut() {
             while let Some(effect) = sync.poll_effect() {
                 if let Effect::Send(message) = effect {
+                    if std::env::var_os("RAPPORT_TEST_TRACE").is_some() {
+                        eprintln!("{} -> {}", sync.local_peer(), describe(&message));
+                    }
                     out.push(tungstenite::Message::binary(message.encode()));
                 }
             }
@@ -342,15 +345,25 @@ pub fn public(key: &SigningKey) -> PublicKey {
     PublicKey::from(key.verifying_key())
 }
 
+/// The first 8 hex digits of each hash, for a trace.
+pub fn short(hashes: &[automerge::ChangeHash]) -> String {
+    let short: Vec<_> = hashes
+        .iter()
+        .map(|h| h.to_string()[..8].to_owned())
+        .collect();
+    short.join(",")
+}
+
 /// One line about a message, for tracing tests.
 pub fn describe(message: &Message) -> String {
     match message {
         Message::Sync(m) | Message::Request(m) => match automerge::sync::Message::decode(&m.data) {
             Ok(s) => format!(
-                "{} heads={} need={} have={} changes={}",
+                "{} {} heads=[{}] need=[{}] have={} changes={}",
                 message.type_name(),
-                s.heads.len(),
-                s.need.len(),
+                m.document_id,
+                short(&s.heads),
+                short(&s.need),
                 s.have.len(),
                 s.changes.len()
             ),

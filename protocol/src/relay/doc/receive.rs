@@ -115,7 +115,13 @@ impl RelayDoc {
             match verdict {
                 Ok(()) => candidates.push(change),
                 Err((reason, _)) => {
-                    refused_set.insert(change.hash);
+                    // A change refused for who offers it (another key's
+                    // actor: one the relay forwarded early and lost, say)
+                    // may still come from its author: what depends on it
+                    // waits for it, as for any missing dependency.
+                    if reason != RejectReason::ActorOfAnotherKey {
+                        refused_set.insert(change.hash);
+                    }
                     refused.push((change.hash, reason));
                 }
             }
