@@ -302,8 +302,9 @@ fn restarted_from(durable: &Automerge) -> RelayDoc {
 }
 
 /// Runs the network until quiet, leaving client `skip` out: the relay
-/// sends to it, and it never reads.
-fn run_without(sim: &mut Sim, skip: usize) {
+/// sends to it, and it never reads. The owed-heads timer fires between
+/// rounds if `ticks`.
+fn run_without(sim: &mut Sim, skip: usize, ticks: bool) {
     loop {
         let mut progress = false;
         for i in (0..sim.clients.len()).filter(|&i| i != skip) {
@@ -313,7 +314,9 @@ fn run_without(sim: &mut Sim, skip: usize) {
             }
         }
         sim.relay.answer();
-        sim.relay.answer_owed();
+        if ticks {
+            sim.relay.answer_owed();
+        }
         sim.collect();
         for i in (0..sim.clients.len()).filter(|&i| i != skip) {
             while !sim.down[i].is_empty() {
@@ -338,7 +341,7 @@ fn a_peer_far_behind_gets_new_changes_only_with_the_commit() {
     // Peer 2 stops reading while peer 0 types a hundred changes.
     for n in 0..100 {
         sim.edit(0, "n", n);
-        run_without(&mut sim, 2);
+        run_without(&mut sim, 2, true);
     }
     assert!(
         !sim.down[2].is_empty(),
@@ -377,7 +380,7 @@ fn a_peer_that_lags_costs_the_relay_the_same_per_change_however_far_behind() {
         let before = sim.relay.nodes_walked();
         for n in 0..lag {
             sim.edit(0, "n", n);
-            run_without(&mut sim, 2);
+            run_without(&mut sim, 2, true);
         }
         sim.run_until_quiescent();
         sim.assert_converged();
@@ -433,4 +436,80 @@ fn the_answers_after_a_commit_walk_nothing_for_peers_that_got_it_early() {
         per_keystroke <= 4.0,
         "{per_keystroke} nodes walked by a commit's answers"
     );
+}
+
+/// Three peers in sync; then peer 2 stops reading while peer 0 types
+/// `lag` changes, and the owed-heads timer does not fire.
+fn peer_2_behind_by(lag: i64, seed: u64) -> Sim {
+    let mut sim = Sim::new((0..3).map(|_| Automerge::new()).collect(), seed);
+    sim.early = true;
+    for i in 0..3 {
+        sim.connect(i);
+    }
+    sim.run_until_quiescent();
+    for n in 0..lag {
+        sim.edit(0, "n", n);
+        run_without(&mut sim, 2, false);
+    }
+    sim
+}
+
+#[test]
+fn a_peer_that_lags_hears_from_the_relay_when_it_answers_or_the_timer_fires() {
+    let mut sim = peer_2_behind_by(100, 11);
+    let queued = sim.down[2].len();
+    for n in 100..120 {
+        sim.edit(0, "n", n);
+        run_without(&mut sim, 2, false);
+    }
+    assert_eq!(
+        sim.down[2].len(),
+        queued,
+        "peer 2 lags with a message on its way: the relay waits"
+    );
+    assert!(sim.relay.owes_heads(), "and arms the timer");
+    sim.relay.answer_owed();
+    sim.collect();
+    let sent: Vec<Message> = sim.down[2].iter().skip(queued).cloned().collect();
+    assert_eq!(sent.len(), 1, "one message when the timer fires");
+    assert!(
+        heads_and_changes(&sent[0]).1 > 0,
+        "carrying the changes typed meanwhile"
+    );
+    // Peer 2 reads its oldest message and answers: the relay answers that.
+    sim.deliver(2);
+    let before = sim.down[2].len();
+    while let Some(message) = sim.up[2].pop_front() {
+        sim.relay_receive(2, &message);
+    }
+    sim.relay.answer();
+    sim.collect();
+    assert_eq!(sim.down[2].len(), before + 1, "one answer to its message");
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[2], "n"), Some(119));
+}
+
+#[test]
+fn the_filter_sent_to_a_peer_that_lags_covers_what_it_was_sent_not_its_lag() {
+    // automerge's filter would hold all 400 changes peer 2 has not
+    // confirmed (10 bits each: 500 bytes); peer 2 holds at most the few
+    // dozen it was sent, which are all it could offer back.
+    let mut sim = peer_2_behind_by(400, 12);
+    sim.deliver(2);
+    let before = sim.down[2].len();
+    while let Some(message) = sim.up[2].pop_front() {
+        sim.relay_receive(2, &message);
+    }
+    sim.relay.answer();
+    sim.collect();
+    let Some(Message::Sync(message)) = sim.down[2].get(before) else {
+        panic!("the relay answers peer 2");
+    };
+    let decoded = automerge::sync::Message::decode(&message.data).unwrap();
+    let bloom = decoded.have[0].bloom.to_bytes().len();
+    assert!(bloom < 150, "a filter of {bloom} bytes");
+    sim.run_until_quiescent();
+    sim.assert_converged();
+    assert_eq!(value(&sim.clients[2], "n"), Some(399));
 }

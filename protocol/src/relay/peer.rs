@@ -46,7 +46,9 @@ pub(super) struct PeerSync {
     pub(super) refused: BTreeSet<ChangeHash>,
     /// Changes went to the peer before they were stored, under older heads:
     /// it must hear the relay's heads once more even if it already holds
-    /// them, so that it knows the relay stored what it has.
+    /// them, so that it knows the relay stored what it has. Also set for a
+    /// peer that lags when an answer to it was held back: it must hear the
+    /// relay's heads (and what it lacks) once the timer fires.
     pub(super) heads_owed: bool,
 }
 
@@ -86,8 +88,9 @@ impl PeerSync {
     /// Whether the peer lags: it has not confirmed more than
     /// [`MAX_UNCONFIRMED`] changes sent to it. Every message to it carries
     /// a Bloom filter of what it was sent and has not confirmed, which
-    /// grows with its lag: such a peer gets no changes early, only with the
-    /// answers after the commits.
+    /// grows with its lag: such a peer gets no changes early, and while a
+    /// message to it is on its way it hears from the relay again only when
+    /// it answers, or when the owed-heads timer fires.
     pub(super) fn lags(&self) -> bool {
         self.sent_hashes.len() > MAX_UNCONFIRMED
     }

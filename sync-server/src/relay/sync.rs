@@ -249,9 +249,6 @@ impl Relay {
         slot.unanswered = 0;
         doc.answer();
         self.flush(doc);
-        if doc.owes_heads() {
-            self.note_heads_owed(doc.id());
-        }
     }
 
     /// What a client may change in a thread, from the thread as the relay
@@ -430,10 +427,15 @@ impl Relay {
         doc.abort(prepared, RejectReason::StorageUnavailable);
     }
 
-    /// Carries out a document's effects.
+    /// Carries out a document's effects, and arms the owed-heads timer if a
+    /// peer waits for it ([`RelayDoc::owes_heads`]), whichever path made
+    /// the answers.
     pub(super) fn flush(&self, doc: &mut RelayDoc) {
         while let Some(RelayEffect::Send { conn, message }) = doc.poll_effect() {
             self.send(conn, &message);
+        }
+        if doc.owes_heads() {
+            self.note_heads_owed(doc.id());
         }
     }
 

@@ -23,9 +23,19 @@ impl RelayDoc {
     /// hear waits for them unless `pay_owed`.
     pub(super) fn generate(&mut self, conn: ConnId, pay_owed: bool) {
         let our_heads = self.graph.heads();
-        let Some(peer) = self.peers.get(&conn) else {
+        let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
+        // A peer that lags waits for the answer to the message on its way:
+        // its own next message, or the owed-heads timer (a peer with
+        // nothing new to say never answers), makes it due again, and that
+        // answer carries every change since. A backlog then costs one
+        // message a round trip or a tick, not one for every commit.
+        if peer.in_flight && peer.lags() && !pay_owed {
+            peer.heads_owed = true;
+            return;
+        }
+        let peer = &self.peers[&conn];
         let their_heads = peer.their_heads.clone().unwrap_or_default();
         let our_need = self.missing(&their_heads, &peer.refused);
         if let Some(first) = peer.their_have.as_ref().and_then(|h| h.first())
