@@ -78,6 +78,12 @@ pub struct TypingArgs {
     /// not arrived by then counts as missing.
     #[arg(long, default_value_t = 10.0)]
     drain_seconds: f64,
+    /// After the sweep, with every peer gone, wait this long and read the
+    /// server's resident memory again, against its memory before the
+    /// upload (with `--relay-pid`); 0 skips it. Give our relay an idle
+    /// period (`--unload-idle-after-secs`) under half of it.
+    #[arg(long, default_value_t = 0)]
+    idle_seconds: u64,
 }
 
 impl TypingArgs {
@@ -190,6 +196,7 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
             "edits_per_change": args.document.edits_per_change,
             "observers": args.observers,
             "replicas": args.replicas,
+            "idle_seconds": args.idle_seconds,
         }),
     );
     let setup = format!("setup, {}", base.what);
@@ -206,6 +213,8 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
         Some(base.saved_bytes as f64),
     );
     let id = DocumentId::from_bytes(rand::random());
+    let watched = args.target.watched();
+    let at_start = watched.and_then(|w| w.sample()).map(|s| s.rss_bytes);
     progress.step(format!(
         "uploading the document ({} changes) to {}",
         base.changes, args.target.relay
@@ -224,7 +233,6 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
         Unit::Seconds,
         Some(started.elapsed().as_secs_f64()),
     );
-    let watched = args.target.watched();
     let waited = quiesce(watched, Duration::from_secs(120)).await;
     progress.step(format!("the server settled after {waited:.1?}"));
     let shared_op = AtomicU64::new(base.max_op + 1);
@@ -251,6 +259,37 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
             }
         }
         quiesce(watched, Duration::from_secs(60)).await;
+    }
+    if args.idle_seconds > 0 {
+        progress.step(format!(
+            "every peer left; waiting {} s for the idle period",
+            args.idle_seconds
+        ));
+        tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
+        let after = watched.and_then(|w| w.sample()).map(|s| s.rss_bytes);
+        let case = format!("after the sweep, {}", short(&base.what));
+        report.single(
+            &case,
+            "server resident memory before the upload",
+            Unit::Bytes,
+            at_start.map(|b| b as f64),
+        );
+        report.single(
+            &case,
+            "server resident memory after the idle period",
+            Unit::Bytes,
+            after.map(|b| b as f64),
+        );
+        report.single(
+            &case,
+            "after the idle period / before the upload",
+            Unit::Ratio,
+            after.zip(at_start).map(|(a, s)| a as f64 / s.max(1) as f64),
+        );
+        report.note(format!(
+            "memory after the idle period: read {} s after the last peer of the sweep left",
+            args.idle_seconds
+        ));
     }
     progress.clear();
     let visible = if args.observers > 0 {

@@ -172,8 +172,11 @@ IFS=, read -r -a wanted <<<"$scenarios"
 for scenario in "${wanted[@]}"; do
   case "$scenario" in
     typing)
-      run_pair typing 3600 -- \
-        --editors "$EDITORS" --seconds "$TYPING_SECONDS" --trace-edits "$TRACE_EDITS" ;;
+      # Our relay's idle period is 5 s: 15 s after the sweep's last peer
+      # left, the document has left its memory.
+      run_pair typing 3600 --unload-idle-after-secs 5 -- \
+        --editors "$EDITORS" --seconds "$TYPING_SECONDS" --trace-edits "$TRACE_EDITS" \
+        --idle-seconds 15 ;;
     typing-empty)
       run_pair typing-empty 1800 -- --editors "$EMPTY_EDITORS" --seconds "$TYPING_SECONDS" --empty ;;
     cold-sync)
