@@ -7,7 +7,7 @@
 //! resumes). Cursors are the stored feed's sequence numbers
 //! (`storage::feed`): they hold across restarts.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,19 +188,45 @@ fn page(
     })
 }
 
-/// What one stored write did to `doc`.
-fn entry(relay: &Relay, ws: &str, row: &FeedRow, doc: &Automerge) -> ChangeEntry {
-    let mut fields = BTreeSet::new();
-    let mut by = None;
-    for hash in &row.changes {
-        let Some(change) = doc.get_change_by_hash(hash) else {
-            continue;
-        };
-        if by.is_none() {
-            by = relay.key_of_actor(change.actor_id().to_bytes());
+/// The heads a set of changes (hash, dependencies) built on (their
+/// dependencies outside the set) and the heads it made (its changes no
+/// other of it depends on), each sorted.
+fn bounds<'a>(
+    changes: impl Iterator<Item = (ChangeHash, &'a [ChangeHash])> + Clone,
+) -> (Vec<ChangeHash>, Vec<ChangeHash>) {
+    let ours: HashSet<ChangeHash> = changes.clone().map(|(hash, _)| hash).collect();
+    let mut before = BTreeSet::new();
+    let mut depended = HashSet::new();
+    for (_, deps) in changes {
+        for dep in deps {
+            if ours.contains(dep) {
+                depended.insert(*dep);
+            } else {
+                before.insert(*dep);
+            }
         }
-        let before: Vec<ChangeHash> = change.deps().to_vec();
-        for patch in doc.diff(&before, &[*hash]) {
+    }
+    let after: BTreeSet<ChangeHash> = ours.difference(&depended).copied().collect();
+    (before.into_iter().collect(), after.into_iter().collect())
+}
+
+/// What one stored write did to `doc`: the fields its changes touched,
+/// found by one diff from the heads the write built on to the heads it
+/// made, however many changes it carried (a document written whole at
+/// once, say, is one write of all its changes).
+fn entry(relay: &Relay, ws: &str, row: &FeedRow, doc: &Automerge) -> ChangeEntry {
+    let written: Vec<_> = row
+        .changes
+        .iter()
+        .filter_map(|hash| doc.get_change_by_hash(hash))
+        .collect();
+    let by = written
+        .iter()
+        .find_map(|change| relay.key_of_actor(change.actor_id().to_bytes()));
+    let (before, after) = bounds(written.iter().map(|c| (c.hash(), c.deps())));
+    let mut fields = BTreeSet::new();
+    if !after.is_empty() {
+        for patch in doc.diff(&before, &after) {
             let field = match patch.path.first() {
                 Some((_, automerge::Prop::Map(key))) => Some(key.clone()),
                 Some(_) => None,
@@ -313,4 +339,25 @@ fn stream(
         }
     });
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(n: u8) -> ChangeHash {
+        ChangeHash([n; 32])
+    }
+
+    #[test]
+    fn a_write_is_bounded_by_what_it_built_on_and_what_it_made() {
+        // x and y were there before; the write is a <- b <- c on x, and d
+        // on y beside them.
+        let (x, y, a, b, c, d) = (hash(1), hash(2), hash(3), hash(4), hash(5), hash(6));
+        let deps: [(ChangeHash, Vec<ChangeHash>); 4] =
+            [(a, vec![x]), (b, vec![a]), (c, vec![b, x]), (d, vec![y])];
+        let (before, after) = bounds(deps.iter().map(|(h, deps)| (*h, deps.as_slice())));
+        assert_eq!(before, vec![x, y]);
+        assert_eq!(after, vec![c, d]);
+    }
 }

@@ -105,3 +105,50 @@ async fn the_feed_streams_live_and_resumes_from_the_last_event_id() -> Result<()
     writer.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_many_changes_is_one_entry_with_every_field_it_touched() -> Result<()> {
+    let dir = TempDir::new("feed-many");
+    let relay = TestRelay::start(dir.path()).await?;
+    let doc = DocumentId::from_bytes([8; 16]);
+    let ws = relay.share(&key(1), &[&key(2)], &[doc]).await?;
+    let mut first = Automerge::new().with_actor(actor_of(&key(1), 1));
+    first
+        .transact(|tx| tx.put(ROOT, "stage", "lead"))
+        .map_err(|f| f.error)?;
+    let writer = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(1), "writer").await?;
+    writer.open(doc, first.clone());
+    let heads = first.get_heads();
+    writer.wait_until(|s| s.acknowledged(doc, &heads)).await?;
+
+    // Offline, a second member makes 3,000 changes on top of it, to ten
+    // fields, and syncs them in one message: one write.
+    let mut offline = first.fork().with_actor(actor_of(&key(2), 1));
+    for n in 0..3_000i64 {
+        offline
+            .transact(|tx| tx.put(ROOT, format!("f{}", n % 10), n))
+            .map_err(|f| f.error)?;
+    }
+    let heads = offline.get_heads();
+    let other = TestPeer::connect_as(&relay.url(), &relay.relay_id, &key(2), "other").await?;
+    other.open(doc, offline);
+    other.wait_until(|s| s.acknowledged(doc, &heads)).await?;
+
+    let started = std::time::Instant::now();
+    let mut stream = follow(&relay, &key(1), &ws, None).await?;
+    let mut seen = String::new();
+    events(&mut stream, &mut seen, doc, 2).await?;
+    eprintln!(
+        "two entries, one of 3,000 changes, in {:?}",
+        started.elapsed()
+    );
+    let fields = (0..10).map(|n| format!(r#""f{n}""#)).collect::<Vec<_>>();
+    ensure!(
+        seen.contains(&format!(r#""fields":[{}]"#, fields.join(","))),
+        "the write touched f0 to f9 and nothing else: {seen}"
+    );
+    ensure!(seen.contains(r#""fields":["stage"]"#), "{seen}");
+    writer.close().await;
+    other.close().await;
+    Ok(())
+}
