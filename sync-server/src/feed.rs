@@ -188,6 +188,31 @@ fn page(
     })
 }
 
+/// One stored write (a row of the feed) as the document holds it.
+pub(crate) struct Write {
+    /// Who made it: the first of its changes whose actor the relay knows.
+    pub(crate) by: Option<PublicKey>,
+    /// The heads it built on, sorted.
+    pub(crate) before: Vec<ChangeHash>,
+    /// The heads it made, sorted; empty if `doc` holds none of it.
+    pub(crate) after: Vec<ChangeHash>,
+}
+
+impl Write {
+    pub(crate) fn of(relay: &Relay, row: &FeedRow, doc: &Automerge) -> Self {
+        let written: Vec<_> = row
+            .changes
+            .iter()
+            .filter_map(|hash| doc.get_change_by_hash(hash))
+            .collect();
+        let by = written
+            .iter()
+            .find_map(|change| relay.key_of_actor(change.actor_id().to_bytes()));
+        let (before, after) = bounds(written.iter().map(|c| (c.hash(), c.deps())));
+        Self { by, before, after }
+    }
+}
+
 /// The heads a set of changes (hash, dependencies) built on (their
 /// dependencies outside the set) and the heads it made (its changes no
 /// other of it depends on), each sorted.
@@ -215,15 +240,7 @@ fn bounds<'a>(
 /// made, however many changes it carried (a document written whole at
 /// once, say, is one write of all its changes).
 fn entry(relay: &Relay, ws: &str, row: &FeedRow, doc: &Automerge) -> ChangeEntry {
-    let written: Vec<_> = row
-        .changes
-        .iter()
-        .filter_map(|hash| doc.get_change_by_hash(hash))
-        .collect();
-    let by = written
-        .iter()
-        .find_map(|change| relay.key_of_actor(change.actor_id().to_bytes()));
-    let (before, after) = bounds(written.iter().map(|c| (c.hash(), c.deps())));
+    let Write { by, before, after } = Write::of(relay, row, doc);
     let mut fields = BTreeSet::new();
     if !after.is_empty() {
         for patch in doc.diff(&before, &after) {

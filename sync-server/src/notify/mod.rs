@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use automerge::{Automerge, ChangeHash, ReadDoc};
+use automerge::{Automerge, ChangeHash};
 use rapport_model::api::Notification;
 use rapport_model::{Date, Header, Kind, Task, Thread};
 use rapport_protocol::ids::{DocumentId, PublicKey, UnixMillis};
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use crate::access::Access;
-use crate::feed::headline;
+use crate::feed::{Write, headline};
 use crate::relay::{Relay, lock, now};
 use crate::storage::{FeedRow, StoreError};
 pub use mail::MailError;
@@ -199,34 +199,31 @@ fn from_row(relay: &Relay, kinds: &mut Kinds, row: &FeedRow) -> Made {
         return Vec::new();
     };
     kinds.insert(row.document, Some(header.kind));
-    let mut made = Vec::new();
-    for hash in &row.changes {
-        let Some(change) = doc.get_change_by_hash(hash) else {
-            continue;
-        };
-        let by = relay.key_of_actor(change.actor_id().to_bytes());
-        let deps = change.deps().to_vec();
-        let (Ok(before), Ok(after)) = (doc.fork_at(&deps), doc.fork_at(&[*hash])) else {
-            continue;
-        };
-        let about = Happened {
-            relay,
-            ws: &ws,
-            document: row.document,
-            by,
-            at: row.at,
-            hash: *hash,
-        };
-        match header.kind {
-            Kind::Thread => made.extend(about.mentions(&before, &after)),
-            Kind::Task => made.extend(about.assignments(&before, &after)),
-            Kind::Customer | Kind::Requirements => {}
-        }
+    // The write as a whole, however many changes it carried: the document
+    // at the heads it built on, and at the heads it made.
+    let Write { by, before, after } = Write::of(relay, row, &doc);
+    let (Some(&hash), Ok(before), Ok(after)) =
+        (after.last(), doc.fork_at(&before), doc.fork_at(&after))
+    else {
+        return Vec::new();
+    };
+    let about = Happened {
+        relay,
+        ws: &ws,
+        document: row.document,
+        by,
+        at: row.at,
+        hash,
+    };
+    match header.kind {
+        Kind::Thread => about.mentions(&before, &after),
+        Kind::Task => about.assignments(&before, &after),
+        Kind::Customer | Kind::Requirements => Vec::new(),
     }
-    made
 }
 
-/// One change to one document, as the notifier looks at it.
+/// One write to one document, as the notifier looks at it; `hash` is the
+/// last of the heads it made (its one change, most often).
 struct Happened<'a> {
     relay: &'a Relay,
     ws: &'a str,
