@@ -78,10 +78,10 @@ pub struct TypingArgs {
     /// not arrived by then counts as missing.
     #[arg(long, default_value_t = 10.0)]
     drain_seconds: f64,
-    /// After the sweep, with every peer gone, wait this long and read the
-    /// server's resident memory again, against its memory before the
-    /// upload (with `--relay-pid`); 0 skips it. Give our relay an idle
-    /// period (`--unload-idle-after-secs`) under half of it.
+    /// After the sweep, with every peer gone and the server settled, wait
+    /// this long and read the server's resident memory again, against its
+    /// memory before the upload (with `--relay-pid`); 0 skips it. Give our
+    /// relay an idle period (`--unload-idle-after-secs`) under half of it.
     #[arg(long, default_value_t = 0)]
     idle_seconds: u64,
 }
@@ -179,10 +179,13 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
     }
     let mut progress = Progress::new();
     let base = prepare_base(&args.document, &mut progress)?;
-    // With a live replica it is the `live-replica` scenario: a report,
-    // and a section of BENCHMARKS.md, of its own.
+    // With a live replica it is the `live-replica` scenario, with an idle
+    // period after it `idle-after-typing`: each a report, and a section of
+    // BENCHMARKS.md, of its own.
     let scenario = if args.replicas > 0 {
         "live-replica"
+    } else if args.idle_seconds > 0 {
+        "idle-after-typing"
     } else {
         "typing"
     };
@@ -262,7 +265,7 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
     }
     if args.idle_seconds > 0 {
         progress.step(format!(
-            "every peer left; waiting {} s for the idle period",
+            "every peer left and the server settled; waiting {} s for the idle period",
             args.idle_seconds
         ));
         tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
@@ -287,7 +290,8 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
             after.zip(at_start).map(|(a, s)| a as f64 / s.max(1) as f64),
         );
         report.note(format!(
-            "memory after the idle period: read {} s after the last peer of the sweep left",
+            "memory after the idle period: read {} s after the sweep's last run ended and the \
+             server's CPU settled (every peer gone)",
             args.idle_seconds
         ));
     }

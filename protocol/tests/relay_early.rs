@@ -493,8 +493,10 @@ fn a_peer_that_lags_hears_from_the_relay_when_it_answers_or_the_timer_fires() {
 #[test]
 fn the_filter_sent_to_a_peer_that_lags_covers_what_it_was_sent_not_its_lag() {
     // automerge's filter would hold all 400 changes peer 2 has not
-    // confirmed (10 bits each: 500 bytes); peer 2 holds at most the few
-    // dozen it was sent, which are all it could offer back.
+    // confirmed (10 bits each: 500 bytes); peer 2 holds at most what it
+    // was sent, which is all it could offer back: a few dozen, since the
+    // owed-heads timer did not fire (each tick sends a lagging peer what
+    // is new, and the filter then grows with that).
     let mut sim = peer_2_behind_by(400, 12);
     sim.deliver(2);
     let before = sim.down[2].len();

@@ -188,10 +188,12 @@ fn page(
     })
 }
 
-/// One stored write (a row of the feed) as the document holds it.
-pub(crate) struct Write {
-    /// Who made it: the first of its changes whose actor the relay knows.
-    pub(crate) by: Option<PublicKey>,
+/// One stored write (a row of the feed) as the document holds it, or the
+/// part of one made by one author.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Write<A = Option<PublicKey>> {
+    /// Who made it.
+    pub(crate) by: A,
     /// The heads it built on, sorted.
     pub(crate) before: Vec<ChangeHash>,
     /// The heads it made, sorted; empty if `doc` holds none of it.
@@ -199,18 +201,62 @@ pub(crate) struct Write {
 }
 
 impl Write {
+    /// The write as a whole, credited to the first of its changes whose
+    /// actor the relay knows.
     pub(crate) fn of(relay: &Relay, row: &FeedRow, doc: &Automerge) -> Self {
-        let written: Vec<_> = row
-            .changes
-            .iter()
-            .filter_map(|hash| doc.get_change_by_hash(hash))
-            .collect();
+        let written = written(row, doc);
         let by = written
             .iter()
             .find_map(|change| relay.key_of_actor(change.actor_id().to_bytes()));
         let (before, after) = bounds(written.iter().map(|c| (c.hash(), c.deps())));
         Self { by, before, after }
     }
+
+    /// The write split by who made each change, in the order each first
+    /// appears. Most often one part: a write is one peer's message, but
+    /// changes queued from another peer (waiting for a dependency this
+    /// message brought) land with it.
+    pub(crate) fn by_author(relay: &Relay, row: &FeedRow, doc: &Automerge) -> Vec<Self> {
+        let written = written(row, doc);
+        let authored = written.iter().map(|change| {
+            let by = relay.key_of_actor(change.actor_id().to_bytes());
+            (change.hash(), change.deps(), by)
+        });
+        split_by_author(authored.collect())
+    }
+}
+
+/// The changes of `row` that `doc` holds, in the row's order.
+fn written(row: &FeedRow, doc: &Automerge) -> Vec<automerge::Change> {
+    row.changes
+        .iter()
+        .filter_map(|hash| doc.get_change_by_hash(hash))
+        .collect()
+}
+
+/// Changes (hash, dependencies, author) as one [`Write`] per author.
+fn split_by_author<A: PartialEq>(changes: Vec<(ChangeHash, &[ChangeHash], A)>) -> Vec<Write<A>> {
+    let mut authors: Vec<A> = Vec::new();
+    let mut parts: Vec<Vec<(ChangeHash, &[ChangeHash])>> = Vec::new();
+    for (hash, deps, by) in changes {
+        let at = match authors.iter().position(|a| *a == by) {
+            Some(at) => at,
+            None => {
+                authors.push(by);
+                parts.push(Vec::new());
+                parts.len() - 1
+            }
+        };
+        parts[at].push((hash, deps));
+    }
+    authors
+        .into_iter()
+        .zip(parts)
+        .map(|(by, part)| {
+            let (before, after) = bounds(part.into_iter());
+            Write { by, before, after }
+        })
+        .collect()
 }
 
 /// The heads a set of changes (hash, dependencies) built on (their
@@ -364,6 +410,34 @@ mod tests {
 
     fn hash(n: u8) -> ChangeHash {
         ChangeHash([n; 32])
+    }
+
+    #[test]
+    fn a_write_of_two_authors_is_two_parts_each_bounded_by_its_own_changes() {
+        // Author 1 wrote a <- b on x; author 2's c (queued, waiting for b)
+        // landed in the same write.
+        let (x, a, b, c) = (hash(1), hash(3), hash(4), hash(5));
+        let (on_x, on_a, on_b) = ([x], [a], [b]);
+        let parts = split_by_author(vec![
+            (a, &on_x[..], 1),
+            (b, &on_a[..], 1),
+            (c, &on_b[..], 2),
+        ]);
+        assert_eq!(
+            parts,
+            vec![
+                Write {
+                    by: 1,
+                    before: vec![x],
+                    after: vec![b]
+                },
+                Write {
+                    by: 2,
+                    before: vec![b],
+                    after: vec![c]
+                },
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 # server, side by side, with `rapport bench`; writes BENCHMARKS.md.
 #
 # Usage: tests/bench/compare.sh [--quick | --moderate | --full]
-#          [--scenarios typing,typing-empty,cold-sync,ingest,idle,replica,live-replica,many-docs]
+#          [--scenarios typing,typing-empty,idle-after-typing,cold-sync,ingest,idle,replica,live-replica,many-docs]
 #          [--out FILE]
 #
 # For each scenario it starts a fresh server (our relay with tokens, as
@@ -14,8 +14,10 @@
 # every data folder is a temporary one, removed at the end. Each run has a
 # time bound (`timeout`), and so does every wait. live-replica (a real
 # rapport-client replica in live sync while LIVE_EDITORS type) runs against
-# our relay with tokens only, and many-docs starts our relay itself (with
-# tokens): the JS server has no counterpart to either. An existing
+# our relay with tokens only; idle-after-typing (LIVE_EDITORS type, then
+# every peer leaves and the relay's memory is read after its idle period)
+# against our relay alone, with tokens and without; many-docs starts our
+# relay itself (with tokens): the JS server has no counterpart to these. An existing
 # `## web app` section of FILE (tests/bench/web.sh --write) is kept.
 #
 # Sizes come from the profile and may be overridden one by one through the
@@ -32,7 +34,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 profile=quick
-scenarios="typing,typing-empty,cold-sync,ingest,idle,replica,live-replica,many-docs"
+scenarios="typing,typing-empty,idle-after-typing,cold-sync,ingest,idle,replica,live-replica,many-docs"
 out="$root/BENCHMARKS.md"
 command_line="tests/bench/compare.sh $*"
 while [ $# -gt 0 ]; do
@@ -172,11 +174,8 @@ IFS=, read -r -a wanted <<<"$scenarios"
 for scenario in "${wanted[@]}"; do
   case "$scenario" in
     typing)
-      # Our relay's idle period is 5 s: 15 s after the sweep's last peer
-      # left, the document has left its memory.
-      run_pair typing 3600 --unload-idle-after-secs 5 -- \
-        --editors "$EDITORS" --seconds "$TYPING_SECONDS" --trace-edits "$TRACE_EDITS" \
-        --idle-seconds 15 ;;
+      run_pair typing 3600 -- \
+        --editors "$EDITORS" --seconds "$TYPING_SECONDS" --trace-edits "$TRACE_EDITS" ;;
     typing-empty)
       run_pair typing-empty 1800 -- --editors "$EMPTY_EDITORS" --seconds "$TYPING_SECONDS" --empty ;;
     cold-sync)
@@ -205,6 +204,26 @@ for scenario in "${wanted[@]}"; do
         echo "compare.sh: live-replica failed or passed its 1800s bound" >&2
       fi
       stop_server ;;
+    idle-after-typing)
+      # Ours alone (the JS server keeps documents in memory): 16 editors on
+      # the pre-grown document, then every peer leaves. The relay's idle
+      # period is 5 s: 15 s later the document has left its memory. A run
+      # of its own, so that the sweep above runs with the default period.
+      for which in ours ours-open; do
+        open=(--open) label="rapport without tokens"
+        [ "$which" = ours ] && open=() label=rapport
+        start_server "$which" --unload-idle-after-secs 5
+        echo "== idle-after-typing against $label ($url)" >&2
+        file="$work/$(printf %02d "${#results[@]}")-idle-after-typing-$which.json"
+        if timeout 900 "$rapport" --json bench typing --relay "$url" "${open[@]}" \
+            --relay-pid "$server_pid" --label "$label" --editors "$LIVE_EDITORS" \
+            --seconds "$TYPING_SECONDS" --trace-edits "$TRACE_EDITS" --idle-seconds 15 >"$file"; then
+          results+=("$file")
+        else
+          echo "compare.sh: idle-after-typing against $label failed or passed its 900s bound" >&2
+        fi
+        stop_server
+      done ;;
     many-docs)
       # The bench starts (and restarts, and stops) our relay itself, with tokens.
       echo "== many-docs" >&2

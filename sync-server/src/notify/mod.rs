@@ -199,31 +199,36 @@ fn from_row(relay: &Relay, kinds: &mut Kinds, row: &FeedRow) -> Made {
         return Vec::new();
     };
     kinds.insert(row.document, Some(header.kind));
-    // The write as a whole, however many changes it carried: the document
-    // at the heads it built on, and at the heads it made.
-    let Write { by, before, after } = Write::of(relay, row, &doc);
-    let (Some(&hash), Ok(before), Ok(after)) =
-        (after.last(), doc.fork_at(&before), doc.fork_at(&after))
-    else {
-        return Vec::new();
-    };
-    let about = Happened {
-        relay,
-        ws: &ws,
-        document: row.document,
-        by,
-        at: row.at,
-        hash,
-    };
-    match header.kind {
-        Kind::Thread => about.mentions(&before, &after),
-        Kind::Task => about.assignments(&before, &after),
-        Kind::Customer | Kind::Requirements => Vec::new(),
+    // Each author's part of the write as a whole, however many changes it
+    // carried: the document at the heads it built on, and at the heads it
+    // made.
+    let mut made = Vec::new();
+    for Write { by, before, after } in Write::by_author(relay, row, &doc) {
+        let (Some(&hash), Ok(before), Ok(after)) =
+            (after.last(), doc.fork_at(&before), doc.fork_at(&after))
+        else {
+            continue;
+        };
+        let about = Happened {
+            relay,
+            ws: &ws,
+            document: row.document,
+            by,
+            at: row.at,
+            hash,
+        };
+        match header.kind {
+            Kind::Thread => made.extend(about.mentions(&before, &after)),
+            Kind::Task => made.extend(about.assignments(&before, &after)),
+            Kind::Customer | Kind::Requirements => {}
+        }
     }
+    made
 }
 
-/// One write to one document, as the notifier looks at it; `hash` is the
-/// last of the heads it made (its one change, most often).
+/// One author's part of a write to one document, as the notifier looks at
+/// it; `hash` is the last of the heads it made (its one change, most
+/// often).
 struct Happened<'a> {
     relay: &'a Relay,
     ws: &'a str,

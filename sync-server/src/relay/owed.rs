@@ -38,7 +38,15 @@ impl Relay {
                 let Some(slot) = lock(&self.docs).get(&id).cloned() else {
                     continue;
                 };
-                let mut slot = slot.lock().await;
+                // A document busy with a commit (an fsync, a round trip to
+                // the cluster) is tried again on the next tick rather than
+                // waited for: the other documents' peers, and peers that
+                // lag (which hear from the relay only with their own
+                // messages and these ticks), are not held up behind it.
+                let Ok(mut slot) = slot.try_lock() else {
+                    self.note_heads_owed(id);
+                    continue;
+                };
                 if let Some(doc) = slot.doc.as_mut() {
                     doc.answer_owed();
                     self.flush(doc);
