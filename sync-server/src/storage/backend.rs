@@ -14,7 +14,7 @@ use redb::{Database, DatabaseError, StorageBackend};
 /// peers) within the run-to-run spread at 3 MiB (18,275–18,890 against
 /// 17,766–18,686 a second) and about 4 % slower at 1 MiB; the relay's
 /// resident memory after the pre-grown document's upload and idle period
-/// 25.9 against 34.7 MiB.
+/// 25.3 against 33.9 MiB.
 const CACHE_BYTES: usize = 3 << 20;
 
 /// Opens the database file. The default keeps it in a plain file; an
