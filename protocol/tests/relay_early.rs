@@ -454,6 +454,19 @@ fn peer_2_behind_by(lag: i64, seed: u64) -> Sim {
     sim
 }
 
+/// Peer 2 reads the oldest message the relay sent it, and the relay takes
+/// its reply and answers; the relay's messages to it meanwhile.
+fn peer_2_reads_one(sim: &mut Sim) -> Vec<Message> {
+    sim.deliver(2);
+    let before = sim.down[2].len();
+    while let Some(message) = sim.up[2].pop_front() {
+        sim.relay_receive(2, &message);
+    }
+    sim.relay.answer();
+    sim.collect();
+    sim.down[2].iter().skip(before).cloned().collect()
+}
+
 #[test]
 fn a_peer_that_lags_hears_from_the_relay_when_it_answers_or_the_timer_fires() {
     let mut sim = peer_2_behind_by(100, 11);
@@ -477,14 +490,11 @@ fn a_peer_that_lags_hears_from_the_relay_when_it_answers_or_the_timer_fires() {
         "carrying the changes typed meanwhile"
     );
     // Peer 2 reads its oldest message and answers: the relay answers that.
-    sim.deliver(2);
-    let before = sim.down[2].len();
-    while let Some(message) = sim.up[2].pop_front() {
-        sim.relay_receive(2, &message);
-    }
-    sim.relay.answer();
-    sim.collect();
-    assert_eq!(sim.down[2].len(), before + 1, "one answer to its message");
+    assert_eq!(
+        peer_2_reads_one(&mut sim).len(),
+        1,
+        "one answer to its message"
+    );
     sim.run_until_quiescent();
     sim.assert_converged();
     assert_eq!(value(&sim.clients[2], "n"), Some(119));
@@ -498,15 +508,9 @@ fn the_filter_sent_to_a_peer_that_lags_covers_what_it_was_sent_not_its_lag() {
     // owed-heads timer did not fire (each tick sends a lagging peer what
     // is new, and the filter then grows with that).
     let mut sim = peer_2_behind_by(400, 12);
-    sim.deliver(2);
-    let before = sim.down[2].len();
-    while let Some(message) = sim.up[2].pop_front() {
-        sim.relay_receive(2, &message);
-    }
-    sim.relay.answer();
-    sim.collect();
-    let Some(Message::Sync(message)) = sim.down[2].get(before) else {
-        panic!("the relay answers peer 2");
+    let answer = peer_2_reads_one(&mut sim);
+    let Some(Message::Sync(message)) = answer.first() else {
+        panic!("the relay answers peer 2: {answer:?}");
     };
     let decoded = automerge::sync::Message::decode(&message.data).unwrap();
     let bloom = decoded.have[0].bloom.to_bytes().len();
