@@ -261,17 +261,12 @@ async fn measure(args: &ManyDocsArgs, data: &Path, progress: &mut Progress) -> R
     ));
     tokio::time::sleep(Duration::from_secs(args.idle_seconds * 2 + 5)).await;
     let after = watched.sample().map(|s| s.rss_bytes);
-    report.single(
+    report.memory_after_idle(
         &case,
         "resident memory after the idle period",
-        Unit::Bytes,
-        after.map(|b| b as f64),
-    );
-    report.single(
-        &case,
-        "after the idle period / after the start",
-        Unit::Ratio,
-        after.zip(at_start).map(|(a, s)| a as f64 / s.max(1) as f64),
+        after,
+        "after the start",
+        at_start,
     );
     server.stop()?;
     report.note(format!(

@@ -79,6 +79,25 @@ impl Report {
         });
     }
 
+    /// The server's resident memory after an idle period (`measure`), and
+    /// its ratio to the memory `base` read `since` (`after the start`).
+    pub(crate) fn memory_after_idle(
+        &mut self,
+        case: &str,
+        measure: &str,
+        after: Option<u64>,
+        since: &str,
+        base: Option<u64>,
+    ) {
+        self.single(case, measure, Unit::Bytes, after.map(|b| b as f64));
+        self.single(
+            case,
+            &format!("after the idle period / {since}"),
+            Unit::Ratio,
+            after.zip(base).map(|(a, s)| a as f64 / s.max(1) as f64),
+        );
+    }
+
     pub(crate) fn samples(&mut self, case: &str, measure: &str, summary: Summary) {
         self.rows.push(Row {
             case: case.to_owned(),

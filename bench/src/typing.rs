@@ -277,17 +277,12 @@ pub async fn run(args: &TypingArgs) -> Result<Report> {
             Unit::Bytes,
             at_start.map(|b| b as f64),
         );
-        report.single(
+        report.memory_after_idle(
             &case,
             "server resident memory after the idle period",
-            Unit::Bytes,
-            after.map(|b| b as f64),
-        );
-        report.single(
-            &case,
-            "after the idle period / before the upload",
-            Unit::Ratio,
-            after.zip(at_start).map(|(a, s)| a as f64 / s.max(1) as f64),
+            after,
+            "before the upload",
+            at_start,
         );
         report.note(format!(
             "memory after the idle period: read {} s after the sweep's last run ended and the \

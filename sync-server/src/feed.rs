@@ -234,24 +234,20 @@ fn written(row: &FeedRow, doc: &Automerge) -> Vec<automerge::Change> {
         .collect()
 }
 
+/// Changes (hash, dependencies) of one author.
+type Part<'a> = Vec<(ChangeHash, &'a [ChangeHash])>;
+
 /// Changes (hash, dependencies, author) as one [`Write`] per author.
 fn split_by_author<A: PartialEq>(changes: Vec<(ChangeHash, &[ChangeHash], A)>) -> Vec<Write<A>> {
-    let mut authors: Vec<A> = Vec::new();
-    let mut parts: Vec<Vec<(ChangeHash, &[ChangeHash])>> = Vec::new();
+    let mut parts: Vec<(A, Part<'_>)> = Vec::new();
     for (hash, deps, by) in changes {
-        let at = match authors.iter().position(|a| *a == by) {
-            Some(at) => at,
-            None => {
-                authors.push(by);
-                parts.push(Vec::new());
-                parts.len() - 1
-            }
-        };
-        parts[at].push((hash, deps));
+        match parts.iter_mut().find(|(author, _)| *author == by) {
+            Some((_, part)) => part.push((hash, deps)),
+            None => parts.push((by, vec![(hash, deps)])),
+        }
     }
-    authors
+    parts
         .into_iter()
-        .zip(parts)
         .map(|(by, part)| {
             let (before, after) = bounds(part.into_iter());
             Write { by, before, after }
